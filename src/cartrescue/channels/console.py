@@ -1,0 +1,47 @@
+"""A channel that writes messages to a stream instead of sending them."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from ..errors import ConfigError
+from ..logmask import mask_contact
+from ..models import ChannelKind, Message, Receipt
+
+__all__ = ["ConsoleChannel"]
+
+
+class ConsoleChannel:
+    """Writes each message to ``stream`` (standard output by default).
+
+    Used by ``cartrescue demo``; useful while writing templates. ``mask`` hides the
+    recipient's number or address.
+    """
+
+    def __init__(
+        self, kind: ChannelKind = "sms", *, stream: TextIO | None = None, mask: bool = True
+    ) -> None:
+        if kind not in ("sms", "whatsapp", "email"):
+            raise ConfigError(f"unknown channel kind {kind!r}", key="kind")
+        self.kind: ChannelKind = kind
+        self._stream = stream
+        self._mask = mask
+        self.sent = 0
+
+    def send(self, message: Message) -> Receipt:
+        out = self._stream or sys.stdout
+        to = mask_contact(message.to) if self._mask else message.to
+        content = message.content
+        out.write(f"--- {message.channel} to {to} · step {message.step} · {message.key}\n")
+        if content.subject:
+            out.write(f"Subject: {content.subject}\n")
+        if content.template:
+            out.write(f"[template {content.template} ({content.language})]\n")
+        out.write(content.text.rstrip("\n") + "\n")
+        out.flush()
+        self.sent += 1
+        return Receipt(provider="console", provider_id=f"console-{self.sent}")
+
+    def close(self) -> None:
+        """Nothing to release."""

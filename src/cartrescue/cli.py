@@ -1,0 +1,394 @@
+"""The ``cartrescue`` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import TextIO
+
+from . import __version__
+from .channels.console import ConsoleChannel
+from .clock import FrozenClock, utc_now
+from .config import Config, load_config
+from .doctor import Problem, SelfCheck
+from .engine import Recovery, RunReport
+from .errors import CartRescueError, ConfigError, StoreError
+from .logmask import mask_contact
+from .models import normalize_email, normalize_phone
+from .registry import CHANNELS, CONNECTORS, discover
+from .store.sqlite import SQLiteStore
+from .testing.demo import DemoConnector, demo_shop
+
+__all__ = ["EXIT_CONFIG", "EXIT_FAILED", "EXIT_OK", "main"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+"""The pass did not complete, or a check found problems."""
+EXIT_USAGE = 2
+EXIT_CONFIG = 3
+"""The configuration is wrong: nothing ran."""
+
+Handler = Callable[[argparse.Namespace, TextIO], int]
+
+
+def _setup_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity < 0 else logging.INFO if verbosity == 0 else logging.DEBUG
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def _config(args: argparse.Namespace) -> Config:
+    return load_config(args.config)
+
+
+def _print_messages(report: RunReport, out: TextIO) -> None:
+    for message in report.messages:
+        content = message.content
+        out.write(
+            f"--- {message.channel} to {mask_contact(message.to)} · step {message.step}"
+            f" · locale {message.locale} · {message.key}\n"
+        )
+        if content.subject:
+            out.write(f"Subject: {content.subject}\n")
+        if content.template:
+            out.write(f"[WhatsApp template {content.template} ({content.language})]\n")
+        out.write(content.text.rstrip() + "\n")
+
+
+def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
+    config = _config(args)
+    store = config.store()
+    try:
+        recovery = config.recovery(store=store)
+        report = recovery.run(dry_run=args.dry_run)
+    finally:
+        store.close()
+    if args.dry_run:
+        _print_messages(report, out)
+    out.write(report.summary() + "\n")
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
+    today = utc_now().date()
+    clock = FrozenClock(datetime(today.year, today.month, today.day, 13, 0, tzinfo=UTC))
+    shop = demo_shop()
+    store = SQLiteStore(args.store or ":memory:")
+    # The demo shop "switched cartrescue on" three days ago, so older steps show too.
+    store.start_at(clock() - timedelta(days=3))
+    channels = [ConsoleChannel(kind, stream=out) for kind in ("sms", "whatsapp", "email")]
+    recovery = Recovery(DemoConnector(clock=clock), channels, store, clock=clock, shop=shop)
+    out.write(
+        f"cartrescue demo: {shop.name}, a made-up shop; nothing leaves this machine.\n"
+        f"Time of the pass: {clock():%Y-%m-%d %H:%M} UTC\n\n"
+    )
+    report = recovery.run()
+    out.write("\n" + report.summary() + "\n")
+    store.close()
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _fmt_time(value: datetime | None) -> str:
+    return "never" if value is None else f"{value:%Y-%m-%d %H:%M} UTC"
+
+
+def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
+    config = _config(args)
+    with config.store() as store:
+        now = utc_now()
+        stats = store.stats(now)
+    if args.json:
+        out.write(
+            json.dumps(
+                {
+                    "checkouts_seen": stats.checkouts_seen,
+                    "checkouts_by_status": stats.checkouts_by_status,
+                    "messages": [
+                        {"step": s, "channel": c, "status": st, "count": n}
+                        for (s, c, st), n in sorted(stats.messages.items())
+                    ],
+                    "messaged_checkouts": stats.messaged_checkouts,
+                    "conversions": stats.conversions,
+                    "recovered": stats.recovered,
+                    "recovery_rate": stats.recovery_rate,
+                    "revenue_recovered": {k: str(v) for k, v in stats.revenue_recovered.items()},
+                    "clicks": stats.clicks,
+                    "opt_outs": stats.opt_outs,
+                    "bad_payloads": stats.bad_payloads,
+                    "last_pass_completed": stats.last_pass_completed.isoformat()
+                    if stats.last_pass_completed
+                    else None,
+                    "last_pass_error": stats.last_pass_error,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+        return EXIT_OK
+    out.write(f"Checkouts seen:      {stats.checkouts_seen}\n")
+    for status, n in sorted(stats.checkouts_by_status.items()):
+        out.write(f"  {status:<22} {n}\n")
+    out.write("Messages (step, channel, outcome):\n")
+    if not stats.messages:
+        out.write("  none yet\n")
+    for (step, channel, status), n in sorted(stats.messages.items()):
+        out.write(f"  step {step} {channel:<9} {status:<8} {n}\n")
+    rate = stats.recovery_rate
+    out.write(f"Conversions:         {dict(stats.conversions) or 'none'}\n")
+    out.write(
+        f"Recovered:           {stats.recovered} of {stats.messaged_checkouts} messaged"
+        f" ({'-' if rate is None else f'{rate:.1%}'})\n"
+    )
+    revenue = ", ".join(f"{v} {k}" for k, v in sorted(stats.revenue_recovered.items())) or "0"
+    out.write(f"Revenue recovered:   {revenue}\n")
+    out.write(f"Link clicks:         {stats.clicks}\n")
+    out.write(f"Opt-outs:            {stats.opt_outs}\n")
+    out.write(f"Bad payloads:        {stats.bad_payloads}\n")
+    for reason, n in sorted(stats.skip_reasons.items()):
+        out.write(f"  {reason}: {n}\n")
+    out.write(f"Last pass completed: {_fmt_time(stats.last_pass_completed)}\n")
+    if stats.last_pass_error:
+        out.write(f"Last pass FAILED:    {stats.last_pass_error}\n")
+    stale = _stale(stats.last_pass_completed, config)
+    if stale:
+        out.write(f"WARNING: {stale}\n")
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _stale(last: datetime | None, config: Config) -> str | None:
+    limit = config.run_interval * 3
+    if last is not None and utc_now() - last > limit:
+        return (
+            f"no pass has completed for {utc_now() - last}; runs are expected every "
+            f"{config.run_interval} — is the cron job or timer still firing?"
+        )
+    return None
+
+
+def _contact(raw: str) -> str:
+    try:
+        value = normalize_email(raw) if "@" in raw else normalize_phone(raw)
+    except ValueError as err:
+        raise ConfigError(
+            f"{raw!r}: {err} (give an email or a phone number in +E.164 form)"
+        ) from None
+    if value is None:
+        raise ConfigError("give an email or a phone number")
+    return value.lower()
+
+
+def cmd_optout(args: argparse.Namespace, out: TextIO) -> int:
+    config = _config(args)
+    with config.store() as store:
+        if args.action == "list":
+            for entry in store.list_optouts():
+                out.write(
+                    f"{entry.contact}\t{entry.channel}\t{entry.source}\t{_fmt_time(entry.at)}\n"
+                )
+            return EXIT_OK
+        if not args.contact:
+            raise ConfigError(f"optout {args.action} needs an email or phone number")
+        contact = _contact(args.contact)
+        if args.action == "add":
+            store.add_optout(contact, args.channel, "cli", utc_now())
+            out.write(f"opted out {contact} ({args.channel})\n")
+        else:
+            removed = store.remove_optout(contact, args.channel)
+            out.write(f"removed {removed} opt-out(s) for {contact}\n")
+    return EXIT_OK
+
+
+def cmd_forget(args: argparse.Namespace, out: TextIO) -> int:
+    config = _config(args)
+    contact = _contact(args.contact)
+    with config.store() as store:
+        removed = store.forget(contact)
+    out.write(f"erased {removed} row(s) naming {contact}; an opt-out is kept as a one-way hash\n")
+    return EXIT_OK
+
+
+def cmd_init(args: argparse.Namespace, out: TextIO) -> int:
+    target = Path(args.directory)
+    target.mkdir(parents=True, exist_ok=True)
+    config_path = target / "cartrescue.toml"
+    if config_path.exists() and not args.force:
+        raise ConfigError(f"{config_path} exists; use --force to overwrite")
+    config_path.write_text(init_config_text(), encoding="utf-8")
+    templates = target / "templates"
+    defaults = resources.files("cartrescue").joinpath("templates")
+    copied = 0
+    for channel in defaults.iterdir():
+        if not channel.is_dir():
+            continue
+        for template in channel.iterdir():
+            destination = templates / channel.name / template.name
+            if destination.exists() and not args.force:
+                continue
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            with resources.as_file(template) as source:
+                shutil.copyfile(source, destination)
+            copied += 1
+    out.write(
+        f"wrote {config_path} and {copied} template(s) under {templates}/\n"
+        f"Next: fill in the [connector] and [channels.*] tables, then\n"
+        f"  cartrescue doctor --config {config_path}\n"
+        f"  cartrescue run --config {config_path} --dry-run\n"
+    )
+    return EXIT_OK
+
+
+def init_config_text() -> str:
+    """The commented ``cartrescue.toml`` that ``init`` writes."""
+    return resources.files("cartrescue").joinpath("data/cartrescue.toml").read_text("utf-8")
+
+
+def doctor_problems(config: Config) -> list[Problem]:
+    """Every problem ``doctor`` finds, read-only."""
+    problems: list[Problem] = []
+    for group in (CONNECTORS, CHANNELS):
+        for plugin in discover(group):
+            if plugin.error:
+                problems.append(
+                    Problem(
+                        "plugins",
+                        f"{plugin.name} from {plugin.package} does not load: {plugin.error}",
+                        f"reinstall or remove the package {plugin.package}",
+                        "warning",
+                    )
+                )
+    parts: list[object] = []
+    for area, build in (("connector", config.connector), ("channels", config.channels)):
+        try:
+            built = build()
+        except ConfigError as err:
+            problems.append(
+                Problem(err.key or area, str(err), "correct the key in cartrescue.toml")
+            )
+            continue
+        parts.extend(built.values() if isinstance(built, dict) else [built])
+    for part in parts:
+        if isinstance(part, SelfCheck):
+            try:
+                problems.extend(part.check())
+            except CartRescueError as err:
+                problems.append(Problem(type(part).__name__, str(err), "see the message"))
+    try:
+        config.renderer()
+    except CartRescueError as err:
+        problems.append(Problem("templates", str(err), "fix the template"))
+    try:
+        with SQLiteStore(config.store_path()) as store:
+            stats = store.stats(utc_now())
+        stale = _stale(stats.last_pass_completed, config)
+        if stale:
+            problems.append(Problem("schedule", stale, "check crontab -l or systemctl list-timers"))
+        if stats.last_pass_error:
+            problems.append(
+                Problem("last pass", stats.last_pass_error, "see the run's log", "warning")
+            )
+    except StoreError as err:
+        problems.append(
+            Problem("store", str(err), "check [store] path and its folder's permissions")
+        )
+    return problems
+
+
+def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
+    config = _config(args)
+    problems = doctor_problems(config)
+    if not problems:
+        out.write("All checks passed.\n")
+        return EXIT_OK
+    for problem in problems:
+        out.write(
+            f"[{problem.severity}] {problem.area}: {problem.message}\n    fix: {problem.fix}\n"
+        )
+    return EXIT_FAILED if any(p.severity == "error" for p in problems) else EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cartrescue",
+        description="Win back abandoned checkouts by SMS, WhatsApp and email.",
+        epilog="Exit codes: 0 ok, 1 the pass failed or a check found problems, "
+        "2 wrong usage, 3 configuration error.",
+    )
+    parser.add_argument("--version", action="version", version=f"cartrescue {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        command.set_defaults(handler=handler)
+        return command
+
+    def with_config(command: argparse.ArgumentParser) -> None:
+        command.add_argument(
+            "--config",
+            "-c",
+            default="cartrescue.toml",
+            metavar="FILE",
+            help="the configuration file (default: ./cartrescue.toml)",
+        )
+
+    run = add("run", cmd_run, "one recovery pass: fetch, decide, send, record")
+    with_config(run)
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="render and print what would be sent; send and record nothing",
+    )
+    demo = add(
+        "demo", cmd_demo, "a full pass against a made-up shop, printed; no network, no config"
+    )
+    demo.add_argument("--store", help="keep the demo's store in this file (default: in memory)")
+    stats = add("stats", cmd_stats, "checkouts, messages, conversions and the last completed pass")
+    with_config(stats)
+    stats.add_argument("--json", action="store_true", help="print JSON")
+    optout = add("optout", cmd_optout, "add, remove or list opt-outs")
+    optout.add_argument("action", choices=("add", "remove", "list"))
+    optout.add_argument("contact", nargs="?", help="email or +E.164 phone number")
+    optout.add_argument("--channel", default="*", choices=("*", "sms", "whatsapp", "email"))
+    with_config(optout)
+    forget = add("forget", cmd_forget, "erase everything the store knows about a person (GDPR)")
+    forget.add_argument("contact", help="email or +E.164 phone number")
+    with_config(forget)
+    init = add("init", cmd_init, "write a commented cartrescue.toml and templates to customise")
+    init.add_argument("directory", nargs="?", default=".")
+    init.add_argument("--force", action="store_true", help="overwrite existing files")
+    doctor = add(
+        "doctor", cmd_doctor, "read-only checks of config, credentials, templates, schedule"
+    )
+    with_config(doctor)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    quiet = args.quiet or (args.command != "run" and not args.verbose)
+    _setup_logging(-1 if quiet else args.verbose)
+    stream = out or sys.stdout
+    try:
+        code: int = args.handler(args, stream)
+    except ConfigError as err:
+        sys.stderr.write(f"cartrescue: configuration error: {err}\n")
+        return EXIT_CONFIG
+    except CartRescueError as err:
+        sys.stderr.write(f"cartrescue: {err}\n")
+        return EXIT_FAILED
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,99 @@
+"""The Connector protocol: how cartrescue reads a shop.
+
+A connector needs only ``name`` and ``abandoned_checkouts``. The optional capabilities below
+are found by the engine with ``isinstance`` checks, so a connector implements the ones its
+platform supports and nothing else. A connector from another package registers under the
+entry-point group ``cartrescue.connectors``::
+
+    [project.entry-points."cartrescue.connectors"]
+    myshop = "myshop_cartrescue:MyShopConnector"
+
+and is then configured in ``cartrescue.toml`` as ``[connector] type = "myshop"``; the other
+keys of that table are passed to its constructor as keyword arguments (a key ending in
+``_env`` is read from the environment variable it names and passed without the suffix).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from ..models import BadCheckout, Checkout, Discount, DiscountOffer, Purchase
+
+__all__ = [
+    "Connector",
+    "DiscountCapable",
+    "PurchaseLookup",
+    "ShopTimezone",
+    "WebhookCapable",
+]
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """Reads abandoned checkouts from one shop.
+
+    ``name`` is a short, stable identifier (``"shopify"``) used in logs and as the key of the
+    connector's watermark in the store.
+
+    ``abandoned_checkouts(since)`` yields every checkout that was started and not paid and
+    was created or changed after ``since`` (``None``: the connector's own notion of "all
+    recent"). It must be a generator that fetches page by page, so memory stays flat. It
+    yields a :class:`~cartrescue.models.BadCheckout` for an item it cannot map instead of
+    raising, so one bad payload does not end the pass. It raises
+    :class:`~cartrescue.errors.ConnectorError` (or ``ConnectorAuthError``) when the platform
+    cannot be read at all, after the retries that were safe to make. It may yield checkouts
+    that are already completed (``completed_at`` set): the engine counts them as converted.
+    """
+
+    name: str
+
+    def abandoned_checkouts(self, since: datetime | None) -> Iterator[Checkout | BadCheckout]: ...
+
+
+@runtime_checkable
+class PurchaseLookup(Protocol):
+    """Capability: has this contact bought since the checkout was abandoned?
+
+    The engine calls ``find_purchase`` just before it sends a message and caches the answer
+    for the pass. Return the order found (``same_checkout=True`` when it is this checkout,
+    paid), or ``None``. Raise ``ConnectorError`` when the platform cannot be asked; the
+    engine then holds the message rather than risk messaging a buyer.
+    """
+
+    def find_purchase(self, checkout: Checkout) -> Purchase | None: ...
+
+
+@runtime_checkable
+class DiscountCapable(Protocol):
+    """Capability: create a unique, single-use discount code for one checkout.
+
+    Called only when a message that offers a discount is about to be sent. Return the
+    :class:`~cartrescue.models.Discount` with the code and, where the platform can apply a
+    code through a link, the recovery URL that applies it. Raise ``ConnectorError`` on
+    failure; the engine then sends the message without a discount.
+    """
+
+    def create_discount(self, checkout: Checkout, offer: DiscountOffer) -> Discount: ...
+
+
+@runtime_checkable
+class ShopTimezone(Protocol):
+    """Capability: the shop's IANA time zone, the last fallback for quiet hours."""
+
+    def shop_timezone(self) -> str | None: ...
+
+
+@runtime_checkable
+class WebhookCapable(Protocol):
+    """Capability: take pushed checkouts instead of polling.
+
+    ``verify_webhook`` checks the platform's signature over the raw body in constant time
+    and returns whether it is valid. ``checkout_from_webhook`` maps a verified payload to a
+    ``Checkout`` (raising :class:`~cartrescue.errors.BadPayloadError` when it cannot).
+    """
+
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> bool: ...
+
+    def checkout_from_webhook(self, body: bytes) -> Checkout: ...

@@ -1,0 +1,473 @@
+"""The recovery engine: one polling pass is fetch → decide → render → claim → send → record."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from .channels.base import Channel
+from .clock import Clock, utc_now
+from .connectors.base import Connector, DiscountCapable, PurchaseLookup, ShopTimezone
+from .errors import (
+    CartRescueError,
+    ConfigError,
+    ConnectorError,
+    PermanentSendError,
+    SendOutcomeUnknown,
+    TransientSendError,
+)
+from .links import LinkShortener
+from .logmask import mask_contact, mask_text
+from .models import (
+    BadCheckout,
+    ChannelKind,
+    Checkout,
+    Discount,
+    Message,
+    Purchase,
+    ShopInfo,
+)
+from .policy import Decision, History, Policy, StepRecord, contact_keys, decide
+from .render import MessageContext, Renderer, TemplateRenderer
+from .store.base import ConversionKind, Store
+
+__all__ = ["Recovery", "RunReport"]
+
+log = logging.getLogger("cartrescue.engine")
+
+Unsubscribe = Callable[[str, ChannelKind], str]
+"""Given a recipient and a channel, the one-click unsubscribe URL to put in the message."""
+
+
+@dataclass
+class RunReport:
+    """What one pass did. ``counts`` maps an outcome (``sent``, ``held: quiet hours``, …) to
+    how many checkouts had it; ``messages`` are the messages sent (or, in a dry run, that
+    would have been sent); ``failures`` lists (checkout id, reason) for checkouts that went
+    wrong; ``error`` is set when the pass itself could not complete."""
+
+    started_at: datetime
+    dry_run: bool = False
+    finished_at: datetime | None = None
+    fetched: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+    messages: list[Message] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def summary(self) -> str:
+        lines = [
+            f"{'Dry run' if self.dry_run else 'Pass'} at {self.started_at:%Y-%m-%d %H:%M} UTC:"
+            f" {self.fetched} checkout(s) fetched",
+        ]
+        lines += [f"  {outcome}: {n}" for outcome, n in sorted(self.counts.items())]
+        lines += [f"  ! {checkout}: {reason}" for checkout, reason in self.failures]
+        if self.error:
+            lines.append(f"  pass did not complete: {self.error}")
+        return "\n".join(lines)
+
+
+class Recovery:
+    """Runs recovery passes for one shop.
+
+    ``channels`` maps a channel kind to the channel that sends it (a sequence of channels is
+    keyed by their ``kind``). Everything else has a default: the default :class:`Policy`,
+    the package's templates, the real clock, no link shortener (the raw recovery URL).
+    Nothing is global: two ``Recovery`` objects for two shops run side by side.
+    """
+
+    def __init__(
+        self,
+        connector: Connector,
+        channels: Mapping[str, Channel] | Iterable[Channel],
+        store: Store,
+        *,
+        policy: Policy | None = None,
+        renderer: Renderer | None = None,
+        clock: Clock = utc_now,
+        shop: ShopInfo | None = None,
+        links: LinkShortener | None = None,
+        unsubscribe: Unsubscribe | None = None,
+        watermark_overlap: timedelta = timedelta(minutes=10),
+    ) -> None:
+        self.connector = connector
+        if isinstance(channels, Mapping):
+            self.channels: dict[ChannelKind, Channel] = {}
+            for kind, channel in channels.items():
+                if channel.kind != kind:
+                    raise ConfigError(
+                        f"channel {type(channel).__name__} sends {channel.kind!r}, not {kind!r}",
+                        key=f"channels.{kind}",
+                    )
+                self.channels[channel.kind] = channel
+        else:
+            self.channels = {c.kind: c for c in channels}
+        self.store = store
+        self.policy = policy or Policy()
+        self.renderer = renderer or TemplateRenderer()
+        self.clock = clock
+        self.shop = shop or ShopInfo(name=connector.name)
+        self.links = links
+        self.unsubscribe = unsubscribe
+        self.watermark_overlap = watermark_overlap
+        self._shop_timezone: str | None = self.shop.timezone
+        self._purchases: dict[tuple[str, ...], Purchase | None] = {}
+
+    # -- the pass -------------------------------------------------------------------------
+    def run(self, *, dry_run: bool = False) -> RunReport:
+        """One polling pass. With ``dry_run`` messages are rendered and reported, nothing is
+        sent, and nothing about sends, checkouts or the watermark is written."""
+        now = self.clock()
+        report = RunReport(started_at=now, dry_run=dry_run)
+        run_id = None if dry_run else self.store.begin_run(now)
+        self._purchases = {}
+        start_at = self.store.start_at(now - self.policy.lookback)
+        self._resolve_shop_timezone()
+        fetched: dict[str, Checkout] = {}
+        try:
+            self._ingest(report, start_at, now, fetched if dry_run else None)
+        except ConnectorError as err:
+            report.error = f"{self.connector.name}: {err}"
+            log.error("pass stopped: could not read the shop: %s", mask_text(str(err)))
+        if report.error is None:
+            if not dry_run:
+                self.store.set_watermark(self.connector.name, now)
+            checkouts: dict[str, Checkout] = {
+                c.id: c for c in self.store.active_checkouts(now - self.policy.horizon)
+            }
+            checkouts.update(fetched)
+            for checkout in checkouts.values():
+                self._process(checkout, start_at, report, run_id)
+        for channel in self.channels.values():
+            try:
+                channel.close()
+            except Exception as err:  # a channel failing to close must not lose the report
+                log.warning("closing %s channel failed: %s", channel.kind, err)
+        report.finished_at = self.clock()
+        if run_id is not None:
+            counts = dict(report.counts, fetched=report.fetched)
+            self.store.finish_run(run_id, report.finished_at, counts, report.error)
+        return report
+
+    def _resolve_shop_timezone(self) -> None:
+        if self._shop_timezone is None and isinstance(self.connector, ShopTimezone):
+            try:
+                self._shop_timezone = self.connector.shop_timezone()
+            except ConnectorError as err:
+                log.warning("shop time zone unknown, using UTC: %s", err)
+
+    def _ingest(
+        self,
+        report: RunReport,
+        start_at: datetime,
+        now: datetime,
+        keep: dict[str, Checkout] | None,
+    ) -> None:
+        watermark = self.store.watermark(self.connector.name) or start_at
+        since = watermark - self.watermark_overlap
+        for item in self.connector.abandoned_checkouts(since):
+            report.fetched += 1
+            if isinstance(item, BadCheckout):
+                reason = mask_text(item.reason)
+                report.counts["bad payload"] += 1
+                report.failures.append((item.id, reason))
+                log.warning("checkout=%s action=skip reason=%r", item.id, reason)
+                if keep is None:
+                    self.store.record_bad_checkout(item.id, reason, now)
+                continue
+            if keep is None:
+                self.store.upsert_checkout(item, now)
+            elif item.abandoned_at >= now - self.policy.horizon:
+                keep[item.id] = item
+
+    # -- one checkout ---------------------------------------------------------------------
+    def _history(self, checkout: Checkout, start_at: datetime, skipped: set[int]) -> History:
+        contacts = contact_keys(checkout.customer)
+        return History(
+            start_at=start_at,
+            records=tuple(
+                StepRecord(e.step, e.channel, e.status) for e in self.store.outbox_for(checkout.id)
+            ),
+            skipped_steps=frozenset(self.store.skipped_steps(checkout.id) | skipped),
+            last_contacted=self.store.last_contacted(contacts),
+            last_discount=self.store.last_discount(contacts),
+            opted_out=frozenset(self.store.optouts_for(contacts)),
+        )
+
+    def _process(
+        self, checkout: Checkout, start_at: datetime, report: RunReport, run_id: int | None
+    ) -> None:
+        try:
+            self._decide_and_act(checkout, start_at, report, run_id)
+        except CartRescueError as err:
+            self._fail(report, checkout.id, mask_text(str(err)))
+        except Exception as err:  # one bad checkout must not end the pass
+            log.exception("checkout=%s unexpected error", checkout.id)
+            self._fail(report, checkout.id, f"unexpected {type(err).__name__}: {err}")
+
+    def _fail(self, report: RunReport, checkout_id: str, reason: str) -> None:
+        report.counts["failed"] += 1
+        report.failures.append((checkout_id, reason))
+        if not report.dry_run:
+            self.store.record_event("failed", self.clock(), checkout_id=checkout_id, detail=reason)
+
+    def _decide_and_act(
+        self, checkout: Checkout, start_at: datetime, report: RunReport, run_id: int | None
+    ) -> None:
+        dry = report.dry_run
+        contact = (
+            mask_contact(contact_keys(checkout.customer)[0])
+            if contact_keys(checkout.customer)
+            else "-"
+        )
+        skipped: set[int] = set()
+        for _ in range(len(self.policy.steps) + 1):
+            now = self.clock()
+            decision = decide(
+                checkout,
+                self._history(checkout, start_at, skipped),
+                self.policy,
+                list(self.channels),
+                now,
+                shop_timezone=self._shop_timezone,
+            )
+            log.info(
+                "checkout=%s contact=%s action=%s step=%s channel=%s reason=%r",
+                checkout.id,
+                contact,
+                decision.action,
+                decision.step,
+                decision.channel,
+                decision.reason,
+            )
+            if decision.action == "skip":
+                assert decision.step is not None
+                for step in (*decision.superseded, decision.step):
+                    why = decision.reason if step == decision.step else "superseded"
+                    skipped.add(step)
+                    report.counts[f"step skipped: {why}"] += 1
+                    if not dry:
+                        self.store.skip_step(checkout.id, step, why, now)
+                continue
+            if decision.action == "stop":
+                self._stop(checkout, decision, report, now)
+            elif decision.action == "wait":
+                if decision.reason != "not due":
+                    report.counts[f"held: {decision.reason}"] += 1
+                else:
+                    report.counts["waiting"] += 1
+            else:
+                for step in decision.superseded:
+                    report.counts["step skipped: superseded"] += 1
+                    if not dry:
+                        self.store.skip_step(checkout.id, step, "superseded", now)
+                self._send(checkout, decision, report, run_id, now)
+            return
+
+    def _stop(
+        self, checkout: Checkout, decision: Decision, report: RunReport, now: datetime
+    ) -> None:
+        status = decision.status or "stopped"
+        report.counts["converted" if status == "converted" else decision.reason] += 1
+        if report.dry_run:
+            return
+        if status == "converted":
+            self.store.record_conversion(
+                checkout.id,
+                "converted",
+                Purchase(
+                    order_id=checkout.id,
+                    placed_at=checkout.completed_at or now,
+                    total=checkout.total,
+                    currency=checkout.currency,
+                    same_checkout=True,
+                ),
+                now,
+                now - self.policy.attribution_window,
+            )
+        self.store.close_checkout(checkout.id, status, decision.reason, now)
+
+    def _purchase(self, checkout: Checkout) -> Purchase | None:
+        if not isinstance(self.connector, PurchaseLookup):
+            return None
+        cache_key = (checkout.id, *contact_keys(checkout.customer))
+        if cache_key not in self._purchases:
+            self._purchases[cache_key] = self.connector.find_purchase(checkout)
+        return self._purchases[cache_key]
+
+    def _send(
+        self,
+        checkout: Checkout,
+        decision: Decision,
+        report: RunReport,
+        run_id: int | None,
+        now: datetime,
+    ) -> None:
+        assert decision.step is not None
+        assert decision.channel is not None
+        assert decision.recipient is not None
+        step, kind, recipient = decision.step, decision.channel, decision.recipient
+        try:
+            purchase = self._purchase(checkout)
+        except ConnectorError as err:
+            report.counts["held: purchase check failed"] += 1
+            log.warning("checkout=%s held: purchase check failed: %s", checkout.id, err)
+            return
+        if purchase is not None:
+            kind_of: ConversionKind = (
+                "converted" if purchase.same_checkout else "converted_elsewhere"
+            )
+            report.counts[kind_of.replace("_", " ")] += 1
+            if not report.dry_run:
+                self.store.record_conversion(
+                    checkout.id, kind_of, purchase, now, now - self.policy.attribution_window
+                )
+                self.store.close_checkout(checkout.id, kind_of, f"order {purchase.order_id}", now)
+            return
+
+        key = f"{checkout.id}:{step}:{kind}"
+        contacts = contact_keys(checkout.customer)
+        if not report.dry_run and not self.store.claim(
+            key,
+            checkout_id=checkout.id,
+            step=step,
+            channel=kind,
+            recipient=recipient,
+            contacts=contacts,
+            at=now,
+            cap_since=now - self.policy.frequency_cap,
+            run_id=run_id,
+        ):
+            report.counts["not claimed (sent by another pass or capped)"] += 1
+            return
+        try:
+            message = self._compose(checkout, decision, key, report.dry_run, now)
+        except CartRescueError as err:
+            reason = mask_text(str(err))
+            report.counts["failed: not rendered"] += 1
+            report.failures.append((checkout.id, reason))
+            if not report.dry_run:
+                self.store.finish(key, "failed", self.clock(), error=reason)
+                self.store.record_event(
+                    "render_failed",
+                    now,
+                    checkout_id=checkout.id,
+                    step=step,
+                    channel=kind,
+                    detail=reason,
+                )
+            log.warning("checkout=%s key=%s not rendered: %s", checkout.id, key, reason)
+            return
+        if report.dry_run:
+            report.counts["would send"] += 1
+            report.messages.append(message)
+            return
+        self._deliver(message, report)
+
+    def _compose(
+        self, checkout: Checkout, decision: Decision, key: str, dry_run: bool, now: datetime
+    ) -> Message:
+        assert decision.step is not None
+        assert decision.channel is not None
+        assert decision.recipient is not None
+        step, kind = decision.step, decision.channel
+        discount: Discount | None = None
+        if decision.discount is not None and isinstance(self.connector, DiscountCapable):
+            if dry_run:
+                discount = Discount(
+                    code="PREVIEW",
+                    percent=decision.discount.percent,
+                    expires_at=now + timedelta(seconds=decision.discount.valid_for_seconds),
+                )
+            else:
+                try:
+                    discount = self.connector.create_discount(checkout, decision.discount)
+                except ConnectorError as err:
+                    log.warning("checkout=%s no discount code: %s", checkout.id, err)
+                    self.store.record_event(
+                        "discount_failed",
+                        now,
+                        checkout_id=checkout.id,
+                        step=step,
+                        detail=mask_text(str(err)),
+                    )
+                else:
+                    self.store.record_discount(
+                        checkout.id, contact_keys(checkout.customer), discount.code, now
+                    )
+        link = discount.url if discount and discount.url else checkout.recovery_url
+        if self.links is not None and not dry_run:
+            link = self.links.shorten(link, checkout_id=checkout.id, step=step, channel=kind)
+        customer = checkout.customer
+        locale = (customer.locale if customer else None) or self.shop.locale
+        unsubscribe_url = (
+            self.unsubscribe(decision.recipient, kind) if self.unsubscribe is not None else None
+        )
+        content = self.renderer.render(
+            kind,
+            step,
+            MessageContext(
+                checkout=checkout,
+                shop=self.shop,
+                locale=locale,
+                link=link,
+                discount=discount,
+                unsubscribe_url=unsubscribe_url,
+            ),
+        )
+        return Message(
+            key=key,
+            channel=kind,
+            to=decision.recipient,
+            checkout_id=checkout.id,
+            step=step,
+            locale=locale,
+            content=content,
+            unsubscribe_url=unsubscribe_url,
+        )
+
+    def _deliver(self, message: Message, report: RunReport) -> None:
+        channel = self.channels[message.channel]
+        who = mask_contact(message.to)
+        try:
+            receipt = channel.send(message)
+        except PermanentSendError as err:
+            reason = mask_text(str(err))
+            self.store.finish(message.key, "failed", self.clock(), error=reason)
+            report.counts["failed: rejected by provider"] += 1
+            report.failures.append((message.checkout_id, reason))
+            if err.opted_out:
+                self.store.add_optout(
+                    message.to.lower(), message.channel, err.provider or "provider", self.clock()
+                )
+            if err.skip_step:
+                self.store.skip_step(message.checkout_id, message.step, reason, self.clock())
+            log.warning("key=%s to=%s failed permanently: %s", message.key, who, reason)
+        except TransientSendError as err:
+            reason = mask_text(str(err))
+            self.store.finish(message.key, "retry", self.clock(), error=reason)
+            report.counts["failed: will retry"] += 1
+            log.warning("key=%s to=%s failed, will retry next pass: %s", message.key, who, reason)
+        except SendOutcomeUnknown as err:
+            reason = mask_text(str(err))
+            self.store.finish(message.key, "unknown", self.clock(), error=reason)
+            report.counts["unknown outcome"] += 1
+            log.warning("key=%s to=%s outcome unknown, not resent: %s", message.key, who, reason)
+        except Exception as err:  # a channel bug may strike after sending: never resend blindly
+            reason = f"unexpected {type(err).__name__}: {mask_text(str(err))}"
+            self.store.finish(message.key, "unknown", self.clock(), error=reason)
+            report.counts["unknown outcome"] += 1
+            report.failures.append((message.checkout_id, reason))
+            log.exception("key=%s to=%s channel raised", message.key, who)
+        else:
+            self.store.finish(message.key, "sent", self.clock(), provider_id=receipt.provider_id)
+            report.counts["sent"] += 1
+            report.messages.append(message)
+            log.info("key=%s to=%s sent via %s", message.key, who, receipt.provider)

@@ -1,0 +1,169 @@
+"""One exception hierarchy for the whole library.
+
+``CartRescueError`` is the root. Configuration mistakes (``ConfigError``) stand outside the
+send-error family on purpose: a send loop that catches ``SendError`` can never swallow a
+misconfigured channel. Errors that carry a response keep only a redacted snippet of it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BadPayloadError",
+    "CartRescueError",
+    "ConfigError",
+    "ConnectorAuthError",
+    "ConnectorError",
+    "MessageTooLong",
+    "PermanentSendError",
+    "PluginError",
+    "RenderError",
+    "SendError",
+    "SendOutcomeUnknown",
+    "StoreError",
+    "TemplateError",
+    "TransientSendError",
+]
+
+
+class CartRescueError(Exception):
+    """Root of every error cartrescue raises on purpose."""
+
+
+class ConfigError(CartRescueError):
+    """The configuration is wrong; ``key`` names the offending setting (dotted path)."""
+
+    def __init__(self, message: str, *, key: str | None = None) -> None:
+        super().__init__(f"{key}: {message}" if key else message)
+        self.key = key
+
+
+class PluginError(ConfigError):
+    """A connector or channel plugin could not be found or loaded."""
+
+    def __init__(self, message: str, *, key: str | None = None, package: str | None = None):
+        super().__init__(message, key=key)
+        self.package = package
+
+
+class StoreError(CartRescueError):
+    """The store could not be opened, migrated or written."""
+
+
+class ConnectorError(CartRescueError):
+    """A shop platform call failed after the retries that were safe to make.
+
+    ``connector`` names the connector (``"shopify"``), ``status`` the HTTP status when there
+    was one, and ``snippet`` a short, redacted piece of the response body.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        connector: str | None = None,
+        status: int | None = None,
+        snippet: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.connector = connector
+        self.status = status
+        self.snippet = snippet
+
+
+class ConnectorAuthError(ConnectorError):
+    """The shop refused the credentials or they lack a scope (HTTP 401/403)."""
+
+
+class BadPayloadError(CartRescueError):
+    """One checkout payload could not be mapped; ``item`` names it (an id, or a position)."""
+
+    def __init__(self, message: str, *, item: str | None = None) -> None:
+        super().__init__(f"{item}: {message}" if item else message)
+        self.item = item
+        self.detail = message
+
+
+class RenderError(CartRescueError):
+    """A message could not be rendered."""
+
+
+class TemplateError(RenderError):
+    """A template is missing, does not compile, or failed while rendering."""
+
+    def __init__(self, message: str, *, template: str | None = None) -> None:
+        super().__init__(f"{template}: {message}" if template else message)
+        self.template = template
+
+
+class MessageTooLong(RenderError):
+    """An SMS could not be fitted into the allowed number of segments."""
+
+    def __init__(self, *, template: str, locale: str, units: int, limit: int, encoding: str):
+        super().__init__(
+            f"{template} ({locale}) is {units} {encoding} units; "
+            f"it must fit in {limit} even after shortening"
+        )
+        self.template = template
+        self.locale = locale
+        self.units = units
+        self.limit = limit
+        self.encoding = encoding
+
+
+class SendError(CartRescueError):
+    """A channel could not deliver a message.
+
+    ``provider`` names the provider (``"twilio"``), ``status`` the HTTP status, ``code`` the
+    provider's own error code, ``snippet`` a short redacted piece of the response.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        status: int | None = None,
+        code: str | int | None = None,
+        snippet: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.status = status
+        self.code = code
+        self.snippet = snippet
+
+
+class PermanentSendError(SendError):
+    """Retrying will not help (invalid number, unsubscribed, template rejected).
+
+    ``opted_out`` is true when the provider says the recipient opted out: the engine then adds
+    the contact to the store's opt-outs for this channel. ``skip_step`` is true when the error
+    concerns this step only (a per-user marketing cap): the step is skipped, and no other
+    channel is tried for it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        status: int | None = None,
+        code: str | int | None = None,
+        snippet: str | None = None,
+        opted_out: bool = False,
+        skip_step: bool = False,
+    ) -> None:
+        super().__init__(message, provider=provider, status=status, code=code, snippet=snippet)
+        self.opted_out = opted_out
+        self.skip_step = skip_step
+
+
+class TransientSendError(SendError):
+    """The provider certainly did not accept the message and a later try may work (429,
+    connection refused). The base channel retries these; the engine releases the outbox
+    key so a later pass can send it."""
+
+
+class SendOutcomeUnknown(SendError):
+    """The request may have reached a provider whose send is not idempotent (a read timeout,
+    a 5xx after sending). It is never retried; the outbox records the key as ``unknown``."""

@@ -1,0 +1,354 @@
+"""The data cartrescue works on: checkouts as connectors report them, and messages as channels
+send them. Everything here is a frozen dataclass: plain data, safe to share and to compare."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal
+
+import phonenumbers
+
+from .errors import BadPayloadError
+
+__all__ = [
+    "BadCheckout",
+    "ChannelKind",
+    "Checkout",
+    "Content",
+    "Customer",
+    "Discount",
+    "DiscountOffer",
+    "LineItem",
+    "Message",
+    "Purchase",
+    "Receipt",
+    "ShopInfo",
+    "normalize_email",
+    "normalize_phone",
+    "parse_money",
+    "parse_time",
+]
+
+ChannelKind = Literal["sms", "whatsapp", "email"]
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+
+
+def normalize_phone(raw: str | None, region: str | None = None) -> str | None:
+    """Return ``raw`` as an E.164 number (``+4791234567``), or ``None`` when it is empty.
+
+    ``region`` (ISO 3166 alpha-2, e.g. ``"NO"``) is used for numbers written without a
+    country code. Raises ``ValueError`` when the number is not a valid phone number.
+    """
+    if raw is None or not raw.strip():
+        return None
+    try:
+        number = phonenumbers.parse(raw, (region or "").upper() or None)
+    except phonenumbers.NumberParseException as err:
+        raise ValueError(f"not a phone number ({err})") from None
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError("not a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_email(raw: str | None) -> str | None:
+    """Return ``raw`` trimmed with its domain lower-cased, or ``None`` when empty.
+
+    Raises ``ValueError`` when it is not shaped like an address.
+    """
+    if raw is None or not raw.strip():
+        return None
+    value = raw.strip()
+    if not _EMAIL.match(value):
+        raise ValueError("not an email address")
+    local, _, domain = value.rpartition("@")
+    return f"{local}@{domain.lower()}"
+
+
+def parse_money(raw: object, *, item: str | None = None) -> Decimal:
+    """Parse a price given as a string or number into a ``Decimal``; never through float."""
+    if isinstance(raw, bool) or raw is None:
+        raise BadPayloadError(f"price {raw!r} is not a number", item=item)
+    try:
+        value = Decimal(str(raw).strip())
+    except InvalidOperation:
+        raise BadPayloadError(f"price {raw!r} is not a number", item=item) from None
+    if not value.is_finite():
+        raise BadPayloadError(f"price {raw!r} is not a number", item=item)
+    return value
+
+
+def parse_time(raw: object, *, item: str | None = None, assume_utc: bool = False) -> datetime:
+    """Parse an ISO 8601 time into an aware ``datetime`` in UTC.
+
+    A time without an offset is refused unless ``assume_utc`` (for fields the platform
+    documents as UTC, such as WooCommerce's ``*_gmt``).
+    """
+    if not isinstance(raw, str) or not raw:
+        raise BadPayloadError(f"time {raw!r} is not an ISO 8601 string", item=item)
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadPayloadError(f"time {raw!r} is not an ISO 8601 string", item=item) from None
+    if value.tzinfo is None:
+        if not assume_utc:
+            raise BadPayloadError(f"time {raw!r} has no UTC offset", item=item)
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class LineItem:
+    """One line of a cart."""
+
+    title: str
+    quantity: int
+    price: Decimal
+    variant: str | None = None
+    sku: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    """The person behind a checkout.
+
+    ``email`` is normalised, ``phone`` is E.164 (use :func:`normalize_phone`). Each consent
+    flag means that person gave marketing consent for that channel; without it nothing is
+    sent there. ``timezone`` is an IANA name when the platform knows it.
+    """
+
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    locale: str | None = None
+    email_consent: bool = False
+    sms_consent: bool = False
+    whatsapp_consent: bool = False
+    timezone: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.phone is not None and not re.fullmatch(r"\+[1-9]\d{6,14}", self.phone):
+            raise ValueError(f"phone must be E.164 (use normalize_phone), got {self.phone!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Checkout:
+    """A started, unpaid checkout, normalised from any platform.
+
+    ``id`` is unique within one connector. ``abandoned_at`` is when the buyer left (the
+    platform's creation time of the checkout or unpaid order); the schedule counts from it.
+    ``completed_at`` is set when the platform reports it paid. ``problems`` lists what the
+    connector could not map but did not make the checkout useless (an invalid phone number,
+    say); the engine records them.
+    """
+
+    id: str
+    abandoned_at: datetime
+    updated_at: datetime
+    recovery_url: str
+    currency: str
+    total: Decimal
+    line_items: tuple[LineItem, ...] = ()
+    customer: Customer | None = None
+    completed_at: datetime | None = None
+    name: str | None = None
+    problems: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            raise ValueError("checkout id must not be empty")
+        for label, value in (("abandoned_at", self.abandoned_at), ("updated_at", self.updated_at)):
+            if value.tzinfo is None:
+                raise ValueError(f"checkout {self.id}: {label} must be timezone-aware")
+        if not _CURRENCY.match(self.currency):
+            raise ValueError(f"checkout {self.id}: currency {self.currency!r} is not ISO 4217")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict; :meth:`from_dict` reads it back."""
+        customer = self.customer
+        return {
+            "id": self.id,
+            "abandoned_at": self.abandoned_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+            "recovery_url": self.recovery_url,
+            "currency": self.currency,
+            "total": str(self.total),
+            "line_items": [
+                {
+                    "title": li.title,
+                    "quantity": li.quantity,
+                    "price": str(li.price),
+                    "variant": li.variant,
+                    "sku": li.sku,
+                }
+                for li in self.line_items
+            ],
+            "customer": None
+            if customer is None
+            else {
+                "first_name": customer.first_name,
+                "last_name": customer.last_name,
+                "email": customer.email,
+                "phone": customer.phone,
+                "locale": customer.locale,
+                "email_consent": customer.email_consent,
+                "sms_consent": customer.sms_consent,
+                "whatsapp_consent": customer.whatsapp_consent,
+                "timezone": customer.timezone,
+            },
+            "completed_at": self.completed_at.isoformat() if self.completed_at else None,
+            "name": self.name,
+            "problems": list(self.problems),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Checkout:
+        item = str(data.get("id", "?"))
+        try:
+            customer = data.get("customer")
+            return cls(
+                id=str(data["id"]),
+                abandoned_at=parse_time(data["abandoned_at"], item=item),
+                updated_at=parse_time(data["updated_at"], item=item),
+                recovery_url=str(data["recovery_url"]),
+                currency=str(data["currency"]),
+                total=parse_money(data["total"], item=item),
+                line_items=tuple(
+                    LineItem(
+                        title=str(li["title"]),
+                        quantity=int(li["quantity"]),
+                        price=parse_money(li["price"], item=item),
+                        variant=li.get("variant"),
+                        sku=li.get("sku"),
+                    )
+                    for li in data.get("line_items", ())
+                ),
+                customer=None if customer is None else Customer(**customer),
+                completed_at=parse_time(data["completed_at"], item=item)
+                if data.get("completed_at")
+                else None,
+                name=data.get("name"),
+                problems=tuple(data.get("problems", ())),
+            )
+        except BadPayloadError:
+            raise
+        except (KeyError, TypeError, ValueError) as err:
+            raise BadPayloadError(f"cannot read checkout: {err}", item=item) from err
+
+
+@dataclass(frozen=True, slots=True)
+class BadCheckout:
+    """Yielded by a connector in place of a checkout it could not map.
+
+    A connector never raises for one bad item: it yields this, the engine records ``reason``
+    against ``id`` and the pass goes on.
+    """
+
+    id: str
+    reason: str
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ShopInfo:
+    """What messages and policy need to know about the shop itself."""
+
+    name: str
+    locale: str = "en"
+    timezone: str | None = None
+    home_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DiscountOffer:
+    """What a step offers: ``percent`` off, valid for ``valid_for`` seconds."""
+
+    percent: Decimal
+    valid_for_seconds: int
+
+    def __post_init__(self) -> None:
+        if not Decimal(0) < self.percent <= Decimal(100):
+            raise ValueError(f"discount percent must be in (0, 100], got {self.percent}")
+        if self.valid_for_seconds <= 0:
+            raise ValueError("discount validity must be positive")
+
+
+@dataclass(frozen=True, slots=True)
+class Discount:
+    """A code a connector created. ``url`` is the recovery link that applies it, when the
+    platform has one (Shopify: ``&discount=CODE``); else ``None`` and the message shows the
+    code."""
+
+    code: str
+    percent: Decimal
+    expires_at: datetime
+    url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Purchase:
+    """An order found after an abandonment: ``same_checkout`` when the abandoned checkout
+    itself was paid, else the contact bought through another checkout."""
+
+    order_id: str
+    placed_at: datetime
+    total: Decimal | None = None
+    currency: str | None = None
+    same_checkout: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Content:
+    """What the renderer produces for one channel.
+
+    SMS: ``text``. Email: ``subject``, ``text`` and ``html``. WhatsApp: the approved
+    ``template`` name and ``language``, the body ``parameters`` and the URL-button
+    ``button_parameter``; ``text`` is a readable rendering for logs and previews.
+    """
+
+    text: str
+    subject: str | None = None
+    html: str | None = None
+    template: str | None = None
+    language: str | None = None
+    parameters: tuple[str, ...] = ()
+    button_parameter: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One message to one recipient, ready for a channel.
+
+    ``key`` is the idempotency key (``checkout id:step:channel``); providers that accept one
+    should pass it on. ``to`` is an E.164 number for SMS and WhatsApp, an address for email.
+    """
+
+    key: str
+    channel: ChannelKind
+    to: str
+    checkout_id: str
+    step: int
+    locale: str
+    content: Content
+    unsubscribe_url: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        return self.content.text
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """A provider accepted a message. ``provider_id`` is its id for the message, if any."""
+
+    provider: str
+    provider_id: str | None = None
+    accepted_at: datetime | None = None
+    detail: str | None = None

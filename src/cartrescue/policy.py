@@ -1,0 +1,358 @@
+"""Who gets which reminder, when, on which channel: pure functions over plain data.
+
+:func:`decide` takes a checkout, what the store remembers about it (:class:`History`), the
+channels that are configured and the time, and returns one :class:`Decision`. It does no I/O,
+so every rule here is tested with plain values and an injected time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from decimal import Decimal
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+from phonenumbers import timezone as phone_timezone
+
+from .models import ChannelKind, Checkout, Customer, DiscountOffer
+
+__all__ = [
+    "DEFAULT_STEPS",
+    "Decision",
+    "History",
+    "Policy",
+    "SendWindow",
+    "Step",
+    "contact_keys",
+    "decide",
+    "recipient_timezones",
+]
+
+CHANNEL_KINDS: tuple[ChannelKind, ...] = ("sms", "whatsapp", "email")
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One reminder: sent ``delay`` after abandonment, on the first of ``channels`` the
+    contact allows, offering ``discount`` if set."""
+
+    number: int
+    delay: timedelta
+    channels: tuple[ChannelKind, ...]
+    discount: DiscountOffer | None = None
+
+    def __post_init__(self) -> None:
+        if self.number < 1:
+            raise ValueError("step numbers start at 1")
+        if self.delay < timedelta(0):
+            raise ValueError(f"step {self.number}: delay must not be negative")
+        if not self.channels:
+            raise ValueError(f"step {self.number}: name at least one channel")
+        for channel in self.channels:
+            if channel not in CHANNEL_KINDS:
+                raise ValueError(f"step {self.number}: unknown channel {channel!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class SendWindow:
+    """Messages go out only between ``start`` and ``end``, recipient-local time."""
+
+    start: time = time(9, 0)
+    end: time = time(20, 0)
+
+    def __post_init__(self) -> None:
+        if self.start >= self.end:
+            raise ValueError("the send window must start before it ends, within one day")
+
+    def contains(self, local: datetime) -> bool:
+        return self.start <= local.time() < self.end
+
+
+DEFAULT_STEPS: tuple[Step, ...] = (
+    Step(1, timedelta(hours=1), ("sms", "whatsapp", "email")),
+    Step(2, timedelta(hours=24), ("email",)),
+    Step(3, timedelta(hours=48), ("email",), DiscountOffer(Decimal(10), 48 * 3600)),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The rules of a campaign. Every field has a safe default."""
+
+    steps: tuple[Step, ...] = DEFAULT_STEPS
+    max_overdue: timedelta = timedelta(hours=6)
+    """A step that could have gone out longer ago than this is skipped, never sent late."""
+    lookback: timedelta = timedelta(hours=24)
+    """When first switched on, carts abandoned longer ago than this are never messaged."""
+    send_window: SendWindow = field(default_factory=SendWindow)
+    frequency_cap: timedelta = timedelta(hours=20)
+    """At most one message per contact in this span, across all their checkouts."""
+    max_sms_per_checkout: int = 1
+    discount_cooldown: timedelta = timedelta(days=30)
+    """A contact given a code this recently gets no new one."""
+    attribution_window: timedelta = timedelta(days=7)
+    """A purchase this soon after a message counts as recovered by it."""
+    whatsapp_consent_from_sms: bool = False
+    """Treat SMS marketing consent as WhatsApp consent (for shops whose consent text covers
+    both)."""
+
+    def __post_init__(self) -> None:
+        if not self.steps:
+            raise ValueError("a policy needs at least one step")
+        numbers = [s.number for s in self.steps]
+        if numbers != list(range(1, len(numbers) + 1)):
+            raise ValueError(f"steps must be numbered 1, 2, 3, … in order, got {numbers}")
+        delays = [s.delay for s in self.steps]
+        if delays != sorted(delays):
+            raise ValueError("step delays must grow from one step to the next")
+        for name in ("max_overdue", "lookback", "frequency_cap", "discount_cooldown"):
+            if getattr(self, name) < timedelta(0):
+                raise ValueError(f"{name} must not be negative")
+        if self.max_sms_per_checkout < 0:
+            raise ValueError("max_sms_per_checkout must not be negative")
+
+    @property
+    def horizon(self) -> timedelta:
+        """How long after abandonment a checkout can still get a message."""
+        return self.steps[-1].delay + self.max_overdue + timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """One outbox entry of this checkout, as the policy needs it."""
+
+    step: int
+    channel: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """What the store remembers that matters to the decision."""
+
+    start_at: datetime
+    records: tuple[StepRecord, ...] = ()
+    skipped_steps: frozenset[int] = frozenset()
+    last_contacted: datetime | None = None
+    last_discount: datetime | None = None
+    opted_out: frozenset[str] = frozenset()
+    """Channels the contact opted out of; ``*`` means all."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome of :func:`decide`.
+
+    ``action`` is one of:
+
+    - ``send``: send ``step`` on ``channel`` to ``recipient`` now, with ``discount`` if set;
+      ``superseded`` lists earlier steps that never went out and are now skipped.
+    - ``wait``: nothing to send now; ``until`` is when to look again (None: no time known),
+      ``reason`` says why (``quiet hours``, ``frequency cap``, ``not due``).
+    - ``skip``: record ``step`` as skipped for ``reason`` and decide again.
+    - ``stop``: no more messages for this checkout; ``status`` is what to record
+      (``converted``, ``done`` or ``stopped``) and ``reason`` why.
+    """
+
+    action: str
+    reason: str = ""
+    step: int | None = None
+    channel: ChannelKind | None = None
+    recipient: str | None = None
+    discount: DiscountOffer | None = None
+    until: datetime | None = None
+    status: str | None = None
+    superseded: tuple[int, ...] = ()
+
+
+def contact_keys(customer: Customer | None) -> tuple[str, ...]:
+    """The identities a person is known by in the store: email lower-cased, phone E.164."""
+    if customer is None:
+        return ()
+    keys = []
+    if customer.email:
+        keys.append(customer.email.lower())
+    if customer.phone:
+        keys.append(customer.phone)
+    return tuple(keys)
+
+
+def _zone(name: str | None) -> ZoneInfo | None:
+    if not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+@lru_cache(maxsize=4096)
+def _phone_zones(phone: str) -> tuple[str, ...]:
+    try:
+        number = phonenumbers.parse(phone)
+    except phonenumbers.NumberParseException:
+        return ()
+    zones = phone_timezone.time_zones_for_number(number)
+    return tuple(z for z in zones if z != "Etc/Unknown")
+
+
+def recipient_timezones(
+    customer: Customer | None, shop_timezone: str | None
+) -> tuple[ZoneInfo, ...]:
+    """The time zones the recipient may be in: the customer's own when known, else every zone
+    their phone number's area spans, else the shop's, else UTC."""
+    if customer is not None:
+        own = _zone(customer.timezone)
+        if own is not None:
+            return (own,)
+        if customer.phone:
+            zones = tuple(z for z in map(_zone, _phone_zones(customer.phone)) if z is not None)
+            if zones:
+                return zones
+    shop = _zone(shop_timezone)
+    return (shop,) if shop is not None else (ZoneInfo("UTC"),)
+
+
+def _in_window(at: datetime, zones: Sequence[ZoneInfo], window: SendWindow) -> bool:
+    return all(window.contains(at.astimezone(z)) for z in zones)
+
+
+def next_window_open(
+    at: datetime, zones: Sequence[ZoneInfo], window: SendWindow
+) -> datetime | None:
+    """The first instant at or after ``at`` that is inside the window in every zone, or None
+    when the zones' windows never overlap (then the first zone alone decides)."""
+    if _in_window(at, zones, window):
+        return at
+    candidates = []
+    for zone in zones:
+        local = at.astimezone(zone)
+        for days in range(0, 3):
+            day = (local + timedelta(days=days)).date()
+            start = datetime.combine(day, window.start, tzinfo=zone)
+            if start >= at:
+                candidates.append(start)
+    for candidate in sorted(candidates):
+        if _in_window(candidate, zones, window):
+            return candidate
+    if len(zones) > 1:
+        return next_window_open(at, zones[:1], window)
+    return None
+
+
+def _address(customer: Customer, channel: ChannelKind) -> str | None:
+    return customer.email if channel == "email" else customer.phone
+
+
+def _consents(customer: Customer, channel: ChannelKind, policy: Policy) -> bool:
+    if channel == "email":
+        return customer.email_consent
+    if channel == "sms":
+        return customer.sms_consent
+    return customer.whatsapp_consent or (policy.whatsapp_consent_from_sms and customer.sms_consent)
+
+
+def decide(
+    checkout: Checkout,
+    history: History,
+    policy: Policy,
+    channels: Sequence[ChannelKind],
+    now: datetime,
+    *,
+    shop_timezone: str | None = None,
+) -> Decision:
+    """Decide what to do with one checkout now. See :class:`Decision`."""
+    if checkout.completed_at is not None:
+        return Decision("stop", "completed", status="converted")
+    if checkout.abandoned_at < history.start_at:
+        return Decision("stop", "abandoned before cartrescue was switched on", status="stopped")
+    customer = checkout.customer
+    if customer is None or not (customer.email or customer.phone):
+        detail = "; ".join(checkout.problems)
+        reason = "no reachable contact" + (f" ({detail})" if detail else "")
+        return Decision("stop", reason, status="stopped")
+
+    reachable = [c for c in channels if _address(customer, c)]
+    if not reachable:
+        return Decision("stop", "no reachable contact on a configured channel", status="stopped")
+    consented = [c for c in reachable if _consents(customer, c, policy)]
+    if not consented:
+        return Decision("stop", "no consent for any configured channel", status="stopped")
+    allowed = [c for c in consented if "*" not in history.opted_out and c not in history.opted_out]
+    if not allowed:
+        return Decision("stop", "opted out", status="stopped")
+
+    handled = set(history.skipped_steps)
+    for record in history.records:
+        if record.status in ("sent", "claimed", "unknown"):
+            handled.add(record.step)
+    pending = [s for s in policy.steps if s.number not in handled]
+    if not pending:
+        return Decision("stop", "all steps done", status="done")
+    due = [s for s in pending if checkout.abandoned_at + s.delay <= now]
+    if not due:
+        return Decision("wait", "not due", until=checkout.abandoned_at + pending[0].delay)
+    step = due[-1]
+    superseded = tuple(s.number for s in due[:-1])
+
+    sms_sent = sum(
+        1
+        for r in history.records
+        if r.channel == "sms" and r.status in ("sent", "claimed", "unknown")
+    )
+    failed_here = {
+        r.channel for r in history.records if r.step == step.number and r.status == "failed"
+    }
+    channel: ChannelKind | None = None
+    for candidate in step.channels:
+        if candidate not in allowed or candidate in failed_here:
+            continue
+        if candidate == "sms" and sms_sent >= policy.max_sms_per_checkout:
+            continue
+        channel = candidate
+        break
+    if channel is None:
+        return Decision(
+            "skip", "no allowed channel for this step", step=step.number, superseded=superseded
+        )
+
+    zones = recipient_timezones(customer, shop_timezone)
+    due_at = checkout.abandoned_at + step.delay
+    if history.last_contacted is not None:
+        due_at = max(due_at, history.last_contacted + policy.frequency_cap)
+    sendable_from = next_window_open(due_at, zones, policy.send_window) or due_at
+    if now - sendable_from > policy.max_overdue:
+        return Decision("skip", "overdue", step=step.number, superseded=superseded)
+    if history.last_contacted is not None and now < history.last_contacted + policy.frequency_cap:
+        return Decision(
+            "wait",
+            "frequency cap",
+            until=history.last_contacted + policy.frequency_cap,
+            step=step.number,
+        )
+    if not _in_window(now, zones, policy.send_window):
+        return Decision(
+            "wait",
+            "quiet hours",
+            until=next_window_open(now, zones, policy.send_window),
+            step=step.number,
+        )
+
+    discount = step.discount
+    if (
+        discount is not None
+        and history.last_discount is not None
+        and (now - history.last_discount < policy.discount_cooldown)
+    ):
+        discount = None
+    return Decision(
+        "send",
+        step=step.number,
+        channel=channel,
+        recipient=_address(customer, channel),
+        discount=discount,
+        superseded=superseded,
+    )

@@ -1,0 +1,169 @@
+"""The bundled demo shop: made-up checkouts, served without any network.
+
+``DemoConnector`` is a complete connector (purchases, discounts, shop time zone) over a JSON
+file of checkouts whose times are given relative to now, so a pass always finds something
+due. ``cartrescue demo`` runs it; ``[connector] type = "demo"`` uses it from config.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timedelta
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ..clock import Clock, utc_now
+from ..errors import BadPayloadError
+from ..models import (
+    BadCheckout,
+    Checkout,
+    Customer,
+    Discount,
+    DiscountOffer,
+    LineItem,
+    Purchase,
+    ShopInfo,
+    normalize_email,
+    normalize_phone,
+    parse_money,
+)
+
+__all__ = ["DemoConnector", "demo_checkouts", "demo_shop"]
+
+
+def _load(path: str | Path | None) -> dict[str, Any]:
+    if path is None:
+        text = (
+            resources.files("cartrescue.testing").joinpath("data/demo_shop.json").read_text("utf-8")
+        )
+    else:
+        text = Path(path).read_text(encoding="utf-8")
+    data = json.loads(text)
+    if not isinstance(data, dict) or not isinstance(data.get("checkouts"), list):
+        raise ValueError("demo data must be an object with a 'checkouts' list")
+    return data
+
+
+def demo_shop(path: str | Path | None = None) -> ShopInfo:
+    """The demo shop's name, locale and time zone."""
+    shop = _load(path).get("shop", {})
+    return ShopInfo(
+        name=shop.get("name", "Demo shop"),
+        locale=shop.get("locale", "en"),
+        timezone=shop.get("timezone"),
+        home_url=shop.get("home_url"),
+    )
+
+
+def _customer(raw: Mapping[str, Any] | None, problems: list[str]) -> Customer | None:
+    if raw is None:
+        return None
+    phone = None
+    try:
+        phone = normalize_phone(raw.get("phone"), raw.get("country"))
+    except ValueError as err:
+        problems.append(f"invalid phone number: {err}")
+    return Customer(
+        first_name=raw.get("first_name"),
+        last_name=raw.get("last_name"),
+        email=normalize_email(raw.get("email")),
+        phone=phone,
+        locale=raw.get("locale"),
+        email_consent=bool(raw.get("email_consent", False)),
+        sms_consent=bool(raw.get("sms_consent", False)),
+        whatsapp_consent=bool(raw.get("whatsapp_consent", False)),
+        timezone=raw.get("timezone"),
+    )
+
+
+def _checkout(raw: Mapping[str, Any], now: datetime) -> Checkout:
+    item = str(raw.get("id", "?"))
+    abandoned = now - timedelta(minutes=float(raw["minutes_ago"]))
+    completed = raw.get("completed_minutes_ago")
+    problems: list[str] = []
+    return Checkout(
+        id=item,
+        abandoned_at=abandoned,
+        updated_at=now
+        - timedelta(minutes=float(completed if completed is not None else raw["minutes_ago"])),
+        recovery_url=f"https://nordlys-design.example/checkouts/{item}/recover?key={item}demo",
+        currency=str(raw["currency"]),
+        total=parse_money(raw["total"], item=item),
+        line_items=tuple(
+            LineItem(
+                title=str(li["title"]),
+                quantity=int(li["quantity"]),
+                price=parse_money(li["price"], item=item),
+                variant=li.get("variant"),
+            )
+            for li in raw.get("items", ())
+        ),
+        customer=_customer(raw.get("customer"), problems),
+        completed_at=None if completed is None else now - timedelta(minutes=float(completed)),
+        name=f"#{item}",
+        problems=tuple(problems),
+    )
+
+
+def demo_checkouts(now: datetime, path: str | Path | None = None) -> list[Checkout | BadCheckout]:
+    """The demo checkouts as they stand at ``now``."""
+    out: list[Checkout | BadCheckout] = []
+    for raw in _load(path)["checkouts"]:
+        try:
+            out.append(_checkout(raw, now))
+        except BadPayloadError as err:
+            out.append(BadCheckout(id=str(raw.get("id", "?")), reason=err.detail))
+        except (KeyError, TypeError, ValueError) as err:
+            out.append(BadCheckout(id=str(raw.get("id", "?")), reason=f"malformed: {err}"))
+    return out
+
+
+class DemoConnector:
+    """A connector over the bundled demo data (or ``data``, a JSON file of the same shape)."""
+
+    name = "demo"
+
+    def __init__(self, data: str | None = None, *, clock: Clock | None = None) -> None:
+        self._path = data
+        self._clock = clock or utc_now
+        self._raw = _load(data)
+        self.discounts: list[Discount] = []
+
+    def abandoned_checkouts(self, since: datetime | None) -> Iterator[Checkout | BadCheckout]:
+        for item in demo_checkouts(self._clock(), self._path):
+            if isinstance(item, BadCheckout) or since is None or item.updated_at >= since:
+                yield item
+
+    def shop_timezone(self) -> str | None:
+        value = self._raw.get("shop", {}).get("timezone")
+        return None if value is None else str(value)
+
+    def find_purchase(self, checkout: Checkout) -> Purchase | None:
+        for raw in self._raw["checkouts"]:
+            if (
+                str(raw.get("id")) == checkout.id
+                and raw.get("bought_elsewhere_minutes_ago") is not None
+            ):
+                return Purchase(
+                    order_id=f"D-{checkout.id}",
+                    placed_at=self._clock()
+                    - timedelta(minutes=float(raw["bought_elsewhere_minutes_ago"])),
+                    total=checkout.total,
+                    currency=checkout.currency,
+                )
+        return None
+
+    def create_discount(self, checkout: Checkout, offer: DiscountOffer) -> Discount:
+        code = f"BACK{int(offer.percent)}-{secrets.token_hex(3).upper()}"
+        discount = Discount(
+            code=code,
+            percent=Decimal(offer.percent),
+            expires_at=self._clock() + timedelta(seconds=offer.valid_for_seconds),
+            url=f"{checkout.recovery_url}&discount={code}",
+        )
+        self.discounts.append(discount)
+        return discount
