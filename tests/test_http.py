@@ -1,0 +1,72 @@
+import pytest
+import requests
+import responses
+
+from cartrescue.errors import ConnectorAuthError, ConnectorError
+from cartrescue.http import HttpClient, parse_retry_after, redact
+
+BASE = "https://api.example.test"
+
+
+def client(**kw):
+    waits = []
+    c = HttpClient("demo", BASE, sleep=waits.append, auth_hint="check the token", **kw)
+    return c, waits
+
+
+@responses.activate
+def test_get_retries_429_honouring_retry_after_then_succeeds():
+    responses.get(f"{BASE}/x", status=429, headers={"Retry-After": "2.0"})
+    responses.get(f"{BASE}/x", status=503)
+    responses.get(f"{BASE}/x", json={"ok": True})
+    c, waits = client()
+    assert c.json("GET", "/x") == {"ok": True}
+    assert len(responses.calls) == 3
+    assert waits[0] == 2.0
+    assert 0 < waits[1] <= 60
+
+
+@responses.activate
+def test_post_is_not_retried():
+    responses.post(f"{BASE}/x", status=503)
+    c, _ = client()
+    with pytest.raises(ConnectorError) as info:
+        c.request("POST", "/x")
+    assert info.value.status == 503
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_401_is_auth_error_without_secret():
+    responses.get(f"{BASE}/x", status=401, body='{"errors":"token=shpat_SECRET invalid"}')
+    c, _ = client(secrets=("shpat_SECRET",))
+    with pytest.raises(ConnectorAuthError) as info:
+        c.request("GET", "/x")
+    assert "check the token" in str(info.value)
+    assert "shpat_SECRET" not in str(info.value) + (info.value.snippet or "")
+
+
+@responses.activate
+def test_connection_errors_exhaust_attempts():
+    responses.get(f"{BASE}/x", body=requests.ConnectionError("refused"))
+    c, waits = client(attempts=3)
+    with pytest.raises(ConnectorError, match="after 3 attempt"):
+        c.request("GET", "/x")
+    assert len(waits) == 2
+
+
+def test_parse_retry_after_number_and_date():
+    from datetime import UTC, datetime
+
+    assert parse_retry_after("2.0") == 2.0
+    assert parse_retry_after(None) is None
+    now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+    assert parse_retry_after("Thu, 01 Jan 2026 12:00:30 GMT", now=lambda: now) == 30.0
+    assert parse_retry_after("soon") is None
+
+
+def test_redact_masks_credentials_and_contacts():
+    text = redact('{"access_token": "abc123", "email": "kari@example.no", "phone": "+4791234567"}')
+    assert "abc123" not in text
+    assert "kari@" not in text
+    assert "91234567" not in text
