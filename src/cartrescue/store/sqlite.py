@@ -12,6 +12,7 @@ import json
 import secrets
 import sqlite3
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -173,7 +174,7 @@ class SQLiteStore:
         self._lock = threading.RLock()
         self._db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         if self.path != ":memory:":
-            self._db.execute("PRAGMA journal_mode = WAL")
+            self._enable_wal(timeout)
         self._db.execute("PRAGMA synchronous = NORMAL")
         self._migrate()
         self._salt = self._meta("salt") or ""
@@ -197,6 +198,21 @@ class SQLiteStore:
     def _query(self, sql: str, params: Sequence[object] = ()) -> list[Any]:
         with self._lock:
             return list(self._db.execute(sql, params))
+
+    def _enable_wal(self, timeout: float) -> None:
+        # Switching a new file to WAL needs an exclusive lock and ignores busy_timeout, so a
+        # second process opening the file at the same moment retries instead of failing.
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                mode = self._db.execute("PRAGMA journal_mode").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    self._db.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as err:
+                if "locked" not in str(err) or time.monotonic() > deadline:
+                    raise StoreError(f"cannot open store {self.path}: {err}") from err
+                time.sleep(0.05)
 
     def _migrate(self) -> None:
         with self._tx() as db:

@@ -1,0 +1,42 @@
+"""Channels used by tests that run ``cartrescue`` in a separate process (loaded by dotted path)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from cartrescue.models import ChannelKind, Message, Receipt
+
+
+class BlockingChannel:
+    """Announces each send by writing ``marker`` and then hangs, so a test can kill the
+    process between claiming a key and recording its result."""
+
+    def __init__(self, marker: str, kind: ChannelKind = "sms", seconds: float = 600) -> None:
+        self.kind: ChannelKind = kind
+        self.marker = Path(marker)
+        self.seconds = seconds
+
+    def send(self, message: Message) -> Receipt:
+        self.marker.write_text(message.key)
+        time.sleep(self.seconds)
+        return Receipt(provider="blocking")
+
+    def close(self) -> None:
+        pass
+
+
+class EchoChannel:
+    """Prints each key on standard output after ``delay`` seconds, like a slow provider."""
+
+    def __init__(self, kind: ChannelKind = "sms", delay: float = 0.01) -> None:
+        self.kind: ChannelKind = kind
+        self.delay = delay
+
+    def send(self, message: Message) -> Receipt:
+        time.sleep(self.delay)
+        print(f"sent {message.key}", flush=True)
+        return Receipt(provider="echo")
+
+    def close(self) -> None:
+        pass
