@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+
+import pytest
+
+from cartrescue.cli import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, main
+
+
+def run(*args: str) -> tuple[int, str]:
+    out = io.StringIO()
+    code = main(list(args), out=out)
+    return code, out.getvalue()
+
+
+@pytest.fixture
+def config(tmp_path):
+    path = tmp_path / "cartrescue.toml"
+    path.write_text(
+        '[shop]\nname = "Nordlys"\n[connector]\ntype = "demo"\n'
+        '[channels.sms]\ntype = "console"\n[channels.email]\ntype = "console"\n'
+        '[store]\npath = "store.sqlite3"\n'
+    )
+    return path
+
+
+def test_demo_prints_each_message_and_a_summary():
+    code, out = run("demo")
+    assert code == EXIT_OK
+    assert "--- sms to +47******67 · step 1 · 1001:1:sms" in out
+    assert "Nordlys Design: Hi Kari" in out
+    assert "sent: 4" in out
+    assert "bad payload: 1" in out
+    assert "held: quiet hours: 1" in out
+    assert "kari.nordmann@example.no" not in out
+
+
+def test_run_then_stats(config):
+    code, out = run("run", "--config", str(config))
+    assert code == EXIT_OK
+    assert "Pass at" in out
+    code, out = run("stats", "--config", str(config), "--json")
+    assert code == EXIT_OK
+    stats = json.loads(out)
+    assert stats["checkouts_seen"] >= 1
+    assert stats["last_pass_completed"] is not None
+    code, out = run("stats", "--config", str(config))
+    assert "Last pass completed:" in out and "never" not in out.split("Last pass completed:")[1]
+
+
+def test_run_dry_run_prints_messages_and_records_no_sends(config):
+    code, out = run("run", "--config", str(config), "--dry-run")
+    assert code == EXIT_OK
+    assert "Dry run at" in out
+    db = sqlite3.connect(config.parent / "store.sqlite3")
+    assert db.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0
+
+
+def test_config_error_exit_code(tmp_path, capsys):
+    bad = tmp_path / "cartrescue.toml"
+    bad.write_text('[connector]\ntype = "nosuch"\n[channels.sms]\ntype = "console"\n')
+    code, _ = run("run", "--config", str(bad))
+    assert code == EXIT_CONFIG
+    assert "connector.type" in capsys.readouterr().err
+
+
+def test_optout_add_list_remove(config):
+    assert run("optout", "add", "+47 912 34 567", "--config", str(config))[0] == EXIT_OK
+    code, out = run("optout", "list", "--config", str(config))
+    assert code == EXIT_OK
+    assert "+4791234567\t*\tcli" in out
+    _code, out = run("optout", "remove", "+4791234567", "--config", str(config))
+    assert "removed 1" in out
+    assert run("optout", "add", "not-a-number", "--config", str(config))[0] == EXIT_CONFIG
+
+
+def test_forget_erases_every_row_naming_the_person(config):
+    from cartrescue.store import SQLiteStore
+
+    run("run", "--config", str(config))
+    with SQLiteStore(config.parent / "store.sqlite3") as store:
+        assert store.rows_naming("kari.nordmann@example.no") > 0
+    code, out = run("forget", "Kari.Nordmann@example.no", "--config", str(config))
+    assert code == EXIT_OK and "erased" in out
+    with SQLiteStore(config.parent / "store.sqlite3") as store:
+        assert store.rows_naming("kari.nordmann@example.no") == 0
+        assert store.rows_naming("+4791234567") == 0
+
+
+def test_init_writes_a_config_that_validates(tmp_path):
+    code, out = run("init", str(tmp_path))
+    assert code == EXIT_OK
+    assert (tmp_path / "cartrescue.toml").exists()
+    assert (tmp_path / "templates" / "sms").is_dir()
+    assert run("init", str(tmp_path))[0] == EXIT_CONFIG  # refuses to overwrite
+    code, out = run("doctor", "--config", str(tmp_path / "cartrescue.toml"))
+    assert code == EXIT_OK, out
+
+
+def test_doctor_reports_a_stale_schedule(config):
+    from datetime import timedelta
+
+    from cartrescue.clock import utc_now
+    from cartrescue.store import SQLiteStore
+
+    with SQLiteStore(config.parent / "store.sqlite3") as store:
+        run_id = store.begin_run(utc_now() - timedelta(hours=5))
+        store.finish_run(run_id, utc_now() - timedelta(hours=5), {}, None)
+    code, out = run("doctor", "--config", str(config))
+    assert code == EXIT_FAILED
+    assert "schedule" in out and "cron" in out

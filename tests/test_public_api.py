@@ -1,0 +1,80 @@
+import cartrescue
+
+EXPECTED = {
+    "BadCheckout",
+    "BadPayloadError",
+    "CartRescueError",
+    "Channel",
+    "ChannelKind",
+    "Checkout",
+    "Clock",
+    "Config",
+    "ConfigError",
+    "ConnectorAuthError",
+    "ConnectorError",
+    "Connector",
+    "ConsoleChannel",
+    "Content",
+    "Customer",
+    "Decision",
+    "Discount",
+    "DiscountCapable",
+    "DiscountOffer",
+    "FrozenClock",
+    "History",
+    "LineItem",
+    "LinkShortener",
+    "Message",
+    "MessageContext",
+    "MessageTooLong",
+    "PermanentSendError",
+    "PluginError",
+    "Policy",
+    "Problem",
+    "Purchase",
+    "PurchaseLookup",
+    "Receipt",
+    "Recovery",
+    "RenderError",
+    "Renderer",
+    "RunReport",
+    "SQLiteStore",
+    "SelfCheck",
+    "SendError",
+    "SendOutcomeUnknown",
+    "SendWindow",
+    "ShopInfo",
+    "ShopTimezone",
+    "Stats",
+    "Step",
+    "Store",
+    "StoreError",
+    "TemplateError",
+    "TemplateRenderer",
+    "TransientSendError",
+    "WebhookCapable",
+    "__version__",
+    "decide",
+    "load_config",
+    "normalize_email",
+    "normalize_phone",
+    "utc_now",
+}
+
+
+def test_exported_names_are_exactly_the_intended_ones():
+    assert set(cartrescue.__all__) == EXPECTED
+    assert len(cartrescue.__all__) == len(EXPECTED)
+
+
+def test_every_exported_name_exists():
+    missing = [name for name in cartrescue.__all__ if not hasattr(cartrescue, name)]
+    assert missing == []
+
+
+def test_send_errors_and_config_errors_are_separate_families():
+    assert issubclass(cartrescue.PermanentSendError, cartrescue.SendError)
+    assert issubclass(cartrescue.TransientSendError, cartrescue.SendError)
+    assert issubclass(cartrescue.SendOutcomeUnknown, cartrescue.SendError)
+    assert not issubclass(cartrescue.ConfigError, cartrescue.SendError)
+    assert issubclass(cartrescue.ConfigError, cartrescue.CartRescueError)
