@@ -240,3 +240,18 @@ def test_log_lines_mask_contacts(store, clock, caplog):
     assert "action=send" in text
     assert "+4791234567" not in text
     assert "kari@example.no" not in text
+
+
+def test_payment_after_the_last_step_still_counts_as_recovered(store, clock):
+    connector = ListConnector([make_checkout("c1")])
+    for hours in (1, 24, 48, 49):  # steps 1, 2 and 3, then nothing left
+        clock.set(NOON + timedelta(hours=hours))
+        recovery(connector, store, clock).run()
+    assert [e.step for e in store.outbox_for("c1")] == [1, 2, 3]
+    assert store.checkout_status("c1") == "done"
+    clock.advance(timedelta(hours=3))
+    paid = make_checkout("c1", completed_at=clock())
+    report = recovery(ListConnector([paid]), store, clock).run()
+    assert report.counts["converted"] == 1
+    assert store.checkout_status("c1") == "converted"
+    assert store.stats(clock()).recovered == 1

@@ -184,6 +184,8 @@ class Recovery:
                 continue
             if keep is None:
                 self.store.upsert_checkout(item, now)
+                if item.completed_at is not None and self.store.checkout_status(item.id) == "done":
+                    self._stop(item, Decision("stop", "completed", status="converted"), report, now)
             elif item.abandoned_at >= now - self.policy.horizon:
                 keep[item.id] = item
 

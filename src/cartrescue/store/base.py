@@ -137,7 +137,9 @@ class Store(Protocol):
         ...
 
     def close_checkout(self, checkout_id: str, status: str, reason: str, at: datetime) -> None:
-        """Stop working on a checkout (converted, all steps done, or an exit rule)."""
+        """Stop working on an open checkout (converted, all steps done, or an exit rule).
+        A ``done`` checkout may still become ``converted``/``converted_elsewhere``; any other
+        closed checkout keeps its status."""
         ...
 
     # -- outbox ---------------------------------------------------------------------------

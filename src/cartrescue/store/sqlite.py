@@ -341,10 +341,11 @@ class SQLiteStore:
 
     def close_checkout(self, checkout_id: str, status: str, reason: str, at: datetime) -> None:
         with self._tx() as db:
+            # A checkout whose steps are all done can still convert later.
             db.execute(
-                "UPDATE checkouts SET status = ?, reason = ?, closed_at = ? "
-                "WHERE id = ? AND status = 'open'",
-                (status, reason, _ts(at), checkout_id),
+                "UPDATE checkouts SET status = ?, reason = ?, closed_at = ? WHERE id = ? AND "
+                "(status = 'open' OR (status = 'done' AND ? LIKE 'converted%'))",
+                (status, reason, _ts(at), checkout_id, status),
             )
 
     # -- outbox -----------------------------------------------------------------------------
