@@ -255,3 +255,37 @@ def test_payment_after_the_last_step_still_counts_as_recovered(store, clock):
     assert report.counts["converted"] == 1
     assert store.checkout_status("c1") == "converted"
     assert store.stats(clock()).recovered == 1
+
+
+class BatchChannel(MemoryChannel):
+    """A channel with the batch capability; refuses one number."""
+
+    def __init__(self, kind="sms"):
+        super().__init__(kind)
+        self.batches: list[int] = []
+
+    def send_batch(self, messages):
+        self.batches.append(len(messages))
+        results = []
+        for m in messages:
+            if m.to == "+4791230003":
+                results.append(PermanentSendError("invalid number", provider="batch", code=21211))
+            else:
+                results.append(self.send(m))
+        return results
+
+
+def test_batches_are_sent_through_send_batch_and_recorded_per_message(store, clock):
+    items = [
+        make_checkout(f"c{n}", phone=f"+479123{n:04d}", email=f"p{n}@example.no") for n in range(45)
+    ]
+    sms = BatchChannel("sms")
+    r = Recovery(
+        ListConnector(items), [sms, MemoryChannel("email")], store, clock=clock, batch_size=20
+    )
+    report = r.run()
+    assert sms.batches == [20, 20, 5]
+    assert report.counts["sent"] == 44
+    assert report.counts["failed: rejected by provider"] == 1
+    assert store.outbox_for("c3")[0].status == "failed"
+    assert {e.status for n in range(45) if n != 3 for e in store.outbox_for(f"c{n}")} == {"sent"}

@@ -28,6 +28,7 @@ from .models import (
     Discount,
     Message,
     Purchase,
+    Receipt,
     ShopInfo,
 )
 from .policy import Decision, History, Policy, StepRecord, contact_keys, decide
@@ -96,6 +97,7 @@ class Recovery:
         links: LinkShortener | None = None,
         unsubscribe: Unsubscribe | None = None,
         watermark_overlap: timedelta = timedelta(minutes=10),
+        batch_size: int = 20,
     ) -> None:
         self.connector = connector
         if isinstance(channels, Mapping):
@@ -119,6 +121,8 @@ class Recovery:
         self.watermark_overlap = watermark_overlap
         self._shop_timezone: str | None = self.shop.timezone
         self._purchases: dict[tuple[str, ...], Purchase | None] = {}
+        self.batch_size = max(1, batch_size)
+        self._pending: dict[ChannelKind, list[Message]] = {}
 
     # -- the pass -------------------------------------------------------------------------
     def run(self, *, dry_run: bool = False) -> RunReport:
@@ -145,6 +149,8 @@ class Recovery:
             checkouts.update(fetched)
             for checkout in checkouts.values():
                 self._process(checkout, start_at, report, run_id)
+        for kind in list(self._pending):
+            self._flush(kind, report)
         for channel in self.channels.values():
             try:
                 channel.close()
@@ -371,7 +377,7 @@ class Recovery:
             report.counts["would send"] += 1
             report.messages.append(message)
             return
-        self._deliver(message, report)
+        self._queue(message, report)
 
     def _compose(
         self, checkout: Checkout, decision: Decision, key: str, dry_run: bool, now: datetime
@@ -435,41 +441,75 @@ class Recovery:
             unsubscribe_url=unsubscribe_url,
         )
 
-    def _deliver(self, message: Message, report: RunReport) -> None:
+    def _queue(self, message: Message, report: RunReport) -> None:
+        """Send now, or, for a channel that sends batches concurrently, once a batch is full.
+        Keys are claimed before they wait here, so a crash leaves them ``unknown``, never
+        sent twice."""
         channel = self.channels[message.channel]
-        who = mask_contact(message.to)
-        try:
-            receipt = channel.send(message)
-        except PermanentSendError as err:
-            reason = mask_text(str(err))
-            self.store.finish(message.key, "failed", self.clock(), error=reason)
-            report.counts["failed: rejected by provider"] += 1
-            report.failures.append((message.checkout_id, reason))
-            if err.opted_out:
-                self.store.add_optout(
-                    message.to.lower(), message.channel, err.provider or "provider", self.clock()
+        pending = self._pending.setdefault(message.channel, [])
+        pending.append(message)
+        if not hasattr(channel, "send_batch") or len(pending) >= self.batch_size:
+            self._flush(message.channel, report)
+
+    def _flush(self, kind: ChannelKind, report: RunReport) -> None:
+        messages = self._pending.pop(kind, [])
+        if not messages:
+            return
+        channel = self.channels[kind]
+        send_batch = getattr(channel, "send_batch", None)
+        results: list[Receipt | Exception]
+        if send_batch is not None:
+            try:
+                results = list(send_batch(messages))
+            except Exception as err:  # the whole batch failed in the channel: may have sent
+                log.exception("%s channel failed a batch of %d", kind, len(messages))
+                results = [err] * len(messages)
+            if len(results) != len(messages):
+                error = SendOutcomeUnknown(
+                    f"{kind} channel returned {len(results)} results for {len(messages)} messages"
                 )
-            if err.skip_step:
-                self.store.skip_step(message.checkout_id, message.step, reason, self.clock())
-            log.warning("key=%s to=%s failed permanently: %s", message.key, who, reason)
-        except TransientSendError as err:
-            reason = mask_text(str(err))
-            self.store.finish(message.key, "retry", self.clock(), error=reason)
-            report.counts["failed: will retry"] += 1
-            log.warning("key=%s to=%s failed, will retry next pass: %s", message.key, who, reason)
-        except SendOutcomeUnknown as err:
-            reason = mask_text(str(err))
-            self.store.finish(message.key, "unknown", self.clock(), error=reason)
-            report.counts["unknown outcome"] += 1
-            log.warning("key=%s to=%s outcome unknown, not resent: %s", message.key, who, reason)
-        except Exception as err:  # a channel bug may strike after sending: never resend blindly
-            reason = f"unexpected {type(err).__name__}: {mask_text(str(err))}"
-            self.store.finish(message.key, "unknown", self.clock(), error=reason)
-            report.counts["unknown outcome"] += 1
-            report.failures.append((message.checkout_id, reason))
-            log.exception("key=%s to=%s channel raised", message.key, who)
+                results = [error] * len(messages)
         else:
-            self.store.finish(message.key, "sent", self.clock(), provider_id=receipt.provider_id)
+            results = []
+            for message in messages:
+                try:
+                    results.append(channel.send(message))
+                except Exception as err:  # recorded below, per class
+                    results.append(err)
+        for message, result in zip(messages, results, strict=True):
+            self._record(message, result, report)
+
+    def _record(self, message: Message, result: Receipt | Exception, report: RunReport) -> None:
+        who = mask_contact(message.to)
+        now = self.clock()
+        if isinstance(result, Receipt):
+            self.store.finish(message.key, "sent", now, provider_id=result.provider_id)
             report.counts["sent"] += 1
             report.messages.append(message)
-            log.info("key=%s to=%s sent via %s", message.key, who, receipt.provider)
+            log.info("key=%s to=%s sent via %s", message.key, who, result.provider)
+            return
+        reason = mask_text(str(result))
+        if isinstance(result, PermanentSendError):
+            self.store.finish(message.key, "failed", now, error=reason)
+            report.counts["failed: rejected by provider"] += 1
+            report.failures.append((message.checkout_id, reason))
+            if result.opted_out:
+                self.store.add_optout(
+                    message.to.lower(), message.channel, result.provider or "provider", now
+                )
+            if result.skip_step:
+                self.store.skip_step(message.checkout_id, message.step, reason, now)
+            log.warning("key=%s to=%s failed permanently: %s", message.key, who, reason)
+        elif isinstance(result, TransientSendError):
+            self.store.finish(message.key, "retry", now, error=reason)
+            report.counts["failed: will retry"] += 1
+            log.warning("key=%s to=%s failed, will retry next pass: %s", message.key, who, reason)
+        else:
+            # SendOutcomeUnknown, or a channel bug that may strike after sending: never resend.
+            if not isinstance(result, SendOutcomeUnknown):
+                reason = f"unexpected {type(result).__name__}: {reason}"
+                report.failures.append((message.checkout_id, reason))
+                log.error("key=%s to=%s channel raised %s", message.key, who, reason)
+            self.store.finish(message.key, "unknown", now, error=reason)
+            report.counts["unknown outcome"] += 1
+            log.warning("key=%s to=%s outcome unknown, not resent: %s", message.key, who, reason)
