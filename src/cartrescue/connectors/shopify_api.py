@@ -68,6 +68,8 @@ class CostThrottle:
     response nothing is known and nothing waits.
     """
 
+    MARGIN = 1.0
+
     def __init__(
         self,
         *,
@@ -100,13 +102,18 @@ class CostThrottle:
         return min(self.maximum, refilled)
 
     def delay_for(self, cost: float) -> float:
-        """Seconds until ``cost`` points are available (0 when they are, or unknown)."""
+        """Seconds until ``cost`` points are available (0 when they are, or unknown).
+
+        One point of margin: Shopify rounds ``currentlyAvailable`` and refills in real time
+        on its side, so an exact estimate would now and then fall a fraction short.
+        """
         now = self.estimate()
-        if now is None or now >= cost:
+        needed = cost + self.MARGIN
+        if now is None or now >= needed:
             return 0.0
         if self.restore_rate <= 0:
             return 1.0
-        return (cost - now) / self.restore_rate
+        return (needed - now) / self.restore_rate
 
     def wait_for(self, cost: float) -> None:
         delay = self.delay_for(cost)

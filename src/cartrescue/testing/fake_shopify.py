@@ -29,7 +29,8 @@ Seed it with REST-shaped checkout records, or from cartrescue objects with
     with FakeShopify.from_checkouts(checkouts, restore_rate=1000) as shop:
         connector = ShopifyConnector(shop.shop, shop.token, base_url=shop.base_url)
 
-``stats`` counts what was answered (``graphql``, ``rest``, ``throttled``, ``rest_429``,
+``points_spent`` adds up the actual cost of every query run; ``stats`` counts what was
+answered (``graphql``, ``rest``, ``throttled``, ``rest_429``,
 ``max_cost``, ``unauthorized``, ``injected``); :meth:`fail_next` makes the next requests
 fail with a status, to test retries.
 """
@@ -424,6 +425,7 @@ class FakeShopify:
         self.orders: list[dict[str, Any]] = []
         self.discounts: list[dict[str, Any]] = []
         self.stats: Counter[str] = Counter()
+        self.points_spent = 0.0
         self.requests: list[tuple[str, str, int]] = []
         for record in checkouts:
             self.add_checkout(record)
@@ -570,7 +572,9 @@ class FakeShopify:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -879,6 +883,8 @@ class FakeShopify:
         data = result.data
         actual = cost.actual(root, operation.selection_set, data)
         available = self._refund(requested - actual)
+        with self._lock:
+            self.points_spent += actual
         answer: dict[str, Any] = {"data": data}
         if result.errors:
             answer["errors"] = [e.formatted for e in result.errors]
@@ -1149,6 +1155,9 @@ def _denied_customer(fake: FakeShopify) -> Callable[[GraphQLResolveInfo[Any]], N
 class _Handler(BaseHTTPRequestHandler):
     shop: FakeShopify
     protocol_version = "HTTP/1.1"
+    # headers and body leave in one write, without waiting on delayed ACKs
+    wbufsize = 1 << 16
+    disable_nagle_algorithm = True
     _PATH = re.compile(r"^/admin/api/(\d{4}-\d{2}|unstable)/(graphql|checkouts)\.json$")
 
     def log_message(self, format: str, *args: Any) -> None:
