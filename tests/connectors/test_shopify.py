@@ -668,3 +668,41 @@ def test_base_url_replaces_the_shop_host():
     )
     shop, _ = connector(base_url="http://proxy.internal:8080/")
     assert shop.shop_timezone() == "Europe/Oslo"
+
+
+@responses.activate
+def test_check_in_rest_mode_probes_checkouts_json():
+    answer = fixture("graphql_check.json")
+    answer["data"]["currentAppInstallation"]["accessScopes"] = [
+        {"handle": "read_orders"},
+        {"handle": "read_customers"},
+        {"handle": "write_discounts"},
+    ]
+    responses.post(GRAPHQL, json=answer)
+    responses.get(
+        REST,
+        status=403,
+        json={"errors": "[API] This action requires merchant approval for read_orders scope."},
+    )
+    shop, _ = connector(api="rest")
+    problems = shop.check()
+    assert len(problems) == 1
+    assert "manage abandoned checkouts" in problems[0].fix
+    assert responses.calls[1].request.url == f"{REST}?limit=1"
+
+
+@responses.activate
+def test_a_bucket_smaller_than_one_checkout_is_a_clear_error():
+    page = fixture("graphql_checkouts_page1.json")
+    page["extensions"]["cost"]["throttleStatus"]["maximumAvailable"] = 30.0
+    responses.post(GRAPHQL, json=page)
+    shop, _ = connector()
+    with pytest.raises(ConnectorError, match="line_items"):
+        list(shop.abandoned_checkouts(None))
+    assert len(responses.calls) == 1
+
+
+def test_injectables_must_be_functions():
+    with pytest.raises(ConfigError) as info:
+        ShopifyConnector(SHOP, TOKEN, sleep=1)
+    assert info.value.key == "sleep"

@@ -204,6 +204,9 @@ class ShopifyConnector:
         ):
             raise ConfigError("expected up to 12 capital letters or digits", key="discount_prefix")
         read_timeout = _positive(timeout, "timeout")
+        for key, value in (("sleep", sleep), ("monotonic", monotonic), ("clock", clock)):
+            if not callable(value):
+                raise ConfigError("expected a function (set it from Python only)", key=key)
         self._token = token.strip()
         self._webhook_secret = webhook_secret
         self._discount_prefix = discount_prefix
@@ -260,6 +263,14 @@ class ShopifyConnector:
         after: str | None = None
         while True:
             first = self.page_size()
+            maximum = self.throttle.maximum
+            if first == 1 and maximum is not None and self._node_cost + CONNECTION_COST > maximum:
+                raise ConnectorError(
+                    f"shopify: one checkout costs {self._node_cost + CONNECTION_COST:.0f} points "
+                    f"but the cost bucket of {self.shop} holds {maximum:.0f}: lower "
+                    "connector.line_items",
+                    connector="shopify",
+                )
             try:
                 data = self.graphql.execute(
                     self._query,
@@ -464,7 +475,7 @@ class ShopifyConnector:
         if not self._webhook_secret:
             raise ConfigError(
                 "set webhook_secret_env to the app's client secret to verify webhooks",
-                key="connector.webhook_secret",
+                key="connector.webhook_secret_env",
             )
         received = next((v for k, v in headers.items() if k.lower() == _HMAC_HEADER), None)
         if not received:
@@ -533,7 +544,7 @@ class ShopifyConnector:
                 )
         if "read_orders" in granted:
             try:
-                self.graphql.execute(checkouts_query(self.api_version, 1), {"first": 1})
+                self._probe()
             except ConnectorAuthError:
                 problems.append(
                     Problem(
@@ -543,6 +554,13 @@ class ShopifyConnector:
                     )
                 )
         return problems
+
+    def _probe(self) -> None:
+        """Read one checkout the way polling does."""
+        if self.api == "rest":
+            self.http.request("GET", "checkouts.json", params={"limit": 1}, headers=self._headers)
+        else:
+            self.graphql.execute(checkouts_query(self.api_version, 1), {"first": 1})
 
 
 def _nodes(connection: object) -> list[dict[str, Any]]:

@@ -556,6 +556,11 @@ class FakeShopify:
             currency=record.get("presentment_currency") or record.get("currency"),
         )
 
+    def count(self, what: str) -> None:
+        """Add one to ``stats[what]`` (handlers run on several threads)."""
+        with self._lock:
+            self.stats[what] += 1
+
     def fail_next(
         self, status: int, *, times: int = 1, headers: Mapping[str, str] | None = None
     ) -> None:
@@ -842,7 +847,7 @@ class FakeShopify:
         except GraphQLError as err:
             return 200, {"errors": [err.formatted]}
         if requested > self.max_query_cost:
-            self.stats["max_cost"] += 1
+            self.count("max_cost")
             return 200, {
                 "errors": [
                     {
@@ -860,7 +865,7 @@ class FakeShopify:
             }
         allowed, available = self._take(requested)
         if not allowed:
-            self.stats["throttled"] += 1
+            self.count("throttled")
             return self.throttled_status, {
                 "errors": [
                     {
@@ -1182,7 +1187,7 @@ class _Handler(BaseHTTPRequestHandler):
         with self.shop._lock:
             failure = self.shop._failures.pop(0) if self.shop._failures else None
         if failure is not None:
-            self.shop.stats["injected"] += 1
+            self.shop.count("injected")
             self._send(failure[0], {"errors": "Injected failure"}, failure[1])
             return None
         match = self._PATH.match(urlsplit(self.path).path)
@@ -1190,7 +1195,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, {"errors": "Not Found"})
             return None
         if self.headers.get("X-Shopify-Access-Token") != self.shop.token:
-            self.shop.stats["unauthorized"] += 1
+            self.shop.count("unauthorized")
             self._send(401, {"errors": _UNAUTHORIZED})
             return None
         return match
@@ -1207,7 +1212,7 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             self._send(400, {"errors": {"query": "Required parameter missing or invalid"}})
             return
-        self.shop.stats["graphql"] += 1
+        self.shop.count("graphql")
         try:
             status, answer = self.shop.graphql(
                 match.group(1), body if isinstance(body, dict) else {}
@@ -1231,7 +1236,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         wait = self.shop._rest_take()
         if wait is not None:
-            self.shop.stats["rest_429"] += 1
+            self.shop.count("rest_429")
             self._send(
                 429,
                 {
@@ -1241,7 +1246,7 @@ class _Handler(BaseHTTPRequestHandler):
                 {"Retry-After": f"{max(wait, 0.001):.3f}"},
             )
             return
-        self.shop.stats["rest"] += 1
+        self.shop.count("rest")
         status, body, headers = self.shop.rest_checkouts(
             match.group(1), parse_qs(urlsplit(self.path).query)
         )
