@@ -641,6 +641,7 @@ def test_implements_the_protocols():
         ({"api_version": "2026-13"}, "api_version"),
         ({"api_version": "2024-07"}, "api_version"),
         ({"line_items": 0}, "line_items"),
+        ({"line_items": 400}, "line_items"),
         ({"timeout": -1}, "timeout"),
         ({"base_url": "ftp://x"}, "base_url"),
         ({"discount_prefix": "back!"}, "discount_prefix"),
