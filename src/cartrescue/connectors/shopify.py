@@ -192,11 +192,9 @@ class ShopifyConnector:
         self.api: Literal["graphql", "rest"] = api
         self.api_version = _check_version(api_version, api)
         self.line_items = int(_positive(line_items, "line_items", integer=True))
-        if node_cost(self.line_items) + CONNECTION_COST > MAX_QUERY_COST:
+        if self.line_items > _GRAPHQL_PAGE_MAX:
             raise ConfigError(
-                f"{line_items} lines a checkout would cost more than one query may; use at "
-                f"most {(MAX_QUERY_COST - CONNECTION_COST - node_cost(0)) // 3}",
-                key="line_items",
+                f"Shopify returns at most {_GRAPHQL_PAGE_MAX} lines a checkout", key="line_items"
             )
         self.max_page_size = int(_positive(max_page_size, "max_page_size", integer=True))
         if base_url is not None and (
