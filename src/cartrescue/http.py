@@ -7,7 +7,7 @@ import email.utils
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -144,10 +144,26 @@ class HttpClient:
             return min(self.max_wait, error.wait)
         return backoff
 
-    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        """Send a request and return the successful (2xx/3xx) response."""
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        retry: bool | None = None,
+        accept: Collection[int] = (),
+        **kwargs: Any,
+    ) -> requests.Response:
+        """Send a request and return the successful (2xx/3xx) response.
+
+        ``retry`` overrides ``retry_methods`` for this call (a GraphQL query is a POST that is
+        safe to repeat; a mutation is not). A status in ``accept`` is returned as it is rather
+        than raised or retried, for APIs that explain it in the body (Shopify's GraphQL 429
+        carries the cost-bucket state the caller needs to wait the right time).
+        """
         method = method.upper()
-        attempts = self.attempts if method in self.retry_methods else 1
+        if retry is None:
+            retry = method in self.retry_methods
+        attempts = self.attempts if retry else 1
         retrying = Retrying(
             stop=stop_after_attempt(attempts),
             wait=self._wait,
@@ -158,7 +174,7 @@ class HttpClient:
         try:
             for attempt in retrying:
                 with attempt:
-                    return self._once(method, path, **kwargs)
+                    return self._once(method, path, accept, **kwargs)
         except RetryableHTTPError as err:
             raise ConnectorError(
                 f"{self.name}: {method} {self._safe(path)} failed after {attempts} "
@@ -171,13 +187,17 @@ class HttpClient:
     def _safe(self, path: str) -> str:
         return redact(path.split("?")[0], secrets=self.secrets)
 
-    def _once(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+    def _once(
+        self, method: str, path: str, accept: Collection[int] = (), **kwargs: Any
+    ) -> requests.Response:
         kwargs.setdefault("timeout", self.timeout)
         try:
             response = self.session.request(method, self.url(path), **kwargs)
         except (requests.ConnectionError, requests.Timeout) as err:
             raise RetryableHTTPError(f"{type(err).__name__}", status=None, wait=None) from err
         status = response.status_code
+        if status in accept:
+            return response
         if status == 429 or status >= 500:
             wait = parse_retry_after(response.headers.get("Retry-After"))
             raise RetryableHTTPError(

@@ -1,0 +1,271 @@
+"""Shopify payloads → :class:`~cartrescue.models.Checkout`: pure functions, no I/O.
+
+Both shapes map to the same ``Checkout`` for the same checkout:
+
+- GraphQL ``AbandonedCheckout`` (``abandonedCheckouts`` nodes): contact and consent come only
+  from ``customer`` (the checkout has no email or phone field of its own);
+- REST ``checkouts.json`` items and ``checkouts/create|update`` webhook bodies.
+
+Amounts are the buyer's (presentment) currency: GraphQL ``presentmentMoney``; REST
+``total_price``/``price`` with ``presentment_currency``, falling back to ``currency`` and
+then the shop's currency, since Shopify deprecated both currency fields on the REST
+resource in 2024-10. Only the ``SUBSCRIBED`` marketing state counts as consent. A phone or
+email that does not parse is dropped and named in ``Checkout.problems``; anything that
+makes the checkout unusable raises :class:`~cartrescue.errors.BadPayloadError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from ..errors import BadPayloadError
+from ..models import (
+    Checkout,
+    Customer,
+    LineItem,
+    normalize_email,
+    normalize_phone,
+    parse_money,
+    parse_time,
+)
+
+__all__ = ["from_graphql", "from_rest", "numeric_id"]
+
+_SUBSCRIBED = "SUBSCRIBED"
+
+
+def numeric_id(raw: object) -> str:
+    """``gid://shopify/AbandonedCheckout/123`` or ``123`` → ``"123"`` (empty when absent)."""
+    if raw is None or isinstance(raw, bool):
+        return ""
+    text = str(raw).strip()
+    return text.rsplit("/", 1)[-1] if text.startswith("gid://") else text
+
+
+def _obj(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _text(value: object) -> str | None:
+    return value.strip() or None if isinstance(value, str) else None
+
+
+def _subscribed(state: object) -> bool:
+    return isinstance(state, str) and state.upper() == _SUBSCRIBED
+
+
+def _contact(
+    *,
+    first_name: object,
+    last_name: object,
+    email: object,
+    phone: object,
+    region: str | None,
+    locale: object,
+    email_consent: bool,
+    sms_consent: bool,
+    problems: list[str],
+) -> Customer:
+    try:
+        email_value = normalize_email(_text(email))
+    except ValueError as err:
+        problems.append(f"email address dropped: {err}")
+        email_value = None
+    try:
+        phone_value = normalize_phone(_text(phone), region)
+    except ValueError as err:
+        problems.append(f"invalid phone number: {err}")
+        phone_value = None
+    return Customer(
+        first_name=_text(first_name),
+        last_name=_text(last_name),
+        email=email_value,
+        phone=phone_value,
+        locale=_text(locale),
+        email_consent=email_consent and email_value is not None,
+        sms_consent=sms_consent and phone_value is not None,
+    )
+
+
+def _money(raw: Mapping[str, Any], item: str) -> tuple[Decimal, str]:
+    money = _obj(raw.get("presentmentMoney"))
+    currency = money.get("currencyCode")
+    if not isinstance(currency, str):
+        raise BadPayloadError("price has no currency", item=item)
+    return parse_money(money.get("amount"), item=item), currency
+
+
+def _line(
+    *, title: object, variant: object, quantity: object, price: Decimal, sku: object, item: str
+) -> LineItem:
+    return LineItem(
+        title=_text(title) or _text(variant) or "Item",
+        quantity=_quantity(quantity, item),
+        price=price,
+        variant=_text(variant),
+        sku=_text(sku),
+    )
+
+
+def _region(raw: Mapping[str, Any], addresses: tuple[str, str], key: str) -> str | None:
+    """The country of the billing address, else the shipping address (for national
+    phone numbers)."""
+    for name in addresses:
+        found = _text(_obj(raw.get(name)).get(key))
+        if found:
+            return found
+    return None
+
+
+def _quantity(raw: object, item: str) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int | str):
+        raise BadPayloadError(f"line item quantity {raw!r} is not a whole number", item=item)
+    try:
+        return int(raw)
+    except ValueError:
+        raise BadPayloadError(
+            f"line item quantity {raw!r} is not a whole number", item=item
+        ) from None
+
+
+def _required_text(raw: Mapping[str, Any], key: str, item: str) -> str:
+    value = _text(raw.get(key))
+    if value is None:
+        raise BadPayloadError(f"{key} is missing", item=item)
+    return value
+
+
+def from_graphql(node: Mapping[str, Any]) -> Checkout:
+    """Map one ``AbandonedCheckout`` node of :func:`~.shopify_queries.checkouts_query`."""
+    item = numeric_id(node.get("id")) or "?"
+    if item == "?":
+        raise BadPayloadError("checkout has no id", item=item)
+    total, currency = _money(_obj(node.get("totalPriceSet")), item)
+    lines = []
+    for raw in _obj(node.get("lineItems")).get("nodes") or ():
+        raw = _obj(raw)
+        price, _ = _money(_obj(raw.get("originalUnitPriceSet")), item)
+        lines.append(
+            _line(
+                title=raw.get("title"),
+                variant=raw.get("variantTitle"),
+                quantity=raw.get("quantity"),
+                price=price,
+                sku=raw.get("sku"),
+                item=item,
+            )
+        )
+    problems: list[str] = []
+    customer = None
+    raw_customer = node.get("customer")
+    if isinstance(raw_customer, Mapping):
+        region = _region(node, ("billingAddress", "shippingAddress"), "countryCodeV2")
+        if "defaultEmailAddress" in raw_customer or "defaultPhoneNumber" in raw_customer:
+            email_obj = _obj(raw_customer.get("defaultEmailAddress"))
+            phone_obj = _obj(raw_customer.get("defaultPhoneNumber"))
+            email, phone = email_obj.get("emailAddress"), phone_obj.get("phoneNumber")
+            email_state, sms_state = (
+                email_obj.get("marketingState"),
+                phone_obj.get("marketingState"),
+            )
+        else:
+            email, phone = raw_customer.get("email"), raw_customer.get("phone")
+            email_state = _obj(raw_customer.get("emailMarketingConsent")).get("marketingState")
+            sms_state = _obj(raw_customer.get("smsMarketingConsent")).get("marketingState")
+        customer = _contact(
+            first_name=raw_customer.get("firstName"),
+            last_name=raw_customer.get("lastName"),
+            email=email,
+            phone=phone,
+            region=region,
+            locale=raw_customer.get("locale"),
+            email_consent=_subscribed(email_state),
+            sms_consent=_subscribed(sms_state),
+            problems=problems,
+        )
+    completed = node.get("completedAt")
+    return Checkout(
+        id=item,
+        abandoned_at=parse_time(node.get("createdAt"), item=item),
+        updated_at=parse_time(node.get("updatedAt"), item=item),
+        recovery_url=_required_text(node, "abandonedCheckoutUrl", item),
+        currency=currency,
+        total=total,
+        line_items=tuple(lines),
+        customer=customer,
+        completed_at=parse_time(completed, item=item) if completed else None,
+        name=_text(node.get("name")),
+        problems=tuple(problems),
+    )
+
+
+def _rest_consent(customer_consent: object, checkout_flag: object) -> bool:
+    """The customer's current marketing state wins (it records later unsubscribes); the
+    checkout's own checkbox counts only when the customer record has no state."""
+    state = _obj(customer_consent).get("state")
+    if isinstance(state, str):
+        return _subscribed(state)
+    return checkout_flag is True
+
+
+def from_rest(raw: Mapping[str, Any], *, shop_currency: str | None = None) -> Checkout:
+    """Map one REST abandoned checkout (``checkouts.json`` item or webhook body)."""
+    item = numeric_id(raw.get("id")) or "?"
+    if item == "?":
+        raise BadPayloadError("checkout has no id", item=item)
+    currency = _text(raw.get("presentment_currency")) or _text(raw.get("currency")) or shop_currency
+    if currency is None:
+        raise BadPayloadError("checkout has no currency", item=item)
+    lines = []
+    for line in raw.get("line_items") or ():
+        line = _obj(line)
+        lines.append(
+            _line(
+                title=line.get("title"),
+                variant=line.get("variant_title"),
+                quantity=line.get("quantity"),
+                price=parse_money(line.get("price"), item=item),
+                sku=line.get("sku"),
+                item=item,
+            )
+        )
+    problems: list[str] = []
+    customer = None
+    raw_customer = raw.get("customer")
+    if isinstance(raw_customer, Mapping):
+        region = _region(raw, ("billing_address", "shipping_address"), "country_code")
+        sms_consent = _rest_consent(
+            raw_customer.get("sms_marketing_consent"), raw.get("buyer_accepts_sms_marketing")
+        )
+        phone = raw_customer.get("phone") or raw.get("phone")
+        if sms_consent and raw.get("sms_marketing_phone"):
+            phone = raw.get("sms_marketing_phone")
+        customer = _contact(
+            first_name=raw_customer.get("first_name"),
+            last_name=raw_customer.get("last_name"),
+            email=raw_customer.get("email") or raw.get("email"),
+            phone=phone,
+            region=region,
+            locale=raw.get("customer_locale"),
+            email_consent=_rest_consent(
+                raw_customer.get("email_marketing_consent"), raw.get("buyer_accepts_marketing")
+            ),
+            sms_consent=sms_consent,
+            problems=problems,
+        )
+    completed = raw.get("completed_at")
+    return Checkout(
+        id=item,
+        abandoned_at=parse_time(raw.get("created_at"), item=item),
+        updated_at=parse_time(raw.get("updated_at"), item=item),
+        recovery_url=_required_text(raw, "abandoned_checkout_url", item),
+        currency=currency,
+        total=parse_money(raw.get("total_price"), item=item),
+        line_items=tuple(lines),
+        customer=customer,
+        completed_at=parse_time(completed, item=item) if completed else None,
+        name=_text(raw.get("name")),
+        problems=tuple(problems),
+    )

@@ -1,0 +1,141 @@
+"""The GraphQL documents the Shopify connector sends, and what they cost.
+
+Shopify prices a query before running it (shopify.dev, "GraphQL Admin API rate limits"):
+a scalar or enum costs 0, an object 1, a connection 2 plus ``first`` times the cost of one
+node, a mutation 10; a query whose *requested* cost exceeds 1,000 points is refused with
+``MAX_COST_EXCEEDED``. The checkout node below asks for ``lineItems(first: N)``, so one
+checkout costs ``NODE_BASE_COST + 3 * N`` and the page size follows from that, never from the
+largest ``first`` allowed.
+
+Fields that depend on the API version:
+
+- ``Customer.defaultEmailAddress`` / ``defaultPhoneNumber`` exist from 2025-04 (changelog
+  "Adding defaultEmailAddress field to Customer"); older versions read ``email``, ``phone``,
+  ``emailMarketingConsent`` and ``smsMarketingConsent``, deprecated since.
+- ``DiscountCodeBasicInput.context`` replaces ``customerSelection`` from 2025-10 (changelog
+  "Introducing the new context field to specify discount eligibility").
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CHECK_QUERY",
+    "CONNECTION_COST",
+    "DISCOUNT_MUTATION",
+    "MAX_QUERY_COST",
+    "NODE_BASE_COST",
+    "PURCHASE_QUERY",
+    "SHOP_QUERY",
+    "checkouts_query",
+    "has_default_contact_fields",
+    "has_discount_context",
+    "node_cost",
+]
+
+MAX_QUERY_COST = 1000
+"""Shopify's cap on the requested cost of one query, whatever the plan."""
+CONNECTION_COST = 2
+NODE_BASE_COST = 10
+"""Objects in one checkout node apart from its line items: the checkout, ``totalPriceSet``
+and its ``presentmentMoney``, both addresses, the customer and its two contact objects,
+plus the ``lineItems`` connection's own 2."""
+
+_MONEY = "presentmentMoney { amount currencyCode }"
+
+_CUSTOMER_2025_04 = """
+        firstName
+        lastName
+        locale
+        defaultEmailAddress { emailAddress marketingState }
+        defaultPhoneNumber { phoneNumber marketingState }"""
+
+_CUSTOMER_LEGACY = """
+        firstName
+        lastName
+        locale
+        email
+        phone
+        emailMarketingConsent { marketingState }
+        smsMarketingConsent { marketingState }"""
+
+
+def _version_at_least(version: str, floor: str) -> bool:
+    return version == "unstable" or version >= floor
+
+
+def has_default_contact_fields(version: str) -> bool:
+    """Whether ``Customer.defaultEmailAddress``/``defaultPhoneNumber`` exist in ``version``."""
+    return _version_at_least(version, "2025-04")
+
+
+def has_discount_context(version: str) -> bool:
+    """Whether ``DiscountCodeBasicInput.context`` exists in ``version``."""
+    return _version_at_least(version, "2025-10")
+
+
+def node_cost(line_items: int) -> int:
+    """Requested cost of one checkout node of :func:`checkouts_query`."""
+    return NODE_BASE_COST + 3 * line_items
+
+
+def checkouts_query(version: str, line_items: int) -> str:
+    """The ``abandonedCheckouts`` page query for ``version``, with ``line_items`` per cart."""
+    customer = _CUSTOMER_2025_04 if has_default_contact_fields(version) else _CUSTOMER_LEGACY
+    return f"""query AbandonedCheckouts($first: Int!, $after: String, $query: String) {{
+  abandonedCheckouts(first: $first, after: $after, query: $query) {{
+    nodes {{
+      id
+      name
+      createdAt
+      updatedAt
+      completedAt
+      abandonedCheckoutUrl
+      totalPriceSet {{ {_MONEY} }}
+      billingAddress {{ countryCodeV2 }}
+      shippingAddress {{ countryCodeV2 }}
+      customer {{{customer}
+      }}
+      lineItems(first: {line_items}) {{
+        nodes {{
+          title
+          variantTitle
+          quantity
+          sku
+          originalUnitPriceSet {{ {_MONEY} }}
+        }}
+      }}
+    }}
+    pageInfo {{ hasNextPage endCursor }}
+  }}
+}}"""
+
+
+SHOP_QUERY = """query Shop {
+  shop { name ianaTimezone currencyCode }
+}"""
+
+CHECK_QUERY = """query Check {
+  shop { name ianaTimezone currencyCode }
+  currentAppInstallation { accessScopes { handle } }
+}"""
+
+PURCHASE_QUERY = f"""query Purchase(
+  $checkout: String!, $abandonedCheckoutId: ID!, $orders: String!, $byEmail: Boolean!
+) {{
+  abandonedCheckouts(first: 1, query: $checkout) {{
+    nodes {{ id completedAt totalPriceSet {{ {_MONEY} }} }}
+  }}
+  abandonmentByAbandonedCheckoutId(abandonedCheckoutId: $abandonedCheckoutId) {{
+    customerHasNoOrderSinceAbandonment
+  }}
+  orders(first: 1, sortKey: CREATED_AT, query: $orders) @include(if: $byEmail) {{
+    nodes {{ id name createdAt totalPriceSet {{ {_MONEY} }} }}
+  }}
+}}"""
+
+DISCOUNT_MUTATION = """mutation DiscountCreate($input: DiscountCodeBasicInput!) {
+  discountCodeBasicCreate(basicCodeDiscount: $input) {
+    codeDiscountNode { id }
+    userErrors { field code message }
+  }
+}"""
