@@ -24,7 +24,7 @@ from .logmask import mask_contact
 from .models import normalize_email, normalize_phone
 from .registry import CHANNELS, CONNECTORS, discover
 from .store.sqlite import SQLiteStore
-from .testing.demo import DemoConnector, demo_shop
+from .testing.demo import demo_orders, demo_shop, demo_shopify_records
 
 __all__ = ["EXIT_CONFIG", "EXIT_FAILED", "EXIT_OK", "main"]
 
@@ -78,19 +78,35 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
+    # Imported here: the fake shop's GraphQL machinery is only needed by the demo.
+    from .connectors.shopify import ShopifyConnector
+    from .testing.fake_shopify import FakeShopify
+
     today = utc_now().date()
     clock = FrozenClock(datetime(today.year, today.month, today.day, 13, 0, tzinfo=UTC))
     shop = demo_shop()
+    fake = FakeShopify(
+        demo_shopify_records(clock()),
+        shop="nordlys-design.myshopify.com",
+        shop_name=shop.name,
+        timezone=shop.timezone or "UTC",
+        throttle=False,
+    )
+    for email, placed_at in demo_orders(clock()):
+        fake.add_order(email=email, created_at=placed_at)
     store = SQLiteStore(args.store or ":memory:")
     # The demo shop "switched cartrescue on" three days ago, so older steps show too.
     store.start_at(clock() - timedelta(days=3))
     channels = [ConsoleChannel(kind, stream=out) for kind in ("sms", "whatsapp", "email")]
-    recovery = Recovery(DemoConnector(clock=clock), channels, store, clock=clock, shop=shop)
-    out.write(
-        f"cartrescue demo: {shop.name}, a made-up shop; nothing leaves this machine.\n"
-        f"Time of the pass: {clock():%Y-%m-%d %H:%M} UTC\n\n"
-    )
-    report = recovery.run()
+    with fake:
+        connector = ShopifyConnector(fake.shop, fake.token, base_url=fake.base_url)
+        recovery = Recovery(connector, channels, store, clock=clock, shop=shop)
+        out.write(
+            f"cartrescue demo: {shop.name}, a made-up Shopify shop served on this machine "
+            f"({fake.base_url}); nothing leaves it.\n"
+            f"Time of the pass: {clock():%Y-%m-%d %H:%M} UTC\n\n"
+        )
+        report = recovery.run()
     out.write("\n" + report.summary() + "\n")
     store.close()
     return EXIT_OK if report.ok else EXIT_FAILED
