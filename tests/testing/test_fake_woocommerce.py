@@ -403,3 +403,13 @@ def test_webhook_delivery_and_ping(shop: FakeWooCommerce) -> None:
     ping_headers, ping = shop.webhook_ping(7)
     assert ping == b"webhook_id=7"
     assert "X-WC-Webhook-Signature" not in ping_headers
+
+
+def test_sample_orders_are_unpaid_shopper_checkouts(shop: FakeWooCommerce) -> None:
+    ids = shop.add_sample_orders(10, start=T0, every=timedelta(minutes=1))
+    orders = {o["id"]: o for o in shop.orders}
+    assert sorted(ids) == sorted(orders)
+    assert {orders[i]["status"] for i in ids} == {"pending", "failed"}
+    assert {orders[i]["created_via"] for i in ids} == {"checkout", "store-api"}
+    assert orders[ids[3]]["date_created_gmt"] == "2025-03-14T12:03:00"
+    assert orders[ids[3]]["billing"]["country"] == "US"

@@ -47,6 +47,7 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
+import heapq
 import hmac
 import html
 import itertools
@@ -339,6 +340,65 @@ class FakeWooCommerce:
     def add_orders(self, orders: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         return [self.add_order(**dict(o)) for o in orders]
 
+    def add_sample_orders(
+        self,
+        count: int,
+        *,
+        start: datetime,
+        every: timedelta = timedelta(seconds=30),
+        consent_meta_key: str = "_wc_other/acme/sms-optin",
+    ) -> list[int]:
+        """Add ``count`` made-up unpaid shopper orders, one created ``every`` apart from
+        ``start`` and modified a few seconds later: ``pending`` (every ninth ``failed``),
+        from the classic and the block checkout, buyers in Norway, Sweden, Germany and the
+        US with national phone numbers, two line items (one with a variation), and an SMS
+        opt-in under ``consent_meta_key`` for two buyers in three. Returns the order ids."""
+        countries = (
+            ("NO", "912 34 {:03d}"),
+            ("SE", "070-123 4{:03d}"),
+            ("DE", "0151 2345{:04d}"),
+            ("US", "(415) 555-{:04d}"),
+        )
+        ids = []
+        for i in range(count):
+            country, phone = countries[i % len(countries)]
+            created = start + every * i
+            order = self.add_order(
+                status="failed" if i % 9 == 0 else "pending",
+                created_via="store-api" if i % 2 else "checkout",
+                currency="EUR",
+                date_created_gmt=created,
+                date_modified_gmt=created + timedelta(seconds=4),
+                billing={
+                    "first_name": f"Buyer{i}",
+                    "last_name": "Example",
+                    "address_1": f"Street {i}",
+                    "city": "Town",
+                    "postcode": "0155",
+                    "country": country,
+                    "email": f"buyer{i}@example.com",
+                    "phone": phone.format(i % 1000),
+                },
+                meta_data=[{"key": consent_meta_key, "value": "1" if i % 3 else "0"}],
+                line_items=[
+                    {
+                        "name": "Wool blanket",
+                        "quantity": 1,
+                        "price": "129.00",
+                        "meta_data": [
+                            {
+                                "key": "pa_colour",
+                                "value": "fjord-blue",
+                                "display_value": "Fjord blue",
+                            }
+                        ],
+                    },
+                    {"name": "Beeswax candles", "quantity": 2, "price": "12.40"},
+                ],
+            )
+            ids.append(order["id"])
+        return ids
+
     def add_checkout(
         self,
         checkout: Checkout,
@@ -582,7 +642,7 @@ class FakeWooCommerce:
     ) -> tuple[dict[str, str], bytes]:
         """The headers and body ``WC_Webhook::deliver`` posts for this order now."""
         with self._lock:
-            body = _wp_json(self._public(self._orders[order_id]))
+            body = _wp_json(self._orders[order_id])
         resource, _, event = topic.partition(".")
         signature = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest())
         headers = {
@@ -625,6 +685,8 @@ class FakeWooCommerce:
                 status, headers, payload = self._route(request)
             except _WPError as err:
                 status, headers, payload = err.status, {}, err.body
+        # Stored orders are never changed in place (update_order stores a new dict), so the
+        # payload can be encoded outside the lock.
         body = _wp_json(payload)
         if self.php_notices:
             body = _PHP_NOTICE.encode() + body
@@ -889,9 +951,6 @@ class FakeWooCommerce:
                 out[top] = data[top]
         return out
 
-    def _public(self, order: dict[str, Any]) -> dict[str, Any]:
-        return copy.deepcopy(order)
-
     # endpoints ------------------------------------------------------------------------
     def _list_orders(
         self, request: RecordedRequest, key: _Key | None
@@ -947,7 +1006,11 @@ class FakeWooCommerce:
                 continue
             if search and search not in index.text and search != str(order_id):
                 continue
-            if all((getattr(index, c) > b) if a else (getattr(index, c) < b) for c, b, a in bounds):
+            for column, bound, after in bounds:
+                value = getattr(index, column)
+                if (value <= bound) if after else (value >= bound):
+                    break
+            else:
                 found.append(order_id)
         orderby = q.get("orderby", "date")
         sort_keys: dict[str, Callable[[int], Any]] = {
@@ -955,14 +1018,12 @@ class FakeWooCommerce:
             "include": lambda i: include.index(i) if i in include else i,
             "modified": lambda i: (self._index[i].modified_local, i),
         }
-        found.sort(
-            key=sort_keys.get(orderby, lambda i: (self._index[i].created_local, i)),
-            reverse=q.get("order", "desc") == "desc",
-        )
+        sort_key = sort_keys.get(orderby, lambda i: (self._index[i].created_local, i))
         per_page = q.get("per_page", 10)
         page = q.get("page", 1)
         start = q["offset"] if "offset" in q else (page - 1) * per_page
-        chunk = found[start : start + per_page]
+        pick = heapq.nlargest if q.get("order", "desc") == "desc" else heapq.nsmallest
+        chunk = pick(start + per_page, found, key=sort_key)[start:]
         total, pages = len(found), math.ceil(len(found) / per_page)
         headers = {"X-WP-Total": str(total), "X-WP-TotalPages": str(pages)}
         links = self._links(request, page, pages)
@@ -971,7 +1032,7 @@ class FakeWooCommerce:
         return (
             200,
             headers,
-            [self._only_fields(self._public(self._orders[i]), request.query) for i in chunk],
+            [self._only_fields(self._orders[i], request.query) for i in chunk],
         )
 
     def _links(self, request: RecordedRequest, page: int, pages: int) -> str:
@@ -995,7 +1056,7 @@ class FakeWooCommerce:
             )
         if order_id not in self._orders:
             raise _WPError(404, "woocommerce_rest_shop_order_invalid_id", "Invalid ID.")
-        return 200, {}, self._only_fields(self._public(self._orders[order_id]), request.query)
+        return 200, {}, self._only_fields(self._orders[order_id], request.query)
 
     def _create_coupon(
         self, request: RecordedRequest, key: _Key | None
