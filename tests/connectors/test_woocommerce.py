@@ -568,6 +568,9 @@ def test_400_names_the_wordpress_error() -> None:
         ({"timeout": "soon"}, "timeout"),
         ({"query_string_auth": "yes"}, "query_string_auth"),
         ({"coupon_prefix": "no spaces"}, "coupon_prefix"),
+        ({"base_url": "shop.example/wp-json"}, "base_url"),
+        ({"attempts": 0}, "attempts"),
+        ({"webhook_secret": ""}, "webhook_secret"),
     ],
 )
 def test_settings_are_checked_when_built(options: dict[str, object], key: str | None) -> None:

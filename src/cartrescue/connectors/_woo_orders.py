@@ -337,9 +337,9 @@ class OrderMapper:
             phone = normalize_phone(
                 _text(billing.get("phone")) or _text(shipping.get("phone")) or None, country
             )
-        except ValueError as err:
+        except ValueError:
             where = f" in {country}" if country else " (and the order has no country)"
-            problems.append(f"the billing phone is not a valid number{where}: {err}")
+            problems.append(f"the billing phone is not a valid number{where}")
         email = None
         try:
             email = normalize_email(_text(billing.get("email")) or None)

@@ -59,7 +59,7 @@ from ..models import (
     parse_money,
     parse_time,
 )
-from ._woo_client import AuthMode, WooClient, wp_error
+from ._woo_client import WooClient, wp_error
 from ._woo_orders import (
     DEFAULT_PAID_STATUSES,
     ORDER_FIELDS,
@@ -67,54 +67,19 @@ from ._woo_orders import (
     distinct_meta_keys,
     order_ref,
     paid_at,
-    parse_consent,
 )
 from ._woo_pages import gmt_param, walk_orders
+from ._woo_settings import DEFAULT_CREATED_VIA, DEFAULT_STATUSES, parse_settings
 
 __all__ = ["WooCommerceConnector"]
 
 log = logging.getLogger("cartrescue.connectors.woocommerce")
 
-DEFAULT_STATUSES = ("pending", "failed")
-DEFAULT_CREATED_VIA = ("checkout", "store-api")
 RECENT = timedelta(days=30)
 """How far back ``abandoned_checkouts(None)`` looks."""
-_NEVER_ABANDONED = frozenset({"processing", "completed", "refunded", "trash", "any"})
 _CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 _PING = re.compile(rb"^webhook_id=(\d+)$")
 _NO_CONSENT = "no consent configured: nothing will be sent"
-
-
-def _words(value: object, key: str) -> tuple[str, ...]:
-    items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list | tuple) or not all(
-        isinstance(v, str) and v.strip() for v in items
-    ):
-        raise ConfigError(f"expected a list of names, got {value!r}", key=key)
-    if not items:
-        raise ConfigError("name at least one", key=key)
-    return tuple(dict.fromkeys(v.strip() for v in items))
-
-
-def _secret(value: object, key: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"expected a non-empty string (or {key}_env)", key=key)
-    return value.strip()
-
-
-def _timeout(value: object) -> float | tuple[float, float]:
-    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
-        return float(value)
-    if (
-        isinstance(value, list | tuple)
-        and len(value) == 2
-        and all(isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in value)
-    ):
-        return (float(value[0]), float(value[1]))
-    raise ConfigError(
-        f"expected seconds (30) or [connect, read] seconds ([5, 30]), got {value!r}",
-        key="timeout",
-    )
 
 
 def _zone(index: object) -> str | None:
@@ -190,61 +155,49 @@ class WooCommerceConnector:
         clock: Clock = utc_now,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if not isinstance(url, str) or not re.match(r"^https?://[^/\s]+", url.strip()):
-            raise ConfigError(
-                f"expected the shop's address such as https://shop.example, got {url!r}", key="url"
-            )
-        self.url = url.strip().rstrip("/")
-        key = _secret(consumer_key, "consumer_key")
-        secret = _secret(consumer_secret, "consumer_secret")
-        self.statuses = _words(statuses, "statuses")
-        paid = _words(paid_statuses, "paid_statuses")
-        for status in self.statuses:
-            if status in _NEVER_ABANDONED or status in paid:
-                raise ConfigError(f"{status!r} orders are not abandoned checkouts", key="statuses")
-        if not isinstance(query_string_auth, bool):
-            raise ConfigError("expected true or false", key="query_string_auth")
-        if not isinstance(verify_ssl, bool):
-            raise ConfigError("expected true or false", key="verify_ssl")
-        if not isinstance(per_page, int) or isinstance(per_page, bool) or not 1 <= per_page <= 100:
-            raise ConfigError(
-                "expected a whole number from 1 to 100 (WordPress's maximum)", key="per_page"
-            )
-        if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1:
-            raise ConfigError("expected a whole number ≥ 1", key="attempts")
-        if not isinstance(coupon_prefix, str) or not re.fullmatch(
-            r"[A-Za-z0-9-]{0,12}", coupon_prefix
-        ):
-            raise ConfigError("expected up to 12 letters, digits or dashes", key="coupon_prefix")
-        if webhook_secret is not None and (
-            not isinstance(webhook_secret, str) or not webhook_secret
-        ):
-            raise ConfigError(
-                "expected the webhook's secret (or webhook_secret_env)", key="webhook_secret"
-            )
-        self.consent = parse_consent(consent_meta, consent_meta_value, consent)
-        self.mapper = OrderMapper(
-            shop_url=self.url,
-            consent=self.consent,
-            created_via=frozenset(_words(created_via, "created_via")),
-            paid_statuses=frozenset(paid),
-        )
-        self.per_page = per_page
-        self.coupon_prefix = coupon_prefix.upper()
-        self.webhook_secret = webhook_secret
-        self.clock = clock
-        secure = self.url.startswith("https://")
-        mode: AuthMode = ("query" if query_string_auth else "basic") if secure else "oauth1"
-        self.client = WooClient(
-            (base_url or f"{self.url}/wp-json").rstrip("/"),
-            key,
-            secret,
-            mode=mode,
-            session=session,
-            timeout=_timeout(timeout),
+        settings = parse_settings(
+            url,
+            consumer_key,
+            consumer_secret,
+            statuses=statuses,
+            created_via=created_via,
+            paid_statuses=paid_statuses,
+            consent_meta=consent_meta,
+            consent_meta_value=consent_meta_value,
+            consent=consent,
+            query_string_auth=query_string_auth,
+            webhook_secret=webhook_secret,
+            coupon_prefix=coupon_prefix,
+            per_page=per_page,
+            timeout=timeout,
             attempts=attempts,
+            verify_ssl=verify_ssl,
+            base_url=base_url,
+        )
+        self.settings = settings
+        self.url = settings.url
+        self.statuses = settings.statuses
+        self.consent = settings.consent
+        self.per_page = settings.per_page
+        self.coupon_prefix = settings.coupon_prefix
+        self.webhook_secret = settings.webhook_secret
+        self.clock = clock
+        self.mapper = OrderMapper(
+            shop_url=settings.url,
+            consent=settings.consent,
+            created_via=settings.created_via,
+            paid_statuses=settings.paid_statuses,
+        )
+        self.client = WooClient(
+            settings.rest_root,
+            settings.consumer_key,
+            settings.consumer_secret,
+            mode=settings.auth_mode,
+            session=session,
+            timeout=settings.timeout,
+            attempts=settings.attempts,
             sleep=sleep,
-            verify=verify_ssl,
+            verify=settings.verify_ssl,
         )
         self._timezone: tuple[str | None] | None = None
 

@@ -685,6 +685,9 @@ class FakeWooCommerce:
                 status, headers, payload = self._route(request)
             except _WPError as err:
                 status, headers, payload = err.status, {}, err.body
+            except Exception as err:  # as PHP's fatal error handler: a 500 page, not a hang
+                message = f"There has been a critical error on this website. ({err!r})"
+                return 500, {"Content-Type": "text/html; charset=UTF-8"}, message.encode()
         # Stored orders are never changed in place (update_order stores a new dict), so the
         # payload can be encoded outside the lock.
         body = _wp_json(payload)
