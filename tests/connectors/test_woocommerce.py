@@ -680,3 +680,27 @@ def test_plain_permalinks_use_rest_route() -> None:
     conn = connector(base_url=f"{SHOP}/?rest_route=")
     fetch(conn)
     assert params(responses.calls[0])["rest_route"] == "/wc/v3/orders"
+
+
+def test_a_connection_error_with_query_string_auth_keeps_the_secret_out_of_tracebacks() -> None:
+    import socket
+    import traceback
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    conn = WooCommerceConnector(
+        "https://shop.example",
+        KEY,
+        SECRET,
+        query_string_auth=True,
+        base_url=f"http://127.0.0.1:{port}/wp-json",
+        attempts=1,
+        consent=["email"],
+    )
+    with pytest.raises(ConnectorError) as info:
+        fetch(conn)
+    assert info.value.status is None
+    text = "".join(traceback.format_exception(info.value))
+    assert "Connection" in text
+    assert SECRET not in text
