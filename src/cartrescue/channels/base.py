@@ -373,10 +373,7 @@ class HttpChannel:
         error code and text when the caller found them."""
         status = response.status_code
         if status in (408, 429):
-            wait = parse_retry_after(response.headers.get("Retry-After"))
-            return self.error(
-                RetryableSendError, "asked to slow down", response, code=code, wait=wait
-            )
+            return self.error(RetryableSendError, "asked to slow down", response, code=code)
         if status in (401, 403):
             return self.refused_credentials(response, code=code, detail=detail)
         if status >= 500:
@@ -419,7 +416,7 @@ class HttpChannel:
     ) -> SendError:
         """A ``cls`` error naming the provider, HTTP status and provider code, with a
         redacted snippet of the answer; ``flags`` are passed on (``opted_out``,
-        ``skip_step``, ``wait``)."""
+        ``skip_step``, ``wait``; a retryable error waits what ``Retry-After`` asks)."""
         status = None if response is None else response.status_code
         where = ", ".join(
             part
@@ -435,6 +432,8 @@ class HttpChannel:
         if where:
             text += f" ({where})"
         snippet = None if response is None else redact(response.text, secrets=self.secrets)
+        if issubclass(cls, RetryableSendError) and response is not None:
+            flags.setdefault("wait", parse_retry_after(response.headers.get("Retry-After")))
         return cls(text, provider=self.provider, status=status, code=code, snippet=snippet, **flags)
 
     def _maybe_sent(
@@ -488,7 +487,7 @@ class HttpChannel:
         error = state.outcome.exception() if state.outcome else None
         if isinstance(error, RetryableSendError) and error.wait is not None:
             return min(self.max_wait, error.wait)
-        return float(wait_exponential_jitter(initial=0.5, max=self.max_wait)(state))
+        return float(wait_exponential_jitter(multiplier=0.5, max=self.max_wait)(state))
 
     def _log_retry(self, message: Message, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None

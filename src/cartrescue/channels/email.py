@@ -149,7 +149,7 @@ class SMTPEmail:
     # -- the connection -------------------------------------------------------------------
     def _error(self, cls: type[SendError], what: str, code: int | None = None) -> SendError:
         secrets = (self._password,) if self._password else ()
-        text = redact(f"smtp {self.host}: {what}", 400, secrets)
+        text = f"smtp {self.host}: {redact(what, 400, secrets)}"
         return cls(text, provider=self.provider, code=code)
 
     def _open(self) -> smtplib.SMTP:
@@ -246,7 +246,7 @@ class SMTPEmail:
             self._drop()
             raise self._error(TransientSendError, f"connection lost: {err}") from err
         try:
-            conn.data(payload)
+            code, reply = conn.data(payload)
         except smtplib.SMTPDataError as err:
             raise self._refused("the message was", err.smtp_code, err.smtp_error) from err
         except (OSError, smtplib.SMTPException) as err:
@@ -260,6 +260,8 @@ class SMTPEmail:
             raise self._error(
                 TransientSendError, f"connection lost before the server took the message: {err}"
             ) from err
+        if code != 250:
+            raise self._refused("the message was", code, reply)
         message_id = mail["Message-ID"]
         log.debug("smtp accepted key=%s to=%s", message.key, mask_contact(message.to))
         return Receipt(provider=self.provider, provider_id=message_id)
