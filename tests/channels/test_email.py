@@ -1,6 +1,3 @@
-import email
-import email.policy
-import socket
 import ssl
 
 import pytest
@@ -14,57 +11,12 @@ from cartrescue.errors import (
     SendOutcomeUnknown,
     TransientSendError,
 )
-from tests.channels.conftest import make_message
+from tests.channels.conftest import Mailbox, free_port, make_message
 from tests.conftest import FIXTURES
 
 CERT = FIXTURES / "smtp" / "cert.pem"
 KEY = FIXTURES / "smtp" / "key.pem"
 UNSUBSCRIBE = "https://shop.example/cartrescue/unsubscribe/ZW1haWwKa2FyaUBleGFtcGxlLm5v.Q2x2"
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class Mailbox:
-    """An aiosmtpd handler that keeps what it accepts, as a real server would deliver it."""
-
-    def __init__(self):
-        self.received = []
-        self.refuse = set()
-        self.drop_data = False
-        self.reject_data = None
-        self.connections = 0
-
-    async def handle_EHLO(self, server, session, envelope, hostname, responses):
-        self.connections += 1
-        session.host_name = hostname
-        return responses
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if address in self.refuse:
-            return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        if self.drop_data:
-            server.transport.close()
-            return "250 OK"
-        if self.reject_data:
-            return self.reject_data
-        self.received.append(
-            (envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
-        )
-        return "250 2.0.0 Ok: queued as 4Bx"
-
-    def messages(self):
-        return [
-            email.message_from_bytes(raw, policy=email.policy.default)
-            for _, _, raw in self.received
-        ]
 
 
 def tls_context():
