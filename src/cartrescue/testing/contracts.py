@@ -78,6 +78,7 @@ __all__ = [
     "LoopbackProvider",
     "Recorded",
     "Reply",
+    "contract_message",
 ]
 
 
