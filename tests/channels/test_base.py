@@ -196,6 +196,15 @@ def test_connection_refused_is_retried_then_transient(waits):
     assert len(waits) == 2
 
 
+@responses.activate
+def test_a_tls_failure_is_transient_and_not_retried(waits):
+    responses.post("https://echo.example/send", body=requests.exceptions.SSLError("bad cert"))
+    with pytest.raises(TransientSendError, match="TLS") as info:
+        EchoSMS(sleep=waits.append, rate_limit=0).send(make_message())
+    assert not isinstance(info.value, SendOutcomeUnknown)
+    assert len(responses.calls) == 1
+
+
 def test_a_connection_dropped_after_the_request_is_unknown_and_not_resent(waits):
     with LoopbackProvider() as provider:
         provider.push(Reply(drop=True), Reply(200, {"id": "2"}))

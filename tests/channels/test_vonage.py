@@ -121,6 +121,7 @@ def test_bad_credentials_are_transient_and_do_not_show_the_secret(vonage):
         vonage.send(make_message())
     assert not isinstance(info.value, SendOutcomeUnknown)
     assert SECRET not in str(info.value)
+    assert "check api_key and api_secret" in str(info.value)
 
 
 @responses.activate

@@ -219,7 +219,7 @@ def require(value: object, key: str) -> str:
 
 def _never_sent(err: requests.RequestException) -> bool:
     """Whether the connection failed before any byte of the request could reach the server."""
-    if isinstance(err, requests.ConnectTimeout):
+    if isinstance(err, requests.ConnectTimeout | requests.exceptions.ProxyError):
         return True
     seen: set[int] = set()
     stack: list[object] = [err]
@@ -519,6 +519,12 @@ class HttpChannel:
 
     def _transport_error(self, message: Message, err: requests.RequestException) -> SendError:
         name = type(err).__name__
+        if isinstance(err, requests.exceptions.SSLError):
+            return self.error(
+                TransientSendError,
+                f"TLS failed ({mask_text(str(err))[:200]}); check base_url and certificates; "
+                "nothing was sent",
+            )
         if _never_sent(err):
             return self.error(RetryableSendError, f"could not connect ({name})")
         if isinstance(err, requests.Timeout | requests.ConnectionError):

@@ -27,9 +27,10 @@ __all__ = ["VonageSMS"]
 
 THROTTLED = {"1", "10"}
 """Sending faster than the account allows; too many connections ("back off and retry")."""
-NOT_SENT_RETRY_LATER = {"4", "8", "9", "11"}
-"""Invalid credentials, account barred, out of credit, HTTP not enabled: account problems; the
-message was not taken, a later pass may send it."""
+CREDENTIALS = {"4"}
+NOT_SENT_RETRY_LATER = {"8", "9", "11"}
+"""Account barred, out of credit, HTTP not enabled: account problems; the message was not
+taken, a later pass may send it."""
 INTERNAL = {"5"}
 """An error in the platform "whilst processing this message": it may have gone out."""
 BARRED = {"7"}
@@ -111,6 +112,8 @@ class VonageSMS(HttpChannel):
         detail = str(part.get("error-text") or "")
         if code in THROTTLED:
             return self.error(RetryableSendError, "throttled", response, code=code, detail=detail)
+        if code in CREDENTIALS:
+            return self.refused_credentials(response, code=code, detail=detail)
         if code in NOT_SENT_RETRY_LATER:
             return self.error(
                 TransientSendError,
