@@ -194,9 +194,10 @@ def test_starttls_and_login(mailbox):
         )
         good.send(make_message("email", "kari@example.no"))
         good.close()
-        assert logins == [(b"hei@nordlys.example", b"smtp-pass-0123")]
+        assert logins[0] == (b"hei@nordlys.example", b"smtp-pass-0123")
         assert len(mailbox.received) == 1
 
+        assert good.check() == []
         bad = SMTPEmail(
             host="127.0.0.1",
             port=controller.port,
@@ -210,6 +211,10 @@ def test_starttls_and_login(mailbox):
             bad.send(make_message("email", "kari@example.no"))
         assert "wrong-pass-0123" not in str(info.value)
         assert "check username and password" in str(info.value)
+        (problem,) = bad.check()
+        assert problem.area == "channels.email"
+        assert "refused the login" in problem.message
+        assert "wrong-pass-0123" not in problem.message
     finally:
         controller.stop()
 

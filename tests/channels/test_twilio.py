@@ -228,3 +228,27 @@ from_numbr = "+4759440000"
         config.channels()
     assert info.value.key == "channels.sms.from_numbr"
     assert "from_number" in str(info.value)
+
+
+@responses.activate
+def test_doctor_check_reads_the_account_and_reports_refused_credentials(twilio):
+    from cartrescue.doctor import SelfCheck
+
+    account = f"https://api.twilio.com/2010-04-01/Accounts/{SID}.json"
+    responses.get(account, json={"sid": SID, "status": "active"})
+    responses.get(account, json=load_fixture("twilio/error_20003.json"), status=401)
+    assert isinstance(twilio, SelfCheck)
+    assert twilio.check() == []
+    (problem,) = twilio.check()
+    assert problem.area == "channels.sms"
+    assert "refused the credentials" in problem.message
+    assert problem.fix == "check account_sid and auth_token"
+    assert all(call.request.method == "GET" for call in responses.calls)
+
+
+@responses.activate
+def test_doctor_check_reports_an_unreachable_provider(twilio):
+    account = f"https://api.twilio.com/2010-04-01/Accounts/{SID}.json"
+    responses.get(account, body=requests.ConnectionError("no route"))
+    (problem,) = twilio.check()
+    assert "cannot reach https://api.twilio.com" in problem.message

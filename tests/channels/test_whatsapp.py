@@ -178,3 +178,23 @@ def test_bad_settings_name_the_key(options, key):
     with pytest.raises(ConfigError) as info:
         WhatsAppCloud(**settings)
     assert info.value.key == key
+
+
+@responses.activate
+def test_doctor_check_fetches_the_phone_number(whatsapp):
+    phone = "https://graph.facebook.com/v23.0/106540352242922"
+    responses.get(
+        phone,
+        json={
+            "verified_name": "Nordlys Design",
+            "display_phone_number": "+47 59 44 00 00",
+            "id": "106540352242922",
+            "quality_rating": "GREEN",
+        },
+    )
+    responses.get(phone, json=load_fixture("whatsapp/error_190.json"), status=401)
+    assert whatsapp.check() == []
+    (problem,) = whatsapp.check()
+    assert problem.area == "channels.whatsapp"
+    assert TOKEN not in problem.message
+    assert responses.calls[0].request.headers["Authorization"] == f"Bearer {TOKEN}"

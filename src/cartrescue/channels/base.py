@@ -30,6 +30,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from ..doctor import Problem
 from ..errors import (
     ConfigError,
     PermanentSendError,
@@ -352,6 +353,11 @@ class HttpChannel:
         """The provider call that sends ``message``."""
         raise NotImplementedError
 
+    def check_request(self) -> HttpRequest | None:
+        """A read-only call that succeeds only with working credentials, for
+        ``cartrescue doctor``; ``None`` when the provider has none."""
+        return None
+
     def parse_response(self, message: Message, response: requests.Response) -> Receipt:
         """The receipt from a 2xx answer; raise a ``SendError`` if it reports a failure."""
         return Receipt(provider=self.provider)
@@ -557,6 +563,45 @@ class HttpChannel:
             return [self._send_one(m) for m in messages]
         with ThreadPoolExecutor(workers, thread_name_prefix=f"cartrescue-{self.provider}") as pool:
             return list(pool.map(self._send_one, messages))
+
+    def check(self) -> list[Problem]:
+        """``cartrescue doctor``'s read-only check (see :class:`~cartrescue.doctor.SelfCheck`):
+        make :meth:`check_request` and report what is wrong. Sends no message."""
+        request = self.check_request()
+        if request is None:
+            return []
+        area = f"channels.{self.kind}"
+        try:
+            response = self.session.request(
+                request.method, self._url(request.path), timeout=self.timeout, **request.options
+            )
+        except requests.RequestException as err:
+            return [
+                Problem(
+                    area,
+                    f"{self.provider}: cannot reach {self.base_url} ({type(err).__name__})",
+                    "check base_url, DNS and outbound HTTPS from this machine",
+                )
+            ]
+        status = response.status_code
+        if status in (401, 403):
+            return [
+                Problem(
+                    area,
+                    f"{self.provider} refused the credentials (HTTP {status})",
+                    self.credentials_hint,
+                )
+            ]
+        if status >= 400:
+            snippet = redact(response.text, 200, self.secrets)
+            return [
+                Problem(
+                    area,
+                    f"{self.provider} answered HTTP {status} to a read-only check: {snippet}",
+                    "check the account in the provider's console",
+                )
+            ]
+        return []
 
     def close(self) -> None:
         """Release pooled connections (a session passed in is left to its owner)."""

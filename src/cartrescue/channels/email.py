@@ -24,6 +24,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 from typing import ClassVar, Literal
 
+from ..doctor import Problem
 from ..errors import (
     ConfigError,
     PermanentSendError,
@@ -265,6 +266,17 @@ class SMTPEmail:
         message_id = mail["Message-ID"]
         log.debug("smtp accepted key=%s to=%s", message.key, mask_contact(message.to))
         return Receipt(provider=self.provider, provider_id=message_id)
+
+    def check(self) -> list[Problem]:
+        """``cartrescue doctor``'s check: connect, secure and log in, then quit. Sends no
+        message."""
+        try:
+            conn = self._open()
+        except SendError as err:
+            return [Problem("channels.email", str(err), "check host, port, security and login")]
+        with contextlib.suppress(OSError, smtplib.SMTPException):
+            conn.quit()
+        return []
 
     def close(self) -> None:
         """End the SMTP session politely; the next send opens a new one."""

@@ -97,6 +97,14 @@ class TwilioSMS(HttpChannel):
             options={"data": form, "auth": self._auth},
         )
 
+    def check_request(self) -> HttpRequest:
+        """Fetch the account resource: read-only, and refused with wrong credentials."""
+        return HttpRequest(
+            f"/2010-04-01/Accounts/{self.account_sid}.json",
+            method="GET",
+            options={"auth": self._auth},
+        )
+
     def parse_response(self, message: Message, response: requests.Response) -> Receipt:
         body = self.json_body(response)
         sid = body.get("sid") if isinstance(body, dict) else None

@@ -177,6 +177,14 @@ class WhatsAppCloud(HttpChannel):
             options={"json": body, "headers": {"Authorization": f"Bearer {self._token}"}},
         )
 
+    def check_request(self) -> HttpRequest:
+        """Fetch the business phone number: read-only; fails with a wrong token or id."""
+        return HttpRequest(
+            f"/{self.api_version}/{self.phone_number_id}",
+            method="GET",
+            options={"headers": {"Authorization": f"Bearer {self._token}"}},
+        )
+
     def parse_response(self, message: Message, response: requests.Response) -> Receipt:
         body = self.json_body(response)
         sent = body.get("messages") if isinstance(body, dict) else None
