@@ -21,6 +21,7 @@ from cartrescue.errors import (
     TransientSendError,
 )
 from cartrescue.models import Receipt
+from cartrescue.registry import CHANNELS, load_plugin
 from cartrescue.testing.contracts import LoopbackProvider, Reply
 from tests.channels.conftest import make_message
 
@@ -304,3 +305,57 @@ def test_idempotent_channels_retry_what_may_have_been_sent(waits):
     assert len(responses.calls) == 3
     keys = {call.request.headers["Idempotency-Key"] for call in responses.calls}
     assert keys == {"ch_1001:1:sms"}
+
+
+PROVIDERS = {
+    "twilio": (
+        "cartrescue.channels.twilio:TwilioSMS",
+        "https://api.twilio.com/2010-04-01/Accounts/AC0123456789abcdef0123456789abcdef/Messages.json",
+        {
+            "account_sid": "AC0123456789abcdef0123456789abcdef",
+            "auth_token": "t",
+            "from_number": "+4759440000",
+        },
+    ),
+    "vonage": (
+        "cartrescue.channels.vonage:VonageSMS",
+        "https://rest.nexmo.com/sms/json",
+        {"api_key": "k", "api_secret": "s", "from_number": "Shop"},
+    ),
+    "linkmobility": (
+        "cartrescue.channels.linkmobility:LinkMobilitySMS",
+        "https://n-eu.linkmobility.io/sms/send",
+        {
+            "base_url": "https://n-eu.linkmobility.io",
+            "username": "u",
+            "password": "p",
+            "platform_id": "COMMON_API",
+            "platform_partner_id": "1",
+            "from_number": "Shop",
+        },
+    ),
+    "whatsapp": (
+        "cartrescue.channels.whatsapp:WhatsAppCloud",
+        "https://graph.facebook.com/v23.0/106540352242922/messages",
+        {"phone_number_id": "106540352242922", "access_token": "t"},
+    ),
+    "webhook": (
+        "cartrescue.channels.webhook:WebhookChannel",
+        "https://hooks.example/cartrescue",
+        {"url": "https://hooks.example/cartrescue", "secret": "s" * 16},
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PROVIDERS))
+@responses.activate
+def test_a_read_timeout_is_unknown_with_no_second_request(name, waits):
+    path, url, options = PROVIDERS[name]
+    cls = load_plugin(CHANNELS, path)
+    channel = cls(kind="whatsapp" if name == "whatsapp" else "sms", sleep=waits.append, **options)
+    responses.post(url, body=requests.ReadTimeout("read timed out"))
+    responses.post(url, json={})
+    with pytest.raises(SendOutcomeUnknown):
+        channel.send(make_message(channel.kind))
+    assert len(responses.calls) == 1
+    assert waits == []

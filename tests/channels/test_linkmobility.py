@@ -2,14 +2,12 @@ import base64
 import json
 
 import pytest
-import requests
 import responses
 
 from cartrescue.channels.linkmobility import LinkMobilitySMS
 from cartrescue.errors import (
     ConfigError,
     PermanentSendError,
-    SendOutcomeUnknown,
     TransientSendError,
 )
 from tests.channels.conftest import make_message
@@ -120,14 +118,6 @@ def test_refused_credentials_are_transient(link):
     responses.post(URL, status=401, body="")
     with pytest.raises(TransientSendError, match="username and password"):
         link.send(make_message())
-
-
-@responses.activate
-def test_read_timeout_is_unknown_with_one_request(link):
-    responses.post(URL, body=requests.ReadTimeout())
-    with pytest.raises(SendOutcomeUnknown):
-        link.send(make_message())
-    assert len(responses.calls) == 1
 
 
 def test_base_url_is_required():

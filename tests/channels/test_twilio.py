@@ -120,16 +120,6 @@ def test_429_every_time_ends_as_transient_after_the_attempts(twilio, waits):
 
 
 @responses.activate
-def test_read_timeout_is_unknown_and_not_resent(twilio, waits):
-    responses.post(URL, body=requests.ReadTimeout("read timed out"))
-    responses.post(URL, json=load_fixture("twilio/message_created.json"), status=201)
-    with pytest.raises(SendOutcomeUnknown):
-        twilio.send(make_message())
-    assert len(responses.calls) == 1
-    assert waits == []
-
-
-@responses.activate
 def test_5xx_is_unknown_and_not_resent(twilio):
     responses.post(URL, json=load_fixture("twilio/error_20500.json"), status=500)
     with pytest.raises(SendOutcomeUnknown):

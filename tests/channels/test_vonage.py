@@ -1,7 +1,6 @@
 from urllib.parse import parse_qs
 
 import pytest
-import requests
 import responses
 
 from cartrescue.channels.vonage import VonageSMS
@@ -122,14 +121,6 @@ def test_bad_credentials_are_transient_and_do_not_show_the_secret(vonage):
     assert not isinstance(info.value, SendOutcomeUnknown)
     assert SECRET not in str(info.value)
     assert "check api_key and api_secret" in str(info.value)
-
-
-@responses.activate
-def test_read_timeout_is_unknown_with_one_request(vonage):
-    responses.post(URL, body=requests.ReadTimeout())
-    with pytest.raises(SendOutcomeUnknown):
-        vonage.send(make_message())
-    assert len(responses.calls) == 1
 
 
 @responses.activate

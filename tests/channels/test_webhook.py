@@ -3,11 +3,10 @@ import hmac
 import json
 
 import pytest
-import requests
 import responses
 
 from cartrescue.channels.webhook import WebhookChannel, verify_signature
-from cartrescue.errors import ConfigError, PermanentSendError, SendOutcomeUnknown
+from cartrescue.errors import ConfigError, PermanentSendError
 from tests.channels.conftest import make_message
 
 URL = "https://hooks.example/cartrescue"
@@ -65,14 +64,6 @@ def test_gone_is_permanent(webhook):
     responses.post(URL, status=410)
     with pytest.raises(PermanentSendError):
         webhook.send(make_message("email", "kari@example.no"))
-
-
-@responses.activate
-def test_not_idempotent_by_default_so_a_timeout_is_unknown(webhook):
-    responses.post(URL, body=requests.ReadTimeout())
-    with pytest.raises(SendOutcomeUnknown):
-        webhook.send(make_message("email", "kari@example.no"))
-    assert len(responses.calls) == 1
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,6 @@
 import json
 
 import pytest
-import requests
 import responses
 
 from cartrescue.channels.whatsapp import WhatsAppCloud
@@ -118,15 +117,6 @@ def test_unknown_server_error_is_unknown_and_not_resent(whatsapp):
     with pytest.raises(SendOutcomeUnknown):
         whatsapp.send(wa_message())
     assert len(responses.calls) == 1
-
-
-@responses.activate
-def test_read_timeout_is_unknown_with_one_request(whatsapp, waits):
-    responses.post(URL, body=requests.ReadTimeout())
-    with pytest.raises(SendOutcomeUnknown):
-        whatsapp.send(wa_message())
-    assert len(responses.calls) == 1
-    assert waits == []
 
 
 def test_marketing_templates_to_us_numbers_are_refused_without_a_request(whatsapp):
