@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
 from cartrescue.models import Checkout, Customer, LineItem
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 # A Wednesday, 12:00 UTC: inside the send window in Europe/Oslo (13:00).
 NOON = datetime(2026, 3, 11, 12, 0, tzinfo=UTC)
@@ -53,3 +57,15 @@ def make_checkout(
 @pytest.fixture
 def checkout_factory():
     return make_checkout
+
+
+def load_fixture(name: str):
+    """A real-shaped payload from tests/fixtures, decoded when it is JSON."""
+    path = FIXTURES / name
+    return json.loads(path.read_text()) if path.suffix == ".json" else path.read_bytes()
+
+
+@pytest.fixture
+def waits():
+    """A stand-in for time.sleep that records the waits instead of sleeping."""
+    return []

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import TextIO
+from wsgiref.simple_server import WSGIServer
 
 from . import __version__
 from .channels.console import ConsoleChannel
@@ -25,6 +26,7 @@ from .models import normalize_email, normalize_phone
 from .registry import CHANNELS, CONNECTORS, discover
 from .store.sqlite import SQLiteStore
 from .testing.demo import demo_orders, demo_shop, demo_shopify_records
+from .web import serve, web_settings
 
 __all__ = ["EXIT_CONFIG", "EXIT_FAILED", "EXIT_OK", "main"]
 
@@ -331,6 +333,35 @@ def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_FAILED if any(p.severity == "error" for p in problems) else EXIT_OK
 
 
+def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
+    config = _config(args)
+    settings = web_settings(config.data, config.env)
+    if settings is None:
+        raise ConfigError(
+            "add a [web] table with public_url (and the *_env keys of the endpoints you use)",
+            key="web",
+        )
+    host = args.host or settings.host
+    port = settings.port if args.port is None else args.port
+    with config.store() as store:
+        app = settings.app(store)
+
+        def ready(server: WSGIServer) -> None:
+            out.write(
+                f"serving {settings.public_url} on http://{host}:{server.server_port}/ "
+                "(Ctrl-C stops)\n"
+            )
+            out.flush()
+
+        try:
+            serve(app, host, port, ready=ready)
+        except KeyboardInterrupt:
+            out.write("stopped\n")
+        except OSError as err:
+            raise ConfigError(f"cannot listen on {host}:{port}: {err}", key="web.port") from err
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cartrescue",
@@ -386,6 +417,16 @@ def build_parser() -> argparse.ArgumentParser:
         "doctor", cmd_doctor, "read-only checks of config, credentials, templates, schedule"
     )
     with_config(doctor)
+    serve_command = add(
+        "serve",
+        cmd_serve,
+        "serve the [web] endpoints: Twilio and WhatsApp webhooks, one-click unsubscribe",
+    )
+    with_config(serve_command)
+    serve_command.add_argument("--host", help="address to listen on (default: [web] host)")
+    serve_command.add_argument(
+        "--port", type=int, help="port to listen on (default: [web] port, 8080)"
+    )
     return parser
 
 

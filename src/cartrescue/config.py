@@ -29,6 +29,7 @@ from .policy import Policy, SendWindow, Step
 from .registry import CHANNELS, CONNECTORS, load_plugin
 from .render import Renderer, TemplateRenderer
 from .store.sqlite import SQLiteStore
+from .web import web_settings
 
 __all__ = ["Config", "build_plugin", "load_config", "parse_duration"]
 
@@ -361,6 +362,7 @@ class Config:
     def recovery(self, *, clock: Clock = utc_now, store: SQLiteStore | None = None) -> Recovery:
         """Build the whole :class:`~cartrescue.engine.Recovery` this file describes."""
         store = store or self.store()
+        web = web_settings(self.data, self.env)
         return Recovery(
             self.connector(),
             self.channels(),
@@ -370,6 +372,7 @@ class Config:
             clock=clock,
             shop=self.shop,
             links=self.links(store),
+            unsubscribe=None if web is None else web.unsubscribe_links(),
         )
 
     def validate(self) -> None:

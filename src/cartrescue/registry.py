@@ -35,18 +35,22 @@ def _package(ep: EntryPoint) -> str | None:
 
 
 def load_plugin(group: str, name: str, *, key: str | None = None) -> type:
-    """The class registered as ``name`` in ``group``, or at the dotted path ``name``.
+    """The class registered as ``name`` in ``group``, or at the dotted path ``name``
+    (``package.module:Class``).
 
     Raises :class:`~cartrescue.errors.PluginError` naming the package when it cannot be
-    loaded, and listing the names available when none is registered under ``name``.
+    loaded, listing the names available when none is registered under ``name``, and naming
+    both packages when two register the same name.
     """
     if ":" in name:
         module_name, _, attr = name.partition(":")
         try:
             module = importlib.import_module(module_name)
             found = getattr(module, attr)
-        except (ImportError, AttributeError) as err:
-            raise PluginError(f"cannot load {name!r}: {err}", key=key) from err
+        except Exception as err:  # a broken module is reported, like a broken entry point
+            raise PluginError(
+                f"cannot load {name!r}: {type(err).__name__}: {err}", key=key
+            ) from err
         if not isinstance(found, type):
             raise PluginError(f"{name!r} is not a class", key=key)
         return found
@@ -55,6 +59,13 @@ def load_plugin(group: str, name: str, *, key: str | None = None) -> type:
         known = sorted({ep.name for ep in entry_points(group=group)})
         raise PluginError(
             f"no {group} plugin named {name!r}; installed: {', '.join(known) or 'none'}",
+            key=key,
+        )
+    packages = sorted({_package(ep) or "?" for ep in matches})
+    if len(packages) > 1:
+        raise PluginError(
+            f"{len(packages)} packages register a {group} plugin named {name!r} "
+            f"({', '.join(packages)}); uninstall one, or name the class as 'module:Class'",
             key=key,
         )
     ep = next(iter(matches))
