@@ -70,3 +70,19 @@ def test_redact_masks_credentials_and_contacts():
     assert "abc123" not in text
     assert "kari@" not in text
     assert "91234567" not in text
+
+
+@responses.activate
+def test_a_connection_error_never_carries_a_query_string_credential():
+    url = f"{BASE}/x?consumer_key=ck_live&consumer_secret=cs_SECRET"
+    responses.get(url, body=requests.ConnectionError(f"Max retries exceeded with url: {url}"))
+    c, _ = client(attempts=2, secrets=("cs_SECRET", "ck_live"))
+    with pytest.raises(ConnectorError) as info:
+        c.request("GET", "/x", params={"consumer_key": "ck_live", "consumer_secret": "cs_SECRET"})
+    chain, error = [], info.value
+    while error is not None:
+        chain.append(f"{type(error).__name__}: {error}")
+        # what a traceback shows: the cause, else the context unless suppressed
+        error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+    assert "cs_SECRET" not in "\n".join(chain)
+    assert "ConnectionError" in str(info.value)

@@ -194,7 +194,12 @@ class HttpClient:
         try:
             response = self.session.request(method, self.url(path), **kwargs)
         except (requests.ConnectionError, requests.Timeout) as err:
-            raise RetryableHTTPError(f"{type(err).__name__}", status=None, wait=None) from err
+            # Not chained: requests' message holds the full URL, and with query-string
+            # auth that URL holds a credential. The redacted text keeps the reason.
+            detail = redact(str(err).replace(self.url(path), self._safe(path)), 200, self.secrets)
+            raise RetryableHTTPError(
+                f"{type(err).__name__}: {detail}", status=None, wait=None
+            ) from None
         status = response.status_code
         if status in accept:
             return response

@@ -236,10 +236,6 @@ class WooClient:
             ) from err
         except ConnectorError as err:
             code, message = wp_error(err)
-            if code is None and self.mode == "query" and err.status is None:
-                # A connection error's cause is requests' exception, whose text holds the URL
-                # and so, with query-string auth, the secret: keep it out of tracebacks.
-                raise ConnectorError(str(err), connector="woocommerce") from None
             if code is None:
                 raise
             raise ConnectorError(
