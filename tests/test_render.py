@@ -463,8 +463,9 @@ def test_whatsapp_template_mistakes(tmp_path: Path, blocks: str, message: str) -
         TemplateRenderer([tmp_path]).render("whatsapp", 1, context())
 
 
-# -- the engine records what does not fit ---------------------------------------------------
-def test_engine_records_a_message_that_does_not_fit(tmp_path: Path) -> None:
+def demo_shop_file(folder: Path, **customer: object) -> Path:
+    """A demo-connector data file with one Norwegian checkout left 70 minutes ago, whose
+    customer consented to SMS; ``customer`` adds or replaces customer fields."""
     data = {
         "shop": {"name": "Nordlys Design", "locale": "nb", "timezone": "Europe/Oslo"},
         "checkouts": [
@@ -480,12 +481,19 @@ def test_engine_records_a_message_that_does_not_fit(tmp_path: Path) -> None:
                     "country": "NO",
                     "locale": "nb",
                     "sms_consent": True,
+                    **customer,
                 },
             }
         ],
     }
-    path = tmp_path / "shop.json"
+    path = folder / "shop.json"
     path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+# -- the engine records what does not fit ---------------------------------------------------
+def test_engine_records_a_message_that_does_not_fit(tmp_path: Path) -> None:
+    path = demo_shop_file(tmp_path)
     write(tmp_path / "t", "sms/1.nb.j2", "{{ link }} " + "Svar STOP " * 20)
     clock = FrozenClock(datetime(2026, 3, 10, 12, 0, tzinfo=UTC))
     store = SQLiteStore(":memory:")
