@@ -16,10 +16,12 @@ from cartrescue.sms import (
     GSM7_BASIC,
     GSM7_EXTENSION,
     SmsLength,
+    fits,
     is_gsm,
     measure,
     non_gsm_characters,
     parts,
+    size,
     to_gsm,
 )
 
@@ -198,10 +200,10 @@ def _oracle_segments(text: str) -> int:
         return 1
     room = 1120 - 48 - (1 if gsm else 0)
     segments, used = 1, 0
-    for size in bits:
-        if used + size > room:
+    for bit_count in bits:
+        if used + bit_count > room:
             segments, used = segments + 1, 0
-        used += size
+        used += bit_count
     return segments
 
 
@@ -239,6 +241,15 @@ def test_parts_are_billed_parts(text: str) -> None:
         for piece in pieces[:-1]:
             position += len(piece)
             assert position in boundaries
+
+
+@settings(max_examples=200, deadline=None)
+@given(MIXED, st.integers(min_value=1, max_value=4))
+@example("a" * 152 + "€" + "a" * 152, 2)
+def test_fits_and_size_agree_with_measure(text: str, max_segments: int) -> None:
+    length = measure(text)
+    assert size(text) == (length.encoding, length.units)
+    assert fits(text, max_segments) == (length.segments <= max_segments)
 
 
 @settings(max_examples=200, deadline=None)

@@ -42,7 +42,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from .errors import MessageTooLong, RenderError, TemplateError
 from .models import ChannelKind, Checkout, Content, Customer, Discount, LineItem, ShopInfo
-from .sms import PART, SINGLE, SmsLength, is_gsm, measure, to_gsm
+from .sms import PART, SINGLE, Encoding, SmsLength, fits, is_gsm, measure, size, to_gsm
 
 __all__ = [
     "CHANNELS",
@@ -383,29 +383,32 @@ class TemplateRenderer:
         self, compiled: _Compiled, variables: dict[str, Any], context: MessageContext
     ) -> tuple[Content, tuple[str, ...]]:
         keep = [v for v in (context.link, variables["discount_code"]) if v]
-        shortest: SmsLength | None = None
+        closest: tuple[int, Encoding, int] | None = None  # (units over, encoding, units)
 
-        def attempt(variant: str | None, values: dict[str, Any]) -> str | None:
-            """The finished text when it fits, else None (remembering the shortest)."""
-            nonlocal shortest
-            if variant is None:
-                raw = compiled.text.render(values)
-            else:
-                raw = self._blocks(compiled.text, compiled.needs_root, values)(variant) or ""
-            text = self._finish_sms(raw, keep)
+        def attempt(variant: str | None, block: Callable[[str], str | None]) -> str | None:
+            """The finished text when it fits, else None (remembering the closest miss)."""
+            nonlocal closest
+            raw = block(variant) if variant is not None else block("")
+            text = self._finish_sms(raw or "", keep)
             if not text:
                 return None  # a variant that does not apply here renders nothing
-            length = measure(text)
-            if shortest is None or (length.segments, length.units) < (
-                shortest.segments,
-                shortest.units,
-            ):
-                shortest = length
-            return text if length.segments <= self.max_segments else None
+            if fits(text, self.max_segments):
+                return text
+            encoding, units = size(text)
+            over = units - SINGLE[encoding]
+            if closest is None or over < closest[0]:
+                closest = (over, encoding, units)
+            return None
+
+        def blocks(values: dict[str, Any]) -> Callable[[str], str | None]:
+            if not compiled.variants:
+                return lambda _: compiled.text.render(values)
+            return self._blocks(compiled.text, compiled.needs_root, values)
 
         variants: Sequence[str | None] = compiled.variants or (None,)
+        block = blocks(variables)
         for index, variant in enumerate(variants):
-            text = attempt(variant, variables)
+            text = attempt(variant, block)
             if text is not None:
                 notes = [f"variant {index + 1} of {len(variants)}"] if index else []
                 return Content(text=text), tuple(notes)
@@ -414,34 +417,34 @@ class TemplateRenderer:
             titles=[_graphemes(item["title"]) for item in variables["items"]],
         )
         for index, variant in enumerate(variants):
-            shortened = self._shorten(variant, variables, fields, attempt)
+
+            def try_values(values: dict[str, Any], variant: str | None = variant) -> str | None:
+                return attempt(variant, blocks(values))
+
+            shortened = self._shorten(variables, fields, try_values)
             if shortened is not None:
                 text, what = shortened
                 notes = [f"variant {index + 1} of {len(variants)}"] if index else []
                 return Content(text=text), (*notes, f"{what} shortened")
-        if shortest is None:
+        if closest is None:
             raise TemplateError("renders an empty message", template=compiled.name)
-        limit = (
-            SINGLE[shortest.encoding]
-            if self.max_segments == 1
-            else PART[shortest.encoding] * self.max_segments
-        )
+        _, encoding, units = closest
+        limit = SINGLE[encoding] if self.max_segments == 1 else PART[encoding] * self.max_segments
         raise MessageTooLong(
             template=compiled.name,
             locale=context.locale,
-            units=shortest.units,
+            units=units,
             limit=limit,
-            encoding=shortest.encoding,
+            encoding=encoding,
         )
 
     def _shorten(
         self,
-        variant: str | None,
         variables: dict[str, Any],
         fields: _Fields,
-        attempt: Callable[[str | None, dict[str, Any]], str | None],
+        attempt: Callable[[dict[str, Any]], str | None],
     ) -> tuple[str, str] | None:
-        """The text with the longest title (then name) that lets ``variant`` fit, and which
+        """The text with the longest title (then name) that ``attempt`` accepts, and which
         was shortened; or None."""
 
         def with_limits(title: int | None, name: int | None) -> str | None:
@@ -452,7 +455,7 @@ class TemplateRenderer:
             ]
             values["product"] = values["items"][0]["title"] if values["items"] else ""
             values["first_name"] = _cut(fields.name, name)
-            return attempt(variant, values)
+            return attempt(values)
 
         def longest(limit: int, probe: Callable[[int], str | None]) -> str | None:
             # Fitting is monotone in the kept length: binary-search the longest that fits.

@@ -28,10 +28,12 @@ __all__ = [
     "GSM7_EXTENSION",
     "Encoding",
     "SmsLength",
+    "fits",
     "is_gsm",
     "measure",
     "non_gsm_characters",
     "parts",
+    "size",
     "to_gsm",
 ]
 
@@ -103,6 +105,24 @@ def _utf16_units(text: str) -> int:
 
 def _gsm_units(text: str) -> int:
     return len(text) + sum(text.count(char) for char in GSM7_EXTENSION)
+
+
+def size(text: str) -> tuple[Encoding, int]:
+    """The encoding and units of ``text``, without counting segments."""
+    if is_gsm(text):
+        return "GSM-7", _gsm_units(text)
+    return "UCS-2", _utf16_units(text)
+
+
+def fits(text: str, max_segments: int = 1) -> bool:
+    """Whether ``text`` is billed as at most ``max_segments`` messages; cheaper than
+    :func:`measure` when the answer is plain from the length alone."""
+    encoding, units = size(text)
+    if units <= SINGLE[encoding]:
+        return True
+    if max_segments == 1 or units > PART[encoding] * max_segments:
+        return False
+    return len(_split(text, encoding)) <= max_segments
 
 
 def measure(text: str) -> SmsLength:
