@@ -141,6 +141,14 @@ def test_a_destination_must_be_a_web_url(links: SelfHostedLinks) -> None:
         links.shorten("javascript:alert(1)", checkout_id="c1", step=1, channel="sms")
 
 
+def test_add_utm_leaves_the_query_as_it_was() -> None:
+    url = add_utm("https://s.example/r?key=a%2Fb&flag&x=%7E", {"utm_source": "cartrescue"})
+    assert url == "https://s.example/r?key=a%2Fb&flag&x=%7E&utm_source=cartrescue"
+    assert add_utm("https://s.example/r", {"utm_medium": "e mail"}) == (
+        "https://s.example/r?utm_medium=e+mail"
+    )
+
+
 def test_add_utm_keeps_what_is_there() -> None:
     url = add_utm(
         "https://s.example/p?a=1&utm_source=shop#top", {"utm_source": "x", "utm_medium": "sms"}

@@ -75,10 +75,11 @@ def _web_url(value: object, *, key: str, what: str) -> str:
 def add_utm(url: str, params: Mapping[str, str]) -> str:
     """``url`` with ``params`` added to its query, keeping any that are already there."""
     parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    present = {name for name, _ in query}
-    query += [(name, value) for name, value in params.items() if name not in present]
-    return urlunsplit(parts._replace(query=urlencode(query)))
+    present = {name for name, _ in parse_qsl(parts.query, keep_blank_values=True)}
+    extra = urlencode([(name, value) for name, value in params.items() if name not in present])
+    # The destination's own query stays byte for byte (a platform may sign or parse it).
+    query = "&".join(q for q in (parts.query, extra) if q)
+    return urlunsplit(parts._replace(query=query))
 
 
 class SelfHostedLinks:

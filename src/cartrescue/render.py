@@ -388,7 +388,7 @@ class TemplateRenderer:
         def attempt(variant: str | None, block: Callable[[str], str | None]) -> str | None:
             """The finished text when it fits, else None (remembering the closest miss)."""
             nonlocal closest
-            raw = block(variant) if variant is not None else block("")
+            raw = block(variant or "")
             text = self._finish_sms(raw or "", keep)
             if not text:
                 return None  # a variant that does not apply here renders nothing
