@@ -428,7 +428,7 @@ def cmd_preview(args: argparse.Namespace, out: TextIO) -> int:
     for row in rows:
         out.write(_preview_line(row) + "\n")
         for line in _preview_text(row):
-            out.write(f"    | {line}\n")
+            out.write(f"    | {line}".rstrip() + "\n")
     bad = [r for r in rows if not r.fits]
     out.write(
         f"\n{len(rows)} message(s) rendered: {len(rows) - len(bad)} fit, {len(bad)} do not.\n"
