@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sqlite3
 
 import pytest
@@ -30,7 +31,8 @@ def test_demo_prints_each_message_and_a_summary():
     code, out = run("demo")
     assert code == EXIT_OK
     assert "--- sms to +47******67 · step 1 · 1001:1:sms" in out
-    assert "Nordlys Design: Hi Kari" in out
+    assert "Nordlys Design: Hei Kari!" in out  # Kari reads Norwegian (nb)
+    assert re.search(r"https://nordlys-design.example/r/[0-9A-Za-z]{8} ", out)
     assert "sent: 4" in out
     assert "bad payload: 1" in out
     assert "held: quiet hours: 1" in out

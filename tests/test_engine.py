@@ -289,3 +289,14 @@ def test_batches_are_sent_through_send_batch_and_recorded_per_message(store, clo
     assert report.counts["failed: rejected by provider"] == 1
     assert store.outbox_for("c3")[0].status == "failed"
     assert {e.status for n in range(45) if n != 3 for e in store.outbox_for(f"c{n}")} == {"sent"}
+
+
+def test_dry_run_renders_with_a_link_as_long_as_a_real_short_link(store, clock):
+    from cartrescue.links import SelfHostedLinks
+
+    links = SelfHostedLinks("https://go.shop.example/r/", store, clock=clock)
+    r = recovery(ListConnector([make_checkout("c1")]), store, clock, links=links)
+    report = r.run(dry_run=True)
+    (message,) = report.messages
+    assert links.example() in message.text
+    assert store.link_for("c1", 1, "sms") is None

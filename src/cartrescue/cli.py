@@ -9,6 +9,7 @@ import shutil
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import TextIO
@@ -21,9 +22,23 @@ from .config import Config, load_config
 from .doctor import Problem, SelfCheck
 from .engine import Recovery, RunReport
 from .errors import CartRescueError, ConfigError, StoreError
+from .links import SelfHostedLinks, make_server
 from .logmask import mask_contact
-from .models import normalize_email, normalize_phone
+from .models import ShopInfo, normalize_email, normalize_phone
+from .policy import DEFAULT_STEPS
 from .registry import CHANNELS, CONNECTORS, discover
+from .render import (
+    CHANNELS as CHANNEL_KINDS,
+)
+from .render import (
+    SAMPLE_RECOVERY_URL,
+    SAMPLE_SHORT_LINK,
+    WHATSAPP_BODY_LIMIT,
+    PreviewRow,
+    TemplateRenderer,
+    preview,
+)
+from .sms import SINGLE
 from .store.sqlite import SQLiteStore
 from .testing.demo import demo_orders, demo_shop, demo_shopify_records
 from .web import serve, web_settings
@@ -102,7 +117,10 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     channels = [ConsoleChannel(kind, stream=out) for kind in ("sms", "whatsapp", "email")]
     with fake:
         connector = ShopifyConnector(fake.shop, fake.token, base_url=fake.base_url)
-        recovery = Recovery(connector, channels, store, clock=clock, shop=shop)
+        links = SelfHostedLinks(
+            "https://nordlys-design.example/r/", store, home_url=shop.home_url, clock=clock
+        )
+        recovery = Recovery(connector, channels, store, clock=clock, shop=shop, links=links)
         out.write(
             f"cartrescue demo: {shop.name}, a made-up Shopify shop served on this machine "
             f"({fake.base_url}); nothing leaves it.\n"
@@ -344,7 +362,9 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
     with config.store() as store:
-        app = settings.app(store)
+        links = config.links(store)
+        # With [links], the short links are answered here too: one server for a small shop.
+        app = settings.app(store, mounts={links.path: links.app()} if links else None)
 
         def ready(server: WSGIServer) -> None:
             out.write(
@@ -359,6 +379,141 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
             out.write("stopped\n")
         except OSError as err:
             raise ConfigError(f"cannot listen on {host}:{port}: {err}", key="web.port") from err
+    return EXIT_OK
+
+
+def _preview_setup(
+    args: argparse.Namespace,
+) -> tuple[TemplateRenderer, ShopInfo, list[tuple[int, Decimal | None]], str, str]:
+    """The renderer, shop, steps, link and a header line that ``preview`` uses."""
+    if args.config is None:
+        renderer = TemplateRenderer()
+        shop = demo_shop()
+        steps = [(s.number, s.discount.percent if s.discount else None) for s in DEFAULT_STEPS]
+        link = SAMPLE_SHORT_LINK
+        source = "package templates, no configuration"
+        why = "the length the default SMS templates are written for"
+    else:
+        config = load_config(args.config)
+        renderer = config.renderer()
+        shop = config.shop
+        steps = [
+            (s.number, s.discount.percent if s.discount else None) for s in config.policy.steps
+        ]
+        with SQLiteStore(":memory:") as scratch:
+            links = config.links(scratch)
+        if links is None:
+            link = SAMPLE_RECOVERY_URL
+            why = "no [links]: a raw Shopify recovery URL"
+        else:
+            link = links.example()
+            why = "as long as your [links] short links"
+        dirs = ", ".join(str(d) for d in renderer.template_dirs) or "none"
+        source = f"{args.config}; your templates: {dirs}, then the package's"
+    if args.link:
+        link, why = args.link, "given with --link"
+    header = (
+        f"cartrescue preview: {source}\n"
+        f"Shop {shop.name!r}, locale {shop.locale}; at most {renderer.max_segments} SMS "
+        f"segment(s); smart encoding {'on' if renderer.smart_encoding else 'off'}\n"
+        f"Link: {link} ({len(link)} characters; {why})\n"
+    )
+    return renderer, shop, steps, link, header
+
+
+def _preview_line(row: PreviewRow) -> str:
+    encoding: str
+    if row.channel == "sms" and row.length is not None:
+        limit = SINGLE[row.length.encoding]
+        length = f"{row.length.units}/{limit}"
+        encoding, segments = row.length.encoding, str(row.length.segments or "-")
+    elif row.channel == "whatsapp" and row.content is not None:
+        body = row.content.text.rsplit("\n[", 1)[0]
+        length, encoding, segments = f"{len(body)}/{WHATSAPP_BODY_LIMIT}", "-", "-"
+    else:
+        length, encoding, segments = "-", "-", "-"
+    fits = "yes" if row.fits else "NO"
+    return (
+        f"{row.channel:<9}{row.step:<5}{row.locale:<7}{row.sample:<11}{encoding:<9}"
+        f"{length:>9}  {segments:<4}{fits:<5}{row.template or '-'}"
+        + (f"  ({', '.join(row.notes)})" if row.notes else "")
+    )
+
+
+def _preview_text(row: PreviewRow) -> list[str]:
+    if row.problem is not None:
+        return [f"!! {row.problem}"]
+    assert row.content is not None
+    if row.channel == "email":
+        return [f"Subject: {row.content.subject}"]
+    lines = row.content.text.splitlines() or [""]
+    if row.channel == "whatsapp":
+        lines = [f"[{row.content.template} ({row.content.language})]", *lines]
+    return lines
+
+
+def cmd_preview(args: argparse.Namespace, out: TextIO) -> int:
+    renderer, shop, steps, link, header = _preview_setup(args)
+    if args.step:
+        steps = [(n, p) for n, p in steps if n in args.step]
+    missing = [d for d in renderer.template_dirs if not d.is_dir()]
+    locales = args.locale or renderer.locales()
+    rows = preview(
+        renderer,
+        shop=shop,
+        link=link,
+        locales=locales,
+        steps=steps,
+        channels=args.channel or CHANNEL_KINDS,
+    )
+    out.write(header)
+    for folder in missing:
+        out.write(f"WARNING: template folder {folder} does not exist\n")
+    out.write(
+        "\nSMS must fit one segment: 160 GSM-7 units, or 70 UCS-2 units as soon as one "
+        "character is outside GSM-7.\n\n"
+    )
+    out.write(
+        f"{'CHANNEL':<9}{'STEP':<5}{'LOCALE':<7}{'DATA':<11}{'ENCODING':<9}{'LENGTH':>9}  "
+        f"{'SEG':<4}{'FITS':<5}TEMPLATE\n"
+    )
+    for row in rows:
+        out.write(_preview_line(row) + "\n")
+        for line in _preview_text(row):
+            out.write(f"    | {line}".rstrip() + "\n")
+    bad = [r for r in rows if not r.fits]
+    out.write(
+        f"\n{len(rows)} message(s) rendered: {len(rows) - len(bad)} fit, {len(bad)} do not.\n"
+    )
+    if any(r.channel == "sms" and r.length is not None for r in bad):
+        out.write(
+            "An SMS that does not fit is not sent. Add a shorter variant to the template, "
+            "or set [links] base_url to a short address so the link takes less room.\n"
+        )
+    return EXIT_FAILED if bad else EXIT_OK
+
+
+def cmd_serve_links(args: argparse.Namespace, out: TextIO) -> int:
+    config = _config(args)
+    store = config.store()
+    try:
+        links = config.links(store)
+        if links is None:
+            raise ConfigError("add a [links] table with base_url to serve short links", key="links")
+        server = make_server(links.app(), args.host, args.port)
+        out.write(
+            f"Serving the short links of {links.base_url} on "
+            f"http://{args.host}:{server.server_port}{links.path} (Ctrl-C stops)\n"
+        )
+        out.flush()
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
+    finally:
+        store.close()
     return EXIT_OK
 
 
@@ -427,6 +582,38 @@ def build_parser() -> argparse.ArgumentParser:
     serve_command.add_argument(
         "--port", type=int, help="port to listen on (default: [web] port, 8080)"
     )
+    preview_cmd = add(
+        "preview",
+        cmd_preview,
+        "render every template with sample and worst-case data; show SMS length and fit",
+    )
+    preview_cmd.add_argument(
+        "--config",
+        "-c",
+        metavar="FILE",
+        help="use this configuration's templates, shop, steps and [links] "
+        "(default: the package's templates alone)",
+    )
+    preview_cmd.add_argument(
+        "--locale", action="append", metavar="L", help="only this locale (repeatable)"
+    )
+    preview_cmd.add_argument(
+        "--channel", action="append", choices=CHANNEL_KINDS, help="only this channel (repeatable)"
+    )
+    preview_cmd.add_argument(
+        "--step", action="append", type=int, metavar="N", help="only this step (repeatable)"
+    )
+    preview_cmd.add_argument("--link", metavar="URL", help="preview with this link in messages")
+    serve_links = add(
+        "serve-links",
+        cmd_serve_links,
+        "answer the short links of [links] (redirect, count clicks) with a small web server",
+    )
+    with_config(serve_links)
+    serve_links.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    serve_links.add_argument("--port", type=int, default=8080, help="port (default: %(default)s)")
     return parser
 
 

@@ -23,11 +23,12 @@ from .clock import Clock, utc_now
 from .connectors.base import Connector
 from .engine import Recovery
 from .errors import CartRescueError, ConfigError
-from .links import LinkShortener
+from .links import SelfHostedLinks
 from .models import ChannelKind, DiscountOffer, ShopInfo
 from .policy import Policy, SendWindow, Step
 from .registry import CHANNELS, CONNECTORS, load_plugin
-from .render import Renderer, TemplateRenderer
+from .render import TemplateRenderer
+from .store.base import Store
 from .store.sqlite import SQLiteStore
 from .web import web_settings
 
@@ -348,16 +349,35 @@ class Config:
             raise ConfigError("expected a list of folders", key="templates.dirs")
         return [self._path(d) for d in dirs]
 
-    def renderer(self) -> Renderer:
-        return TemplateRenderer(self.template_dirs())
+    def template_settings(self) -> dict[str, Any]:
+        """Keyword options for :class:`~cartrescue.render.TemplateRenderer` from
+        ``[templates]`` (besides ``dirs``)."""
+        table = _table(self.data, "templates", "templates")
+        _known_keys(table, "templates", {"dirs", "max_segments", "smart_encoding"})
+        options: dict[str, Any] = {}
+        if "max_segments" in table:
+            value = table["max_segments"]
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 10:
+                raise ConfigError(
+                    f"expected a whole number from 1 to 10, got {value!r}",
+                    key="templates.max_segments",
+                )
+            options["max_segments"] = value
+        if "smart_encoding" in table:
+            options["smart_encoding"] = _flag(table, "templates", "smart_encoding")
+        return options
 
-    def links(self, store: SQLiteStore) -> LinkShortener | None:
+    def renderer(self) -> TemplateRenderer:
+        return TemplateRenderer(
+            self.template_dirs(), shop_locale=self.shop.locale, **self.template_settings()
+        )
+
+    def links(self, store: Store) -> SelfHostedLinks | None:
+        """The short-link maker ``[links]`` describes, or None without a ``[links]`` table."""
         table = _table(self.data, "links", "links")
         if not table:
             return None
-        return cast(
-            LinkShortener, build_plugin_links(table, store=store, env=self.env, shop=self.shop)
-        )
+        return SelfHostedLinks(store=store, home_url=self.shop.home_url, **_link_options(table))
 
     def recovery(self, *, clock: Clock = utc_now, store: SQLiteStore | None = None) -> Recovery:
         """Build the whole :class:`~cartrescue.engine.Recovery` this file describes."""
@@ -382,11 +402,60 @@ class Config:
         self.renderer()
         self.template_dirs()
         self.store_path()
+        if _table(self.data, "links", "links"):
+            _link_options(_table(self.data, "links", "links"))
 
 
-def build_plugin_links(table: Mapping[str, Any], **_: Any) -> object:
-    """Placeholder until short links are wired: refuse a [links] table clearly."""
-    raise ConfigError("short links are not available in this version", key="links")
+def _known_keys(table: Mapping[str, Any], section: str, known: set[str]) -> None:
+    for name in table:
+        if name not in known:
+            raise ConfigError(
+                f"unknown key; expected one of: {', '.join(sorted(known))}",
+                key=f"{section}.{name}",
+            )
+
+
+def _flag(table: Mapping[str, Any], section: str, name: str) -> bool:
+    value = table[name]
+    if not isinstance(value, bool):
+        raise ConfigError(f"expected true or false, got {value!r}", key=f"{section}.{name}")
+    return value
+
+
+def _link_options(table: Mapping[str, Any]) -> dict[str, Any]:
+    """Keyword arguments for :class:`~cartrescue.links.SelfHostedLinks` from ``[links]``."""
+    _known_keys(
+        table,
+        "links",
+        {"type", "base_url", "code_length", "expires_after", "utm", "utm_source", "utm_campaign"},
+    )
+    kind = table.get("type", "self-hosted")
+    if kind != "self-hosted":
+        raise ConfigError(
+            f"unknown link shortener {kind!r}; expected 'self-hosted'", key="links.type"
+        )
+    if "base_url" not in table:
+        raise ConfigError(
+            "missing (where the short links answer, e.g. 'https://go.myshop.example/r/')",
+            key="links.base_url",
+        )
+    options: dict[str, Any] = {"base_url": table["base_url"]}
+    if "code_length" in table:
+        options["code_length"] = table["code_length"]
+    if "expires_after" in table:
+        raw = table["expires_after"]
+        options["expires_after"] = (
+            None if raw == "never" else parse_duration(raw, key="links.expires_after")
+        )
+    if "utm" in table:
+        options["utm"] = _flag(table, "links", "utm")
+    for name in ("utm_source", "utm_campaign"):
+        if name in table:
+            value = table[name]
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError("expected a non-empty string", key=f"links.{name}")
+            options[name] = value
+    return options
 
 
 def load_config(

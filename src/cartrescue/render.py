@@ -1,24 +1,81 @@
-"""Messages from Jinja2 templates, rendered in the sandbox.
+"""Messages from Jinja2 templates: lookup by locale, the context a template sees, and fitting
+an SMS into its segments.
 
 Templates live in ``{channel}/{step}.{locale}.j2``: the user's folders first, then the package
-defaults. Customer data is passed as data, never as template source.
+defaults. They run in Jinja2's sandbox with ``StrictUndefined``; customer data is passed as
+data, never as template source, and HTML email is rendered with autoescaping on.
+
+What a template defines, per channel:
+
+- **sms**: its text, or blocks ``variant1``, ``variant2``, … tried in that order until one
+  fits ``max_segments``. As a last resort the product title and then the first name are
+  shortened with an ellipsis; the link, the discount code and the template's own words (the
+  opt-out text) are never cut.
+- **email**: blocks ``subject``, ``text`` (plain text, not escaped) and ``html`` (the same
+  template rendered again with autoescaping on).
+- **whatsapp**: blocks ``template`` (the approved template's name), ``language`` (its Meta
+  language code, e.g. ``pt_BR``), ``parameters`` (one body parameter per line), ``button``
+  (the URL button's parameter) and ``body`` (the approved body with ``{{1}}``… placeholders,
+  inside ``{% raw %}``, used to show the message in logs and previews).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jinja2
+import regex
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_skeleton
+from babel.numbers import format_currency, format_decimal
+from jinja2 import nodes
 from jinja2.sandbox import SandboxedEnvironment
 
-from .errors import TemplateError
-from .models import ChannelKind, Checkout, Content, Discount, ShopInfo
+from .errors import MessageTooLong, RenderError, TemplateError
+from .models import ChannelKind, Checkout, Content, Customer, Discount, LineItem, ShopInfo
+from .sms import PART, SINGLE, Encoding, SmsLength, fits, is_gsm, measure, size, to_gsm
 
-__all__ = ["MessageContext", "Renderer", "TemplateRenderer"]
+__all__ = [
+    "CHANNELS",
+    "SAMPLE_RECOVERY_URL",
+    "SAMPLE_SHORT_LINK",
+    "MessageContext",
+    "PreviewRow",
+    "Renderer",
+    "TemplateRenderer",
+    "normalize_locale",
+    "preview",
+    "sample_checkout",
+]
+
+CHANNELS: tuple[ChannelKind, ...] = ("sms", "whatsapp", "email")
+_NAME = re.compile(r"^(sms|whatsapp|email)/(\d+)\.([A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*)\.j2$")
+_VARIANT = re.compile(r"^variant(\d+)$")
+_PLACEHOLDER = re.compile(r"\{\{\s*(\d+)\s*\}\}")
+_WHATSAPP_NAME = re.compile(r"^[a-z0-9_]{1,512}$")
+_WHATSAPP_LANGUAGE = re.compile(r"^[a-z]{2,3}(?:_[A-Z]{2})?$")
+_GRAPHEME = regex.compile(r"\X")
+_ELLIPSIS_MARK = "\ue000"
+"""Stands for the ellipsis of a shortened value until the text's encoding is known."""
+_LANGUAGE_FALLBACK = {"no": "nb", "nn": "nb"}
+SAMPLE_RECOVERY_URL = (
+    "https://nordlys-design.myshopify.com/70712377561/checkouts/ac/Z2NwLWV1cm9wZTE6MDFK"
+    "/recover?key=8f2c1a9d7b3e&locale=nb-NO"
+)
+"""A Shopify recovery URL as messages carry it without a shortener: 120 characters."""
+SAMPLE_SHORT_LINK = "https://s.no/Ab3dE9x"
+"""A 20-character short link: the length the default SMS templates are written for."""
+WHATSAPP_BODY_LIMIT = 1024
+"""Meta refuses a template message whose body with its parameters is longer than this."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,87 +101,769 @@ class Renderer(Protocol):
     def render(self, channel: ChannelKind, step: int, context: MessageContext) -> Content: ...
 
 
-def _locale_chain(locale: str, default: str) -> list[str]:
-    chain: list[str] = []
-    for candidate in (locale, locale.split("-")[0], default, default.split("-")[0], "en"):
-        if candidate and candidate not in chain:
-            chain.append(candidate)
-    return chain
+def normalize_locale(raw: str | None) -> str:
+    """``pt_br`` → ``pt-BR``, ``NB-no`` → ``nb-NO``; empty → ``""``."""
+    if not raw:
+        return ""
+    parts = [p for p in re.split(r"[-_]", raw.strip()) if p]
+    if not parts:
+        return ""
+    out = [parts[0].lower()]
+    for part in parts[1:]:
+        if len(part) == 2 and part.isalpha():
+            out.append(part.upper())
+        elif len(part) == 4 and part.isalpha():
+            out.append(part.title())
+        else:
+            out.append(part)
+    return "-".join(out)
+
+
+def _language(locale: str) -> str:
+    return locale.split("-")[0]
+
+
+@lru_cache(maxsize=256)
+def _babel_locale(locale: str) -> Locale:
+    try:
+        return Locale.parse(locale.replace("-", "_"))
+    except (UnknownLocaleError, ValueError, TypeError):
+        try:
+            return Locale.parse(_language(locale))
+        except (UnknownLocaleError, ValueError, TypeError):
+            return Locale("en")
+
+
+@lru_cache(maxsize=64)
+def _zone(name: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(name) if name else ZoneInfo("UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def _number(value: Decimal, locale: Locale) -> str:
+    return format_decimal(value.normalize(), locale=locale)
+
+
+def _money(amount: Decimal, currency: str, locale: Locale) -> str:
+    try:
+        return format_currency(amount, currency, locale=locale)
+    except (ValueError, KeyError):
+        return f"{amount} {currency}"
+
+
+def _link_path(link: str) -> str:
+    parts = urlsplit(link)
+    path = parts.path.lstrip("/")
+    if parts.query:
+        path += "?" + parts.query
+    if parts.fragment:
+        path += "#" + parts.fragment
+    return path
+
+
+def _graphemes(value: str) -> list[str]:
+    return list(_GRAPHEME.findall(value))
+
+
+def _cut(graphemes: list[str], keep: int | None) -> str:
+    if keep is None or keep >= len(graphemes):
+        return "".join(graphemes)
+    return "".join(graphemes[:keep]).rstrip(" ,.;:-–—/(") + _ELLIPSIS_MARK
+
+
+@dataclass
+class _Compiled:
+    """One template, compiled for plain text and (for email) for HTML."""
+
+    name: str
+    locale: str
+    text: jinja2.Template
+    html: jinja2.Template | None
+    needs_root: bool
+    variants: tuple[str, ...]
+
+
+def _needs_root(ast: nodes.Template) -> bool:
+    """Whether blocks can only be rendered after the template's top level has run: it
+    extends another template, sets variables, defines macros or imports."""
+    for node in ast.body:
+        if isinstance(node, nodes.Block):
+            continue
+        if isinstance(node, nodes.Output) and all(
+            isinstance(child, nodes.TemplateData) for child in node.nodes
+        ):
+            continue
+        return True
+    return False
+
+
+@dataclass
+class _Fields:
+    """The customer data the fitting may shorten, split into graphemes once."""
+
+    name: list[str]
+    titles: list[list[str]]
+
+    @property
+    def longest_title(self) -> int:
+        return max((len(t) for t in self.titles), default=0)
 
 
 class TemplateRenderer:
-    """Renders ``{channel}/{step}.{locale}.j2`` from ``template_dirs`` then the defaults.
+    """Renders ``{channel}/{step}.{locale}.j2`` from ``template_dirs``, then the defaults.
 
-    A template's blocks give the parts: an email template defines ``subject``, ``text`` and
-    ``html`` blocks; an SMS template renders its text; a WhatsApp template sets ``template``,
-    ``language`` and ``parameters``.
+    Locale fallback: the customer's locale (``nb-NO``), its language (``nb``), another region
+    of that language when only that exists (``pt`` → ``pt-BR``), then the shop's locale
+    (``shop_locale``, else the shop's in the context) the same way, then ``en``.
+
+    ``max_segments`` is how many SMS segments a message may take (default one);
+    ``smart_encoding`` replaces look-alike characters (curly quotes, dashes, non-breaking
+    spaces) with GSM characters in SMS whenever that turns the message into GSM-7.
     """
 
-    def __init__(self, template_dirs: Sequence[str | Path] = ()) -> None:
-        loaders: list[jinja2.BaseLoader] = [
-            jinja2.FileSystemLoader([str(d) for d in template_dirs])
-        ]
-        loaders.append(jinja2.PackageLoader("cartrescue", "templates"))
-        self._env = SandboxedEnvironment(
-            loader=jinja2.ChoiceLoader(loaders),
-            undefined=jinja2.StrictUndefined,
-            autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
-            keep_trailing_newline=False,
-            trim_blocks=True,
-            lstrip_blocks=True,
+    def __init__(
+        self,
+        template_dirs: Sequence[str | Path] = (),
+        *,
+        max_segments: int = 1,
+        smart_encoding: bool = True,
+        shop_locale: str | None = None,
+    ) -> None:
+        if isinstance(max_segments, bool) or not isinstance(max_segments, int):
+            raise TypeError("max_segments must be a whole number")
+        if not 1 <= max_segments <= 10:
+            raise ValueError(f"max_segments must be between 1 and 10, got {max_segments}")
+        self.template_dirs = tuple(Path(d) for d in template_dirs)
+        self.max_segments = max_segments
+        self.smart_encoding = bool(smart_encoding)
+        self.shop_locale = normalize_locale(shop_locale) or None
+        loader = jinja2.ChoiceLoader(
+            [
+                jinja2.FileSystemLoader([str(d) for d in self.template_dirs]),
+                jinja2.PackageLoader("cartrescue", "templates"),
+            ]
+        )
+        options: dict[str, Any] = {
+            "loader": loader,
+            "undefined": jinja2.StrictUndefined,
+            "trim_blocks": True,
+            "lstrip_blocks": True,
+            "keep_trailing_newline": False,
+            "auto_reload": False,
+        }
+        self._text_env = SandboxedEnvironment(autoescape=False, **options)
+        self._html_env = SandboxedEnvironment(autoescape=True, **options)
+        self._available: dict[tuple[str, int], set[str]] = {}
+        for name in loader.list_templates():
+            match = _NAME.match(name)
+            if match:
+                channel, step, locale = match.groups()
+                key = (channel, int(step))
+                self._available.setdefault(key, set()).add(normalize_locale(locale))
+        self._resolved: dict[tuple[str, int, str, str], tuple[str, str]] = {}
+        self._compiled: dict[str, _Compiled] = {}
+
+    # -- lookup -------------------------------------------------------------------------
+    def locales(self, channel: str | None = None) -> list[str]:
+        """The locales that have at least one template (for ``channel``, if given)."""
+        found: set[str] = set()
+        for (kind, _step), locales in self._available.items():
+            if channel is None or kind == channel:
+                found |= locales
+        return sorted(found)
+
+    def locale_chain(self, locale: str, default: str) -> list[str]:
+        """The locales tried for ``locale`` in order (before looking at what exists)."""
+        chain: list[str] = []
+        for raw in (locale, default, "en"):
+            wanted = normalize_locale(raw)
+            if not wanted:
+                continue
+            language = _language(wanted)
+            for candidate in (wanted, language, _LANGUAGE_FALLBACK.get(language, "")):
+                if candidate and candidate not in chain:
+                    chain.append(candidate)
+        return chain
+
+    def resolve(self, channel: ChannelKind, step: int, locale: str, default: str) -> str:
+        """The template name used for this channel, step and locale; raises
+        ``TemplateError`` when there is none."""
+        return self._lookup(channel, step, locale, default)[0]
+
+    def _lookup(self, channel: str, step: int, locale: str, default: str) -> tuple[str, str]:
+        key = (channel, step, locale, default)
+        found = self._resolved.get(key)
+        if found is None:
+            found = self._resolved[key] = self._find(channel, step, locale, default)
+        return found
+
+    def _find(self, channel: str, step: int, locale: str, default: str) -> tuple[str, str]:
+        available = self._available.get((channel, step), set())
+        tried: list[str] = []
+        for candidate in self.locale_chain(locale, default):
+            tried.append(candidate)
+            if candidate in available:
+                return f"{channel}/{step}.{candidate}.j2", candidate
+            if "-" not in candidate:
+                regional = sorted(a for a in available if _language(a) == candidate)
+                if regional:
+                    return f"{channel}/{step}.{regional[0]}.j2", regional[0]
+        names = ", ".join(f"{channel}/{step}.{c}.j2" for c in tried)
+        raise TemplateError(f"no template for step {step} (tried {names})")
+
+    def _compile(self, name: str, locale: str, channel: str) -> _Compiled:
+        compiled = self._compiled.get(name)
+        if compiled is not None:
+            return compiled
+        try:
+            text = self._text_env.get_template(name)
+            html = self._html_env.get_template(name) if channel == "email" else None
+            loader = self._text_env.loader
+            assert loader is not None
+            ast = self._text_env.parse(loader.get_source(self._text_env, name)[0], name)
+        except jinja2.TemplateSyntaxError as err:
+            raise TemplateError(
+                f"line {err.lineno}: {err.message}", template=err.name or name
+            ) from err
+        except jinja2.TemplateError as err:
+            raise TemplateError(str(err), template=name) from err
+        variants = sorted(
+            (n for n in text.blocks if _VARIANT.match(n)), key=lambda n: int(n[len("variant") :])
+        )
+        compiled = _Compiled(name, locale, text, html, _needs_root(ast), tuple(variants))
+        self._compiled[name] = compiled
+        return compiled
+
+    # -- rendering ------------------------------------------------------------------------
+    def render(self, channel: ChannelKind, step: int, context: MessageContext) -> Content:
+        return self._render(channel, step, context)[0]
+
+    def _render(
+        self, channel: ChannelKind, step: int, context: MessageContext
+    ) -> tuple[Content, tuple[str, ...]]:
+        """The content and notes on how it was fitted (for previews)."""
+        default = self.shop_locale or context.shop.locale
+        name, locale = self._lookup(channel, step, context.locale, default)
+        compiled = self._compile(name, locale, channel)
+        variables = _variables(context, locale, whatsapp=channel == "whatsapp")
+        try:
+            if channel == "sms":
+                return self._render_sms(compiled, variables, context)
+            if channel == "email":
+                return self._render_email(compiled, variables), ()
+            if channel == "whatsapp":
+                return self._render_whatsapp(compiled, variables), ()
+        except RenderError:
+            raise
+        except jinja2.TemplateError as err:
+            raise TemplateError(str(err), template=name) from err
+        except Exception as err:  # a template's own error (1/0, a bad filter argument)
+            raise TemplateError(f"{type(err).__name__}: {err}", template=name) from err
+        raise TemplateError(f"unknown channel {channel!r}", template=name)
+
+    def _blocks(
+        self, template: jinja2.Template, needs_root: bool, variables: Mapping[str, Any]
+    ) -> Callable[[str], str | None]:
+        context = template.new_context(dict(variables))
+        if needs_root:
+            for _ in template.root_render_func(context):
+                pass
+
+        def block(name: str) -> str | None:
+            functions = context.blocks.get(name)
+            if not functions:
+                return None
+            return "".join(functions[0](context))
+
+        return block
+
+    def _render_sms(
+        self, compiled: _Compiled, variables: dict[str, Any], context: MessageContext
+    ) -> tuple[Content, tuple[str, ...]]:
+        keep = [v for v in (context.link, variables["discount_code"]) if v]
+        closest: tuple[int, Encoding, int] | None = None  # (units over, encoding, units)
+
+        def attempt(variant: str | None, block: Callable[[str], str | None]) -> str | None:
+            """The finished text when it fits, else None (remembering the closest miss)."""
+            nonlocal closest
+            raw = block(variant or "")
+            text = self._finish_sms(raw or "", keep)
+            if not text:
+                return None  # a variant that does not apply here renders nothing
+            if fits(text, self.max_segments):
+                return text
+            encoding, units = size(text)
+            over = units - SINGLE[encoding]
+            if closest is None or over < closest[0]:
+                closest = (over, encoding, units)
+            return None
+
+        def blocks(values: dict[str, Any]) -> Callable[[str], str | None]:
+            if not compiled.variants:
+                return lambda _: compiled.text.render(values)
+            return self._blocks(compiled.text, compiled.needs_root, values)
+
+        variants: Sequence[str | None] = compiled.variants or (None,)
+        block = blocks(variables)
+        for index, variant in enumerate(variants):
+            text = attempt(variant, block)
+            if text is not None:
+                notes = [f"variant {index + 1} of {len(variants)}"] if index else []
+                return Content(text=text), tuple(notes)
+        fields = _Fields(
+            name=_graphemes(variables["first_name"]),
+            titles=[_graphemes(item["title"]) for item in variables["items"]],
+        )
+        for index, variant in enumerate(variants):
+
+            def try_values(values: dict[str, Any], variant: str | None = variant) -> str | None:
+                return attempt(variant, blocks(values))
+
+            shortened = self._shorten(variables, fields, try_values)
+            if shortened is not None:
+                text, what = shortened
+                notes = [f"variant {index + 1} of {len(variants)}"] if index else []
+                return Content(text=text), (*notes, f"{what} shortened")
+        if closest is None:
+            raise TemplateError("renders an empty message", template=compiled.name)
+        _, encoding, units = closest
+        limit = SINGLE[encoding] if self.max_segments == 1 else PART[encoding] * self.max_segments
+        raise MessageTooLong(
+            template=compiled.name,
+            locale=context.locale,
+            units=units,
+            limit=limit,
+            encoding=encoding,
         )
 
-    def _template(
-        self, channel: ChannelKind, step: int, locale: str, default: str
-    ) -> jinja2.Template:
-        names = [f"{channel}/{step}.{loc}.j2" for loc in _locale_chain(locale, default)]
-        try:
-            return self._env.select_template(names)
-        except jinja2.TemplatesNotFound:
-            raise TemplateError(f"no template (tried {', '.join(names)})") from None
-        except jinja2.TemplateSyntaxError as err:
-            raise TemplateError(f"line {err.lineno}: {err.message}", template=err.name) from err
+    def _shorten(
+        self,
+        variables: dict[str, Any],
+        fields: _Fields,
+        attempt: Callable[[dict[str, Any]], str | None],
+    ) -> tuple[str, str] | None:
+        """The text with the longest title (then name) that ``attempt`` accepts, and which
+        was shortened; or None."""
 
-    def render(self, channel: ChannelKind, step: int, context: MessageContext) -> Content:
-        template = self._template(channel, step, context.locale, context.shop.locale)
-        variables = _variables(context)
-        try:
-            blocks = {
-                name: "".join(block(template.new_context(variables))).strip()
-                for name, block in template.blocks.items()
-            }
-            body = template.render(variables).strip()
-        except jinja2.TemplateError as err:
-            raise TemplateError(str(err), template=template.name) from err
-        if channel == "email":
-            return Content(
-                text=blocks.get("text", body),
-                subject=blocks.get("subject"),
-                html=blocks.get("html"),
+        def with_limits(title: int | None, name: int | None) -> str | None:
+            values = dict(variables)
+            values["items"] = [
+                dict(item, title=_cut(graphemes, title))
+                for item, graphemes in zip(variables["items"], fields.titles, strict=True)
+            ]
+            values["product"] = values["items"][0]["title"] if values["items"] else ""
+            values["first_name"] = _cut(fields.name, name)
+            return attempt(values)
+
+        def longest(limit: int, probe: Callable[[int], str | None]) -> str | None:
+            # Fitting is monotone in the kept length: binary-search the longest that fits.
+            found: str | None = None
+            low, high = 1, limit
+            while low <= high:
+                middle = (low + high) // 2
+                text = probe(middle)
+                if text is None:
+                    high = middle - 1
+                else:
+                    found, low = text, middle + 1
+            return found
+
+        title_floor: int | None = None
+        if fields.longest_title > 1:
+            found = longest(fields.longest_title - 1, lambda k: with_limits(k, None))
+            if found is not None:
+                return found, "title"
+            title_floor = 1
+        if len(fields.name) > 1:
+            found = longest(len(fields.name) - 1, lambda k: with_limits(title_floor, k))
+            if found is not None:
+                return found, "title and name" if title_floor else "name"
+        return None
+
+    def _finish_sms(self, raw: str, keep: Sequence[str]) -> str:
+        text = raw.strip()
+        if _ELLIPSIS_MARK in text:
+            plain = self._smart(text.replace(_ELLIPSIS_MARK, "..."), keep)
+            if is_gsm(plain):
+                return plain
+            text = text.replace(_ELLIPSIS_MARK, "…")
+        return self._smart(text, keep)
+
+    def _smart(self, text: str, keep: Sequence[str]) -> str:
+        if not self.smart_encoding or is_gsm(text):
+            return text
+        converted = _translate_outside(text, keep)
+        return converted if is_gsm(converted) else text
+
+    def _render_email(self, compiled: _Compiled, variables: dict[str, Any]) -> Content:
+        block = self._blocks(compiled.text, True, variables)
+        subject = block("subject")
+        if subject is None or not subject.strip():
+            raise TemplateError("an email template needs a subject block", template=compiled.name)
+        text = block("text")
+        if text is None:
+            text = compiled.text.render(variables)
+        html: str | None = None
+        if compiled.html is not None:
+            html = self._blocks(compiled.html, True, variables)("html")
+        return Content(
+            text=_tidy_text(text),
+            subject=" ".join(subject.split()),
+            html=html.strip() if html is not None else None,
+        )
+
+    def _render_whatsapp(self, compiled: _Compiled, variables: dict[str, Any]) -> Content:
+        block = self._blocks(compiled.text, compiled.needs_root, variables)
+        name = (block("template") or "").strip()
+        language = (block("language") or "").strip()
+        where = compiled.name
+        if not _WHATSAPP_NAME.match(name):
+            raise TemplateError(
+                f"the template block must give the approved template's name (lower-case "
+                f"letters, digits, underscores), got {name!r}",
+                template=where,
             )
-        return Content(text=body)
+        if not _WHATSAPP_LANGUAGE.match(language):
+            raise TemplateError(
+                f"the language block must give a Meta language code such as en or pt_BR, "
+                f"got {language!r}",
+                template=where,
+            )
+        raw = block("parameters") or ""
+        raw = raw.removesuffix("\n")  # the line break before {% endblock %}
+        parameters: list[str] = []
+        if raw.strip():
+            for number, line in enumerate(raw.split("\n"), start=1):
+                value = " ".join(line.split())
+                if not value:
+                    raise TemplateError(
+                        f"parameter {number} is empty; WhatsApp refuses empty parameters",
+                        template=where,
+                    )
+                parameters.append(value)
+        button = (block("button") or "").strip() or None
+        body = block("body")
+        if body is None:
+            text = " | ".join(parameters)
+        else:
+
+            def fill(match: re.Match[str]) -> str:
+                index = int(match.group(1))
+                if not 1 <= index <= len(parameters):
+                    raise TemplateError(
+                        f"the body uses {{{{{index}}}}} but there are {len(parameters)} "
+                        f"parameter(s)",
+                        template=where,
+                    )
+                return parameters[index - 1]
+
+            text = _PLACEHOLDER.sub(fill, body.strip())
+            if len(text) > WHATSAPP_BODY_LIMIT:
+                raise TemplateError(
+                    f"the body is {len(text)} characters with its parameters; WhatsApp allows "
+                    f"{WHATSAPP_BODY_LIMIT}",
+                    template=where,
+                )
+        if button is not None:
+            text += f"\n[{variables['link']}]"
+        return Content(
+            text=text,
+            template=name,
+            language=language,
+            parameters=tuple(parameters),
+            button_parameter=button,
+        )
 
 
-def _variables(context: MessageContext) -> dict[str, Any]:
+def _translate_outside(text: str, keep: Sequence[str]) -> str:
+    """``to_gsm`` on ``text`` except inside the values in ``keep`` (the link, the code)."""
+    pieces = [text]
+    for value in sorted(keep, key=len, reverse=True):
+        split: list[str] = []
+        for index, piece in enumerate(pieces):
+            if index % 2:
+                split.append(piece)
+                continue
+            chunks = piece.split(value)
+            for i, chunk in enumerate(chunks):
+                if i:
+                    split.append(value)
+                split.append(chunk)
+        pieces = split
+    return "".join(to_gsm(p) if i % 2 == 0 else p for i, p in enumerate(pieces))
+
+
+def _tidy_text(text: str) -> str:
+    lines = [line.rstrip() for line in text.strip().splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
+
+
+_CONTROL = re.compile(r"[\r\n\t\v\f]+")
+
+
+def _clean(value: str | None, whatsapp: bool) -> str:
+    if not value:
+        return ""
+    return _CONTROL.sub(" ", value) if whatsapp else value
+
+
+def _variables(context: MessageContext, template_locale: str, *, whatsapp: bool) -> dict[str, Any]:
+    """The names a template sees. See the README for the list."""
     checkout = context.checkout
     customer = checkout.customer
+    wanted = normalize_locale(context.locale)
+    babel_locale = _babel_locale(
+        wanted if _language(wanted) == _language(template_locale) else template_locale
+    )
+    items = [
+        {
+            "title": _clean(li.title, whatsapp),
+            "variant": _clean(li.variant, whatsapp) or None,
+            "quantity": li.quantity,
+        }
+        for li in checkout.line_items
+    ]
     discount = context.discount
+    zone = _zone(context.shop.timezone)
     return {
-        "first_name": (customer.first_name if customer else None) or "",
-        "items": [
-            {"title": li.title, "variant": li.variant, "quantity": li.quantity}
-            for li in checkout.line_items
-        ],
+        "first_name": _clean(customer.first_name if customer else None, whatsapp).strip(),
+        "items": items,
+        "product": items[0]["title"] if items else "",
+        "more_items": max(len(items) - 1, 0),
         "item_count": sum(li.quantity for li in checkout.line_items),
-        "total": f"{checkout.total} {checkout.currency}",
+        "total": _money(checkout.total, checkout.currency, babel_locale),
         "shop_name": context.shop.name,
+        "shop_url": context.shop.home_url,
         "link": context.link,
+        "link_path": _link_path(context.link),
+        "discount": discount is not None,
         "discount_code": discount.code if discount else None,
-        "discount_percent": discount.percent if discount else None,
-        "discount_expires": _day(discount.expires_at) if discount else None,
+        "discount_percent": _number(discount.percent, babel_locale) if discount else None,
+        "discount_expires": format_skeleton(
+            "MMMMd", discount.expires_at, tzinfo=zone, locale=babel_locale
+        )
+        if discount
+        else None,
+        "discount_in_link": bool(discount and discount.url),
         "unsubscribe_url": context.unsubscribe_url,
+        "locale": template_locale,
+        "language": _language(template_locale),
+        "direction": "rtl" if babel_locale.character_order == "right-to-left" else "ltr",
     }
 
 
-def _day(value: datetime) -> str:
-    return value.date().isoformat()
+# -- preview --------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class _Sample:
+    name: str
+    title: str
+    worst_name: str
+    worst_titles: tuple[str, str, str]
+    currency: str
+
+
+_SAMPLES: dict[str, _Sample] = {
+    "en": _Sample(
+        "Emily",
+        "Linen napkins",
+        "Mary-Elizabeth Alexandra Grace",
+        (
+            "Hand-knitted merino wool fisherman’s sweater, navy, size XXL",
+            "Organic cotton bath towels",
+            "Scented soy candle",
+        ),
+        "USD",
+    ),
+    "nb": _Sample(
+        "Kari",
+        "Ullteppe, fjordblå",
+        "Anne-Marthe Ingeborg Kristiane",
+        (
+            "Håndstrikket lusekofte i ren norsk ull – marineblå, str. XXL",
+            "Håndklær i økologisk bomull",
+            "Duftlys i soyavoks",
+        ),
+        "NOK",
+    ),
+    "fi": _Sample(
+        "Aino",
+        "Koivuinen leikkuulauta",
+        "Maria-Kaarina Johanna Marjatta",
+        (
+            "Käsinneulottu villapaita merinovillasta – tummansininen, XXL",
+            "Luomupuuvillaiset kylpypyyhkeet",
+            "Tuoksukynttilä soijavahasta",
+        ),
+        "EUR",
+    ),
+    "hu": _Sample(
+        "László",
+        "Kézzel korongozott váza",
+        "Erzsébet Katalin Zsófia Ildikó",
+        (
+            "Kézzel kötött merinógyapjú halászpulóver – sötétkék, XXXL-es",
+            "Biopamut fürdőlepedő",
+            "Illatgyertya szójaviaszból",
+        ),
+        "HUF",
+    ),
+    "pt": _Sample(
+        "João",
+        "Jogo de canecas de cerâmica",
+        "Maria Eduarda Conceição Santos",
+        (
+            "Suéter de lã merino tricotado à mão – azul-marinho, tam. XGG",
+            "Toalhas de banho de algodão orgânico",
+            "Vela aromática de cera de soja",
+        ),
+        "BRL",
+    ),
+    "ar": _Sample(
+        "فاطمة",
+        "وسادة زينة",
+        "عبد الرحمن محمد عبد العزيز سعد",
+        (
+            "سترة صوف ميرينو محبوكة يدويًا بنمط الصيادين – كحلي، مقاس XXXL",
+            "مناشف حمام من القطن العضوي",
+            "شمعة معطرة من شمع الصويا",
+        ),
+        "AED",
+    ),
+}
+
+
+def sample_checkout(locale: str, *, worst: bool, now: datetime | None = None) -> Checkout:
+    """A made-up checkout in ``locale``'s language for previews and tests.
+
+    The worst case has a 30-character first name, a 60-character product title and three
+    lines (four items); the typical one a short name and one item.
+    """
+    sample = _SAMPLES.get(_language(normalize_locale(locale)), _SAMPLES["en"])
+    now = now or datetime.now(UTC)
+    lines: tuple[LineItem, ...]
+    if worst:
+        lines = (
+            LineItem(sample.worst_titles[0], 2, Decimal("4990.00")),
+            LineItem(sample.worst_titles[1], 1, Decimal("1890.00")),
+            LineItem(sample.worst_titles[2], 1, Decimal("475.67")),
+        )
+        name = sample.worst_name
+    else:
+        lines = (LineItem(sample.title, 1, Decimal("349.00")),)
+        name = sample.name
+    return Checkout(
+        id="preview",
+        abandoned_at=now - timedelta(hours=1),
+        updated_at=now - timedelta(hours=1),
+        recovery_url=SAMPLE_RECOVERY_URL,
+        currency=sample.currency,
+        total=sum((li.price * li.quantity for li in lines), Decimal(0)),
+        line_items=lines,
+        customer=Customer(first_name=name, locale=locale),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PreviewRow:
+    """One template rendered with one set of sample data, for ``cartrescue preview``."""
+
+    channel: ChannelKind
+    step: int
+    locale: str
+    sample: str
+    template: str | None
+    content: Content | None = None
+    length: SmsLength | None = None
+    problem: str | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def fits(self) -> bool:
+        return self.problem is None
+
+
+def preview(
+    renderer: TemplateRenderer,
+    *,
+    shop: ShopInfo,
+    link: str,
+    locales: Iterable[str],
+    steps: Iterable[tuple[int, Decimal | None]],
+    channels: Iterable[ChannelKind] = CHANNELS,
+    now: datetime | None = None,
+) -> list[PreviewRow]:
+    """Render every (channel, step, locale) with typical and worst-case sample data.
+
+    ``steps`` are (number, discount percent or None); ``link`` stands for the link a message
+    would carry. A row's ``problem`` says why it does not fit or does not render.
+    """
+    now = now or datetime.now(UTC)
+    rows: list[PreviewRow] = []
+    steps = list(steps)
+    for channel in channels:
+        for step, percent in steps:
+            for locale in locales:
+                for sample in ("typical", "worst case"):
+                    rows.append(
+                        _preview_one(
+                            renderer, channel, step, percent, locale, sample, shop, link, now
+                        )
+                    )
+    return rows
+
+
+def _preview_one(
+    renderer: TemplateRenderer,
+    channel: ChannelKind,
+    step: int,
+    percent: Decimal | None,
+    locale: str,
+    sample: str,
+    shop: ShopInfo,
+    link: str,
+    now: datetime,
+) -> PreviewRow:
+    checkout = sample_checkout(locale, worst=sample == "worst case", now=now)
+    discount = (
+        Discount(
+            code="COMEBACK-7QX2" if sample == "worst case" else "BACK10",
+            percent=percent,
+            expires_at=now + timedelta(hours=48),
+        )
+        if percent is not None
+        else None
+    )
+    context = MessageContext(
+        checkout=checkout,
+        shop=shop,
+        locale=locale,
+        link=link,
+        discount=discount,
+        unsubscribe_url="https://shop.example/unsubscribe/xyz" if channel == "email" else None,
+    )
+    default = renderer.shop_locale or shop.locale
+    try:
+        template = renderer.resolve(channel, step, locale, default)
+    except TemplateError as err:
+        return PreviewRow(channel, step, locale, sample, None, problem=str(err))
+    try:
+        content, notes = renderer._render(channel, step, context)
+    except MessageTooLong as err:
+        return PreviewRow(
+            channel,
+            step,
+            locale,
+            sample,
+            template,
+            length=SmsLength(err.encoding, err.units, 0),  # type: ignore[arg-type]
+            problem=f"too long: {err.units} {err.encoding} units, "
+            f"{err.limit} allowed even after shortening",
+        )
+    except RenderError as err:
+        return PreviewRow(channel, step, locale, sample, template, problem=str(err))
+    length = measure(content.text) if channel == "sms" else None
+    return PreviewRow(
+        channel, step, locale, sample, template, content=content, length=length, notes=notes
+    )
