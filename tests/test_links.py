@@ -16,9 +16,10 @@ import requests
 from cartrescue.clock import FrozenClock, utc_now
 from cartrescue.config import load_config
 from cartrescue.errors import ConfigError
-from cartrescue.links import LinkShortener, SelfHostedLinks, add_utm, make_server, redirect_app
+from cartrescue.links import LinkShortener, SelfHostedLinks, add_utm, redirect_app
 from cartrescue.store.sqlite import SQLiteStore
 from cartrescue.testing.memory import MemoryChannel
+from cartrescue.web import make_server
 
 from .test_render import demo_shop_file
 

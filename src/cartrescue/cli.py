@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import shutil
@@ -22,7 +23,7 @@ from .config import Config, load_config
 from .doctor import Problem, SelfCheck
 from .engine import Recovery, RunReport
 from .errors import CartRescueError, ConfigError, StoreError
-from .links import SelfHostedLinks, make_server
+from .links import SelfHostedLinks
 from .logmask import mask_contact
 from .models import ShopInfo, normalize_email, normalize_phone
 from .policy import DEFAULT_STEPS
@@ -495,25 +496,20 @@ def cmd_preview(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_serve_links(args: argparse.Namespace, out: TextIO) -> int:
     config = _config(args)
-    store = config.store()
-    try:
+    with config.store() as store:
         links = config.links(store)
         if links is None:
             raise ConfigError("add a [links] table with base_url to serve short links", key="links")
-        server = make_server(links.app(), args.host, args.port)
-        out.write(
-            f"Serving the short links of {links.base_url} on "
-            f"http://{args.host}:{server.server_port}{links.path} (Ctrl-C stops)\n"
-        )
-        out.flush()
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            server.server_close()
-    finally:
-        store.close()
+
+        def ready(server: WSGIServer) -> None:
+            out.write(
+                f"Serving the short links of {links.base_url} on "
+                f"http://{args.host}:{server.server_port}{links.path} (Ctrl-C stops)\n"
+            )
+            out.flush()
+
+        with contextlib.suppress(KeyboardInterrupt):
+            serve(links.app(), args.host, args.port, ready=ready)
     return EXIT_OK
 
 

@@ -23,18 +23,15 @@ import sqlite3
 import string
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
-from socketserver import ThreadingMixIn
 from typing import Protocol, runtime_checkable
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
-from wsgiref.simple_server import make_server as _make_server
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from .clock import Clock, utc_now
 from .errors import ConfigError, StoreError
 from .store.base import LinkRecord, Store
 
-__all__ = ["LinkShortener", "SelfHostedLinks", "add_utm", "make_server", "redirect_app"]
+__all__ = ["LinkShortener", "SelfHostedLinks", "add_utm", "redirect_app"]
 
 log = logging.getLogger("cartrescue.links")
 
@@ -301,19 +298,3 @@ def _safe(url: str) -> bool:
         and url.isprintable()
         and " " not in url
     )
-
-
-class _Server(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _Handler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        # The client's address stays out of the log: with the code it would name a person.
-        log.info("%s", format % args)
-
-
-def make_server(app: WSGIApplication, host: str = "127.0.0.1", port: int = 8080) -> WSGIServer:
-    """A small threaded WSGI server (the standard library's) for ``app``; port 0 picks a
-    free port (``server.server_port``). Call ``serve_forever()`` and ``shutdown()``."""
-    return _make_server(host, port, app, server_class=_Server, handler_class=_Handler)

@@ -35,9 +35,11 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from socketserver import ThreadingMixIn
 from typing import Any
 from urllib.parse import parse_qsl, quote
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
+from wsgiref.simple_server import make_server as _make_server
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from .channels.base import KINDS
@@ -55,6 +57,7 @@ __all__ = [
     "WebSettings",
     "keyword",
     "make_app",
+    "make_server",
     "serve",
     "twilio_signature",
     "web_settings",
@@ -564,14 +567,26 @@ def web_settings(data: Mapping[str, Any], env: Mapping[str, str]) -> WebSettings
     return settings
 
 
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
 class _QuietHandler(WSGIRequestHandler):
-    """Logs requests through ``logging`` with the path cut before tokens and queries."""
+    """Logs requests through ``logging``, with the path cut before tokens and queries and
+    without the client's address (with a link code it would name a person)."""
 
     def log_message(self, format: str, *args: Any) -> None:
         path = self.path.split("?")[0]
         if path.startswith("/unsubscribe/"):
             path = "/unsubscribe/…"
         log.info("web: %s %s %s", self.command, path, args[1] if len(args) > 1 else "")
+
+
+def make_server(app: WSGIApplication, host: str = "127.0.0.1", port: int = 8080) -> WSGIServer:
+    """The standard library's WSGI server, threaded, for ``app``; port 0 picks a free port
+    (``server.server_port``). Call ``serve_forever()``, and ``shutdown()`` from another
+    thread to stop."""
+    return _make_server(host, port, app, server_class=_Server, handler_class=_QuietHandler)
 
 
 def serve(
@@ -581,10 +596,9 @@ def serve(
     *,
     ready: Callable[[WSGIServer], None] | None = None,
 ) -> None:
-    """Serve ``app`` with the standard library's WSGI server until interrupted. ``ready`` is
-    called with the server once it listens (its ``server_port`` is the real port when
-    ``port`` is 0; call its ``shutdown()`` from another thread to stop)."""
-    with make_server(host, port, app, handler_class=_QuietHandler) as server:
+    """Serve ``app`` until interrupted. ``ready`` is called with the server once it listens
+    (its ``server_port`` is the real port when ``port`` is 0)."""
+    with make_server(app, host, port) as server:
         if ready is not None:
             ready(server)
         server.serve_forever()

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, cast, runtime_checkable
 from urllib.parse import parse_qs, parse_qsl, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -68,6 +68,7 @@ from ..models import (
     Receipt,
     normalize_email,
 )
+from .loopback import LoopbackServer
 
 __all__ = [
     "ChannelContract",
@@ -191,14 +192,13 @@ class LoopbackProvider:
         self.requests: list[Recorded] = []
         self._queue: deque[Reply] = deque()
         self._lock = threading.Lock()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server: LoopbackServer | None = None
 
     @property
     def url(self) -> str:
         if self._server is None:
             raise RuntimeError("the loopback provider is not started")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self._server.url
 
     def push(self, *replies: Reply) -> None:
         """Answer the next requests with these replies, in order."""
@@ -214,19 +214,14 @@ class LoopbackProvider:
         return self.respond(recorded) if self.respond else Reply()
 
     def start(self) -> LoopbackProvider:
-        server = _Server(("127.0.0.1", 0), _Handler)
-        server.provider = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self._thread.start()
+        self._server = LoopbackServer(_Handler, server_class=_Server)
+        # Set before anyone can know the port, so no request comes before it.
+        cast(_Server, self._server.server).provider = self
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
             self._server = None
 
     def __enter__(self) -> LoopbackProvider:

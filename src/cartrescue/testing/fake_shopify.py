@@ -48,7 +48,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -83,6 +83,7 @@ from graphql.execution.values import (
 from graphql.type import GraphQLIncludeDirective, GraphQLSkipDirective
 
 from ..models import BadCheckout, Checkout
+from .loopback import LoopbackServer
 
 __all__ = ["FakeShopify", "SimulatedTime"]
 
@@ -429,8 +430,7 @@ class FakeShopify:
         self.requests: list[tuple[str, str, int]] = []
         for record in checkouts:
             self.add_checkout(record)
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: LoopbackServer | None = None
 
     # -- seeding --------------------------------------------------------------------------
     @classmethod
@@ -575,18 +575,12 @@ class FakeShopify:
         class Handler(_Handler):
             shop = fake
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        self._server = LoopbackServer(Handler, poll_interval=0.05)
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
             self._server = None
 
     def __enter__(self) -> FakeShopify:
@@ -605,8 +599,7 @@ class FakeShopify:
         """``http://127.0.0.1:PORT``: pass it as the connector's ``base_url``."""
         if self._server is None:
             raise RuntimeError("FakeShopify is not running; use it as a context manager")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._server.url
 
     @property
     def failed(self) -> int:

@@ -61,7 +61,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 from zoneinfo import ZoneInfo
@@ -70,6 +70,7 @@ import phonenumbers
 
 from ..clock import Clock, utc_now
 from ..models import Checkout
+from .loopback import LoopbackServer
 
 __all__ = ["FakeWooCommerce", "RecordedRequest"]
 
@@ -234,8 +235,7 @@ class FakeWooCommerce:
         self._item_ids = itertools.count(1)
         self._faults: list[_Fault] = []
         self._lock = threading.RLock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: LoopbackServer | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> FakeWooCommerce:
@@ -244,22 +244,13 @@ class FakeWooCommerce:
         class Handler(_Handler):
             shop = fake
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self._thread.start()
+        self._server = LoopbackServer(Handler)
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
             self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
 
     def __enter__(self) -> FakeWooCommerce:
         return self.start()
@@ -272,7 +263,7 @@ class FakeWooCommerce:
         """The shop's home URL (``http://127.0.0.1:<port>``)."""
         if self._server is None:
             raise RuntimeError("the fake shop is not running; use it as a context manager")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self._server.url
 
     @property
     def rest_url(self) -> str:
