@@ -18,7 +18,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, TypedDict, runtime_checkable
 
-import gsm0338  # noqa: F401  (registers the "gsm03.38" codec)
 import requests
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
@@ -41,6 +40,7 @@ from ..errors import (
 from ..http import new_session, parse_retry_after, redact
 from ..logmask import mask_contact, mask_text
 from ..models import ChannelKind, Message, Receipt
+from ..sms import is_gsm
 
 __all__ = [
     "KINDS",
@@ -118,12 +118,8 @@ class RetryableSendError(TransientSendError):
 
 def is_gsm7(text: str) -> bool:
     """Whether ``text`` can be sent in the GSM 03.38 alphabet (basic set and extension table);
-    anything else makes an SMS UCS-2."""
-    try:
-        text.encode("gsm03.38")
-    except UnicodeEncodeError:
-        return False
-    return True
+    anything else makes an SMS UCS-2. The same test :mod:`cartrescue.sms` measures with."""
+    return is_gsm(text)
 
 
 class RateLimiter:
