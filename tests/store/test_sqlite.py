@@ -171,3 +171,23 @@ def test_forget_removes_every_row_naming_the_contact_but_keeps_the_opt_out(store
     assert store.checkout("other") is not None
     # still suppressed, through a salted hash
     assert store.optouts_for(["+4791234567"]) == {"sms"}
+
+
+def test_a_clicked_link_wins_the_attribution_over_a_later_message(store):
+    from decimal import Decimal
+
+    from cartrescue.models import Purchase
+    from cartrescue.store import LinkRecord
+
+    store.upsert_checkout(make_checkout(), NOON)
+    for key, hours in (("c1:1:sms", 1), ("c1:2:email", 24)):
+        claim(store, key, at=NOON + timedelta(hours=hours))
+        store.finish(key, "sent", NOON + timedelta(hours=hours))
+    store.save_link(
+        LinkRecord("AbCdEf12", "c1", 1, "sms", "https://shop.example/c1", None, NOON, None)
+    )
+    store.record_click("AbCdEf12", NOON + timedelta(hours=2))
+    purchase = Purchase("o1", NOON + timedelta(hours=25), Decimal("499.00"), "NOK")
+    key = store.record_conversion("c1", "converted", purchase, NOON + timedelta(hours=25), NOON)
+    assert key == "c1:1:sms"
+    assert store.stats(NOON).clicks == 1

@@ -210,8 +210,9 @@ class Store(Protocol):
         at: datetime,
         attribution_since: datetime,
     ) -> str | None:
-        """Record a conversion once per checkout; return the outbox key it is attributed to
-        (the last message sent at or after ``attribution_since``), or None."""
+        """Record a conversion once per checkout; return the outbox key it is attributed to:
+        the message whose short link was clicked last since ``attribution_since``, else the
+        last message sent since then, else None."""
         ...
 
     def record_event(

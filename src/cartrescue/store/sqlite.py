@@ -519,12 +519,23 @@ class SQLiteStore:
         at: datetime,
         attribution_since: datetime,
     ) -> str | None:
+        window = (checkout_id, _ts(attribution_since), _ts(at))
         with self._tx() as db:
-            row = db.execute(
-                "SELECT key FROM outbox WHERE checkout_id = ? AND status IN ('sent', 'unknown')"
-                " AND claimed_at >= ? AND claimed_at <= ? ORDER BY claimed_at DESC LIMIT 1",
-                (checkout_id, _ts(attribution_since), _ts(at)),
-            ).fetchone()
+            # The message whose link was clicked last wins; else the last message sent.
+            row = (
+                db.execute(
+                    "SELECT o.key FROM clicks c JOIN outbox o ON o.checkout_id = c.checkout_id"
+                    " AND o.step = c.step AND o.channel = c.channel"
+                    " WHERE c.checkout_id = ? AND c.at >= ? AND c.at <= ?"
+                    " AND o.status IN ('sent', 'unknown') ORDER BY c.at DESC LIMIT 1",
+                    window,
+                ).fetchone()
+                or db.execute(
+                    "SELECT key FROM outbox WHERE checkout_id = ? AND status IN ('sent', 'unknown')"
+                    " AND claimed_at >= ? AND claimed_at <= ? ORDER BY claimed_at DESC LIMIT 1",
+                    window,
+                ).fetchone()
+            )
             key = str(row[0]) if row else None
             db.execute(
                 "INSERT OR IGNORE INTO conversions (checkout_id, kind, order_id, total,"
