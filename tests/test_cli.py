@@ -113,3 +113,13 @@ def test_doctor_reports_a_stale_schedule(config):
     code, out = run("doctor", "--config", str(config))
     assert code == EXIT_FAILED
     assert "schedule" in out and "cron" in out
+
+
+def test_doctor_says_which_sms_templates_do_not_fit_without_short_links(config):
+    code, out = run("doctor", "--config", str(config))
+    assert code == EXIT_FAILED
+    assert "templates: sms/1.en.j2 (en, worst case)" in out
+    assert "[links] base_url" in out
+    config.write_text(config.read_text() + '[links]\nbase_url = "https://go.shop.example/r/"\n')
+    code, out = run("doctor", "--config", str(config))
+    assert "templates:" not in out, out

@@ -319,7 +319,7 @@ def doctor_problems(config: Config) -> list[Problem]:
             except CartRescueError as err:
                 problems.append(Problem(type(part).__name__, str(err), "see the message"))
     try:
-        config.renderer()
+        problems.extend(_template_problems(config))
     except CartRescueError as err:
         problems.append(Problem("templates", str(err), "fix the template"))
     try:
@@ -337,6 +337,43 @@ def doctor_problems(config: Config) -> list[Problem]:
             Problem("store", str(err), "check [store] path and its folder's permissions")
         )
     return problems
+
+
+def _template_problems(config: Config) -> list[Problem]:
+    """Every template of a configured channel and step that does not render or fit, with
+    sample and worst-case data and a link as long as the real ones."""
+    renderer = config.renderer()
+    configured = set(_table_keys(config.data.get("channels")))
+    used = {c for step in config.policy.steps for c in step.channels} & configured
+    with SQLiteStore(":memory:") as scratch:
+        links = config.links(scratch)
+        link = links.example() if links is not None else SAMPLE_RECOVERY_URL
+    rows = preview(
+        renderer,
+        shop=config.shop,
+        link=link,
+        locales=renderer.locales(),
+        steps=[(s.number, s.discount.percent if s.discount else None) for s in config.policy.steps],
+        channels=[c for c in CHANNEL_KINDS if c in used],
+    )
+    fix = (
+        "add a shorter variant to the template, or set [links] base_url to a short address; "
+        "'cartrescue preview --config FILE' shows every template"
+    )
+    return [
+        Problem(
+            "templates",
+            f"{row.template or row.channel} ({row.locale}, {row.sample}): "
+            f"{row.problem or 'does not fit'}",
+            fix,
+        )
+        for row in rows
+        if not row.fits
+    ]
+
+
+def _table_keys(value: object) -> list[str]:
+    return [str(k) for k in value] if isinstance(value, dict) else []
 
 
 def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
