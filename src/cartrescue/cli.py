@@ -20,6 +20,7 @@ from . import __version__
 from .channels.console import ConsoleChannel
 from .clock import FrozenClock, utc_now
 from .config import Config, load_config
+from .connectors.base import WebhookCapable
 from .doctor import Problem, SelfCheck
 from .engine import Recovery, RunReport
 from .errors import CartRescueError, ConfigError, StoreError
@@ -401,8 +402,14 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     port = settings.port if args.port is None else args.port
     with config.store() as store:
         links = config.links(store)
-        # With [links], the short links are answered here too: one server for a small shop.
-        app = settings.app(store, mounts={links.path: links.app()} if links else None)
+        connector = config.connector() if config.data.get("connector") else None
+        # One server for a small shop: the short links of [links], and the shop's checkout
+        # webhooks when the connector can verify them.
+        app = settings.app(
+            store,
+            mounts={links.path: links.app()} if links else None,
+            connector=connector if isinstance(connector, WebhookCapable) else None,
+        )
 
         def ready(server: WSGIServer) -> None:
             out.write(

@@ -18,6 +18,13 @@ One WSGI application (:func:`make_app`) mounts, relative to ``public_url``:
     One-click unsubscribe (RFC 8058): mail clients POST ``List-Unsubscribe=One-Click``;
     a person following the link gets a page with a button that POSTs. The token is signed
     (:class:`UnsubscribeLinks`), so nobody can unsubscribe someone else.
+``POST /webhooks/checkouts``
+    The shop's checkout webhooks (Shopify ``checkouts/create|update``, WooCommerce
+    ``order.created|updated``), when the app is given the connector: the connector checks the
+    platform's signature (401 when it does not match) and maps the body, and the checkout is
+    stored for the next pass, so new checkouts are known without waiting for a poll. A
+    payload that cannot be mapped is answered 200 and logged (the platform would only resend
+    it); WooCommerce's unsigned ping is answered 200.
 ``GET /healthz``
     ``ok``.
 
@@ -45,7 +52,8 @@ from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 from .channels.base import KINDS
 from .channels.whatsapp import whatsapp_error
 from .clock import Clock, utc_now
-from .errors import ConfigError
+from .connectors.base import WebhookCapable
+from .errors import BadPayloadError, ConfigError
 from .logmask import mask_contact, mask_text
 from .models import normalize_phone
 from .store.base import Store
@@ -195,8 +203,10 @@ class _App:
         unsubscribe_secret: str | None,
         mounts: Mapping[str, WSGIApplication],
         clock: Clock,
+        connector: WebhookCapable | None = None,
     ) -> None:
         self.store = store
+        self.connector = connector
         self.public_url = public_url.rstrip("/")
         self.twilio_auth_token = twilio_auth_token
         self.whatsapp_app_secret = whatsapp_app_secret
@@ -247,12 +257,42 @@ class _App:
             if method == "GET":
                 return self._whatsapp_verify(environ)
             return self._whatsapp(environ) if method == "POST" else _allow("GET, POST")
+        if path == "/webhooks/checkouts" and self.connector is not None:
+            return self._checkout_webhook(environ) if method == "POST" else _allow("POST")
         if path.startswith("/unsubscribe/") and self.links:
             token = path[len("/unsubscribe/") :]
             if method == "GET":
                 return self._unsubscribe_page(token)
             return self._unsubscribe(environ, token) if method == "POST" else _allow("GET, POST")
         return _text("404 Not Found", "not found\n")
+
+    # -- the shop's checkout webhooks ----------------------------------------------------
+    def _checkout_webhook(self, environ: WSGIEnvironment) -> _Response:
+        assert self.connector is not None
+        body = _body(environ)
+        if body is None:
+            return _text("413 Payload Too Large", "too large\n")
+        headers = {
+            key[5:].replace("_", "-").title(): str(value)
+            for key, value in environ.items()
+            if key.startswith("HTTP_")
+        }
+        try:
+            valid = self.connector.verify_webhook(headers, body)
+        except ConfigError as err:
+            log.error("web: checkout webhook refused: %s", err)
+            return _text("503 Service Unavailable", "webhook secret not configured\n")
+        if not valid:
+            log.warning("web: checkout webhook with an invalid signature")
+            return _text("401 Unauthorized", "invalid signature\n")
+        try:
+            checkout = self.connector.checkout_from_webhook(body)
+        except BadPayloadError as err:
+            log.info("web: checkout webhook not stored: %s", mask_text(str(err)))
+            return _text("200 OK", "ignored\n")
+        self.store.upsert_checkout(checkout, self.clock())
+        log.info("web: checkout %s stored from a webhook", checkout.id)
+        return _text("200 OK", "stored\n")
 
     # -- Twilio ---------------------------------------------------------------------------
     def _twilio(self, environ: WSGIEnvironment, path: str) -> _Response:
@@ -458,6 +498,7 @@ def make_app(
     unsubscribe_secret: str | None = None,
     mounts: Mapping[str, WSGIApplication] | None = None,
     clock: Clock = utc_now,
+    connector: WebhookCapable | None = None,
 ) -> WSGIApplication:
     """The WSGI application described in this module's docstring.
 
@@ -465,6 +506,7 @@ def make_app(
     example/cartrescue``): Twilio signs the full URL, and unsubscribe links are built from
     it. An endpoint whose secret is not given is not mounted (404). ``mounts`` maps a path
     prefix (``"/r"``) to another WSGI app, which sees the prefix in ``SCRIPT_NAME``.
+    ``connector`` (one with the webhook capability) mounts ``/webhooks/checkouts``.
     """
     if not public_url.startswith(("https://", "http://")):
         raise ConfigError(f"expected an http(s) URL, got {public_url!r}", key="web.public_url")
@@ -477,6 +519,7 @@ def make_app(
         unsubscribe_secret=unsubscribe_secret,
         mounts=mounts or {},
         clock=clock,
+        connector=connector,
     )
 
 
@@ -507,7 +550,11 @@ class WebSettings:
         return UnsubscribeLinks(self.public_url, self.unsubscribe_secret)
 
     def app(
-        self, store: Store, *, mounts: Mapping[str, WSGIApplication] | None = None
+        self,
+        store: Store,
+        *,
+        mounts: Mapping[str, WSGIApplication] | None = None,
+        connector: WebhookCapable | None = None,
     ) -> WSGIApplication:
         return make_app(
             store,
@@ -517,6 +564,7 @@ class WebSettings:
             whatsapp_verify_token=self.whatsapp_verify_token,
             unsubscribe_secret=self.unsubscribe_secret,
             mounts=mounts,
+            connector=connector,
         )
 
 
