@@ -442,3 +442,28 @@ def test_serve_without_a_web_table_is_a_configuration_error(tmp_path, capsys):
     path.write_text('[connector]\ntype = "demo"\n')
     assert main(["serve", "--config", str(path)]) == EXIT_CONFIG
     assert "[web]" in capsys.readouterr().err
+
+
+def test_a_failed_whatsapp_status_marks_the_outbox_entry_failed(app, store):
+    for key in ("shopify-5521:1:whatsapp", "shopify-5522:2:whatsapp"):
+        checkout_id, step, _ = key.split(":")
+        assert store.claim(
+            key,
+            checkout_id=checkout_id,
+            step=int(step),
+            channel="whatsapp",
+            recipient="+4791234567",
+            contacts=["+4791234567"],
+            at=NOW,
+            cap_since=None,
+            run_id=None,
+        )
+        store.finish(key, "sent", NOW)
+    body = json.dumps(load_fixture("web/whatsapp_status_failed.json")).encode()
+    assert post_whatsapp(app, body)[0] == 200
+    (entry,) = store.outbox_for("shopify-5521")
+    assert entry.status == "failed"
+    assert entry.error.startswith("WhatsApp 131050")
+    assert store.outbox_for("shopify-5522")[0].status == "failed"
+    assert store.skipped_steps("shopify-5522") == {2}  # 131049: the per-user cap skips the step
+    assert store.skipped_steps("shopify-5521") == set()

@@ -371,18 +371,26 @@ class _App:
     def _wa_status(self, status: Mapping[str, Any]) -> None:
         if status.get("status") != "failed":
             return
-        checkout_id, step = _key_parts(status.get("biz_opaque_callback_data"))
+        key = status.get("biz_opaque_callback_data")
+        checkout_id, step = _key_parts(key)
         for error in status.get("errors") or ():
             code = int(error["code"])
             _, flags = whatsapp_error(code)
+            detail = mask_text(f"{code} {error.get('title') or error.get('message') or ''}")
             self.store.record_event(
                 "whatsapp_failed",
                 self.clock(),
                 checkout_id=checkout_id,
                 step=step,
                 channel="whatsapp",
-                detail=mask_text(f"{code} {error.get('title') or error.get('message') or ''}"),
+                detail=detail,
             )
+            if checkout_id is not None and step is not None and str(key).endswith(":whatsapp"):
+                # Accepted, then not delivered: the outbox says so, which frees the step for
+                # another channel on the next pass (or skips it, for a per-user cap).
+                self.store.finish(str(key), "failed", self.clock(), error=f"WhatsApp {detail}")
+                if flags.get("skip_step"):
+                    self.store.skip_step(checkout_id, step, f"WhatsApp {detail}", self.clock())
             if flags.get("opted_out"):
                 contact = self._wa_contact(status.get("recipient_id"))
                 if contact:
