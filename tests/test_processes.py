@@ -79,7 +79,9 @@ def cartrescue(*args: str, **kw) -> subprocess.Popen:
 
 def test_two_overlapping_runs_send_every_key_exactly_once(tmp_path):
     count = 150
-    config = write_shop(tmp_path, count, '[channels.sms]\ntype = "tests.helpers:EchoChannel"')
+    config = write_shop(
+        tmp_path, count, '[channels.sms]\ntype = "tests.helpers:EchoChannel"\ndelay = 0.02'
+    )
     procs = [cartrescue("-q", "run", "--config", str(config)) for _ in range(2)]
     outputs = [p.communicate(timeout=120) for p in procs]
     for p, (_out, err) in zip(procs, outputs, strict=True):
