@@ -230,11 +230,7 @@ class Recovery:
         self, checkout: Checkout, start_at: datetime, report: RunReport, run_id: int | None
     ) -> None:
         dry = report.dry_run
-        contact = (
-            mask_contact(contact_keys(checkout.customer)[0])
-            if contact_keys(checkout.customer)
-            else "-"
-        )
+        contact = mask_contact(next(iter(contact_keys(checkout.customer)), None))
         skipped: set[int] = set()
         for _ in range(len(self.policy.steps) + 1):
             now = self.clock()
