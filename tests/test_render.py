@@ -8,6 +8,13 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from babel import Locale
+from babel.numbers import (
+    get_currency_precision,
+    get_currency_symbol,
+    get_decimal_symbol,
+    parse_decimal,
+)
 
 from cartrescue import Recovery, SQLiteStore
 from cartrescue.clock import FrozenClock
@@ -146,27 +153,31 @@ def test_context_names(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("locale", "currency", "expected"),
-    [
-        ("en", "USD", "$1,290.00"),
-        ("fi", "EUR", "1\u00a0290,00\u00a0€"),
-        ("hu", "HUF", "1\u00a0290,00\u00a0Ft"),
-        ("pt-BR", "BRL", "R$\u00a01.290,00"),
-        ("nb-NO", "NOK", "1\u00a0290,00\u00a0kr"),
-    ],
+    ("locale", "currency"),
+    [("en", "USD"), ("fi", "EUR"), ("hu", "HUF"), ("pt-BR", "BRL"), ("nb-NO", "NOK")],
 )
-def test_total_is_formatted_for_the_locale(
-    tmp_path: Path, locale: str, currency: str, expected: str
-) -> None:
+def test_total_is_formatted_for_the_locale(tmp_path: Path, locale: str, currency: str) -> None:
+    """cartrescue's money rule: the locale's currency symbol, decimal sign and grouping, and as
+    many decimals as the currency has. How many that is, CLDR decides (it changed for HUF), so
+    the test asks the same data instead of pinning one release's string."""
     write(tmp_path, "email/1.xx.j2", "")
     for name in ("en", "fi", "hu", "pt-BR", "nb"):
         write(tmp_path, f"sms/7.{name}.j2", "{{ total }}")
     text = (
         TemplateRenderer([tmp_path], smart_encoding=False)
-        .render("sms", 7, context(locale=locale, currency=currency))
+        .render("sms", 7, context(locale=locale, currency=currency, total="1290.25"))
         .text
     )
-    assert text == expected
+    cldr = Locale.parse(locale, sep="-")
+    symbol = get_currency_symbol(currency, locale=cldr)
+    assert symbol in text
+    number = "".join(text.replace(symbol, "").split())
+    digits = get_currency_precision(currency)
+    assert parse_decimal(number, locale=cldr, strict=True) == Decimal("1290.25").quantize(
+        Decimal(1).scaleb(-digits)
+    )
+    _, sign, fraction = number.rpartition(get_decimal_symbol(cldr))
+    assert len(fraction) == digits if sign else digits == 0
 
 
 def test_arabic_is_right_to_left(tmp_path: Path) -> None:
