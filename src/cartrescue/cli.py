@@ -161,6 +161,7 @@ def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
                     "clicks": stats.clicks,
                     "opt_outs": stats.opt_outs,
                     "bad_payloads": stats.bad_payloads,
+                    "passes_completed": stats.passes_completed,
                     "last_pass_completed": stats.last_pass_completed.isoformat()
                     if stats.last_pass_completed
                     else None,
@@ -192,6 +193,7 @@ def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
     out.write(f"Bad payloads:        {stats.bad_payloads}\n")
     for reason, n in sorted(stats.skip_reasons.items()):
         out.write(f"  {reason}: {n}\n")
+    out.write(f"Passes completed:    {stats.passes_completed}\n")
     out.write(f"Last pass completed: {_fmt_time(stats.last_pass_completed)}\n")
     if stats.last_pass_error:
         out.write(f"Last pass FAILED:    {stats.last_pass_error}\n")

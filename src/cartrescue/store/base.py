@@ -89,6 +89,8 @@ class Stats:
     last_pass_started: datetime | None
     last_pass_error: str | None
     skip_reasons: Mapping[str, int] = field(default_factory=dict)
+    passes_completed: int = 0
+    """Passes that finished without an error, ever."""
 
     @property
     def recovery_rate(self) -> float | None:

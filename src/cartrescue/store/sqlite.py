@@ -609,9 +609,10 @@ class SQLiteStore:
                 revenue[str(currency)] = revenue.get(str(currency), Decimal(0)) + Decimal(
                     str(total)
                 )
-        last_done = self._query(
-            "SELECT max(finished_at) FROM runs WHERE finished_at IS NOT NULL AND error IS NULL"
-        )[0][0]
+        last_done, passes_completed = self._query(
+            "SELECT max(finished_at), count(*) FROM runs"
+            " WHERE finished_at IS NOT NULL AND error IS NULL"
+        )[0]
         last_start = self._query("SELECT started_at, error FROM runs ORDER BY id DESC LIMIT 1")
         skips: Counter[str] = Counter()
         for reason, n in self._query(
@@ -637,6 +638,7 @@ class SQLiteStore:
             if not last_start or last_start[0][1] is None
             else str(last_start[0][1]),
             skip_reasons=dict(skips),
+            passes_completed=int(passes_completed),
         )
 
     def forget(self, contact: str) -> int:
