@@ -26,12 +26,9 @@ from .engine import Recovery, RunReport
 from .errors import CartRescueError, ConfigError, StoreError
 from .links import SelfHostedLinks
 from .logmask import mask_contact
-from .models import ShopInfo, normalize_email, normalize_phone
+from .models import CHANNEL_KINDS, ShopInfo, normalize_email, normalize_phone
 from .policy import DEFAULT_STEPS
 from .registry import CHANNELS, CONNECTORS, discover
-from .render import (
-    CHANNELS as CHANNEL_KINDS,
-)
 from .render import (
     SAMPLE_RECOVERY_URL,
     SAMPLE_SHORT_LINK,
@@ -116,7 +113,7 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     store = SQLiteStore(args.store or ":memory:")
     # The demo shop "switched cartrescue on" three days ago, so older steps show too.
     store.start_at(clock() - timedelta(days=3))
-    channels = [ConsoleChannel(kind, stream=out) for kind in ("sms", "whatsapp", "email")]
+    channels = [ConsoleChannel(kind, stream=out) for kind in CHANNEL_KINDS]
     with fake:
         connector = ShopifyConnector(fake.shop, fake.token, base_url=fake.base_url)
         links = SelfHostedLinks(
@@ -600,7 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
     optout = add("optout", cmd_optout, "add, remove or list opt-outs")
     optout.add_argument("action", choices=("add", "remove", "list"))
     optout.add_argument("contact", nargs="?", help="email or +E.164 phone number")
-    optout.add_argument("--channel", default="*", choices=("*", "sms", "whatsapp", "email"))
+    optout.add_argument("--channel", default="*", choices=("*", *CHANNEL_KINDS))
     with_config(optout)
     forget = add("forget", cmd_forget, "erase everything the store knows about a person (GDPR)")
     forget.add_argument("contact", help="email or +E.164 phone number")

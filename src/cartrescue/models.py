@@ -8,13 +8,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import phonenumbers
 
 from .errors import BadPayloadError
 
 __all__ = [
+    "CHANNEL_KINDS",
     "BadCheckout",
     "ChannelKind",
     "Checkout",
@@ -34,6 +35,9 @@ __all__ = [
 ]
 
 ChannelKind = Literal["sms", "whatsapp", "email"]
+"""The kinds of message a channel sends: the one list of them; everything else derives from it."""
+CHANNEL_KINDS: tuple[ChannelKind, ...] = get_args(ChannelKind)
+"""Every channel kind, in the order commands list them."""
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")

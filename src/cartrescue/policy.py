@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 from phonenumbers import timezone as phone_timezone
 
-from .models import ChannelKind, Checkout, Customer, DiscountOffer
+from .models import CHANNEL_KINDS, ChannelKind, Checkout, Customer, DiscountOffer
 
 __all__ = [
     "DEFAULT_STEPS",
@@ -30,8 +30,6 @@ __all__ = [
     "decide",
     "recipient_timezones",
 ]
-
-CHANNEL_KINDS: tuple[ChannelKind, ...] = ("sms", "whatsapp", "email")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +70,7 @@ class SendWindow:
 
 
 DEFAULT_STEPS: tuple[Step, ...] = (
-    Step(1, timedelta(hours=1), ("sms", "whatsapp", "email")),
+    Step(1, timedelta(hours=1), CHANNEL_KINDS),
     Step(2, timedelta(hours=24), ("email",)),
     Step(3, timedelta(hours=48), ("email",), DiscountOffer(Decimal(10), 48 * 3600)),
 )

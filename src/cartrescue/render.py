@@ -41,11 +41,19 @@ from jinja2 import nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from .errors import MessageTooLong, RenderError, TemplateError
-from .models import ChannelKind, Checkout, Content, Customer, Discount, LineItem, ShopInfo
+from .models import (
+    CHANNEL_KINDS,
+    ChannelKind,
+    Checkout,
+    Content,
+    Customer,
+    Discount,
+    LineItem,
+    ShopInfo,
+)
 from .sms import PART, SINGLE, Encoding, SmsLength, fits, is_gsm, measure, size, to_gsm
 
 __all__ = [
-    "CHANNELS",
     "SAMPLE_RECOVERY_URL",
     "SAMPLE_SHORT_LINK",
     "MessageContext",
@@ -57,8 +65,9 @@ __all__ = [
     "sample_checkout",
 ]
 
-CHANNELS: tuple[ChannelKind, ...] = ("sms", "whatsapp", "email")
-_NAME = re.compile(r"^(sms|whatsapp|email)/(\d+)\.([A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*)\.j2$")
+_TEMPLATE_NAME = re.compile(
+    "^(" + "|".join(CHANNEL_KINDS) + r")/(\d+)\.([A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*)\.j2$"
+)
 _VARIANT = re.compile(r"^variant(\d+)$")
 _PLACEHOLDER = re.compile(r"\{\{\s*(\d+)\s*\}\}")
 _WHATSAPP_NAME = re.compile(r"^[a-z0-9_]{1,512}$")
@@ -257,7 +266,7 @@ class TemplateRenderer:
         self._html_env = SandboxedEnvironment(autoescape=True, **options)
         self._available: dict[tuple[str, int], set[str]] = {}
         for name in loader.list_templates():
-            match = _NAME.match(name)
+            match = _TEMPLATE_NAME.match(name)
             if match:
                 channel, step, locale = match.groups()
                 key = (channel, int(step))
@@ -791,7 +800,7 @@ def preview(
     link: str,
     locales: Iterable[str],
     steps: Iterable[tuple[int, Decimal | None]],
-    channels: Iterable[ChannelKind] = CHANNELS,
+    channels: Iterable[ChannelKind] = CHANNEL_KINDS,
     now: datetime | None = None,
 ) -> list[PreviewRow]:
     """Render every (channel, step, locale) with typical and worst-case sample data.

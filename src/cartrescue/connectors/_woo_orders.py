@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 from ..errors import BadPayloadError, ConfigError
 from ..models import (
+    CHANNEL_KINDS,
     ChannelKind,
     Checkout,
     Customer,
@@ -33,7 +34,6 @@ from ..models import (
 )
 
 __all__ = [
-    "CHANNELS",
     "DEFAULT_PAID_STATUSES",
     "ORDER_FIELDS",
     "PAYABLE_STATUSES",
@@ -44,7 +44,6 @@ __all__ = [
     "parse_consent",
 ]
 
-CHANNELS: tuple[ChannelKind, ...] = ("sms", "whatsapp", "email")
 PAYABLE_STATUSES = frozenset({"pending", "failed"})
 """Statuses the pay-for-order page accepts (``woocommerce_valid_order_statuses_for_payment``)."""
 DEFAULT_PAID_STATUSES: tuple[str, ...] = ("processing", "completed")
@@ -134,7 +133,7 @@ class Consent:
                 if isinstance(entry, Mapping) and entry.get("key") in wanted:
                     found[str(entry["key"])] = entry.get("value")
         allowed: dict[ChannelKind, bool] = {}
-        for channel in CHANNELS:
+        for channel in CHANNEL_KINDS:
             key = self.meta.get(channel)
             by_meta = key is not None and key in found and self._yes(channel, found[key])
             allowed[channel] = channel in self.store_level or by_meta
@@ -151,8 +150,8 @@ class Consent:
 
 
 def _channel(name: object, key: str) -> ChannelKind:
-    if name not in CHANNELS:
-        raise ConfigError(f"expected one of sms, whatsapp, email, got {name!r}", key=key)
+    if name not in CHANNEL_KINDS:
+        raise ConfigError(f"expected one of {', '.join(CHANNEL_KINDS)}, got {name!r}", key=key)
     return name
 
 
