@@ -27,6 +27,7 @@ from .models import (
     Checkout,
     Discount,
     Message,
+    OutboxKey,
     Purchase,
     Receipt,
     ShopInfo,
@@ -336,7 +337,7 @@ class Recovery:
                 self.store.close_checkout(checkout.id, kind_of, f"order {purchase.order_id}", now)
             return
 
-        key = f"{checkout.id}:{step}:{kind}"
+        key = OutboxKey(checkout.id, step, kind).format()
         contacts = contact_keys(checkout.customer)
         if not report.dry_run and not self.store.claim(
             key,
