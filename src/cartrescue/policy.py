@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from decimal import Decimal
+from enum import StrEnum
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -21,6 +22,7 @@ from .models import CHANNEL_KINDS, ChannelKind, Checkout, Customer, DiscountOffe
 
 __all__ = [
     "DEFAULT_STEPS",
+    "Action",
     "Decision",
     "History",
     "Policy",
@@ -140,11 +142,21 @@ class History:
     """Channels the contact opted out of; ``*`` means all."""
 
 
+class Action(StrEnum):
+    """What :func:`decide` tells the engine to do; see :class:`Decision`. The values are the
+    words the engine logs (``action=send``)."""
+
+    SEND = "send"
+    WAIT = "wait"
+    SKIP = "skip"
+    STOP = "stop"
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     """The outcome of :func:`decide`.
 
-    ``action`` is one of:
+    ``action`` is one of the :class:`Action` values:
 
     - ``send``: send ``step`` on ``channel`` to ``recipient`` now, with ``discount`` if set;
       ``superseded`` lists earlier steps that never went out and are now skipped.
@@ -155,7 +167,7 @@ class Decision:
       (``converted``, ``done`` or ``stopped``) and ``reason`` why.
     """
 
-    action: str
+    action: Action
     reason: str = ""
     step: int | None = None
     channel: ChannelKind | None = None
@@ -264,24 +276,28 @@ def decide(
 ) -> Decision:
     """Decide what to do with one checkout now. See :class:`Decision`."""
     if checkout.completed_at is not None:
-        return Decision("stop", "completed", status="converted")
+        return Decision(Action.STOP, "completed", status="converted")
     if checkout.abandoned_at < history.start_at:
-        return Decision("stop", "abandoned before cartrescue was switched on", status="stopped")
+        return Decision(
+            Action.STOP, "abandoned before cartrescue was switched on", status="stopped"
+        )
     customer = checkout.customer
     if customer is None or not (customer.email or customer.phone):
         detail = "; ".join(checkout.problems)
         reason = "no reachable contact" + (f" ({detail})" if detail else "")
-        return Decision("stop", reason, status="stopped")
+        return Decision(Action.STOP, reason, status="stopped")
 
     reachable = [c for c in channels if _address(customer, c)]
     if not reachable:
-        return Decision("stop", "no reachable contact on a configured channel", status="stopped")
+        return Decision(
+            Action.STOP, "no reachable contact on a configured channel", status="stopped"
+        )
     consented = [c for c in reachable if _consents(customer, c, policy)]
     if not consented:
-        return Decision("stop", "no consent for any configured channel", status="stopped")
+        return Decision(Action.STOP, "no consent for any configured channel", status="stopped")
     allowed = [c for c in consented if "*" not in history.opted_out and c not in history.opted_out]
     if not allowed:
-        return Decision("stop", "opted out", status="stopped")
+        return Decision(Action.STOP, "opted out", status="stopped")
 
     handled = set(history.skipped_steps)
     for record in history.records:
@@ -289,10 +305,10 @@ def decide(
             handled.add(record.step)
     pending = [s for s in policy.steps if s.number not in handled]
     if not pending:
-        return Decision("stop", "all steps done", status="done")
+        return Decision(Action.STOP, "all steps done", status="done")
     due = [s for s in pending if checkout.abandoned_at + s.delay <= now]
     if not due:
-        return Decision("wait", "not due", until=checkout.abandoned_at + pending[0].delay)
+        return Decision(Action.WAIT, "not due", until=checkout.abandoned_at + pending[0].delay)
     step = due[-1]
     superseded = tuple(s.number for s in due[:-1])
 
@@ -314,7 +330,7 @@ def decide(
         break
     if channel is None:
         return Decision(
-            "skip", "no allowed channel for this step", step=step.number, superseded=superseded
+            Action.SKIP, "no allowed channel for this step", step=step.number, superseded=superseded
         )
 
     zones = recipient_timezones(customer, shop_timezone)
@@ -323,17 +339,17 @@ def decide(
         due_at = max(due_at, history.last_contacted + policy.frequency_cap)
     sendable_from = next_window_open(due_at, zones, policy.send_window) or due_at
     if now - sendable_from > policy.max_overdue:
-        return Decision("skip", "overdue", step=step.number, superseded=superseded)
+        return Decision(Action.SKIP, "overdue", step=step.number, superseded=superseded)
     if history.last_contacted is not None and now < history.last_contacted + policy.frequency_cap:
         return Decision(
-            "wait",
+            Action.WAIT,
             "frequency cap",
             until=history.last_contacted + policy.frequency_cap,
             step=step.number,
         )
     if not _in_window(now, zones, policy.send_window):
         return Decision(
-            "wait",
+            Action.WAIT,
             "quiet hours",
             until=next_window_open(now, zones, policy.send_window),
             step=step.number,
@@ -347,7 +363,7 @@ def decide(
     ):
         discount = None
     return Decision(
-        "send",
+        Action.SEND,
         step=step.number,
         channel=channel,
         recipient=_address(customer, channel),
