@@ -28,15 +28,9 @@ from .links import SelfHostedLinks
 from .logmask import mask_contact
 from .models import CHANNEL_KINDS, ShopInfo, normalize_email, normalize_phone
 from .policy import DEFAULT_STEPS
+from .preview import SAMPLE_RECOVERY_URL, SAMPLE_SHORT_LINK, PreviewRow, preview
 from .registry import CHANNELS, CONNECTORS, discover
-from .render import (
-    SAMPLE_RECOVERY_URL,
-    SAMPLE_SHORT_LINK,
-    WHATSAPP_BODY_LIMIT,
-    PreviewRow,
-    TemplateRenderer,
-    preview,
-)
+from .render import WHATSAPP_BODY_LIMIT, TemplateRenderer
 from .sms import SINGLE
 from .store.sqlite import SQLiteStore
 from .testing.demo import demo_orders, demo_shop, demo_shopify_records
