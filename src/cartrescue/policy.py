@@ -190,7 +190,7 @@ def contact_keys(customer: Customer | None) -> tuple[str, ...]:
     return tuple(keys)
 
 
-def _zone(name: str | None) -> ZoneInfo | None:
+def _zone_or_none(name: str | None) -> ZoneInfo | None:
     if not name:
         return None
     try:
@@ -215,14 +215,16 @@ def recipient_timezones(
     """The time zones the recipient may be in: the customer's own when known, else every zone
     their phone number's area spans, else the shop's, else UTC."""
     if customer is not None:
-        own = _zone(customer.timezone)
+        own = _zone_or_none(customer.timezone)
         if own is not None:
             return (own,)
         if customer.phone:
-            zones = tuple(z for z in map(_zone, _phone_zones(customer.phone)) if z is not None)
+            zones = tuple(
+                z for z in map(_zone_or_none, _phone_zones(customer.phone)) if z is not None
+            )
             if zones:
                 return zones
-    shop = _zone(shop_timezone)
+    shop = _zone_or_none(shop_timezone)
     return (shop,) if shop is not None else (ZoneInfo("UTC"),)
 
 

@@ -129,14 +129,14 @@ def _babel_locale(locale: str) -> Locale:
 
 
 @lru_cache(maxsize=64)
-def _zone(name: str | None) -> ZoneInfo:
+def _zone_or_utc(name: str | None) -> ZoneInfo:
     try:
         return ZoneInfo(name) if name else ZoneInfo("UTC")
     except (ZoneInfoNotFoundError, ValueError):
         return ZoneInfo("UTC")
 
 
-def _number(value: Decimal, locale: Locale) -> str:
+def _localized_number(value: Decimal, locale: Locale) -> str:
     return format_decimal(value.normalize(), locale=locale)
 
 
@@ -621,7 +621,7 @@ def _variables(context: MessageContext, template_locale: str, *, whatsapp: bool)
         for li in checkout.line_items
     ]
     discount = context.discount
-    zone = _zone(context.shop.timezone)
+    zone = _zone_or_utc(context.shop.timezone)
     return {
         "first_name": _clean(customer.first_name if customer else None, whatsapp).strip(),
         "items": items,
@@ -635,7 +635,7 @@ def _variables(context: MessageContext, template_locale: str, *, whatsapp: bool)
         "link_path": _link_path(context.link),
         "discount": discount is not None,
         "discount_code": discount.code if discount else None,
-        "discount_percent": _number(discount.percent, babel_locale) if discount else None,
+        "discount_percent": _localized_number(discount.percent, babel_locale) if discount else None,
         "discount_expires": format_skeleton(
             "MMMMd", discount.expires_at, tzinfo=zone, locale=babel_locale
         )
