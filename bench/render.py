@@ -21,13 +21,8 @@ from functools import partial
 import jinja2
 
 from cartrescue.models import ShopInfo
-from cartrescue.render import (
-    SAMPLE_SHORT_LINK,
-    MessageContext,
-    TemplateRenderer,
-    _variables,
-    sample_checkout,
-)
+from cartrescue.preview import SAMPLE_SHORT_LINK, sample_checkout
+from cartrescue.render import MessageContext, TemplateRenderer, _variables
 
 SHOP = ShopInfo(name="Nordlys Design", locale="en", timezone="Europe/Oslo")
 NOW = datetime(2026, 11, 24, 13, 0, tzinfo=UTC)

@@ -300,3 +300,16 @@ def test_dry_run_renders_with_a_link_as_long_as_a_real_short_link(store, clock):
     (message,) = report.messages
     assert links.example() in message.text
     assert store.link_for("c1", 1, "sms") is None
+
+
+def test_a_run_saves_its_counts_under_their_plain_names(tmp_path, clock):
+    import json
+    import sqlite3
+
+    path = tmp_path / "store.sqlite"
+    with SQLiteStore(path) as store:
+        store.start_at(NOON - timedelta(days=1))
+        recovery(ListConnector([make_checkout("c1")]), store, clock).run()
+    with sqlite3.connect(path) as db:
+        (saved,) = db.execute("SELECT counts FROM runs").fetchone()
+    assert json.loads(saved) == {"fetched": 1, "sent": 1}

@@ -5,9 +5,11 @@ import pytest
 
 from cartrescue.errors import BadPayloadError
 from cartrescue.models import (
+    CHANNEL_KINDS,
     Checkout,
     Customer,
     DiscountOffer,
+    OutboxKey,
     normalize_email,
     normalize_phone,
     parse_money,
@@ -84,3 +86,26 @@ def test_checkout_validates():
         )
     with pytest.raises(ValueError, match="percent"):
         DiscountOffer(Decimal(0), 10)
+
+
+def test_channel_kinds_are_the_three_kinds_in_order() -> None:
+    assert CHANNEL_KINDS == ("sms", "whatsapp", "email")
+
+
+@pytest.mark.parametrize(
+    ("key", "text"),
+    [
+        (OutboxKey("c1", 1, "sms"), "c1:1:sms"),
+        (OutboxKey("gid:shop:42", 3, "whatsapp"), "gid:shop:42:3:whatsapp"),
+    ],
+)
+def test_outbox_key_reads_back_what_it_writes(key: OutboxKey, text: str) -> None:
+    assert key.format() == text
+    assert str(key) == text
+    assert OutboxKey.parse(text) == key
+
+
+@pytest.mark.parametrize("text", ["", "c1", "c1:1", ":1:sms", "c1:one:sms", "c1:1:fax", "c1:²:sms"])
+def test_text_that_is_not_an_outbox_key_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="outbox key"):
+        OutboxKey.parse(text)

@@ -17,7 +17,7 @@ from cartrescue.cli import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, main
 from cartrescue.config import load_config
 from cartrescue.errors import ConfigError
 from cartrescue.links import SelfHostedLinks
-from cartrescue.render import SAMPLE_RECOVERY_URL, SAMPLE_SHORT_LINK
+from cartrescue.preview import SAMPLE_RECOVERY_URL, SAMPLE_SHORT_LINK
 from cartrescue.store.sqlite import SQLiteStore
 
 SHOP = """

@@ -274,6 +274,15 @@ def test_first_variant_that_fits_is_sent(tmp_path: Path) -> None:
     assert long == f"Nordlys Design: Hei Kari! Handlekurven venter: {LINK} STOP"
 
 
+def test_render_with_notes_says_which_variant_fitted(tmp_path: Path) -> None:
+    write(tmp_path, "sms/1.nb.j2", VARIANTS)
+    renderer = TemplateRenderer([tmp_path])
+    first, notes = renderer.render_with_notes("sms", 1, context(titles=("Ullteppe",)))
+    assert (first, notes) == (renderer.render("sms", 1, context(titles=("Ullteppe",))), ())
+    _, notes = renderer.render_with_notes("sms", 1, context(titles=("x" * 120,)))
+    assert notes == ("variant 2 of 2",)
+
+
 def test_title_then_name_are_shortened_with_an_ellipsis(tmp_path: Path) -> None:
     template = "{{ shop_name }}: Hei {{ first_name }}! {{ product }} venter: {{ link }} Svar STOP"
     write(tmp_path, "sms/1.nb.j2", template)

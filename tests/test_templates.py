@@ -12,13 +12,8 @@ import pytest
 import regex
 
 from cartrescue.models import Discount, ShopInfo
-from cartrescue.render import (
-    SAMPLE_RECOVERY_URL,
-    SAMPLE_SHORT_LINK,
-    MessageContext,
-    TemplateRenderer,
-    sample_checkout,
-)
+from cartrescue.preview import SAMPLE_RECOVERY_URL, SAMPLE_SHORT_LINK, sample_checkout
+from cartrescue.render import MessageContext, TemplateRenderer
 from cartrescue.sms import measure
 
 LOCALES = ["en", "nb", "fi", "hu", "pt-BR", "ar"]

@@ -21,25 +21,15 @@ from .channels.console import ConsoleChannel
 from .clock import FrozenClock, utc_now
 from .config import Config, load_config
 from .connectors.base import WebhookCapable
-from .doctor import Problem, SelfCheck
+from .doctor import doctor_problems, stale_schedule
 from .engine import Recovery, RunReport
-from .errors import CartRescueError, ConfigError, StoreError
+from .errors import CartRescueError, ConfigError
 from .links import SelfHostedLinks
 from .logmask import mask_contact
-from .models import ShopInfo, normalize_email, normalize_phone
+from .models import CHANNEL_KINDS, ShopInfo, normalize_email, normalize_phone
 from .policy import DEFAULT_STEPS
-from .registry import CHANNELS, CONNECTORS, discover
-from .render import (
-    CHANNELS as CHANNEL_KINDS,
-)
-from .render import (
-    SAMPLE_RECOVERY_URL,
-    SAMPLE_SHORT_LINK,
-    WHATSAPP_BODY_LIMIT,
-    PreviewRow,
-    TemplateRenderer,
-    preview,
-)
+from .preview import SAMPLE_RECOVERY_URL, SAMPLE_SHORT_LINK, PreviewRow, preview
+from .render import WHATSAPP_BODY_LIMIT, TemplateRenderer
 from .sms import SINGLE
 from .store.sqlite import SQLiteStore
 from .testing.demo import demo_orders, demo_shop, demo_shopify_records
@@ -116,7 +106,7 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     store = SQLiteStore(args.store or ":memory:")
     # The demo shop "switched cartrescue on" three days ago, so older steps show too.
     store.start_at(clock() - timedelta(days=3))
-    channels = [ConsoleChannel(kind, stream=out) for kind in ("sms", "whatsapp", "email")]
+    channels = [ConsoleChannel(kind, stream=out) for kind in CHANNEL_KINDS]
     with fake:
         connector = ShopifyConnector(fake.shop, fake.token, base_url=fake.base_url)
         links = SelfHostedLinks(
@@ -197,21 +187,11 @@ def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
     out.write(f"Last pass completed: {_fmt_time(stats.last_pass_completed)}\n")
     if stats.last_pass_error:
         out.write(f"Last pass FAILED:    {stats.last_pass_error}\n")
-    stale = _stale(stats.last_pass_completed, config)
+    stale = stale_schedule(stats.last_pass_completed, config)
     if stale:
         out.write(f"WARNING: {stale}\n")
         return EXIT_FAILED
     return EXIT_OK
-
-
-def _stale(last: datetime | None, config: Config) -> str | None:
-    limit = config.run_interval * 3
-    if last is not None and utc_now() - last > limit:
-        return (
-            f"no pass has completed for {utc_now() - last}; runs are expected every "
-            f"{config.run_interval} — is the cron job or timer still firing?"
-        )
-    return None
 
 
 def _contact(raw: str) -> str:
@@ -289,94 +269,6 @@ def cmd_init(args: argparse.Namespace, out: TextIO) -> int:
 def init_config_text() -> str:
     """The commented ``cartrescue.toml`` that ``init`` writes."""
     return resources.files("cartrescue").joinpath("data/cartrescue.toml").read_text("utf-8")
-
-
-def doctor_problems(config: Config) -> list[Problem]:
-    """Every problem ``doctor`` finds, read-only."""
-    problems: list[Problem] = []
-    for group in (CONNECTORS, CHANNELS):
-        for plugin in discover(group):
-            if plugin.error:
-                problems.append(
-                    Problem(
-                        "plugins",
-                        f"{plugin.name} from {plugin.package} does not load: {plugin.error}",
-                        f"reinstall or remove the package {plugin.package}",
-                        "warning",
-                    )
-                )
-    parts: list[object] = []
-    for area, build in (("connector", config.connector), ("channels", config.channels)):
-        try:
-            built = build()
-        except ConfigError as err:
-            problems.append(
-                Problem(err.key or area, str(err), "correct the key in cartrescue.toml")
-            )
-            continue
-        parts.extend(built.values() if isinstance(built, dict) else [built])
-    for part in parts:
-        if isinstance(part, SelfCheck):
-            try:
-                problems.extend(part.check())
-            except CartRescueError as err:
-                problems.append(Problem(type(part).__name__, str(err), "see the message"))
-    try:
-        problems.extend(_template_problems(config))
-    except CartRescueError as err:
-        problems.append(Problem("templates", str(err), "fix the template"))
-    try:
-        with SQLiteStore(config.store_path()) as store:
-            stats = store.stats(utc_now())
-        stale = _stale(stats.last_pass_completed, config)
-        if stale:
-            problems.append(Problem("schedule", stale, "check crontab -l or systemctl list-timers"))
-        if stats.last_pass_error:
-            problems.append(
-                Problem("last pass", stats.last_pass_error, "see the run's log", "warning")
-            )
-    except StoreError as err:
-        problems.append(
-            Problem("store", str(err), "check [store] path and its folder's permissions")
-        )
-    return problems
-
-
-def _template_problems(config: Config) -> list[Problem]:
-    """Every template of a configured channel and step that does not render or fit, with
-    sample and worst-case data and a link as long as the real ones."""
-    renderer = config.renderer()
-    configured = set(_table_keys(config.data.get("channels")))
-    used = {c for step in config.policy.steps for c in step.channels} & configured
-    with SQLiteStore(":memory:") as scratch:
-        links = config.links(scratch)
-        link = links.example() if links is not None else SAMPLE_RECOVERY_URL
-    rows = preview(
-        renderer,
-        shop=config.shop,
-        link=link,
-        locales=renderer.locales(),
-        steps=[(s.number, s.discount.percent if s.discount else None) for s in config.policy.steps],
-        channels=[c for c in CHANNEL_KINDS if c in used],
-    )
-    fix = (
-        "add a shorter variant to the template, or set [links] base_url to a short address; "
-        "'cartrescue preview --config FILE' shows every template"
-    )
-    return [
-        Problem(
-            "templates",
-            f"{row.template or row.channel} ({row.locale}, {row.sample}): "
-            f"{row.problem or 'does not fit'}",
-            fix,
-        )
-        for row in rows
-        if not row.fits
-    ]
-
-
-def _table_keys(value: object) -> list[str]:
-    return [str(k) for k in value] if isinstance(value, dict) else []
 
 
 def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
@@ -602,7 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
     optout = add("optout", cmd_optout, "add, remove or list opt-outs")
     optout.add_argument("action", choices=("add", "remove", "list"))
     optout.add_argument("contact", nargs="?", help="email or +E.164 phone number")
-    optout.add_argument("--channel", default="*", choices=("*", "sms", "whatsapp", "email"))
+    optout.add_argument("--channel", default="*", choices=("*", *CHANNEL_KINDS))
     with_config(optout)
     forget = add("forget", cmd_forget, "erase everything the store knows about a person (GDPR)")
     forget.add_argument("contact", help="email or +E.164 phone number")

@@ -24,7 +24,7 @@ from .connectors.base import Connector
 from .engine import Recovery
 from .errors import CartRescueError, ConfigError
 from .links import SelfHostedLinks
-from .models import ChannelKind, DiscountOffer, ShopInfo
+from .models import CHANNEL_KINDS, ChannelKind, DiscountOffer, ShopInfo
 from .policy import Policy, SendWindow, Step
 from .registry import CHANNELS, CONNECTORS, load_plugin
 from .render import TemplateRenderer
@@ -224,11 +224,9 @@ def _steps(value: object) -> tuple[Step, ...]:
         if "delay" not in raw:
             raise ConfigError("missing (e.g. delay = '1h')", key=f"{key}.delay")
         channels = raw.get("channels", ["email"])
-        if not isinstance(channels, list) or not all(
-            c in ("sms", "whatsapp", "email") for c in channels
-        ):
+        if not isinstance(channels, list) or not all(c in CHANNEL_KINDS for c in channels):
             raise ConfigError(
-                "expected a list of 'sms', 'whatsapp', 'email'", key=f"{key}.channels"
+                f"expected a list of {', '.join(map(repr, CHANNEL_KINDS))}", key=f"{key}.channels"
             )
         discount = None
         if "discount" in raw:
@@ -317,16 +315,15 @@ class Config:
         table = _table(self.data, "channels", "channels")
         if not table:
             raise ConfigError(
-                "configure at least one of [channels.sms], [channels.whatsapp], [channels.email]",
+                "configure at least one of " + ", ".join(f"[channels.{k}]" for k in CHANNEL_KINDS),
                 key="channels",
             )
         built: dict[str, Channel] = {}
         for kind, options in table.items():
             key = f"channels.{kind}"
-            if kind not in ("sms", "whatsapp", "email"):
-                raise ConfigError(
-                    "expected channels.sms, channels.whatsapp or channels.email", key=key
-                )
+            if kind not in CHANNEL_KINDS:
+                *first, last = (f"channels.{k}" for k in CHANNEL_KINDS)
+                raise ConfigError(f"expected {', '.join(first)} or {last}", key=key)
             if not isinstance(options, dict):
                 raise ConfigError("expected a table", key=key)
             channel = build_plugin(CHANNELS, options, key=key, env=self.env, extra={"kind": kind})

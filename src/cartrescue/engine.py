@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from .channels.base import Channel
 from .clock import Clock, utc_now
@@ -27,15 +28,16 @@ from .models import (
     Checkout,
     Discount,
     Message,
+    OutboxKey,
     Purchase,
     Receipt,
     ShopInfo,
 )
-from .policy import Decision, History, Policy, StepRecord, contact_keys, decide
+from .policy import Action, Decision, History, Policy, StepRecord, contact_keys, decide
 from .render import MessageContext, Renderer, TemplateRenderer
 from .store.base import ConversionKind, Store
 
-__all__ = ["Recovery", "RunReport"]
+__all__ = ["Recovery", "RunCount", "RunReport"]
 
 log = logging.getLogger("cartrescue.engine")
 
@@ -43,10 +45,45 @@ Unsubscribe = Callable[[str, ChannelKind], str]
 """Given a recipient and a channel, the one-click unsubscribe URL to put in the message."""
 
 
+class RunCount(StrEnum):
+    """The names of the counts in :attr:`RunReport.counts`, saved with each run.
+
+    Besides these, a checkout the policy stopped is counted under the policy's reason
+    (``opted out``, ``all steps done``, …), a held one under :meth:`held` and a skipped step
+    under :meth:`step_skipped`.
+    """
+
+    FETCHED = "fetched"
+    SENT = "sent"
+    WOULD_SEND = "would send"
+    WAITING = "waiting"
+    CONVERTED = "converted"
+    CONVERTED_ELSEWHERE = "converted elsewhere"
+    BAD_PAYLOAD = "bad payload"
+    FAILED = "failed"
+    NOT_RENDERED = "failed: not rendered"
+    REJECTED = "failed: rejected by provider"
+    WILL_RETRY = "failed: will retry"
+    UNKNOWN_OUTCOME = "unknown outcome"
+    NOT_CLAIMED = "not claimed (sent by another pass or capped)"
+    PURCHASE_CHECK_FAILED = "held: purchase check failed"
+    SUPERSEDED = "step skipped: superseded"
+
+    @staticmethod
+    def held(reason: str) -> str:
+        """The count of checkouts held back for ``reason`` (``quiet hours``, …)."""
+        return f"held: {reason}"
+
+    @staticmethod
+    def step_skipped(reason: str) -> str:
+        """The count of steps skipped for ``reason`` (``overdue``, …)."""
+        return f"step skipped: {reason}"
+
+
 @dataclass
 class RunReport:
-    """What one pass did. ``counts`` maps an outcome (``sent``, ``held: quiet hours``, …) to
-    how many checkouts had it; ``messages`` are the messages sent (or, in a dry run, that
+    """What one pass did. ``counts`` maps an outcome (a :class:`RunCount`, or a policy's
+    reason) to how many checkouts had it; ``messages`` are the messages sent (or, in a dry run, that
     would have been sent); ``failures`` lists (checkout id, reason) for checkouts that went
     wrong; ``error`` is set when the pass itself could not complete."""
 
@@ -158,7 +195,7 @@ class Recovery:
                 log.warning("closing %s channel failed: %s", channel.kind, err)
         report.finished_at = self.clock()
         if run_id is not None:
-            counts = dict(report.counts, fetched=report.fetched)
+            counts = {**report.counts, RunCount.FETCHED: report.fetched}
             self.store.finish_run(run_id, report.finished_at, counts, report.error)
         return report
 
@@ -182,7 +219,7 @@ class Recovery:
             report.fetched += 1
             if isinstance(item, BadCheckout):
                 reason = mask_text(item.reason)
-                report.counts["bad payload"] += 1
+                report.counts[RunCount.BAD_PAYLOAD] += 1
                 report.failures.append((item.id, reason))
                 log.warning("checkout=%s action=skip reason=%r", item.id, reason)
                 if keep is None:
@@ -191,7 +228,9 @@ class Recovery:
             if keep is None:
                 self.store.upsert_checkout(item, now)
                 if item.completed_at is not None and self.store.checkout_status(item.id) == "done":
-                    self._stop(item, Decision("stop", "completed", status="converted"), report, now)
+                    self._stop(
+                        item, Decision(Action.STOP, "completed", status="converted"), report, now
+                    )
             elif item.abandoned_at >= now - self.policy.horizon:
                 keep[item.id] = item
 
@@ -221,7 +260,7 @@ class Recovery:
             self._fail(report, checkout.id, f"unexpected {type(err).__name__}: {err}")
 
     def _fail(self, report: RunReport, checkout_id: str, reason: str) -> None:
-        report.counts["failed"] += 1
+        report.counts[RunCount.FAILED] += 1
         report.failures.append((checkout_id, reason))
         if not report.dry_run:
             self.store.record_event("failed", self.clock(), checkout_id=checkout_id, detail=reason)
@@ -251,25 +290,25 @@ class Recovery:
                 decision.channel,
                 decision.reason,
             )
-            if decision.action == "skip":
+            if decision.action == Action.SKIP:
                 assert decision.step is not None
                 for step in (*decision.superseded, decision.step):
                     why = decision.reason if step == decision.step else "superseded"
                     skipped.add(step)
-                    report.counts[f"step skipped: {why}"] += 1
+                    report.counts[RunCount.step_skipped(why)] += 1
                     if not dry:
                         self.store.skip_step(checkout.id, step, why, now)
                 continue
-            if decision.action == "stop":
+            if decision.action == Action.STOP:
                 self._stop(checkout, decision, report, now)
-            elif decision.action == "wait":
+            elif decision.action == Action.WAIT:
                 if decision.reason != "not due":
-                    report.counts[f"held: {decision.reason}"] += 1
+                    report.counts[RunCount.held(decision.reason)] += 1
                 else:
-                    report.counts["waiting"] += 1
+                    report.counts[RunCount.WAITING] += 1
             else:
                 for step in decision.superseded:
-                    report.counts["step skipped: superseded"] += 1
+                    report.counts[RunCount.SUPERSEDED] += 1
                     if not dry:
                         self.store.skip_step(checkout.id, step, "superseded", now)
                 self._send(checkout, decision, report, run_id, now)
@@ -279,7 +318,7 @@ class Recovery:
         self, checkout: Checkout, decision: Decision, report: RunReport, now: datetime
     ) -> None:
         status = decision.status or "stopped"
-        report.counts["converted" if status == "converted" else decision.reason] += 1
+        report.counts[RunCount.CONVERTED if status == "converted" else decision.reason] += 1
         if report.dry_run:
             return
         if status == "converted":
@@ -321,14 +360,16 @@ class Recovery:
         try:
             purchase = self._purchase(checkout)
         except ConnectorError as err:
-            report.counts["held: purchase check failed"] += 1
+            report.counts[RunCount.PURCHASE_CHECK_FAILED] += 1
             log.warning("checkout=%s held: purchase check failed: %s", checkout.id, err)
             return
         if purchase is not None:
             kind_of: ConversionKind = (
                 "converted" if purchase.same_checkout else "converted_elsewhere"
             )
-            report.counts[kind_of.replace("_", " ")] += 1
+            report.counts[
+                RunCount.CONVERTED if purchase.same_checkout else RunCount.CONVERTED_ELSEWHERE
+            ] += 1
             if not report.dry_run:
                 self.store.record_conversion(
                     checkout.id, kind_of, purchase, now, now - self.policy.attribution_window
@@ -336,7 +377,7 @@ class Recovery:
                 self.store.close_checkout(checkout.id, kind_of, f"order {purchase.order_id}", now)
             return
 
-        key = f"{checkout.id}:{step}:{kind}"
+        key = OutboxKey(checkout.id, step, kind).format()
         contacts = contact_keys(checkout.customer)
         if not report.dry_run and not self.store.claim(
             key,
@@ -349,13 +390,13 @@ class Recovery:
             cap_since=now - self.policy.frequency_cap,
             run_id=run_id,
         ):
-            report.counts["not claimed (sent by another pass or capped)"] += 1
+            report.counts[RunCount.NOT_CLAIMED] += 1
             return
         try:
             message = self._compose(checkout, decision, key, report.dry_run, now)
         except CartRescueError as err:
             reason = mask_text(str(err))
-            report.counts["failed: not rendered"] += 1
+            report.counts[RunCount.NOT_RENDERED] += 1
             report.failures.append((checkout.id, reason))
             if not report.dry_run:
                 self.store.finish(key, "failed", self.clock(), error=reason)
@@ -370,7 +411,7 @@ class Recovery:
             log.warning("checkout=%s key=%s not rendered: %s", checkout.id, key, reason)
             return
         if report.dry_run:
-            report.counts["would send"] += 1
+            report.counts[RunCount.WOULD_SEND] += 1
             report.messages.append(message)
             return
         self._queue(message, report)
@@ -483,14 +524,14 @@ class Recovery:
         now = self.clock()
         if isinstance(result, Receipt):
             self.store.finish(message.key, "sent", now, provider_id=result.provider_id)
-            report.counts["sent"] += 1
+            report.counts[RunCount.SENT] += 1
             report.messages.append(message)
             log.info("key=%s to=%s sent via %s", message.key, who, result.provider)
             return
         reason = mask_text(str(result))
         if isinstance(result, PermanentSendError):
             self.store.finish(message.key, "failed", now, error=reason)
-            report.counts["failed: rejected by provider"] += 1
+            report.counts[RunCount.REJECTED] += 1
             report.failures.append((message.checkout_id, reason))
             if result.opted_out:
                 self.store.add_optout(
@@ -501,7 +542,7 @@ class Recovery:
             log.warning("key=%s to=%s failed permanently: %s", message.key, who, reason)
         elif isinstance(result, TransientSendError):
             self.store.finish(message.key, "retry", now, error=reason)
-            report.counts["failed: will retry"] += 1
+            report.counts[RunCount.WILL_RETRY] += 1
             log.warning("key=%s to=%s failed, will retry next pass: %s", message.key, who, reason)
         else:
             # SendOutcomeUnknown, or a channel bug that may strike after sending: never resend.
@@ -510,5 +551,5 @@ class Recovery:
                 report.failures.append((message.checkout_id, reason))
                 log.error("key=%s to=%s channel raised %s", message.key, who, reason)
             self.store.finish(message.key, "unknown", now, error=reason)
-            report.counts["unknown outcome"] += 1
+            report.counts[RunCount.UNKNOWN_OUTCOME] += 1
             log.warning("key=%s to=%s outcome unknown, not resent: %s", message.key, who, reason)

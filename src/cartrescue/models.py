@@ -8,13 +8,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import phonenumbers
 
 from .errors import BadPayloadError
 
 __all__ = [
+    "CHANNEL_KINDS",
     "BadCheckout",
     "ChannelKind",
     "Checkout",
@@ -24,6 +25,7 @@ __all__ = [
     "DiscountOffer",
     "LineItem",
     "Message",
+    "OutboxKey",
     "Purchase",
     "Receipt",
     "ShopInfo",
@@ -34,6 +36,9 @@ __all__ = [
 ]
 
 ChannelKind = Literal["sms", "whatsapp", "email"]
+"""The kinds of message a channel sends: the one list of them; everything else derives from it."""
+CHANNEL_KINDS: tuple[ChannelKind, ...] = get_args(ChannelKind)
+"""Every channel kind, in the order commands list them."""
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -322,10 +327,44 @@ class Content:
 
 
 @dataclass(frozen=True, slots=True)
+class OutboxKey:
+    """The idempotency key of one message: one checkout's step on one channel.
+
+    Its text form (:meth:`format`, read back by :meth:`parse`) is ``checkout id:step:channel``;
+    a checkout id may itself contain ``:``. The store keys the outbox by it, providers that
+    accept an idempotency key get it, and WhatsApp echoes it back in delivery statuses.
+    """
+
+    checkout_id: str
+    step: int
+    channel: ChannelKind
+
+    def format(self) -> str:
+        return f"{self.checkout_id}:{self.step}:{self.channel}"
+
+    def __str__(self) -> str:
+        return self.format()
+
+    @classmethod
+    def parse(cls, text: str) -> OutboxKey:
+        """Read a key written by :meth:`format`; ``ValueError`` when ``text`` is not one."""
+        parts = text.rsplit(":", 2)
+        if len(parts) != 3 or not parts[0]:
+            raise ValueError(f"not an outbox key (checkout id:step:channel): {text!r}")
+        checkout_id, step, channel = parts
+        if not (step.isascii() and step.isdigit()):
+            raise ValueError(f"outbox key {text!r}: step {step!r} is not a number")
+        for kind in CHANNEL_KINDS:
+            if channel == kind:
+                return cls(checkout_id, int(step), kind)
+        raise ValueError(f"outbox key {text!r}: unknown channel {channel!r}")
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     """One message to one recipient, ready for a channel.
 
-    ``key`` is the idempotency key (``checkout id:step:channel``); providers that accept one
+    ``key`` is the idempotency key (an :class:`OutboxKey`'s text); providers that accept one
     should pass it on. ``to`` is an E.164 number for SMS and WhatsApp, an address for email.
     """
 

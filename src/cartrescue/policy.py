@@ -11,16 +11,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from decimal import Decimal
+from enum import StrEnum
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from phonenumbers import timezone as phone_timezone
 
-from .models import ChannelKind, Checkout, Customer, DiscountOffer
+from .models import CHANNEL_KINDS, ChannelKind, Checkout, Customer, DiscountOffer
 
 __all__ = [
     "DEFAULT_STEPS",
+    "Action",
     "Decision",
     "History",
     "Policy",
@@ -30,8 +32,6 @@ __all__ = [
     "decide",
     "recipient_timezones",
 ]
-
-CHANNEL_KINDS: tuple[ChannelKind, ...] = ("sms", "whatsapp", "email")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +72,7 @@ class SendWindow:
 
 
 DEFAULT_STEPS: tuple[Step, ...] = (
-    Step(1, timedelta(hours=1), ("sms", "whatsapp", "email")),
+    Step(1, timedelta(hours=1), CHANNEL_KINDS),
     Step(2, timedelta(hours=24), ("email",)),
     Step(3, timedelta(hours=48), ("email",), DiscountOffer(Decimal(10), 48 * 3600)),
 )
@@ -142,11 +142,21 @@ class History:
     """Channels the contact opted out of; ``*`` means all."""
 
 
+class Action(StrEnum):
+    """What :func:`decide` tells the engine to do; see :class:`Decision`. The values are the
+    words the engine logs (``action=send``)."""
+
+    SEND = "send"
+    WAIT = "wait"
+    SKIP = "skip"
+    STOP = "stop"
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     """The outcome of :func:`decide`.
 
-    ``action`` is one of:
+    ``action`` is one of the :class:`Action` values:
 
     - ``send``: send ``step`` on ``channel`` to ``recipient`` now, with ``discount`` if set;
       ``superseded`` lists earlier steps that never went out and are now skipped.
@@ -157,7 +167,7 @@ class Decision:
       (``converted``, ``done`` or ``stopped``) and ``reason`` why.
     """
 
-    action: str
+    action: Action
     reason: str = ""
     step: int | None = None
     channel: ChannelKind | None = None
@@ -180,7 +190,7 @@ def contact_keys(customer: Customer | None) -> tuple[str, ...]:
     return tuple(keys)
 
 
-def _zone(name: str | None) -> ZoneInfo | None:
+def _zone_or_none(name: str | None) -> ZoneInfo | None:
     if not name:
         return None
     try:
@@ -205,14 +215,16 @@ def recipient_timezones(
     """The time zones the recipient may be in: the customer's own when known, else every zone
     their phone number's area spans, else the shop's, else UTC."""
     if customer is not None:
-        own = _zone(customer.timezone)
+        own = _zone_or_none(customer.timezone)
         if own is not None:
             return (own,)
         if customer.phone:
-            zones = tuple(z for z in map(_zone, _phone_zones(customer.phone)) if z is not None)
+            zones = tuple(
+                z for z in map(_zone_or_none, _phone_zones(customer.phone)) if z is not None
+            )
             if zones:
                 return zones
-    shop = _zone(shop_timezone)
+    shop = _zone_or_none(shop_timezone)
     return (shop,) if shop is not None else (ZoneInfo("UTC"),)
 
 
@@ -266,24 +278,28 @@ def decide(
 ) -> Decision:
     """Decide what to do with one checkout now. See :class:`Decision`."""
     if checkout.completed_at is not None:
-        return Decision("stop", "completed", status="converted")
+        return Decision(Action.STOP, "completed", status="converted")
     if checkout.abandoned_at < history.start_at:
-        return Decision("stop", "abandoned before cartrescue was switched on", status="stopped")
+        return Decision(
+            Action.STOP, "abandoned before cartrescue was switched on", status="stopped"
+        )
     customer = checkout.customer
     if customer is None or not (customer.email or customer.phone):
         detail = "; ".join(checkout.problems)
         reason = "no reachable contact" + (f" ({detail})" if detail else "")
-        return Decision("stop", reason, status="stopped")
+        return Decision(Action.STOP, reason, status="stopped")
 
     reachable = [c for c in channels if _address(customer, c)]
     if not reachable:
-        return Decision("stop", "no reachable contact on a configured channel", status="stopped")
+        return Decision(
+            Action.STOP, "no reachable contact on a configured channel", status="stopped"
+        )
     consented = [c for c in reachable if _consents(customer, c, policy)]
     if not consented:
-        return Decision("stop", "no consent for any configured channel", status="stopped")
+        return Decision(Action.STOP, "no consent for any configured channel", status="stopped")
     allowed = [c for c in consented if "*" not in history.opted_out and c not in history.opted_out]
     if not allowed:
-        return Decision("stop", "opted out", status="stopped")
+        return Decision(Action.STOP, "opted out", status="stopped")
 
     handled = set(history.skipped_steps)
     for record in history.records:
@@ -291,10 +307,10 @@ def decide(
             handled.add(record.step)
     pending = [s for s in policy.steps if s.number not in handled]
     if not pending:
-        return Decision("stop", "all steps done", status="done")
+        return Decision(Action.STOP, "all steps done", status="done")
     due = [s for s in pending if checkout.abandoned_at + s.delay <= now]
     if not due:
-        return Decision("wait", "not due", until=checkout.abandoned_at + pending[0].delay)
+        return Decision(Action.WAIT, "not due", until=checkout.abandoned_at + pending[0].delay)
     step = due[-1]
     superseded = tuple(s.number for s in due[:-1])
 
@@ -316,7 +332,7 @@ def decide(
         break
     if channel is None:
         return Decision(
-            "skip", "no allowed channel for this step", step=step.number, superseded=superseded
+            Action.SKIP, "no allowed channel for this step", step=step.number, superseded=superseded
         )
 
     zones = recipient_timezones(customer, shop_timezone)
@@ -325,17 +341,17 @@ def decide(
         due_at = max(due_at, history.last_contacted + policy.frequency_cap)
     sendable_from = next_window_open(due_at, zones, policy.send_window) or due_at
     if now - sendable_from > policy.max_overdue:
-        return Decision("skip", "overdue", step=step.number, superseded=superseded)
+        return Decision(Action.SKIP, "overdue", step=step.number, superseded=superseded)
     if history.last_contacted is not None and now < history.last_contacted + policy.frequency_cap:
         return Decision(
-            "wait",
+            Action.WAIT,
             "frequency cap",
             until=history.last_contacted + policy.frequency_cap,
             step=step.number,
         )
     if not _in_window(now, zones, policy.send_window):
         return Decision(
-            "wait",
+            Action.WAIT,
             "quiet hours",
             until=next_window_open(now, zones, policy.send_window),
             step=step.number,
@@ -349,7 +365,7 @@ def decide(
     ):
         discount = None
     return Decision(
-        "send",
+        Action.SEND,
         step=step.number,
         channel=channel,
         recipient=_address(customer, channel),

@@ -22,9 +22,8 @@ What a template defines, per channel:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -41,24 +40,26 @@ from jinja2 import nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from .errors import MessageTooLong, RenderError, TemplateError
-from .models import ChannelKind, Checkout, Content, Customer, Discount, LineItem, ShopInfo
-from .sms import PART, SINGLE, Encoding, SmsLength, fits, is_gsm, measure, size, to_gsm
+from .models import (
+    CHANNEL_KINDS,
+    ChannelKind,
+    Checkout,
+    Content,
+    Discount,
+    ShopInfo,
+)
+from .sms import PART, SINGLE, Encoding, fits, is_gsm, size, to_gsm
 
 __all__ = [
-    "CHANNELS",
-    "SAMPLE_RECOVERY_URL",
-    "SAMPLE_SHORT_LINK",
     "MessageContext",
-    "PreviewRow",
     "Renderer",
     "TemplateRenderer",
     "normalize_locale",
-    "preview",
-    "sample_checkout",
 ]
 
-CHANNELS: tuple[ChannelKind, ...] = ("sms", "whatsapp", "email")
-_NAME = re.compile(r"^(sms|whatsapp|email)/(\d+)\.([A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*)\.j2$")
+_TEMPLATE_NAME = re.compile(
+    "^(" + "|".join(CHANNEL_KINDS) + r")/(\d+)\.([A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*)\.j2$"
+)
 _VARIANT = re.compile(r"^variant(\d+)$")
 _PLACEHOLDER = re.compile(r"\{\{\s*(\d+)\s*\}\}")
 _WHATSAPP_NAME = re.compile(r"^[a-z0-9_]{1,512}$")
@@ -67,13 +68,6 @@ _GRAPHEME = regex.compile(r"\X")
 _ELLIPSIS_MARK = "\ue000"
 """Stands for the ellipsis of a shortened value until the text's encoding is known."""
 _LANGUAGE_FALLBACK = {"no": "nb", "nn": "nb"}
-SAMPLE_RECOVERY_URL = (
-    "https://nordlys-design.myshopify.com/70712377561/checkouts/ac/Z2NwLWV1cm9wZTE6MDFK"
-    "/recover?key=8f2c1a9d7b3e&locale=nb-NO"
-)
-"""A Shopify recovery URL as messages carry it without a shortener: 120 characters."""
-SAMPLE_SHORT_LINK = "https://s.no/Ab3dE9x"
-"""A 20-character short link: the length the default SMS templates are written for."""
 WHATSAPP_BODY_LIMIT = 1024
 """Meta refuses a template message whose body with its parameters is longer than this."""
 
@@ -135,14 +129,14 @@ def _babel_locale(locale: str) -> Locale:
 
 
 @lru_cache(maxsize=64)
-def _zone(name: str | None) -> ZoneInfo:
+def _zone_or_utc(name: str | None) -> ZoneInfo:
     try:
         return ZoneInfo(name) if name else ZoneInfo("UTC")
     except (ZoneInfoNotFoundError, ValueError):
         return ZoneInfo("UTC")
 
 
-def _number(value: Decimal, locale: Locale) -> str:
+def _localized_number(value: Decimal, locale: Locale) -> str:
     return format_decimal(value.normalize(), locale=locale)
 
 
@@ -257,7 +251,7 @@ class TemplateRenderer:
         self._html_env = SandboxedEnvironment(autoescape=True, **options)
         self._available: dict[tuple[str, int], set[str]] = {}
         for name in loader.list_templates():
-            match = _NAME.match(name)
+            match = _TEMPLATE_NAME.match(name)
             if match:
                 channel, step, locale = match.groups()
                 key = (channel, int(step))
@@ -338,12 +332,13 @@ class TemplateRenderer:
 
     # -- rendering ------------------------------------------------------------------------
     def render(self, channel: ChannelKind, step: int, context: MessageContext) -> Content:
-        return self._render(channel, step, context)[0]
+        return self.render_with_notes(channel, step, context)[0]
 
-    def _render(
+    def render_with_notes(
         self, channel: ChannelKind, step: int, context: MessageContext
     ) -> tuple[Content, tuple[str, ...]]:
-        """The content and notes on how it was fitted (for previews)."""
+        """Like :meth:`render`, with notes on how the content was fitted (``variant 2 of 3``,
+        a shortened field), for previews."""
         default = self.shop_locale or context.shop.locale
         name, locale = self._lookup(channel, step, context.locale, default)
         compiled = self._compile(name, locale, channel)
@@ -626,7 +621,7 @@ def _variables(context: MessageContext, template_locale: str, *, whatsapp: bool)
         for li in checkout.line_items
     ]
     discount = context.discount
-    zone = _zone(context.shop.timezone)
+    zone = _zone_or_utc(context.shop.timezone)
     return {
         "first_name": _clean(customer.first_name if customer else None, whatsapp).strip(),
         "items": items,
@@ -640,7 +635,7 @@ def _variables(context: MessageContext, template_locale: str, *, whatsapp: bool)
         "link_path": _link_path(context.link),
         "discount": discount is not None,
         "discount_code": discount.code if discount else None,
-        "discount_percent": _number(discount.percent, babel_locale) if discount else None,
+        "discount_percent": _localized_number(discount.percent, babel_locale) if discount else None,
         "discount_expires": format_skeleton(
             "MMMMd", discount.expires_at, tzinfo=zone, locale=babel_locale
         )
@@ -652,218 +647,3 @@ def _variables(context: MessageContext, template_locale: str, *, whatsapp: bool)
         "language": _language(template_locale),
         "direction": "rtl" if babel_locale.character_order == "right-to-left" else "ltr",
     }
-
-
-# -- preview --------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class _Sample:
-    name: str
-    title: str
-    worst_name: str
-    worst_titles: tuple[str, str, str]
-    currency: str
-
-
-_SAMPLES: dict[str, _Sample] = {
-    "en": _Sample(
-        "Emily",
-        "Linen napkins",
-        "Mary-Elizabeth Alexandra Grace",
-        (
-            "Hand-knitted merino wool fisherman’s sweater, navy, size XXL",
-            "Organic cotton bath towels",
-            "Scented soy candle",
-        ),
-        "USD",
-    ),
-    "nb": _Sample(
-        "Kari",
-        "Ullteppe, fjordblå",
-        "Anne-Marthe Ingeborg Kristiane",
-        (
-            "Håndstrikket lusekofte i ren norsk ull – marineblå, str. XXL",
-            "Håndklær i økologisk bomull",
-            "Duftlys i soyavoks",
-        ),
-        "NOK",
-    ),
-    "fi": _Sample(
-        "Aino",
-        "Koivuinen leikkuulauta",
-        "Maria-Kaarina Johanna Marjatta",
-        (
-            "Käsinneulottu villapaita merinovillasta – tummansininen, XXL",
-            "Luomupuuvillaiset kylpypyyhkeet",
-            "Tuoksukynttilä soijavahasta",
-        ),
-        "EUR",
-    ),
-    "hu": _Sample(
-        "László",
-        "Kézzel korongozott váza",
-        "Erzsébet Katalin Zsófia Ildikó",
-        (
-            "Kézzel kötött merinógyapjú halászpulóver – sötétkék, XXXL-es",
-            "Biopamut fürdőlepedő",
-            "Illatgyertya szójaviaszból",
-        ),
-        "HUF",
-    ),
-    "pt": _Sample(
-        "João",
-        "Jogo de canecas de cerâmica",
-        "Maria Eduarda Conceição Santos",
-        (
-            "Suéter de lã merino tricotado à mão – azul-marinho, tam. XGG",
-            "Toalhas de banho de algodão orgânico",
-            "Vela aromática de cera de soja",
-        ),
-        "BRL",
-    ),
-    "ar": _Sample(
-        "فاطمة",
-        "وسادة زينة",
-        "عبد الرحمن محمد عبد العزيز سعد",
-        (
-            "سترة صوف ميرينو محبوكة يدويًا بنمط الصيادين – كحلي، مقاس XXXL",
-            "مناشف حمام من القطن العضوي",
-            "شمعة معطرة من شمع الصويا",
-        ),
-        "AED",
-    ),
-}
-
-
-def sample_checkout(locale: str, *, worst: bool, now: datetime | None = None) -> Checkout:
-    """A made-up checkout in ``locale``'s language for previews and tests.
-
-    The worst case has a 30-character first name, a 60-character product title and three
-    lines (four items); the typical one a short name and one item.
-    """
-    sample = _SAMPLES.get(_language(normalize_locale(locale)), _SAMPLES["en"])
-    now = now or datetime.now(UTC)
-    lines: tuple[LineItem, ...]
-    if worst:
-        lines = (
-            LineItem(sample.worst_titles[0], 2, Decimal("4990.00")),
-            LineItem(sample.worst_titles[1], 1, Decimal("1890.00")),
-            LineItem(sample.worst_titles[2], 1, Decimal("475.67")),
-        )
-        name = sample.worst_name
-    else:
-        lines = (LineItem(sample.title, 1, Decimal("349.00")),)
-        name = sample.name
-    return Checkout(
-        id="preview",
-        abandoned_at=now - timedelta(hours=1),
-        updated_at=now - timedelta(hours=1),
-        recovery_url=SAMPLE_RECOVERY_URL,
-        currency=sample.currency,
-        total=sum((li.price * li.quantity for li in lines), Decimal(0)),
-        line_items=lines,
-        customer=Customer(first_name=name, locale=locale),
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class PreviewRow:
-    """One template rendered with one set of sample data, for ``cartrescue preview``."""
-
-    channel: ChannelKind
-    step: int
-    locale: str
-    sample: str
-    template: str | None
-    content: Content | None = None
-    length: SmsLength | None = None
-    problem: str | None = None
-    notes: tuple[str, ...] = field(default=())
-
-    @property
-    def fits(self) -> bool:
-        return self.problem is None
-
-
-def preview(
-    renderer: TemplateRenderer,
-    *,
-    shop: ShopInfo,
-    link: str,
-    locales: Iterable[str],
-    steps: Iterable[tuple[int, Decimal | None]],
-    channels: Iterable[ChannelKind] = CHANNELS,
-    now: datetime | None = None,
-) -> list[PreviewRow]:
-    """Render every (channel, step, locale) with typical and worst-case sample data.
-
-    ``steps`` are (number, discount percent or None); ``link`` stands for the link a message
-    would carry. A row's ``problem`` says why it does not fit or does not render.
-    """
-    now = now or datetime.now(UTC)
-    rows: list[PreviewRow] = []
-    steps = list(steps)
-    for channel in channels:
-        for step, percent in steps:
-            for locale in locales:
-                for sample in ("typical", "worst case"):
-                    rows.append(
-                        _preview_one(
-                            renderer, channel, step, percent, locale, sample, shop, link, now
-                        )
-                    )
-    return rows
-
-
-def _preview_one(
-    renderer: TemplateRenderer,
-    channel: ChannelKind,
-    step: int,
-    percent: Decimal | None,
-    locale: str,
-    sample: str,
-    shop: ShopInfo,
-    link: str,
-    now: datetime,
-) -> PreviewRow:
-    checkout = sample_checkout(locale, worst=sample == "worst case", now=now)
-    discount = (
-        Discount(
-            code="COMEBACK-7QX2" if sample == "worst case" else "BACK10",
-            percent=percent,
-            expires_at=now + timedelta(hours=48),
-        )
-        if percent is not None
-        else None
-    )
-    context = MessageContext(
-        checkout=checkout,
-        shop=shop,
-        locale=locale,
-        link=link,
-        discount=discount,
-        unsubscribe_url="https://shop.example/unsubscribe/xyz" if channel == "email" else None,
-    )
-    default = renderer.shop_locale or shop.locale
-    try:
-        template = renderer.resolve(channel, step, locale, default)
-    except TemplateError as err:
-        return PreviewRow(channel, step, locale, sample, None, problem=str(err))
-    try:
-        content, notes = renderer._render(channel, step, context)
-    except MessageTooLong as err:
-        return PreviewRow(
-            channel,
-            step,
-            locale,
-            sample,
-            template,
-            length=SmsLength(err.encoding, err.units, 0),  # type: ignore[arg-type]
-            problem=f"too long: {err.units} {err.encoding} units, "
-            f"{err.limit} allowed even after shortening",
-        )
-    except RenderError as err:
-        return PreviewRow(channel, step, locale, sample, template, problem=str(err))
-    length = measure(content.text) if channel == "sms" else None
-    return PreviewRow(
-        channel, step, locale, sample, template, content=content, length=length, notes=notes
-    )

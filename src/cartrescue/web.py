@@ -55,7 +55,7 @@ from .clock import Clock, utc_now
 from .connectors.base import WebhookCapable
 from .errors import BadPayloadError, ConfigError
 from .logmask import mask_contact, mask_text
-from .models import normalize_phone
+from .models import OutboxKey, normalize_phone
 from .store.base import Store
 
 __all__ = [
@@ -489,11 +489,12 @@ def _changes(payload: object) -> Iterable[Mapping[str, Any]]:
 
 
 def _key_parts(key: object) -> tuple[str | None, int | None]:
-    """``(checkout id, step)`` from an outbox key ``checkout:step:channel``."""
-    if not isinstance(key, str) or key.count(":") < 2:
-        return None, None
-    checkout_id, step, _ = key.rsplit(":", 2)
-    return checkout_id, int(step) if step.isdigit() else None
+    """``(checkout id, step)`` from an :class:`~cartrescue.models.OutboxKey`'s text."""
+    try:
+        parsed = OutboxKey.parse(key) if isinstance(key, str) else None
+    except ValueError:
+        parsed = None
+    return (parsed.checkout_id, parsed.step) if parsed else (None, None)
 
 
 def make_app(

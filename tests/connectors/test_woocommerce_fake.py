@@ -243,8 +243,8 @@ def test_a_whole_recovery_pass_through_the_engine() -> None:
 
 
 def test_cartrescue_doctor_reports_the_connector_plainly() -> None:
-    from cartrescue.cli import doctor_problems
     from cartrescue.config import load_config
+    from cartrescue.doctor import doctor_problems
 
     with FakeWooCommerce(is_ssl=True, drops_authorization=True) as shop:
         text = f"""

@@ -39,7 +39,7 @@ from ..errors import (
 )
 from ..http import new_session, parse_retry_after, redact
 from ..logmask import mask_contact, mask_text
-from ..models import ChannelKind, Message, Receipt
+from ..models import CHANNEL_KINDS, ChannelKind, Message, Receipt
 from ..sms import is_gsm
 
 __all__ = [
@@ -55,7 +55,7 @@ __all__ = [
     "is_gsm7",
 ]
 
-KINDS: tuple[ChannelKind, ...] = ("sms", "whatsapp", "email")
+KINDS: tuple[ChannelKind, ...] = CHANNEL_KINDS
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
 SendResult = Receipt | SendError

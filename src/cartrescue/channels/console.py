@@ -7,7 +7,7 @@ from typing import TextIO
 
 from ..errors import ConfigError
 from ..logmask import mask_contact
-from ..models import ChannelKind, Message, Receipt
+from ..models import CHANNEL_KINDS, ChannelKind, Message, Receipt
 
 __all__ = ["ConsoleChannel"]
 
@@ -22,7 +22,7 @@ class ConsoleChannel:
     def __init__(
         self, kind: ChannelKind = "sms", *, stream: TextIO | None = None, mask: bool = True
     ) -> None:
-        if kind not in ("sms", "whatsapp", "email"):
+        if kind not in CHANNEL_KINDS:
             raise ConfigError(f"unknown channel kind {kind!r}", key="kind")
         self.kind: ChannelKind = kind
         self._stream = stream

@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 from ..errors import BadPayloadError, ConfigError
 from ..models import (
+    CHANNEL_KINDS,
     ChannelKind,
     Checkout,
     Customer,
@@ -33,7 +34,6 @@ from ..models import (
 )
 
 __all__ = [
-    "CHANNELS",
     "DEFAULT_PAID_STATUSES",
     "ORDER_FIELDS",
     "PAYABLE_STATUSES",
@@ -44,7 +44,6 @@ __all__ = [
     "parse_consent",
 ]
 
-CHANNELS: tuple[ChannelKind, ...] = ("sms", "whatsapp", "email")
 PAYABLE_STATUSES = frozenset({"pending", "failed"})
 """Statuses the pay-for-order page accepts (``woocommerce_valid_order_statuses_for_payment``)."""
 DEFAULT_PAID_STATUSES: tuple[str, ...] = ("processing", "completed")
@@ -88,7 +87,7 @@ def order_ref(order: object) -> str:
     return "?"
 
 
-def _text(value: object) -> str:
+def _stripped(value: object) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
@@ -134,7 +133,7 @@ class Consent:
                 if isinstance(entry, Mapping) and entry.get("key") in wanted:
                     found[str(entry["key"])] = entry.get("value")
         allowed: dict[ChannelKind, bool] = {}
-        for channel in CHANNELS:
+        for channel in CHANNEL_KINDS:
             key = self.meta.get(channel)
             by_meta = key is not None and key in found and self._yes(channel, found[key])
             allowed[channel] = channel in self.store_level or by_meta
@@ -151,8 +150,8 @@ class Consent:
 
 
 def _channel(name: object, key: str) -> ChannelKind:
-    if name not in CHANNELS:
-        raise ConfigError(f"expected one of sms, whatsapp, email, got {name!r}", key=key)
+    if name not in CHANNEL_KINDS:
+        raise ConfigError(f"expected one of {', '.join(CHANNEL_KINDS)}, got {name!r}", key=key)
     return name
 
 
@@ -260,7 +259,7 @@ def _line_item(raw: object, item: str, with_tax: bool) -> LineItem:
         quantity=quantity,
         price=price,
         variant=_variant(raw.get("meta_data"), title),
-        sku=_text(raw.get("sku")) or None,
+        sku=_stripped(raw.get("sku")) or None,
     )
 
 
@@ -303,7 +302,7 @@ class OrderMapper:
         order_id = order.get("id")
         if not isinstance(order_id, int) or isinstance(order_id, bool) or order_id <= 0:
             raise BadPayloadError(f"order id {order_id!r} is not a positive integer", item=item)
-        status = _text(order.get("status"))
+        status = _stripped(order.get("status"))
         created = parse_time(order.get("date_created_gmt"), item=item, assume_utc=True)
         modified_raw = order.get("date_modified_gmt") or order.get("date_created_gmt")
         modified = parse_time(modified_raw, item=item, assume_utc=True)
@@ -317,40 +316,42 @@ class OrderMapper:
             abandoned_at=created,
             updated_at=max(modified, created),
             recovery_url=self._recovery_url(order, order_id, status, problems),
-            currency=_text(order.get("currency")).upper(),
+            currency=_stripped(order.get("currency")).upper(),
             total=parse_money(order.get("total"), item=item),
             line_items=tuple(
                 _line_item(li, item, with_tax) for li in order.get("line_items") or ()
             ),
             customer=self._customer(order, problems),
             completed_at=completed,
-            name=f"#{_text(str(order.get('number') or order_id))}",
+            name=f"#{_stripped(str(order.get('number') or order_id))}",
             problems=tuple(problems),
         )
 
     def _customer(self, order: Mapping[str, Any], problems: list[str]) -> Customer:
         billing = _object(order.get("billing"))
         shipping = _object(order.get("shipping"))
-        country = _text(billing.get("country")) or _text(shipping.get("country")) or None
+        country = _stripped(billing.get("country")) or _stripped(shipping.get("country")) or None
         phone = None
         try:
             phone = normalize_phone(
-                _text(billing.get("phone")) or _text(shipping.get("phone")) or None, country
+                _stripped(billing.get("phone")) or _stripped(shipping.get("phone")) or None, country
             )
         except ValueError:
             where = f" in {country}" if country else " (and the order has no country)"
             problems.append(f"the billing phone is not a valid number{where}")
         email = None
         try:
-            email = normalize_email(_text(billing.get("email")) or None)
+            email = normalize_email(_stripped(billing.get("email")) or None)
         except ValueError:
             problems.append("the billing email is not an email address")
         allowed = self.consent.for_order(order.get("meta_data"))
         return Customer(
-            first_name=_text(billing.get("first_name"))
-            or _text(shipping.get("first_name"))
+            first_name=_stripped(billing.get("first_name"))
+            or _stripped(shipping.get("first_name"))
             or None,
-            last_name=_text(billing.get("last_name")) or _text(shipping.get("last_name")) or None,
+            last_name=_stripped(billing.get("last_name"))
+            or _stripped(shipping.get("last_name"))
+            or None,
             email=email,
             phone=phone,
             email_consent=allowed["email"],
@@ -362,10 +363,10 @@ class OrderMapper:
         self, order: Mapping[str, Any], order_id: int, status: str, problems: list[str]
     ) -> str:
         if status in PAYABLE_STATUSES:
-            url = _text(order.get("payment_url"))
+            url = _stripped(order.get("payment_url"))
             if url:
                 return url
-            key = _text(order.get("order_key"))
+            key = _stripped(order.get("order_key"))
             if key:
                 return (
                     f"{self.shop_url}/checkout/order-pay/{order_id}/"

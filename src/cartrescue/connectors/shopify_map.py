@@ -48,7 +48,7 @@ def _obj(value: object) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def _text(value: object) -> str | None:
+def _stripped_or_none(value: object) -> str | None:
     return value.strip() or None if isinstance(value, str) else None
 
 
@@ -69,21 +69,21 @@ def _contact(
     problems: list[str],
 ) -> Customer:
     try:
-        email_value = normalize_email(_text(email))
+        email_value = normalize_email(_stripped_or_none(email))
     except ValueError as err:
         problems.append(f"email address dropped: {err}")
         email_value = None
     try:
-        phone_value = normalize_phone(_text(phone), region)
+        phone_value = normalize_phone(_stripped_or_none(phone), region)
     except ValueError as err:
         problems.append(f"invalid phone number: {err}")
         phone_value = None
     return Customer(
-        first_name=_text(first_name),
-        last_name=_text(last_name),
+        first_name=_stripped_or_none(first_name),
+        last_name=_stripped_or_none(last_name),
         email=email_value,
         phone=phone_value,
-        locale=_text(locale),
+        locale=_stripped_or_none(locale),
         email_consent=email_consent and email_value is not None,
         sms_consent=sms_consent and phone_value is not None,
     )
@@ -101,11 +101,11 @@ def _line(
     *, title: object, variant: object, quantity: object, price: Decimal, sku: object, item: str
 ) -> LineItem:
     return LineItem(
-        title=_text(title) or _text(variant) or "Item",
+        title=_stripped_or_none(title) or _stripped_or_none(variant) or "Item",
         quantity=_quantity(quantity, item),
         price=price,
-        variant=_text(variant),
-        sku=_text(sku),
+        variant=_stripped_or_none(variant),
+        sku=_stripped_or_none(sku),
     )
 
 
@@ -113,7 +113,7 @@ def _region(raw: Mapping[str, Any], addresses: tuple[str, str], key: str) -> str
     """The country of the billing address, else the shipping address (for national
     phone numbers)."""
     for name in addresses:
-        found = _text(_obj(raw.get(name)).get(key))
+        found = _stripped_or_none(_obj(raw.get(name)).get(key))
         if found:
             return found
     return None
@@ -131,7 +131,7 @@ def _quantity(raw: object, item: str) -> int:
 
 
 def _required_text(raw: Mapping[str, Any], key: str, item: str) -> str:
-    value = _text(raw.get(key))
+    value = _stripped_or_none(raw.get(key))
     if value is None:
         raise BadPayloadError(f"{key} is missing", item=item)
     return value
@@ -196,7 +196,7 @@ def from_graphql(node: Mapping[str, Any]) -> Checkout:
         line_items=tuple(lines),
         customer=customer,
         completed_at=parse_time(completed, item=item) if completed else None,
-        name=_text(node.get("name")),
+        name=_stripped_or_none(node.get("name")),
         problems=tuple(problems),
     )
 
@@ -215,7 +215,11 @@ def from_rest(raw: Mapping[str, Any], *, shop_currency: str | None = None) -> Ch
     item = numeric_id(raw.get("id")) or "?"
     if item == "?":
         raise BadPayloadError("checkout has no id", item=item)
-    currency = _text(raw.get("presentment_currency")) or _text(raw.get("currency")) or shop_currency
+    currency = (
+        _stripped_or_none(raw.get("presentment_currency"))
+        or _stripped_or_none(raw.get("currency"))
+        or shop_currency
+    )
     if currency is None:
         raise BadPayloadError("checkout has no currency", item=item)
     lines = []
@@ -266,6 +270,6 @@ def from_rest(raw: Mapping[str, Any], *, shop_currency: str | None = None) -> Ch
         line_items=tuple(lines),
         customer=customer,
         completed_at=parse_time(completed, item=item) if completed else None,
-        name=_text(raw.get("name")),
+        name=_stripped_or_none(raw.get("name")),
         problems=tuple(problems),
     )

@@ -82,7 +82,7 @@ _PING = re.compile(rb"^webhook_id=(\d+)$")
 _NO_CONSENT = "no consent configured: nothing will be sent"
 
 
-def _zone(index: object) -> str | None:
+def _shop_zone_name(index: object) -> str | None:
     """An IANA zone from the REST index: ``timezone_string``, else a whole-hour ``gmt_offset``
     (a site set to a manual offset such as UTC+2 has an empty ``timezone_string``)."""
     if not isinstance(index, Mapping):
@@ -397,7 +397,7 @@ class WooCommerceConnector:
             index, _ = self.client.request(
                 "GET", "", params={"_fields": "timezone_string,gmt_offset"}, signed=False
             )
-            self._timezone = (_zone(index),)
+            self._timezone = (_shop_zone_name(index),)
         return self._timezone[0]
 
     # -- webhooks ------------------------------------------------------------------------

@@ -1,0 +1,258 @@
+"""Every template rendered with made-up checkouts: what ``cartrescue preview`` and ``doctor``
+show, and the sample data the template tests use.
+
+The samples are a typical checkout (a short name, one item) and a worst case (a 30-character
+first name, a 60-character product title, three lines) in each language the package's
+templates speak; a row says whether the message fits and, if not, why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from .errors import MessageTooLong, RenderError, TemplateError
+from .models import (
+    CHANNEL_KINDS,
+    ChannelKind,
+    Checkout,
+    Content,
+    Customer,
+    Discount,
+    LineItem,
+    ShopInfo,
+)
+from .render import MessageContext, TemplateRenderer, normalize_locale
+from .sms import SmsLength, measure
+
+__all__ = [
+    "SAMPLE_RECOVERY_URL",
+    "SAMPLE_SHORT_LINK",
+    "PreviewRow",
+    "preview",
+    "sample_checkout",
+]
+
+SAMPLE_RECOVERY_URL = (
+    "https://nordlys-design.myshopify.com/70712377561/checkouts/ac/Z2NwLWV1cm9wZTE6MDFK"
+    "/recover?key=8f2c1a9d7b3e&locale=nb-NO"
+)
+"""A Shopify recovery URL as messages carry it without a shortener: 120 characters."""
+SAMPLE_SHORT_LINK = "https://s.no/Ab3dE9x"
+"""A 20-character short link: the length the default SMS templates are written for."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Sample:
+    name: str
+    title: str
+    worst_name: str
+    worst_titles: tuple[str, str, str]
+    currency: str
+
+
+_SAMPLES: dict[str, _Sample] = {
+    "en": _Sample(
+        "Emily",
+        "Linen napkins",
+        "Mary-Elizabeth Alexandra Grace",
+        (
+            "Hand-knitted merino wool fisherman’s sweater, navy, size XXL",
+            "Organic cotton bath towels",
+            "Scented soy candle",
+        ),
+        "USD",
+    ),
+    "nb": _Sample(
+        "Kari",
+        "Ullteppe, fjordblå",
+        "Anne-Marthe Ingeborg Kristiane",
+        (
+            "Håndstrikket lusekofte i ren norsk ull – marineblå, str. XXL",
+            "Håndklær i økologisk bomull",
+            "Duftlys i soyavoks",
+        ),
+        "NOK",
+    ),
+    "fi": _Sample(
+        "Aino",
+        "Koivuinen leikkuulauta",
+        "Maria-Kaarina Johanna Marjatta",
+        (
+            "Käsinneulottu villapaita merinovillasta – tummansininen, XXL",
+            "Luomupuuvillaiset kylpypyyhkeet",
+            "Tuoksukynttilä soijavahasta",
+        ),
+        "EUR",
+    ),
+    "hu": _Sample(
+        "László",
+        "Kézzel korongozott váza",
+        "Erzsébet Katalin Zsófia Ildikó",
+        (
+            "Kézzel kötött merinógyapjú halászpulóver – sötétkék, XXXL-es",
+            "Biopamut fürdőlepedő",
+            "Illatgyertya szójaviaszból",
+        ),
+        "HUF",
+    ),
+    "pt": _Sample(
+        "João",
+        "Jogo de canecas de cerâmica",
+        "Maria Eduarda Conceição Santos",
+        (
+            "Suéter de lã merino tricotado à mão – azul-marinho, tam. XGG",
+            "Toalhas de banho de algodão orgânico",
+            "Vela aromática de cera de soja",
+        ),
+        "BRL",
+    ),
+    "ar": _Sample(
+        "فاطمة",
+        "وسادة زينة",
+        "عبد الرحمن محمد عبد العزيز سعد",
+        (
+            "سترة صوف ميرينو محبوكة يدويًا بنمط الصيادين – كحلي، مقاس XXXL",
+            "مناشف حمام من القطن العضوي",
+            "شمعة معطرة من شمع الصويا",
+        ),
+        "AED",
+    ),
+}
+
+
+def sample_checkout(locale: str, *, worst: bool, now: datetime | None = None) -> Checkout:
+    """A made-up checkout in ``locale``'s language for previews and tests.
+
+    The worst case has a 30-character first name, a 60-character product title and three
+    lines (four items); the typical one a short name and one item.
+    """
+    sample = _SAMPLES.get(normalize_locale(locale).split("-")[0], _SAMPLES["en"])
+    now = now or datetime.now(UTC)
+    lines: tuple[LineItem, ...]
+    if worst:
+        lines = (
+            LineItem(sample.worst_titles[0], 2, Decimal("4990.00")),
+            LineItem(sample.worst_titles[1], 1, Decimal("1890.00")),
+            LineItem(sample.worst_titles[2], 1, Decimal("475.67")),
+        )
+        name = sample.worst_name
+    else:
+        lines = (LineItem(sample.title, 1, Decimal("349.00")),)
+        name = sample.name
+    return Checkout(
+        id="preview",
+        abandoned_at=now - timedelta(hours=1),
+        updated_at=now - timedelta(hours=1),
+        recovery_url=SAMPLE_RECOVERY_URL,
+        currency=sample.currency,
+        total=sum((li.price * li.quantity for li in lines), Decimal(0)),
+        line_items=lines,
+        customer=Customer(first_name=name, locale=locale),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PreviewRow:
+    """One template rendered with one set of sample data, for ``cartrescue preview``."""
+
+    channel: ChannelKind
+    step: int
+    locale: str
+    sample: str
+    template: str | None
+    content: Content | None = None
+    length: SmsLength | None = None
+    problem: str | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def fits(self) -> bool:
+        return self.problem is None
+
+
+def preview(
+    renderer: TemplateRenderer,
+    *,
+    shop: ShopInfo,
+    link: str,
+    locales: Iterable[str],
+    steps: Iterable[tuple[int, Decimal | None]],
+    channels: Iterable[ChannelKind] = CHANNEL_KINDS,
+    now: datetime | None = None,
+) -> list[PreviewRow]:
+    """Render every (channel, step, locale) with typical and worst-case sample data.
+
+    ``steps`` are (number, discount percent or None); ``link`` stands for the link a message
+    would carry. A row's ``problem`` says why it does not fit or does not render.
+    """
+    now = now or datetime.now(UTC)
+    rows: list[PreviewRow] = []
+    steps = list(steps)
+    for channel in channels:
+        for step, percent in steps:
+            for locale in locales:
+                for sample in ("typical", "worst case"):
+                    rows.append(
+                        _preview_one(
+                            renderer, channel, step, percent, locale, sample, shop, link, now
+                        )
+                    )
+    return rows
+
+
+def _preview_one(
+    renderer: TemplateRenderer,
+    channel: ChannelKind,
+    step: int,
+    percent: Decimal | None,
+    locale: str,
+    sample: str,
+    shop: ShopInfo,
+    link: str,
+    now: datetime,
+) -> PreviewRow:
+    checkout = sample_checkout(locale, worst=sample == "worst case", now=now)
+    discount = (
+        Discount(
+            code="COMEBACK-7QX2" if sample == "worst case" else "BACK10",
+            percent=percent,
+            expires_at=now + timedelta(hours=48),
+        )
+        if percent is not None
+        else None
+    )
+    context = MessageContext(
+        checkout=checkout,
+        shop=shop,
+        locale=locale,
+        link=link,
+        discount=discount,
+        unsubscribe_url="https://shop.example/unsubscribe/xyz" if channel == "email" else None,
+    )
+    default = renderer.shop_locale or shop.locale
+    try:
+        template = renderer.resolve(channel, step, locale, default)
+    except TemplateError as err:
+        return PreviewRow(channel, step, locale, sample, None, problem=str(err))
+    try:
+        content, notes = renderer.render_with_notes(channel, step, context)
+    except MessageTooLong as err:
+        return PreviewRow(
+            channel,
+            step,
+            locale,
+            sample,
+            template,
+            length=SmsLength(err.encoding, err.units, 0),  # type: ignore[arg-type]
+            problem=f"too long: {err.units} {err.encoding} units, "
+            f"{err.limit} allowed even after shortening",
+        )
+    except RenderError as err:
+        return PreviewRow(channel, step, locale, sample, template, problem=str(err))
+    length = measure(content.text) if channel == "sms" else None
+    return PreviewRow(
+        channel, step, locale, sample, template, content=content, length=length, notes=notes
+    )
