@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TextIO
 from wsgiref.simple_server import WSGIServer
 
-from . import __version__
+from ._version import __version__
 from .channels.console import ConsoleChannel
 from .clock import FrozenClock, utc_now
 from .config import Config, load_config
