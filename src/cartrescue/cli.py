@@ -43,7 +43,8 @@ from .render import (
 from .sms import SINGLE
 from .store.sqlite import SQLiteStore
 from .testing.demo import demo_orders, demo_shop, demo_shopify_records
-from .web import serve, web_settings
+from .web import serve
+from .web_settings import web_settings
 
 __all__ = ["EXIT_CONFIG", "EXIT_FAILED", "EXIT_OK", "main"]
 
