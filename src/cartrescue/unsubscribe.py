@@ -20,12 +20,8 @@ import re
 import struct
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 from urllib.parse import quote
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.hashes import SHA256
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .channels.base import KINDS
 from .clock import Clock, utc_now
@@ -33,6 +29,9 @@ from .errors import ConfigError
 from .inbound import InboundRequest, InboundResponse, record_opt
 from .logmask import mask_contact
 from .store.base import Store
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 __all__ = ["DEFAULT_TTL", "UnsubscribeHandler", "UnsubscribeLinks"]
 
@@ -50,6 +49,11 @@ def _b64(data: bytes) -> str:
 
 
 def _key(secret: str) -> AESGCM:
+    # Imported here: cryptography costs ~20 ms, paid only when links are configured.
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.hashes import SHA256
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
     material = HKDF(
         algorithm=SHA256(), length=32, salt=None, info=b"cartrescue unsubscribe token v1"
     ).derive(secret.encode("utf-8"))
@@ -112,6 +116,8 @@ class UnsubscribeLinks:
             return None
         if _b64(raw) != token or raw[:1] != _VERSION:
             return None  # not the canonical encoding: a changed or extra character
+        from cryptography.exceptions import InvalidTag
+
         nonce, sealed = raw[1 : 1 + _NONCE], raw[1 + _NONCE :]
         for key in self._keys:
             try:
