@@ -80,7 +80,7 @@ class _App:
             log.exception("web: %s %s failed", environ.get("REQUEST_METHOD"), path)
             response = InboundResponse.text(500, "internal error\n")
         start_response(
-            f"{response.status} {HTTPStatus(response.status).phrase}",
+            f"{response.status} {_phrase(response.status)}",
             [
                 ("Content-Type", response.content_type),
                 ("Content-Length", str(len(response.body))),
@@ -122,6 +122,13 @@ class _App:
             if path == route or (route.endswith("/") and path.startswith(route)):
                 return handler
         return None
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
 
 
 def _body(environ: WSGIEnvironment) -> bytes | None:
