@@ -78,3 +78,13 @@ def test_send_errors_and_config_errors_are_separate_families():
     assert issubclass(cartrescue.SendOutcomeUnknown, cartrescue.SendError)
     assert not issubclass(cartrescue.ConfigError, cartrescue.SendError)
     assert issubclass(cartrescue.ConfigError, cartrescue.CartRescueError)
+
+
+def test_the_version_lives_in_one_module_and_the_metadata_agrees():
+    from importlib.metadata import version
+
+    from cartrescue import _version, http
+
+    assert cartrescue.__version__ == _version.__version__
+    assert version("cartrescue") == _version.__version__
+    assert f"cartrescue/{_version.__version__}" == http.USER_AGENT

@@ -5,8 +5,7 @@ The public API is what this module exports; everything else is private.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .channels.base import Channel
 from .channels.console import ConsoleChannel
 from .clock import Clock, FrozenClock, utc_now

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TextIO
 from wsgiref.simple_server import WSGIServer
 
-from . import __version__
+from ._version import __version__
 from .channels.console import ConsoleChannel
 from .clock import FrozenClock, utc_now
 from .config import Config, load_config
@@ -33,7 +33,8 @@ from .render import WHATSAPP_BODY_LIMIT, TemplateRenderer
 from .sms import SINGLE
 from .store.sqlite import SQLiteStore
 from .testing.demo import demo_orders, demo_shop, demo_shopify_records
-from .web import serve, web_settings
+from .web import serve
+from .web_settings import web_settings
 
 __all__ = ["EXIT_CONFIG", "EXIT_FAILED", "EXIT_OK", "main"]
 

@@ -30,7 +30,7 @@ from .registry import CHANNELS, CONNECTORS, load_plugin
 from .render import TemplateRenderer
 from .store.base import Store
 from .store.sqlite import SQLiteStore
-from .web import web_settings
+from .web_settings import web_settings
 
 __all__ = ["Config", "build_plugin", "load_config", "parse_duration"]
 
@@ -389,7 +389,7 @@ class Config:
             clock=clock,
             shop=self.shop,
             links=self.links(store),
-            unsubscribe=None if web is None else web.unsubscribe_links(),
+            unsubscribe=None if web is None else web.unsubscribe_links(clock=clock),
         )
 
     def validate(self) -> None:

@@ -7,6 +7,8 @@ misconfigured channel. Errors that carry a response keep only a redacted snippet
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "BadPayloadError",
     "CartRescueError",
@@ -17,6 +19,7 @@ __all__ = [
     "PermanentSendError",
     "PluginError",
     "RenderError",
+    "RetryableSendError",
     "SendError",
     "SendOutcomeUnknown",
     "StoreError",
@@ -162,6 +165,17 @@ class TransientSendError(SendError):
     """The provider certainly did not accept the message and a later try may work (429,
     connection refused). The base channel retries these; the engine releases the outbox
     key so a later pass can send it."""
+
+
+class RetryableSendError(TransientSendError):
+    """The provider certainly did not take the message and asks to try again soon (HTTP 429,
+    a refused connection). :class:`~cartrescue.channels.HttpChannel` retries these with
+    backoff, honouring ``wait`` (seconds, from ``Retry-After``); once the attempts are spent
+    it is raised as it is, a :class:`TransientSendError`."""
+
+    def __init__(self, message: str, *, wait: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.wait = wait
 
 
 class SendOutcomeUnknown(SendError):

@@ -20,7 +20,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from . import __version__
+from ._version import __version__
 from .errors import ConnectorAuthError, ConnectorError
 from .logmask import mask_text
 

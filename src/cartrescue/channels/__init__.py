@@ -1,6 +1,7 @@
 """Channels: the Channel protocol, the HttpChannel base and the built-in providers."""
 
-from .base import BatchChannel, Channel, HttpChannel, HttpRequest, RetryableSendError
+from ..errors import RetryableSendError
+from .base import BatchChannel, Channel, HttpChannel, HttpRequest
 from .console import ConsoleChannel
 from .email import SMTPEmail
 from .linkmobility import LinkMobilitySMS

@@ -33,6 +33,7 @@ from ..doctor import Problem
 from ..errors import (
     ConfigError,
     PermanentSendError,
+    RetryableSendError,
     SendError,
     SendOutcomeUnknown,
     TransientSendError,
@@ -50,7 +51,6 @@ __all__ = [
     "HttpOptions",
     "HttpRequest",
     "RateLimiter",
-    "RetryableSendError",
     "SendResult",
     "is_gsm7",
 ]
@@ -103,17 +103,6 @@ class BatchChannel(Channel, Protocol):
     """
 
     def send_batch(self, messages: Sequence[Message]) -> list[SendResult]: ...
-
-
-class RetryableSendError(TransientSendError):
-    """The provider certainly did not take the message and asks to try again soon (HTTP 429,
-    a refused connection). :class:`HttpChannel` retries these with backoff, honouring
-    ``wait`` (seconds, from ``Retry-After``); once the attempts are spent it is raised as it
-    is, a :class:`~cartrescue.errors.TransientSendError`."""
-
-    def __init__(self, message: str, *, wait: float | None = None, **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
-        self.wait = wait
 
 
 def is_gsm7(text: str) -> bool:

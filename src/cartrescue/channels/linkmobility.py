@@ -15,9 +15,15 @@ from typing import ClassVar, Literal, Unpack
 
 import requests
 
-from ..errors import ConfigError, PermanentSendError, SendError, TransientSendError
+from ..errors import (
+    ConfigError,
+    PermanentSendError,
+    RetryableSendError,
+    SendError,
+    TransientSendError,
+)
 from ..models import ChannelKind, Message, Receipt
-from .base import HttpChannel, HttpOptions, HttpRequest, RetryableSendError, require
+from .base import HttpChannel, HttpOptions, HttpRequest, require
 
 __all__ = ["LinkMobilitySMS"]
 

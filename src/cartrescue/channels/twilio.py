@@ -17,9 +17,9 @@ from typing import ClassVar, Unpack
 
 import requests
 
-from ..errors import ConfigError, PermanentSendError, SendError
+from ..errors import ConfigError, PermanentSendError, RetryableSendError, SendError
 from ..models import ChannelKind, Message, Receipt
-from .base import HttpChannel, HttpOptions, HttpRequest, RetryableSendError, require
+from .base import HttpChannel, HttpOptions, HttpRequest, require
 
 __all__ = ["TwilioSMS"]
 

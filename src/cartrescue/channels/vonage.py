@@ -16,12 +16,13 @@ import requests
 from ..errors import (
     ConfigError,
     PermanentSendError,
+    RetryableSendError,
     SendError,
     SendOutcomeUnknown,
     TransientSendError,
 )
 from ..models import ChannelKind, Message, Receipt
-from .base import HttpChannel, HttpOptions, HttpRequest, RetryableSendError, is_gsm7, require
+from .base import HttpChannel, HttpOptions, HttpRequest, is_gsm7, require
 
 __all__ = ["VonageSMS"]
 

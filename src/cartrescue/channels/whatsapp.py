@@ -24,12 +24,13 @@ import requests
 from ..errors import (
     ConfigError,
     PermanentSendError,
+    RetryableSendError,
     SendError,
     SendOutcomeUnknown,
     TransientSendError,
 )
 from ..models import ChannelKind, Message, Receipt
-from .base import HttpChannel, HttpOptions, HttpRequest, RetryableSendError, require
+from .base import HttpChannel, HttpOptions, HttpRequest, require
 
 __all__ = ["WhatsAppCloud", "whatsapp_error"]
 

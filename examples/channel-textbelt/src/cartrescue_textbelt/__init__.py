@@ -11,10 +11,18 @@ from typing import Any, ClassVar, Unpack
 
 import requests
 
-from cartrescue.channels import HttpChannel, HttpRequest
-from cartrescue.channels.base import HttpOptions
-from cartrescue.errors import ConfigError, PermanentSendError, SendError, TransientSendError
-from cartrescue.models import ChannelKind, Message, Receipt
+from cartrescue.plugin import (
+    ChannelKind,
+    ConfigError,
+    HttpChannel,
+    HttpOptions,
+    HttpRequest,
+    Message,
+    PermanentSendError,
+    Receipt,
+    SendError,
+    TransientSendError,
+)
 
 __all__ = ["TextbeltSMS"]
 

@@ -12,10 +12,11 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 
-from cartrescue.errors import BadPayloadError, ConfigError
-from cartrescue.models import (
+from cartrescue.plugin import (
     BadCheckout,
+    BadPayloadError,
     Checkout,
+    ConfigError,
     Customer,
     LineItem,
     normalize_email,

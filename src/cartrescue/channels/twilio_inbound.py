@@ -1,0 +1,75 @@
+"""Twilio's incoming-message webhook, beside the Twilio channel.
+
+``POST /twilio/sms``: the ``X-Twilio-Signature`` header is checked (HMAC-SHA1, keyed with the
+auth token, over the full public URL followed by every POST parameter name and value sorted by
+name, base64 — twilio.com/docs/usage/security). A body of one STOP-family keyword opts the
+sender out of SMS, a START-family keyword opts them back in; the answer is empty TwiML
+(Twilio sends its own confirmation).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+from collections.abc import Iterable
+from urllib.parse import parse_qsl
+
+from ..clock import Clock, utc_now
+from ..inbound import FORBIDDEN, InboundRequest, InboundResponse, keyword, record_opt
+from ..models import normalize_phone
+from ..store.base import Store
+
+__all__ = ["TwilioInbound", "twilio_signature"]
+
+log = logging.getLogger("cartrescue.web")
+
+TWIML_EMPTY = b'<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+
+
+def twilio_signature(auth_token: str, url: str, params: Iterable[tuple[str, str]]) -> str:
+    """The ``X-Twilio-Signature`` Twilio computes for a POST of ``params`` to ``url``."""
+    grouped: dict[str, list[str]] = {}
+    for name, value in params:
+        grouped.setdefault(name, []).append(value)
+    data = url + "".join(
+        name + value for name in sorted(grouped) for value in sorted(grouped[name])
+    )
+    digest = hmac.new(auth_token.encode(), data.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
+
+class TwilioInbound:
+    """The :class:`~cartrescue.inbound.InboundHandler` for Twilio's incoming messages."""
+
+    route = "/twilio/sms"
+    methods = ("POST",)
+
+    def __init__(self, store: Store, auth_token: str, *, clock: Clock = utc_now) -> None:
+        self.store = store
+        self.auth_token = auth_token
+        self.clock = clock
+
+    def handle(self, request: InboundRequest) -> InboundResponse:
+        try:
+            params = parse_qsl(
+                request.body.decode("utf-8"), keep_blank_values=True, strict_parsing=False
+            )
+        except UnicodeDecodeError:
+            return InboundResponse.text(400, "not form data\n")
+        expected = twilio_signature(self.auth_token, request.url, params)
+        if not hmac.compare_digest(expected, request.headers.get("X-Twilio-Signature", "")):
+            log.warning("web: Twilio request with an invalid signature refused")
+            return FORBIDDEN
+        fields = dict(params)
+        word = keyword(fields.get("Body", ""))
+        if word is not None:
+            try:
+                phone = normalize_phone(fields.get("From"))
+            except ValueError:
+                phone = None
+            if phone is None:
+                return InboundResponse.text(400, "From is not a phone number\n")
+            record_opt(self.store, self.clock, phone, "sms", word, "twilio")
+        return InboundResponse(200, TWIML_EMPTY, "text/xml; charset=utf-8")

@@ -1,0 +1,133 @@
+"""The seam between the web endpoint and what answers a request: a small request and
+response type and the :class:`InboundHandler` protocol.
+
+:mod:`cartrescue.web` only routes: it reads the request, finds the handler whose ``route``
+matches the path, and writes the handler's response. Each provider's handler lives beside
+its channel (:mod:`cartrescue.channels.twilio_inbound`,
+:mod:`cartrescue.channels.whatsapp_inbound`), as django-anymail keeps its tracking webhooks
+beside its backends; unsubscribe and the shop's checkout webhooks have their own. Also here:
+the STOP/START keywords and the opt-out bookkeeping those handlers share.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from .clock import Clock
+from .logmask import mask_contact
+from .store.base import Store
+
+__all__ = [
+    "START_WORDS",
+    "STOP_WORDS",
+    "InboundHandler",
+    "InboundRequest",
+    "InboundResponse",
+    "keyword",
+    "record_opt",
+]
+
+log = logging.getLogger("cartrescue.web")
+
+STOP_WORDS = frozenset(
+    {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
+)
+"""Twilio's opt-out keywords (the defaults and the Advanced Opt-Out additions)."""
+START_WORDS = frozenset({"START", "YES", "UNSTOP"})
+"""Twilio's opt-in keywords."""
+WHATSAPP_STOP = frozenset({"STOP PROMOTIONS"})
+"""The text of the marketing-template opt-out quick-reply button."""
+
+
+@dataclass(frozen=True, slots=True)
+class InboundRequest:
+    """One request, as a handler sees it.
+
+    ``path`` is relative to the app's root (``/twilio/sms``); ``url`` is the public URL the
+    caller used (``public_url`` + path + ``?query``), which some providers sign; ``headers``
+    have HTTP's canonical capitalisation (``X-Twilio-Signature``).
+    """
+
+    method: str
+    path: str
+    url: str
+    query: str = ""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class InboundResponse:
+    """What a handler answers: an HTTP status code, a body and its content type."""
+
+    status: int
+    body: bytes = b""
+    content_type: str = "text/plain; charset=utf-8"
+
+    @classmethod
+    def text(cls, status: int, text: str) -> InboundResponse:
+        return cls(status, text.encode())
+
+    @classmethod
+    def page(cls, status: int, title: str, body: str) -> InboundResponse:
+        """A small HTML page; ``body`` is HTML already escaped by the caller."""
+        document = (
+            "<!doctype html><html lang=en><meta charset=utf-8>"
+            '<meta name=viewport content="width=device-width, initial-scale=1">'
+            f"<title>{html.escape(title)}</title>"
+            '<body style="font-family:sans-serif;max-width:32em;margin:3em auto;padding:0 1em">'
+            f"<h1>{html.escape(title)}</h1>{body}</body></html>"
+        )
+        return cls(status, document.encode(), "text/html; charset=utf-8")
+
+
+FORBIDDEN = InboundResponse.text(403, "invalid signature\n")
+
+
+@runtime_checkable
+class InboundHandler(Protocol):
+    """Answers the requests under one route.
+
+    ``route`` is a path relative to the app's root (``/twilio/sms``); one that ends in ``/``
+    (``/unsubscribe/``) also takes every path below it. ``methods`` are the HTTP methods it
+    takes (others are answered 405). ``handle(request)`` returns the response; it must check
+    the caller's signature itself and answer 403 (and change nothing) when it does not
+    match. An exception it raises is answered 500 and logged.
+    """
+
+    @property
+    def route(self) -> str: ...
+
+    @property
+    def methods(self) -> tuple[str, ...]: ...
+
+    def handle(self, request: InboundRequest) -> InboundResponse: ...
+
+
+def keyword(body: str) -> str | None:
+    """``"stop"``, ``"start"`` or ``None`` for an inbound message body: the whole body, trimmed
+    of spaces and final punctuation and in any case, must be one keyword."""
+    word = " ".join(body.split()).strip(".!").upper()
+    if word in STOP_WORDS or word in WHATSAPP_STOP:
+        return "stop"
+    if word in START_WORDS:
+        return "start"
+    return None
+
+
+def record_opt(
+    store: Store, clock: Clock, contact: str, channel: str, word: str, source: str
+) -> None:
+    """Opt ``contact`` out of ``channel`` (``word == "stop"``) or back in, and record it."""
+    now = clock()
+    if word == "stop":
+        store.add_optout(contact, channel, source, now)
+        store.record_event("opt_out", now, channel=channel, detail=source)
+    else:
+        store.remove_optout(contact, channel)
+        store.record_event("opt_in", now, channel=channel, detail=source)
+    log.info("web: %s %s %s via %s", mask_contact(contact), word, channel, source)
