@@ -17,7 +17,7 @@ import time
 
 from cartrescue.channels.twilio import TwilioSMS
 from cartrescue.models import Content, Message, Receipt
-from cartrescue.testing.contracts import LoopbackProvider, Recorded, Reply
+from cartrescue_testing.contracts import LoopbackProvider, Recorded, Reply
 
 SID = "AC0123456789abcdef0123456789abcdef"
 DEFAULT_TABLE = [(50.0, 8), (100.0, 4), (1000.0, 10), (20.0, 1)]

@@ -22,7 +22,7 @@ from decimal import Decimal
 
 from cartrescue.connectors.shopify import ShopifyConnector
 from cartrescue.models import Checkout, Customer, LineItem
-from cartrescue.testing.fake_shopify import FakeShopify
+from cartrescue_testing.fake_shopify import FakeShopify
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 BUCKET = 1000.0

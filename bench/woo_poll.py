@@ -22,7 +22,7 @@ from typing import Any
 
 from cartrescue.connectors.woocommerce import WooCommerceConnector
 from cartrescue.models import Checkout
-from cartrescue.testing.fake_woocommerce import FakeWooCommerce
+from cartrescue_testing.fake_woocommerce import FakeWooCommerce
 
 NOW = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
 

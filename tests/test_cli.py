@@ -20,7 +20,7 @@ def run(*args: str) -> tuple[int, str]:
 def config(tmp_path):
     path = tmp_path / "cartrescue.toml"
     path.write_text(
-        '[shop]\nname = "Nordlys"\n[connector]\ntype = "demo"\n'
+        '[shop]\nname = "Nordlys"\n[connector]\ntype = "cartrescue.demo:DemoConnector"\n'
         '[channels.sms]\ntype = "console"\n[channels.email]\ntype = "console"\n'
         '[store]\npath = "store.sqlite3"\n'
     )

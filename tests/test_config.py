@@ -7,15 +7,16 @@ import pytest
 
 from cartrescue.channels.console import ConsoleChannel
 from cartrescue.config import load_config, parse_duration
+from cartrescue.demo import DemoConnector
 from cartrescue.errors import ConfigError
-from cartrescue.testing.demo import DemoConnector
+from cartrescue_testing.memory import MemoryChannel
 
 BASE = """
 [shop]
 name = "Nordlys"
 timezone = "Europe/Oslo"
 [connector]
-type = "demo"
+type = "cartrescue.demo:DemoConnector"
 [channels.sms]
 type = "console"
 """
@@ -56,7 +57,10 @@ def test_example_config_is_what_init_writes():
     ("text", "key"),
     [
         (BASE + "[nonsense]\n", "nonsense"),
-        (BASE.replace('type = "demo"', 'type = "nosuch"'), "connector.type"),
+        (
+            BASE.replace('type = "cartrescue.demo:DemoConnector"', 'type = "nosuch"'),
+            "connector.type",
+        ),
         (BASE + 'colour = "blue"\n', "channels.sms.colour"),
         (BASE.replace('timezone = "Europe/Oslo"', 'timezone = "Mars/Olympus"'), "shop.timezone"),
         (BASE + '[policy]\nquiet_hours = "21:00-08:00"\n', "policy.quiet_hours"),
@@ -92,8 +96,10 @@ def test_secrets_come_from_named_environment_variables():
 
 
 def test_plugin_by_dotted_path():
-    text = BASE.replace('type = "demo"', 'type = "cartrescue.testing.demo:DemoConnector"')
-    assert isinstance(load(text).connector(), DemoConnector)
+    text = BASE.replace('type = "console"', 'type = "cartrescue_testing.memory:MemoryChannel"')
+    config = load(text)
+    assert isinstance(config.connector(), DemoConnector)  # BASE names it by path, too
+    assert isinstance(config.channels()["sms"], MemoryChannel)
 
 
 def test_not_toml():

@@ -15,10 +15,10 @@ from aiosmtpd.controller import Controller
 
 from cartrescue.clock import FrozenClock
 from cartrescue.config import load_config
-from cartrescue.testing.contracts import LoopbackProvider, Reply
-from cartrescue.testing.fake_shopify import FakeShopify
 from cartrescue.web import make_server
 from cartrescue.web_settings import web_settings
+from cartrescue_testing.contracts import LoopbackProvider, Reply
+from cartrescue_testing.fake_shopify import FakeShopify
 
 from .channels.conftest import Mailbox, free_port
 from .conftest import NOON, load_fixture, make_checkout

@@ -18,7 +18,7 @@ from cartrescue import (
     TemplateRenderer,
     TransientSendError,
 )
-from cartrescue.testing import MemoryChannel
+from cartrescue_testing import MemoryChannel
 
 from .conftest import NOON, make_checkout
 

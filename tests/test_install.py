@@ -166,7 +166,7 @@ def service_user() -> Iterator[str]:
 def test_the_examples_deployment_runs_twice_as_an_unprivileged_user(
     installed: Path, service_user: str, tmp_path: Path
 ) -> None:
-    from cartrescue.testing.fake_shopify import FakeShopify
+    from cartrescue_testing.fake_shopify import FakeShopify
 
     user = pwd.getpwnam(service_user)
     home = Path(user.pw_dir)

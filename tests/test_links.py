@@ -18,8 +18,8 @@ from cartrescue.config import load_config
 from cartrescue.errors import ConfigError
 from cartrescue.links import LinkShortener, SelfHostedLinks, add_utm, redirect_app
 from cartrescue.store.sqlite import SQLiteStore
-from cartrescue.testing.memory import MemoryChannel
 from cartrescue.web import make_server
+from cartrescue_testing.memory import MemoryChannel
 
 from .test_render import demo_shop_file
 
@@ -339,11 +339,11 @@ timezone = "Europe/Oslo"
 home_url = "https://nordlys-design.example"
 
 [connector]
-type = "demo"
+type = "cartrescue.demo:DemoConnector"
 data = "shop.json"
 
 [channels.sms]
-type = "memory"
+type = "cartrescue_testing:MemoryChannel"
 
 [store]
 path = ":memory:"

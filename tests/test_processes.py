@@ -54,7 +54,7 @@ def write_shop(tmp_path: Path, count: int, channels: str) -> Path:
 [shop]
 name = "Test"
 [connector]
-type = "demo"
+type = "cartrescue.demo:DemoConnector"
 data = "{tmp_path / "shop.json"}"
 [store]
 path = "store.sqlite3"

@@ -57,7 +57,6 @@ def install(tmp_path, monkeypatch):
         ("smtp", "SMTPEmail"),
         ("webhook", "WebhookChannel"),
         ("console", "ConsoleChannel"),
-        ("memory", "MemoryChannel"),
     ],
 )
 def test_built_in_channels_are_registered_entry_points(name, cls):

@@ -18,12 +18,12 @@ from babel.numbers import (
 
 from cartrescue import Recovery, SQLiteStore
 from cartrescue.clock import FrozenClock
+from cartrescue.demo import DemoConnector
 from cartrescue.errors import MessageTooLong, TemplateError
 from cartrescue.models import Checkout, Customer, Discount, LineItem, ShopInfo
 from cartrescue.render import MessageContext, Renderer, TemplateRenderer, normalize_locale
 from cartrescue.sms import measure
-from cartrescue.testing.demo import DemoConnector
-from cartrescue.testing.memory import MemoryChannel
+from cartrescue_testing.memory import MemoryChannel
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 SHOP = ShopInfo(name="Nordlys Design", locale="en", timezone="Europe/Oslo")

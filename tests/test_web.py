@@ -368,9 +368,9 @@ def test_serve_answers_on_a_real_socket(store):
 # -- configuration --------------------------------------------------------------------------
 WEB_CONFIG = f"""
 [connector]
-type = "demo"
+type = "cartrescue.demo:DemoConnector"
 [channels.email]
-type = "memory"
+type = "cartrescue_testing:MemoryChannel"
 [web]
 public_url = "{PUBLIC}"
 unsubscribe_secret_env = "CR_UNSUB"
@@ -390,7 +390,11 @@ def test_config_wires_unsubscribe_links_into_the_recovery():
 
 
 def test_without_a_web_table_there_are_no_unsubscribe_links():
-    config = load_config(None, text='[connector]\ntype = "demo"\n[channels.sms]\ntype = "memory"\n')
+    config = load_config(
+        None,
+        text='[connector]\ntype = "cartrescue.demo:DemoConnector"\n'
+        '[channels.sms]\ntype = "cartrescue_testing:MemoryChannel"\n',
+    )
     with SQLiteStore(":memory:") as store:
         assert config.recovery(store=store).unsubscribe is None
 
@@ -435,7 +439,7 @@ def test_serve_without_a_web_table_is_a_configuration_error(tmp_path, capsys):
     from cartrescue.cli import EXIT_CONFIG, main
 
     path = tmp_path / "cartrescue.toml"
-    path.write_text('[connector]\ntype = "demo"\n')
+    path.write_text('[connector]\ntype = "cartrescue.demo:DemoConnector"\n')
     assert main(["serve", "--config", str(path)]) == EXIT_CONFIG
     assert "[web]" in capsys.readouterr().err
 

@@ -21,6 +21,7 @@ from .channels.console import ConsoleChannel
 from .clock import FrozenClock, utc_now
 from .config import Config, load_config
 from .connectors.base import WebhookCapable
+from .demo import DemoConnector, demo_data, demo_shop
 from .doctor import doctor_problems, stale_schedule
 from .engine import Recovery, RunReport
 from .errors import CartRescueError, ConfigError
@@ -32,7 +33,6 @@ from .preview import SAMPLE_RECOVERY_URL, SAMPLE_SHORT_LINK, PreviewRow, preview
 from .render import WHATSAPP_BODY_LIMIT, TemplateRenderer
 from .sms import SINGLE
 from .store.sqlite import SQLiteStore
-from .testing.demo import demo_orders, demo_shop, demo_shopify_records
 from .web import serve
 from .web_settings import web_settings
 
@@ -88,38 +88,24 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
-    # Imported here: the fake shop's GraphQL machinery is only needed by the demo.
-    from .connectors.shopify import ShopifyConnector
-    from .testing.fake_shopify import FakeShopify
-
     today = utc_now().date()
     clock = FrozenClock(datetime(today.year, today.month, today.day, 13, 0, tzinfo=UTC))
     shop = demo_shop()
-    fake = FakeShopify(
-        demo_shopify_records(clock()),
-        shop="nordlys-design.myshopify.com",
-        shop_name=shop.name,
-        timezone=shop.timezone or "UTC",
-        throttle=False,
-    )
-    for email, placed_at in demo_orders(clock()):
-        fake.add_order(email=email, created_at=placed_at)
+    connector = DemoConnector(clock=clock)
     store = SQLiteStore(args.store or ":memory:")
     # The demo shop "switched cartrescue on" three days ago, so older steps show too.
     store.start_at(clock() - timedelta(days=3))
     channels = [ConsoleChannel(kind, stream=out) for kind in CHANNEL_KINDS]
-    with fake:
-        connector = ShopifyConnector(fake.shop, fake.token, base_url=fake.base_url)
-        links = SelfHostedLinks(
-            "https://nordlys-design.example/r/", store, home_url=shop.home_url, clock=clock
-        )
-        recovery = Recovery(connector, channels, store, clock=clock, shop=shop, links=links)
-        out.write(
-            f"cartrescue demo: {shop.name}, a made-up Shopify shop served on this machine "
-            f"({fake.base_url}); nothing leaves it.\n"
-            f"Time of the pass: {clock():%Y-%m-%d %H:%M} UTC\n\n"
-        )
-        report = recovery.run()
+    links = SelfHostedLinks(
+        "https://nordlys-design.example/r/", store, home_url=shop.home_url, clock=clock
+    )
+    recovery = Recovery(connector, channels, store, clock=clock, shop=shop, links=links)
+    out.write(
+        f"cartrescue demo: {shop.name}, a made-up shop bundled with cartrescue "
+        f"({len(demo_data()['checkouts'])} checkouts); nothing leaves this machine.\n"
+        f"Time of the pass: {clock():%Y-%m-%d %H:%M} UTC\n\n"
+    )
+    report = recovery.run()
     out.write("\n" + report.summary() + "\n")
     store.close()
     return EXIT_OK if report.ok else EXIT_FAILED

@@ -5,7 +5,7 @@ import socket
 import pytest
 
 from cartrescue.models import Content, Message
-from cartrescue.testing.contracts import Delivery
+from cartrescue_testing.contracts import Delivery
 
 
 def make_message(kind="sms", to="+4791234567", *, key=None, unsubscribe_url=None, **content):

@@ -22,7 +22,7 @@ from cartrescue.errors import (
 )
 from cartrescue.models import Receipt
 from cartrescue.registry import CHANNELS, load_plugin
-from cartrescue.testing.contracts import LoopbackProvider, Reply
+from cartrescue_testing.contracts import LoopbackProvider, Reply
 from tests.channels.conftest import make_message
 
 

@@ -18,8 +18,8 @@ from cartrescue.channels import (
     WhatsAppCloud,
 )
 from cartrescue.errors import PermanentSendError
-from cartrescue.testing import MemoryChannel
-from cartrescue.testing.contracts import ChannelContract, Delivery, LoopbackFake, Reply
+from cartrescue_testing import MemoryChannel
+from cartrescue_testing.contracts import ChannelContract, Delivery, LoopbackFake, Reply
 from tests.channels.conftest import Mailbox, free_port
 from tests.conftest import load_fixture
 

@@ -183,7 +183,7 @@ def test_built_from_config_with_the_token_from_the_environment():
         None,
         text=f"""
 [connector]
-type = "demo"
+type = "cartrescue.demo:DemoConnector"
 [channels.sms]
 type = "twilio"
 account_sid = "{SID}"

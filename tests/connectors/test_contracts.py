@@ -8,11 +8,11 @@ import pytest
 
 from cartrescue.connectors.shopify import ShopifyConnector
 from cartrescue.connectors.woocommerce import WooCommerceConnector
+from cartrescue.demo import demo_checkouts
 from cartrescue.models import BadCheckout
-from cartrescue.testing.contracts import ConnectorContract
-from cartrescue.testing.demo import demo_checkouts
-from cartrescue.testing.fake_shopify import FakeShopify
-from cartrescue.testing.fake_woocommerce import FakeWooCommerce
+from cartrescue_testing.contracts import ConnectorContract
+from cartrescue_testing.fake_shopify import FakeShopify
+from cartrescue_testing.fake_woocommerce import FakeWooCommerce
 
 NOW = datetime(2026, 3, 11, 12, 0, tzinfo=UTC)
 

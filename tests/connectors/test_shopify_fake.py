@@ -7,10 +7,10 @@ import pytest
 
 from cartrescue.config import load_config
 from cartrescue.connectors.shopify import ShopifyConnector
+from cartrescue.demo import demo_checkouts
 from cartrescue.errors import ConnectorAuthError
 from cartrescue.models import BadCheckout, Checkout, Customer, DiscountOffer, LineItem
-from cartrescue.testing.demo import demo_checkouts
-from cartrescue.testing.fake_shopify import FakeShopify, SimulatedTime
+from cartrescue_testing.fake_shopify import FakeShopify, SimulatedTime
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 

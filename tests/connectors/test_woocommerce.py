@@ -608,7 +608,7 @@ consent_meta_value = { sms = "1", email = ["yes", "1"] }
 timeout = [5, 20]
 
 [channels.sms]
-type = "memory"
+type = "cartrescue_testing:MemoryChannel"
 """
 
 

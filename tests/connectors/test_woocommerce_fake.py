@@ -15,13 +15,13 @@ import pytest
 
 from cartrescue.clock import FrozenClock
 from cartrescue.connectors.woocommerce import WooCommerceConnector
+from cartrescue.demo import demo_checkouts
 from cartrescue.engine import Recovery
 from cartrescue.errors import ConnectorAuthError
 from cartrescue.models import BadCheckout, Checkout, DiscountOffer
 from cartrescue.store.sqlite import SQLiteStore
-from cartrescue.testing.demo import demo_checkouts
-from cartrescue.testing.fake_woocommerce import FakeWooCommerce, RecordedRequest
-from cartrescue.testing.memory import MemoryChannel
+from cartrescue_testing.fake_woocommerce import FakeWooCommerce, RecordedRequest
+from cartrescue_testing.memory import MemoryChannel
 
 T0 = datetime(2025, 3, 14, 12, 0, 0, tzinfo=UTC)
 
@@ -256,7 +256,7 @@ consumer_key_env = "WC_KEY"
 consumer_secret_env = "WC_SECRET"
 
 [channels.sms]
-type = "memory"
+type = "cartrescue_testing:MemoryChannel"
 
 [store]
 path = ":memory:"

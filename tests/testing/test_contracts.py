@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from cartrescue.config import load_config
+from cartrescue.demo import DemoConnector
 from cartrescue.registry import CHANNELS, CONNECTORS, discover, load_plugin
-from cartrescue.testing.contracts import ConnectorContract
-from cartrescue.testing.demo import DemoConnector
+from cartrescue_testing.contracts import ConnectorContract
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 CARTS = EXAMPLES / "connector-csvshop" / "tests" / "data"
@@ -69,7 +69,7 @@ import logging
 import pytest
 from cartrescue.errors import PermanentSendError, SendOutcomeUnknown, TransientSendError
 from cartrescue.models import Receipt
-from cartrescue.testing.contracts import ChannelContract, Delivery
+from cartrescue_testing.contracts import ChannelContract, Delivery
 
 
 class Fake:
@@ -212,7 +212,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 import pytest
 from cartrescue.models import BadCheckout, Checkout
-from cartrescue.testing.contracts import ConnectorContract
+from cartrescue_testing.contracts import ConnectorContract
 
 T = datetime(2025, 6, 17, 8, 0, tzinfo=UTC)
 

@@ -14,7 +14,7 @@ from cartrescue.connectors.shopify_queries import (
     node_cost,
 )
 from cartrescue.models import BadCheckout, Checkout, Customer, LineItem
-from cartrescue.testing.fake_shopify import FakeShopify, SimulatedTime
+from cartrescue_testing.fake_shopify import FakeShopify, SimulatedTime
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 VERSION = "2026-10"

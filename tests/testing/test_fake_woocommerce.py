@@ -17,7 +17,7 @@ import requests
 
 from cartrescue.clock import FrozenClock
 from cartrescue.models import Checkout, Customer, LineItem
-from cartrescue.testing.fake_woocommerce import FakeWooCommerce
+from cartrescue_testing.fake_woocommerce import FakeWooCommerce
 
 T0 = datetime(2025, 3, 14, 12, 0, 0, tzinfo=UTC)
 

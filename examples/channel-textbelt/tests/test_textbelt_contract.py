@@ -3,7 +3,7 @@
 import pytest
 from cartrescue_textbelt import TextbeltSMS
 
-from cartrescue.testing.contracts import ChannelContract, Delivery, LoopbackFake, Reply
+from cartrescue_testing.contracts import ChannelContract, Delivery, LoopbackFake, Reply
 
 KEY = "textbelt-key-0123456789"
 
@@ -39,7 +39,7 @@ class TestTextbeltSMS(ChannelContract):
 
 def test_out_of_quota_is_transient():
     from cartrescue.errors import TransientSendError
-    from cartrescue.testing.contracts import LoopbackProvider, contract_message
+    from cartrescue_testing.contracts import LoopbackProvider, contract_message
 
     with LoopbackProvider() as provider:
         provider.push(Reply(200, {"success": False, "quotaRemaining": 0, "error": "Out of quota"}))

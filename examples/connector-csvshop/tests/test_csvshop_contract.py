@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from cartrescue_csvshop import CsvShopConnector
 
-from cartrescue.testing.contracts import ConnectorContract
+from cartrescue_testing.contracts import ConnectorContract
 
 DATA = Path(__file__).parent / "data"
 

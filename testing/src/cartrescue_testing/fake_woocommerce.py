@@ -68,8 +68,9 @@ from zoneinfo import ZoneInfo
 
 import phonenumbers
 
-from ..clock import Clock, utc_now
-from ..models import Checkout
+from cartrescue.clock import Clock, utc_now
+from cartrescue.models import Checkout
+
 from .loopback import LoopbackServer
 
 __all__ = ["FakeWooCommerce", "RecordedRequest"]

@@ -2,7 +2,10 @@
 
 ``DemoConnector`` is a complete connector (purchases, discounts, shop time zone) over a JSON
 file of checkouts whose times are given relative to now, so a pass always finds something
-due. ``cartrescue demo`` runs it; ``[connector] type = "demo"`` uses it from config.
+due. ``cartrescue demo`` runs it; ``[connector] type = "cartrescue.demo:DemoConnector"``
+uses it from config. It is not a registered plugin: the registries list only connectors that
+talk to a real shop. (The test suite runs the same data through the real Shopify connector
+against ``cartrescue_testing.fake_shopify.FakeShopify``.)
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..clock import Clock, utc_now
-from ..errors import BadPayloadError
-from ..models import (
+from .clock import Clock, utc_now
+from .errors import BadPayloadError
+from .models import (
     BadCheckout,
     Checkout,
     Customer,
@@ -32,14 +35,13 @@ from ..models import (
     parse_money,
 )
 
-__all__ = ["DemoConnector", "demo_checkouts", "demo_shop", "demo_shopify_records"]
+__all__ = ["DemoConnector", "demo_checkouts", "demo_data", "demo_shop"]
 
 
-def _load(path: str | Path | None) -> dict[str, Any]:
+def demo_data(path: str | Path | None = None) -> dict[str, Any]:
+    """The demo shop as JSON data: the bundled one, or the file at ``path``."""
     if path is None:
-        text = (
-            resources.files("cartrescue.testing").joinpath("data/demo_shop.json").read_text("utf-8")
-        )
+        text = resources.files("cartrescue").joinpath("data/demo_shop.json").read_text("utf-8")
     else:
         text = Path(path).read_text(encoding="utf-8")
     data = json.loads(text)
@@ -50,7 +52,7 @@ def _load(path: str | Path | None) -> dict[str, Any]:
 
 def demo_shop(path: str | Path | None = None) -> ShopInfo:
     """The demo shop's name, locale and time zone."""
-    shop = _load(path).get("shop", {})
+    shop = demo_data(path).get("shop", {})
     return ShopInfo(
         name=shop.get("name", "Demo shop"),
         locale=shop.get("locale", "en"),
@@ -112,7 +114,7 @@ def _checkout(raw: Mapping[str, Any], now: datetime) -> Checkout:
 def demo_checkouts(now: datetime, path: str | Path | None = None) -> list[Checkout | BadCheckout]:
     """The demo checkouts as they stand at ``now``."""
     out: list[Checkout | BadCheckout] = []
-    for raw in _load(path)["checkouts"]:
+    for raw in demo_data(path)["checkouts"]:
         try:
             out.append(_checkout(raw, now))
         except BadPayloadError as err:
@@ -130,7 +132,7 @@ class DemoConnector:
     def __init__(self, data: str | None = None, *, clock: Clock | None = None) -> None:
         self._path = data
         self._clock = clock or utc_now
-        self._raw = _load(data)
+        self._raw = demo_data(data)
         self.discounts: list[Discount] = []
 
     def abandoned_checkouts(self, since: datetime | None) -> Iterator[Checkout | BadCheckout]:
@@ -167,84 +169,3 @@ class DemoConnector:
         )
         self.discounts.append(discount)
         return discount
-
-
-def _iso(value: datetime) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def demo_shopify_records(now: datetime, path: str | Path | None = None) -> list[dict[str, Any]]:
-    """The demo checkouts as Shopify's REST ``checkouts.json`` records at ``now``, raw: an
-    invalid phone number or a price that is not a number reaches the connector as it would
-    from a real shop. ``bought_elsewhere_minutes_ago`` is left to the caller (an order)."""
-    records = []
-    for number, raw in enumerate(_load(path)["checkouts"]):
-        created = now - timedelta(minutes=float(raw["minutes_ago"]))
-        completed = raw.get("completed_minutes_ago")
-        completed_at = None if completed is None else now - timedelta(minutes=float(completed))
-        token = f"{number:04x}c0ffee{number:04x}5eed{number:04x}"
-        customer = raw.get("customer")
-        record: dict[str, Any] = {
-            "id": int(raw["id"]),
-            "token": token,
-            "name": f"#{raw['id']}",
-            "created_at": _iso(created),
-            "updated_at": _iso(completed_at or created),
-            "completed_at": None if completed_at is None else _iso(completed_at),
-            "abandoned_checkout_url": (
-                f"https://nordlys-design.myshopify.com/71234567890/checkouts/ac/{token}/recover"
-                f"?key=9f3b2c71e0a4d5b6c8e1f2a3b4c5d6e7&locale=en-US"
-            ),
-            "currency": raw["currency"],
-            "presentment_currency": raw["currency"],
-            "total_price": raw["total"],
-            "line_items": [
-                {
-                    "title": li["title"],
-                    "variant_title": li.get("variant"),
-                    "quantity": li["quantity"],
-                    "price": li["price"],
-                }
-                for li in raw.get("items", ())
-            ],
-            "customer": None,
-        }
-        if customer is not None:
-            country = customer.get("country")
-            record.update(
-                email=customer.get("email"),
-                phone=customer.get("phone"),
-                customer_locale=customer.get("locale"),
-                buyer_accepts_marketing=bool(customer.get("email_consent")),
-                buyer_accepts_sms_marketing=bool(customer.get("sms_consent")),
-                sms_marketing_phone=customer.get("phone") if customer.get("sms_consent") else None,
-                billing_address={"country_code": country} if country else None,
-                customer={
-                    "id": 6000 + number,
-                    "first_name": customer.get("first_name"),
-                    "last_name": customer.get("last_name"),
-                    "email": customer.get("email"),
-                    "phone": customer.get("phone"),
-                    "email_marketing_consent": {
-                        "state": "subscribed" if customer.get("email_consent") else "not_subscribed"
-                    },
-                    "sms_marketing_consent": {
-                        "state": "subscribed" if customer.get("sms_consent") else "not_subscribed"
-                    }
-                    if customer.get("phone")
-                    else None,
-                },
-            )
-        records.append(record)
-    return records
-
-
-def demo_orders(now: datetime, path: str | Path | None = None) -> list[tuple[str, datetime]]:
-    """(email, placed at) of orders the demo's buyers placed through another checkout."""
-    orders = []
-    for raw in _load(path)["checkouts"]:
-        minutes = raw.get("bought_elsewhere_minutes_ago")
-        customer = raw.get("customer") or {}
-        if minutes is not None and customer.get("email"):
-            orders.append((str(customer["email"]), now - timedelta(minutes=float(minutes))))
-    return orders

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..errors import ConfigError
-from ..models import ChannelKind, Message, Receipt
+from cartrescue.errors import ConfigError
+from cartrescue.models import ChannelKind, Message, Receipt
 
 __all__ = ["MemoryChannel"]
 

@@ -82,7 +82,8 @@ from graphql.execution.values import (
 )
 from graphql.type import GraphQLIncludeDirective, GraphQLSkipDirective
 
-from ..models import BadCheckout, Checkout
+from cartrescue.models import BadCheckout, Checkout
+
 from .loopback import LoopbackServer
 
 __all__ = ["FakeShopify", "SimulatedTime"]

@@ -4,7 +4,7 @@ the engine relies on, plus a loopback HTTP fake to observe what a channel delive
 Subclass in your own test module (the class name must start with ``Test``) and provide the
 fixtures each base class names::
 
-    from cartrescue.testing.contracts import ChannelContract, Delivery, LoopbackFake, Reply
+    from cartrescue_testing.contracts import ChannelContract, Delivery, LoopbackFake, Reply
 
     class TestMyChannel(ChannelContract):
         @pytest.fixture
@@ -26,7 +26,7 @@ fixtures each base class names::
         def connector(self):
             return MyConnector(...)  # reading a fake shop with a few checkouts
 
-This module needs pytest (``pip install 'cartrescue[test]'``).
+Part of the ``cartrescue-testing`` distribution, which brings pytest.
 """
 
 from __future__ import annotations
@@ -48,15 +48,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pytest
 
-from ..channels.base import KINDS, BatchChannel, Channel
-from ..connectors.base import (
+from cartrescue.channels.base import KINDS, BatchChannel, Channel
+from cartrescue.connectors.base import (
     Connector,
     DiscountCapable,
     PurchaseLookup,
     ShopTimezone,
 )
-from ..errors import PermanentSendError, SendOutcomeUnknown, TransientSendError
-from ..models import (
+from cartrescue.errors import PermanentSendError, SendOutcomeUnknown, TransientSendError
+from cartrescue.models import (
     BadCheckout,
     ChannelKind,
     Checkout,
@@ -68,6 +68,7 @@ from ..models import (
     Receipt,
     normalize_email,
 )
+
 from .loopback import LoopbackServer
 
 __all__ = [
