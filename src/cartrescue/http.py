@@ -414,10 +414,13 @@ class CursorPaginator(Paginator):
     """GraphQL connections: ``pageInfo { hasNextPage endCursor }``; the cursor goes into the
     ``after`` variable. ``data`` is the connection object."""
 
-    def __init__(self, *, variable: str = "after", what: str = "the server") -> None:
+    def __init__(
+        self, *, variable: str = "after", what: str = "the server", connector: str | None = None
+    ) -> None:
         super().__init__()
         self.variable = variable
         self.what = what
+        self.connector = connector
         self.cursor: str | None = None
 
     def update_state(self, data: Any, headers: Mapping[str, str]) -> None:
@@ -427,7 +430,10 @@ class CursorPaginator(Paginator):
             return
         cursor = page.get("endCursor")
         if not isinstance(cursor, str):
-            raise ConnectorError(f"{self.what} said there is a next page but gave no cursor")
+            raise ConnectorError(
+                f"{self.what} said there is a next page but gave no cursor",
+                connector=self.connector,
+            )
         self.cursor = cursor
 
     def update_request(self, request: PageRequest) -> PageRequest:
