@@ -209,8 +209,9 @@ class HttpClient:
     retrying a write may repeat it. 401 and 403 raise
     :class:`~cartrescue.errors.ConnectorAuthError` with ``auth_hint``; other errors raise
     :class:`~cartrescue.errors.ConnectorError`, with a redacted snippet and never a
-    credential. ``sleep`` is injectable so tests need not wait. Channels use the same client
-    for their transport (:class:`~cartrescue.channels.base.HttpChannel`).
+    credential. ``retry_statuses`` are the statuses that say "not processed, try again"
+    (429; channels add 408). ``sleep`` is injectable so tests need not wait. Channels use
+    the same client for their transport (:class:`~cartrescue.channels.base.HttpChannel`).
     """
 
     def __init__(
@@ -227,6 +228,7 @@ class HttpClient:
         secrets: tuple[str, ...] = (),
         sleep: Callable[[float], None] = time.sleep,
         pool_size: int | None = None,
+        retry_statuses: Collection[int] = (429,),
     ) -> None:
         self.name = name
         self.base_url = base_url.rstrip("/")
@@ -239,6 +241,7 @@ class HttpClient:
         self.auth_hint = auth_hint
         self.secrets = secrets
         self.sleep = sleep
+        self.retry_statuses = frozenset(retry_statuses)
 
     def url(self, path: str) -> str:
         return (
@@ -250,7 +253,7 @@ class HttpClient:
     # -- hooks ----------------------------------------------------------------------------
     def classify(self, response: requests.Response) -> Verdict:
         """What ``response`` means; override for APIs that say more than their status."""
-        return classify_status(response.status_code)
+        return classify_status(response.status_code, retry=self.retry_statuses)
 
     def wait_after(self, response: requests.Response) -> float | None:
         """Seconds the server asks to wait before another try (``Retry-After``)."""

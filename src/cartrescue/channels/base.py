@@ -29,7 +29,7 @@ from ..errors import (
     SendOutcomeUnknown,
     TransientSendError,
 )
-from ..http import HttpClient, Verdict, classify_status, never_sent, redact
+from ..http import HttpClient, Verdict, never_sent, redact
 from ..logmask import mask_contact, mask_text
 from ..models import ChannelKind, Message, Receipt
 from ..sms import is_gsm
@@ -222,10 +222,12 @@ class HttpChannel:
     for the rest). Their ``__init__`` takes their own settings plus ``**options`` (see
     :class:`HttpOptions`) and passes ``secrets`` (values never to show in errors or logs).
 
-    This class owns the session (injectable; one per channel), timeouts, the rate limit
-    (messages per second, shared by all threads), ``send_batch`` with ``concurrency``
-    requests in flight, retries with tenacity of what is safe to retry, and the mapping of
-    failures to the three outcomes:
+    The session (injectable; one per channel), timeouts, the classification of statuses
+    (``self.http.classify``) and the tenacity retry engine come from a
+    :class:`~cartrescue.http.HttpClient` (``self.http``), the layer connectors use too. This
+    class owns the rate limit (messages per second, shared by all threads), ``send_batch``
+    with ``concurrency`` requests in flight, which failures are safe to retry, and the
+    mapping of failures to the three outcomes:
 
     * HTTP 429 / 408, a refused connection or a connect timeout: the request never reached
       the provider (or it says it did not process it) → retried with backoff honouring
@@ -309,6 +311,7 @@ class HttpChannel:
             secrets=self.secrets,
             sleep=sleep,
             pool_size=self.concurrency,
+            retry_statuses=(408, 429),
         )
         self._limiter = RateLimiter(self.rate_limit, clock=clock, sleep=sleep)
 
@@ -357,7 +360,7 @@ class HttpChannel:
     ) -> SendError:
         """The generic mapping of an HTTP status; ``code`` and ``detail`` are the provider's
         error code and text when the caller found them."""
-        verdict = classify_status(response.status_code, retry=(408, 429))
+        verdict = self.http.classify(response)
         if verdict is Verdict.RETRY:
             return self.error(RetryableSendError, "asked to slow down", response, code=code)
         if verdict is Verdict.AUTH:
@@ -546,7 +549,7 @@ class HttpChannel:
                 )
             ]
         status = response.status_code
-        verdict = classify_status(status)
+        verdict = self.http.classify(response)
         if verdict is Verdict.AUTH:
             return [
                 Problem(
