@@ -86,3 +86,96 @@ def test_a_connection_error_never_carries_a_query_string_credential():
         error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
     assert "cs_SECRET" not in "\n".join(chain)
     assert "ConnectionError" in str(info.value)
+
+
+@responses.activate
+def test_classify_is_the_hook_that_decides_what_an_answer_means():
+    from cartrescue.http import Verdict
+
+    class Busy(HttpClient):
+        def classify(self, response):
+            if response.headers.get("X-Busy"):
+                return Verdict.RETRY
+            return super().classify(response)
+
+    responses.get(f"{BASE}/x", json={}, headers={"X-Busy": "1", "Retry-After": "3"})
+    responses.get(f"{BASE}/x", json={"ok": True})
+    waits = []
+    c = Busy("demo", BASE, sleep=waits.append)
+    assert c.json("GET", "/x") == {"ok": True}
+    assert waits == [3.0]
+
+
+def test_cursor_paginator_follows_end_cursor_until_no_next_page():
+    from cartrescue.http import CursorPaginator, PageRequest, paginate
+
+    pages = {
+        None: {"nodes": [1, 2], "pageInfo": {"hasNextPage": True, "endCursor": "c1"}},
+        "c1": {"nodes": [3], "pageInfo": {"hasNextPage": False, "endCursor": "c2"}},
+    }
+    asked = []
+
+    def fetch(request):
+        asked.append(dict(request.params))
+        return pages[request.params.get("after")], {}
+
+    got = list(paginate(fetch, CursorPaginator(), PageRequest("graphql", {"first": 2})))
+    assert [p["nodes"] for p in got] == [[1, 2], [3]]
+    assert asked == [{"first": 2}, {"first": 2, "after": "c1"}]
+
+
+def test_cursor_paginator_refuses_a_next_page_without_a_cursor():
+    from cartrescue.http import CursorPaginator
+
+    with pytest.raises(ConnectorError, match="no cursor"):
+        CursorPaginator().update_state({"pageInfo": {"hasNextPage": True}}, {})
+
+
+@responses.activate
+def test_header_link_paginator_sends_only_the_query_of_the_next_link():
+    from cartrescue.http import HeaderLinkPaginator, PageRequest, paginate
+
+    next_url = "https://elsewhere.test/x.json?limit=2&page_info=abc"
+    responses.get(
+        f"{BASE}/x.json",
+        json=[1, 2],
+        headers={"Link": f'<{next_url}>; rel="next"'},
+        match=[responses.matchers.query_param_matcher({"limit": "2", "status": "open"})],
+    )
+    responses.get(
+        f"{BASE}/x.json",
+        json=[3],
+        match=[responses.matchers.query_param_matcher({"limit": "2", "page_info": "abc"})],
+    )
+    c, _ = client()
+
+    def fetch(request):
+        response = c.request("GET", request.path, params=request.params)
+        return response.json(), response.headers
+
+    first = PageRequest("x.json", {"limit": 2, "status": "open"})
+    assert list(paginate(fetch, HeaderLinkPaginator(), first)) == [[1, 2], [3]]
+
+
+@pytest.mark.parametrize(
+    ("sizes", "total", "pages"),
+    [
+        ([2, 2, 1], "3", 3),  # the header says when to stop
+        ([2, 2, 2], "2", 2),  # even when the page is full
+        ([2, 2, 1], None, 3),  # without it, a short page is the last
+        ([2, 0], "bad", 2),  # and an empty page always is
+    ],
+)
+def test_page_number_paginator(sizes, total, pages):
+    from cartrescue.http import PageNumberPaginator, PageRequest, paginate
+
+    asked = []
+
+    def fetch(request):
+        asked.append(request.params["page"])
+        size = sizes[request.params["page"] - 1]
+        return list(range(size)), ({"X-WP-TotalPages": total} if total else {})
+
+    got = list(paginate(fetch, PageNumberPaginator(2), PageRequest("orders", {"per_page": 2})))
+    assert len(got) == pages
+    assert asked == list(range(1, pages + 1))

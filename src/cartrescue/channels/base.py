@@ -19,15 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, TypedDict, runtime_checkable
 
 import requests
-import urllib3.exceptions
-from requests.adapters import HTTPAdapter
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
+from tenacity import RetryCallState
 
 from ..doctor import Problem
 from ..errors import (
@@ -38,7 +30,7 @@ from ..errors import (
     SendOutcomeUnknown,
     TransientSendError,
 )
-from ..http import new_session, parse_retry_after, redact
+from ..http import HttpClient, Verdict, never_sent, redact
 from ..logmask import mask_contact, mask_text
 from ..models import CHANNEL_KINDS, ChannelKind, Message, Receipt
 from ..sms import is_gsm
@@ -203,28 +195,6 @@ def require(value: object, key: str) -> str:
     return value.strip()
 
 
-def _never_sent(err: requests.RequestException) -> bool:
-    """Whether the connection failed before any byte of the request could reach the server."""
-    if isinstance(err, requests.ConnectTimeout | requests.exceptions.ProxyError):
-        return True
-    seen: set[int] = set()
-    stack: list[object] = [err]
-    while stack:
-        item = stack.pop()
-        if id(item) in seen or not isinstance(item, BaseException):
-            continue
-        seen.add(id(item))
-        if isinstance(
-            item, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError
-        ):
-            return True
-        stack.extend(item.args)
-        stack.extend(
-            x for x in (item.__cause__, item.__context__, getattr(item, "reason", None)) if x
-        )
-    return False
-
-
 class HttpChannel:
     """Base class for channels that call an HTTP API; a provider fills in two hooks.
 
@@ -241,10 +211,12 @@ class HttpChannel:
     for the rest). Their ``__init__`` takes their own settings plus ``**options`` (see
     :class:`HttpOptions`) and passes ``secrets`` (values never to show in errors or logs).
 
-    This class owns the session (injectable; one per channel), timeouts, the rate limit
-    (messages per second, shared by all threads), ``send_batch`` with ``concurrency``
-    requests in flight, retries with tenacity of what is safe to retry, and the mapping of
-    failures to the three outcomes:
+    The session (injectable; one per channel), timeouts, the classification of statuses
+    (``self.http.classify``) and the tenacity retry engine come from a
+    :class:`~cartrescue.http.HttpClient` (``self.http``), the layer connectors use too. This
+    class owns the rate limit (messages per second, shared by all threads), ``send_batch``
+    with ``concurrency`` requests in flight, which failures are safe to retry, and the
+    mapping of failures to the three outcomes:
 
     * HTTP 429 / 408, a refused connection or a connect timeout: the request never reached
       the provider (or it says it did not process it) → retried with backoff honouring
@@ -310,25 +282,40 @@ class HttpChannel:
             raise ConfigError(
                 f"expected an http(s) URL for {self.provider}, got {url!r}", key="base_url"
             )
-        self.base_url = url.rstrip("/")
-        self.timeout = _timeout(timeout)
+        timeouts = _timeout(timeout)
         rate = None if rate_limit is None else _number(rate_limit, "rate_limit", minimum=0)
         self.rate_limit = rate or None
         self.concurrency = int(_number(concurrency, "concurrency", minimum=1, integer=True))
         self.attempts = int(_number(attempts, "attempts", minimum=1, integer=True))
         self.max_wait = _number(max_wait, "max_wait", minimum=0)
         self.secrets = tuple(s for s in secrets if s)
-        self._own_session = session is None
-        self.session = session or self._new_session()
-        self._sleep = sleep
+        self.http = HttpClient(
+            self.provider,
+            url,
+            session=session,
+            timeout=timeouts,
+            attempts=self.attempts,
+            max_wait=self.max_wait,
+            auth_hint=self.credentials_hint,
+            secrets=self.secrets,
+            sleep=sleep,
+            pool_size=self.concurrency,
+            retry_statuses=(408, 429),
+        )
         self._limiter = RateLimiter(self.rate_limit, clock=clock, sleep=sleep)
 
-    def _new_session(self) -> requests.Session:
-        session = new_session()
-        adapter = HTTPAdapter(pool_maxsize=max(10, self.concurrency))
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
-        return session
+    @property
+    def base_url(self) -> str:
+        return self.http.base_url
+
+    @property
+    def session(self) -> requests.Session:
+        return self.http.session
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        timeout = self.http.timeout
+        return timeout if isinstance(timeout, tuple) else (timeout, timeout)
 
     # -- hooks ----------------------------------------------------------------------------
     def validate(self, message: Message) -> None:
@@ -362,12 +349,12 @@ class HttpChannel:
     ) -> SendError:
         """The generic mapping of an HTTP status; ``code`` and ``detail`` are the provider's
         error code and text when the caller found them."""
-        status = response.status_code
-        if status in (408, 429):
+        verdict = self.http.classify(response)
+        if verdict is Verdict.RETRY:
             return self.error(RetryableSendError, "asked to slow down", response, code=code)
-        if status in (401, 403):
+        if verdict is Verdict.AUTH:
             return self.refused_credentials(response, code=code, detail=detail)
-        if status >= 500:
+        if verdict is Verdict.UNKNOWN:
             return self._maybe_sent(message, "failed on its side", response)
         return self.error(
             PermanentSendError, "refused the message", response, code=code, detail=detail
@@ -424,7 +411,7 @@ class HttpChannel:
             text += f" ({where})"
         snippet = None if response is None else redact(response.text, secrets=self.secrets)
         if issubclass(cls, RetryableSendError) and response is not None:
-            flags.setdefault("wait", parse_retry_after(response.headers.get("Retry-After")))
+            flags.setdefault("wait", self.http.wait_after(response))
         return cls(text, provider=self.provider, status=status, code=code, snippet=snippet, **flags)
 
     def _maybe_sent(
@@ -454,13 +441,10 @@ class HttpChannel:
             )
         self.validate(message)
         request = self.build_request(message)
-        retrying = Retrying(
-            stop=stop_after_attempt(self.attempts),
-            wait=self._wait,
-            retry=retry_if_exception_type(RetryableSendError),
-            sleep=self._sleep,
+        retrying = self.http.retrying(
+            self.attempts,
+            retry_on=RetryableSendError,
             before_sleep=lambda state: self._log_retry(message, state),
-            reraise=True,
         )
         for attempt in retrying:
             with attempt:
@@ -474,12 +458,6 @@ class HttpChannel:
         )
         return receipt
 
-    def _wait(self, state: RetryCallState) -> float:
-        error = state.outcome.exception() if state.outcome else None
-        if isinstance(error, RetryableSendError) and error.wait is not None:
-            return min(self.max_wait, error.wait)
-        return float(wait_exponential_jitter(multiplier=0.5, max=self.max_wait)(state))
-
     def _log_retry(self, message: Message, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
         log.warning(
@@ -491,17 +469,10 @@ class HttpChannel:
             mask_text(str(error)),
         )
 
-    def _url(self, path: str) -> str:
-        if path.startswith(("http://", "https://")):
-            return path
-        return f"{self.base_url}/{path.lstrip('/')}"
-
     def _once(self, message: Message, request: HttpRequest) -> Receipt:
         self._limiter.acquire()
         try:
-            response = self.session.request(
-                request.method, self._url(request.path), timeout=self.timeout, **request.options
-            )
+            response = self.http.transmit(request.method, request.path, **request.options)
         except requests.RequestException as err:
             raise self._transport_error(message, err) from err
         if 200 <= response.status_code < 300:
@@ -516,7 +487,7 @@ class HttpChannel:
                 f"TLS failed ({mask_text(str(err))[:200]}); check base_url and certificates; "
                 "nothing was sent",
             )
-        if _never_sent(err):
+        if never_sent(err):
             return self.error(RetryableSendError, f"could not connect ({name})")
         if isinstance(err, requests.Timeout | requests.ConnectionError):
             return self._maybe_sent(message, f"no answer ({name})")
@@ -557,9 +528,7 @@ class HttpChannel:
             return []
         area = f"channels.{self.kind}"
         try:
-            response = self.session.request(
-                request.method, self._url(request.path), timeout=self.timeout, **request.options
-            )
+            response = self.http.transmit(request.method, request.path, **request.options)
         except requests.RequestException as err:
             return [
                 Problem(
@@ -569,7 +538,8 @@ class HttpChannel:
                 )
             ]
         status = response.status_code
-        if status in (401, 403):
+        verdict = self.http.classify(response)
+        if verdict is Verdict.AUTH:
             return [
                 Problem(
                     area,
@@ -577,7 +547,7 @@ class HttpChannel:
                     self.credentials_hint,
                 )
             ]
-        if status >= 400:
+        if verdict is not Verdict.OK:
             snippet = redact(response.text, 200, self.secrets)
             return [
                 Problem(
@@ -590,8 +560,7 @@ class HttpChannel:
 
     def close(self) -> None:
         """Release pooled connections (a session passed in is left to its owner)."""
-        if self._own_session:
-            self.session.close()
+        self.http.close()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(kind={self.kind!r}, base_url={self.base_url!r})"

@@ -32,6 +32,7 @@ from typing import Any
 from requests.structures import CaseInsensitiveDict
 
 from ..errors import BadPayloadError, ConnectorError
+from ..http import PageNumberPaginator, PageRequest, paginate
 from ..models import parse_time
 
 __all__ = ["Fetch", "gmt_param", "naive_utc", "walk_orders"]
@@ -58,13 +59,6 @@ def gmt_param(value: datetime) -> str:
     return naive_utc(value).isoformat()
 
 
-def _total_pages(headers: CaseInsensitiveDict[str]) -> int | None:
-    try:
-        return int(headers.get("X-WP-TotalPages", ""))
-    except ValueError:
-        return None
-
-
 def _modified(order: object) -> tuple[datetime | None, datetime | None]:
     """(GMT, local wall time) of the order's last change, as naive datetimes."""
     if not isinstance(order, Mapping):
@@ -78,45 +72,34 @@ def _modified(order: object) -> tuple[datetime | None, datetime | None]:
     return values[0], values[1]
 
 
-class _Walk:
-    def __init__(self, fetch: Fetch, query: Mapping[str, Any], lower: datetime, per_page: int):
-        self.fetch = fetch
+class _Walk(PageNumberPaginator):
+    """Numbered pages, restarting at page 1 above a moving ``modified_after`` (the keyset)."""
+
+    def __init__(self, query: Mapping[str, Any], lower: datetime, per_page: int):
+        super().__init__(per_page)
         self.query = dict(query, per_page=per_page, orderby="modified", order="asc")
         self.lower = naive_utc(lower) - ONE_SECOND
         self.since = self.lower
-        self.per_page = per_page
         self.keyset = True
         self.max_offset = timedelta(0)
         self.first_seen: dict[timedelta, datetime] = {}
         self.seen: dict[object, tuple[object, datetime | None]] = {}
 
-    def pages(self) -> Iterator[list[Any]]:
-        page = 1
-        while True:
-            query = dict(self.query, modified_after=self.lower.isoformat(), page=page)
-            data, headers = self.fetch(query)
-            if not isinstance(data, list):
-                raise ConnectorError(
-                    f"woocommerce: GET wc/v3/orders answered with a {type(data).__name__}, "
-                    f"not a list of orders",
-                    connector="woocommerce",
-                )
-            yield data
-            total_pages = _total_pages(headers)
-            if not data or (
-                page >= total_pages if total_pages is not None else len(data) < self.per_page
-            ):
-                return
-            if self.keyset:
-                cursor = self._cursor(data)
-                if cursor is not None and cursor > self.lower:
-                    self.lower = cursor
-                    self.seen = {
-                        k: v for k, v in self.seen.items() if v[1] is not None and v[1] > cursor
-                    }
-                    page = 1
-                    continue
-            page += 1
+    def update_state(self, data: Any, headers: Mapping[str, str]) -> None:
+        super().update_state(data, headers)
+        if self.has_next_page and self.keyset:
+            cursor = self._cursor(data)
+            if cursor is not None and cursor > self.lower:
+                self.lower = cursor
+                self.seen = {
+                    k: v for k, v in self.seen.items() if v[1] is not None and v[1] > cursor
+                }
+                self.page = 1
+
+    def update_request(self, request: PageRequest) -> PageRequest:
+        return PageRequest(
+            request.path, dict(self.query, modified_after=self.lower.isoformat(), page=self.page)
+        )
 
     def _cursor(self, orders: list[Any]) -> datetime | None:
         """Where the next request starts, or None to read the next page of this window."""
@@ -167,8 +150,19 @@ def walk_orders(
 ) -> Iterator[Any]:
     """Yield every order matching ``query`` and modified after ``since`` (a naive or aware
     UTC time), each once per state, fetching one page at a time."""
-    walk = _Walk(fetch, query, since, per_page)
-    for page in walk.pages():
-        for order in page:
+    walk = _Walk(query, since, per_page)
+
+    def page(request: PageRequest) -> tuple[list[Any], Mapping[str, str]]:
+        data, headers = fetch(request.params or {})
+        if not isinstance(data, list):
+            raise ConnectorError(
+                f"woocommerce: GET wc/v3/orders answered with a {type(data).__name__}, "
+                f"not a list of orders",
+                connector="woocommerce",
+            )
+        return data, headers
+
+    for orders in paginate(page, walk, PageRequest("wc/v3/orders")):
+        for order in orders:
             if walk.fresh(order):
                 yield order

@@ -45,7 +45,7 @@ import shopify
 from ..clock import Clock, utc_now
 from ..doctor import Problem
 from ..errors import BadPayloadError, ConfigError, ConnectorAuthError, ConnectorError
-from ..http import HttpClient
+from ..http import CursorPaginator, HttpClient
 from ..models import (
     BadCheckout,
     Checkout,
@@ -264,8 +264,8 @@ class ShopifyConnector:
 
     def _graphql_checkouts(self, since: datetime | None) -> Iterator[Checkout | BadCheckout]:
         search = "status:open" if since is None else f"updated_at:>'{_iso(since)}' AND status:open"
-        after: str | None = None
-        while True:
+        pages = CursorPaginator(what=f"shopify: {self.shop}", connector="shopify")
+        while pages.has_next_page:
             first = self.page_size()
             maximum = self.throttle.maximum
             if first == 1 and maximum is not None and self._node_cost + CONNECTION_COST > maximum:
@@ -278,7 +278,7 @@ class ShopifyConnector:
             try:
                 data = self.graphql.execute(
                     self._query,
-                    {"first": first, "after": after, "query": search},
+                    {"first": first, "after": pages.cursor, "query": search},
                     expected_cost=first * self._node_cost + CONNECTION_COST,
                 )
             except QueryTooCostly as err:
@@ -298,15 +298,7 @@ class ShopifyConnector:
                 )
             for position, node in enumerate(connection["nodes"]):
                 yield self._map(node, from_graphql, position)
-            page = connection.get("pageInfo")
-            if not isinstance(page, dict) or not page.get("hasNextPage"):
-                return
-            after = page.get("endCursor")
-            if not isinstance(after, str):
-                raise ConnectorError(
-                    f"shopify: {self.shop} said there is a next page but gave no cursor",
-                    connector="shopify",
-                )
+            pages.update_state(connection, {})
 
     def _rest_checkouts(self, since: datetime | None) -> Iterator[Checkout | BadCheckout]:
         params: dict[str, Any] = {"limit": _REST_PAGE, "status": "open"}

@@ -20,16 +20,17 @@ What this follows (shopify.dev "GraphQL Admin API rate limits", "REST Admin API 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
+from tenacity import RetryCallState
 
 from ..errors import ConnectorAuthError, ConnectorError
-from ..http import HttpClient, parse_retry_after, redact
+from ..http import HeaderLinkPaginator, HttpClient, PageRequest, paginate, redact, retrying
 
 __all__ = [
     "CallLimitThrottle",
@@ -178,6 +179,14 @@ def _messages(errors: object, secrets: tuple[str, ...]) -> str:
     return redact(text, secrets=secrets)
 
 
+class _Throttled(Exception):
+    """Shopify throttled a query; ``wait`` is what the bucket (or ``Retry-After``) needs."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"throttled, waiting {wait:.2f}s")
+        self.wait = wait
+
+
 class GraphQLClient:
     """POSTs GraphQL documents to one shop's ``graphql.json`` through an
     :class:`~cartrescue.http.HttpClient`, paced by a :class:`CostThrottle`.
@@ -216,37 +225,54 @@ class GraphQLClient:
     ) -> dict[str, Any]:
         """Run ``document`` and return its ``data``; raise on any error in the answer."""
         payload = {"query": document, "variables": dict(variables or {})}
-        for _ in range(self.throttle_attempts):
-            if expected_cost is not None:
-                self.throttle.wait_for(expected_cost)
-            response = self._post(payload, mutation)
-            body = self._body(response)
-            cost = _obj(_obj(body.get("extensions")).get("cost"))
-            self.throttle.update(_obj(cost.get("throttleStatus")))
-            self.last_cost = QueryCost(
-                _number(cost.get("requestedQueryCost")), _number(cost.get("actualQueryCost"))
-            )
-            errors = body.get("errors")
-            codes = _codes(errors)
-            if response.status_code == 429 or "THROTTLED" in codes:
-                self.throttled += 1
-                wait = self._throttle_wait(response, cost)
-                log.info("shopify %s: throttled, waiting %.2fs", self.shop, wait)
-                self.sleep(wait)
-                continue
-            if errors:
-                self._raise(errors, codes)
-            data = body.get("data")
-            if not isinstance(data, dict):
-                raise ConnectorError(
-                    f"shopify: {self.shop} answered without data", connector="shopify"
-                )
-            return data
+        # A throttled query did not run, so even a mutation is retried; the wait comes from
+        # the bucket, which Shopify refills at its own pace (no cap).
+        attempts = retrying(
+            self.throttle_attempts,
+            retry_on=_Throttled,
+            max_wait=math.inf,
+            sleep=self.sleep,
+            before_sleep=self._log_throttle,
+        )
+        try:
+            for attempt in attempts:
+                with attempt:
+                    return self._once(payload, mutation, expected_cost)
+        except _Throttled:
+            pass
         raise ConnectorError(
             f"shopify: {self.shop} kept throttling after {self.throttle_attempts} attempts",
             connector="shopify",
             status=429,
         )
+
+    def _once(
+        self, payload: Mapping[str, Any], mutation: bool, expected_cost: float | None
+    ) -> dict[str, Any]:
+        if expected_cost is not None:
+            self.throttle.wait_for(expected_cost)
+        response = self._post(payload, mutation)
+        body = self._body(response)
+        cost = _obj(_obj(body.get("extensions")).get("cost"))
+        self.throttle.update(_obj(cost.get("throttleStatus")))
+        self.last_cost = QueryCost(
+            _number(cost.get("requestedQueryCost")), _number(cost.get("actualQueryCost"))
+        )
+        errors = body.get("errors")
+        codes = _codes(errors)
+        if response.status_code == 429 or "THROTTLED" in codes:
+            self.throttled += 1
+            raise _Throttled(self._throttle_wait(response, cost))
+        if errors:
+            self._raise(errors, codes)
+        data = body.get("data")
+        if not isinstance(data, dict):
+            raise ConnectorError(f"shopify: {self.shop} answered without data", connector="shopify")
+        return data
+
+    def _log_throttle(self, state: RetryCallState) -> None:
+        wait = state.next_action.sleep if state.next_action else 0.0
+        log.info("shopify %s: throttled, waiting %.2fs", self.shop, wait)
 
     def _post(self, payload: Mapping[str, Any], mutation: bool) -> requests.Response:
         try:
@@ -294,7 +320,7 @@ class GraphQLClient:
             delay = self.throttle.delay_for(requested)
             if delay > 0:
                 return delay
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        retry_after = self.http.wait_after(response)
         return retry_after if retry_after is not None else 1.0
 
     def _raise(self, errors: object, codes: list[str]) -> None:
@@ -338,28 +364,20 @@ def rest_pages(
     parameter other than ``limit`` and ``fields``, so later requests send exactly the query
     of the link (against our own base URL, so a proxy ``base_url`` keeps working).
     """
-    target: str | None = path
-    query: Mapping[str, Any] | None = params
-    while target is not None:
+
+    def fetch(request: PageRequest) -> tuple[list[Any], Mapping[str, str]]:
         throttle.wait()
-        response = http.request("GET", target, params=query, headers=dict(headers or {}))
+        response = http.request(
+            "GET", request.path, params=request.params, headers=dict(headers or {})
+        )
         throttle.update(response.headers.get("X-Shopify-Shop-Api-Call-Limit"))
-        try:
-            body = response.json()
-        except ValueError:
-            raise ConnectorError(
-                f"shopify: {path} answered with something that is not JSON: "
-                f"{redact(response.text, 120, http.secrets)}",
-                connector="shopify",
-                status=response.status_code,
-            ) from None
+        body = http.decode(response, path)
         items = body.get(key) if isinstance(body, dict) else None
         if not isinstance(items, list):
             raise ConnectorError(f"shopify: {path} answered without '{key}'", connector="shopify")
-        yield items
-        link = response.links.get("next", {}).get("url")
-        target = f"{path}?{urlsplit(link).query}" if link else None
-        query = None
+        return items, response.headers
+
+    yield from paginate(fetch, HeaderLinkPaginator(), PageRequest(path, params))
 
 
 def _obj(value: object) -> Mapping[str, Any]:

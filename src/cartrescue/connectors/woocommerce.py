@@ -40,6 +40,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -48,7 +49,7 @@ import requests
 from ..clock import Clock, utc_now
 from ..doctor import Problem
 from ..errors import BadPayloadError, ConfigError, ConnectorAuthError, ConnectorError
-from ..http import DEFAULT_TIMEOUT, header_map
+from ..http import DEFAULT_TIMEOUT, PageNumberPaginator, PageRequest, header_map, paginate
 from ..models import (
     BadCheckout,
     Checkout,
@@ -287,21 +288,15 @@ class WooCommerceConnector:
         return None
 
     def _pages(self, query: Mapping[str, Any]) -> Iterator[Any]:
-        page = 1
-        while True:
-            data, headers = self.client.request(
-                "GET", "wc/v3/orders", params={**query, "page": page}
-            )
+        pager = PageNumberPaginator(int(query.get("per_page", 10)))
+        fetch = partial(self._fetch, "GET")
+        for data in paginate(fetch, pager, PageRequest("wc/v3/orders", query)):
             if not isinstance(data, list):
                 return
             yield from data
-            try:
-                total = int(headers.get("X-WP-TotalPages", "0"))
-            except ValueError:
-                total = page if len(data) < int(query.get("per_page", 10)) else page + 1
-            if page >= total or not data:
-                return
-            page += 1
+
+    def _fetch(self, method: str, request: PageRequest) -> tuple[Any, Mapping[str, str]]:
+        return self.client.request(method, request.path, params=request.params)
 
     @staticmethod
     def _email(order: Mapping[str, Any]) -> str | None:
