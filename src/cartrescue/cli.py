@@ -21,7 +21,7 @@ from .channels.console import ConsoleChannel
 from .clock import FrozenClock, utc_now
 from .config import Config, load_config
 from .connectors.base import WebhookCapable
-from .doctor import Problem, SelfCheck
+from .doctor import Problem, SelfCheck, store_key_problems
 from .engine import Recovery, RunReport
 from .errors import CartRescueError, ConfigError, StoreError
 from .links import SelfHostedLinks
@@ -323,6 +323,7 @@ def doctor_problems(config: Config) -> list[Problem]:
         problems.extend(_template_problems(config))
     except CartRescueError as err:
         problems.append(Problem("templates", str(err), "fix the template"))
+    problems.extend(store_key_problems(config))
     try:
         with SQLiteStore(config.store_path()) as store:
             stats = store.stats(utc_now())

@@ -298,8 +298,38 @@ class Config:
         assert value is not None
         return value if value == ":memory:" else str(self._path(value))
 
+    def store_hash_key(self) -> bytes | None:
+        """The secret that keys the hashes a forgotten opt-out leaves behind, from
+        ``[store] hash_key_env`` (an environment variable) or ``hash_key_file`` (a file kept
+        outside the store); None when neither is configured."""
+        table = _table(self.data, "store", "store")
+        _known_keys(table, "store", {"path", "hash_key_env", "hash_key_file"})
+        if "hash_key_env" in table and "hash_key_file" in table:
+            raise ConfigError("give hash_key_env or hash_key_file, not both", key="store")
+        if "hash_key_env" in table:
+            key = "store.hash_key_env"
+            resolved = _resolve_secrets({"hash_key_env": table["hash_key_env"]}, self.env, "store")
+            value = str(resolved["hash_key"]).strip().encode()
+        elif "hash_key_file" in table:
+            key = "store.hash_key_file"
+            name = _string(table, "hash_key_file", key)
+            assert name is not None
+            try:
+                value = self._path(name).read_bytes().strip()
+            except OSError as err:
+                raise ConfigError(f"cannot read the hash key: {err}", key=key) from None
+        else:
+            return None
+        if len(value) < 32:
+            raise ConfigError(
+                "the hash key must be at least 32 characters "
+                "(e.g. python -c 'import secrets; print(secrets.token_hex(32))')",
+                key=key,
+            )
+        return value
+
     def store(self) -> SQLiteStore:
-        return SQLiteStore(self.store_path())
+        return SQLiteStore(self.store_path(), hash_key=self.store_hash_key())
 
     def connector(self) -> Connector:
         table = _table(self.data, "connector", "connector")
@@ -402,6 +432,7 @@ class Config:
         self.renderer()
         self.template_dirs()
         self.store_path()
+        self.store_hash_key()
         if _table(self.data, "links", "links"):
             _link_options(_table(self.data, "links", "links"))
 
