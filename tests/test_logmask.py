@@ -24,6 +24,8 @@ MUST_CHANGE = [
     ("tlf +1 (415) 555-0100 ok", "555-0100"),
     ("+44 20 7946 0958", "7946 0958"),
     ("+4791234567,+4798765432", "98765432"),
+    ('{"to": "4790000001", "error-text": "Invalid to address: 4790000001"}', "90000001"),
+    ("msisdn=4791234567&status=delivered", "91234567"),
 ]
 
 MUST_NOT_CHANGE = [
@@ -40,6 +42,8 @@ MUST_NOT_CHANGE = [
     "price +10.5%",
     "retry after 2.0 s (attempt 3/5)",
     "user@localhost",
+    "order number 1029384756 failed",
+    "sent to 20 recipients",
 ]
 
 

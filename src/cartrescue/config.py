@@ -24,6 +24,7 @@ from .connectors.base import Connector
 from .engine import Recovery
 from .errors import CartRescueError, ConfigError
 from .links import SelfHostedLinks
+from .logsafe import register_secrets
 from .models import ChannelKind, DiscountOffer, ShopInfo
 from .policy import Policy, SendWindow, Step
 from .registry import CHANNELS, CONNECTORS, load_plugin
@@ -37,6 +38,8 @@ __all__ = ["Config", "build_plugin", "load_config", "parse_duration"]
 _SECTIONS = {"shop", "connector", "channels", "store", "policy", "templates", "links", "web", "run"}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|m|s)")
 _UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+# Keys that hold a credential when written inline instead of through ``*_env``.
+_SECRET_KEY = re.compile(r"(?:token|secret|password|api_key|_key)$")
 
 
 def parse_duration(value: object, *, key: str) -> timedelta:
@@ -331,6 +334,31 @@ class Config:
     def store(self) -> SQLiteStore:
         return SQLiteStore(self.store_path(), hash_key=self.store_hash_key())
 
+    def secrets(self) -> list[str]:
+        """Every secret value this file configures: each ``*_env`` key's variable (in any
+        table, ``[web]`` included), secrets written inline, and the store's hash key. The
+        log filter redacts them wherever they appear."""
+        found: list[str] = []
+
+        def walk(table: Mapping[str, Any]) -> None:
+            for name, value in table.items():
+                if isinstance(value, dict):
+                    walk(value)
+                elif name.endswith("_env") and isinstance(value, str):
+                    if self.env.get(value):
+                        found.append(self.env[value])
+                elif _SECRET_KEY.search(name) and isinstance(value, str):
+                    found.append(value)
+
+        walk(self.data)
+        try:
+            key = self.store_hash_key()
+        except ConfigError:
+            key = None
+        if key:
+            found.append(key.decode(errors="replace"))
+        return found
+
     def connector(self) -> Connector:
         table = _table(self.data, "connector", "connector")
         if not table:
@@ -537,7 +565,7 @@ def load_config(
     )
     run_table = _table(data, "run", "run")
     interval = parse_duration(run_table.get("interval", "15m"), key="run.interval")
-    return Config(
+    config = Config(
         path=where,
         data=data,
         env=dict(os.environ if env is None else env),
@@ -545,3 +573,5 @@ def load_config(
         shop=shop,
         run_interval=interval,
     )
+    register_secrets(config.secrets())
+    return config

@@ -31,6 +31,12 @@ _DOMAIN_MAX = 253
 _PHONE_CANDIDATE = re.compile(
     r"(?<![\w+%])(?:\+|%2[Bb])\s?\(?\d[\d\s./()\-]{4,28}\d(?![\d])",
 )
+# A number without "+" is a phone only where the text says so: after "to", "phone", "msisdn"
+# and the like (providers echo E.164 without "+": "Invalid to address: 4790000001").
+_BARE_PHONE = re.compile(
+    r"(?i)\b(?:to|from|phone|msisdn|number|wa_id|recipient|address|tel|mobile|sender|"
+    r"destination)[\"']?\s*[:=]?\s*[\"']?(\d{8,15})(?!\d)"
+)
 _SEPARATORS = str.maketrans({"/": " ", ".": " "})
 
 
@@ -87,6 +93,13 @@ def _phones(text: str) -> list[tuple[int, int, str]]:
             e164 = phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
             start = candidate.start() + match.start
             spans.append((start, candidate.start() + match.end, mask_phone(e164)))
+    for bare in _BARE_PHONE.finditer(text):
+        digits = bare.group(1)
+        for match in phonenumbers.PhoneNumberMatcher(
+            f"+{digits}", None, leniency=phonenumbers.Leniency.VALID
+        ):
+            e164 = phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
+            spans.append((bare.start(1), bare.end(1), mask_phone(e164)[1:]))
     return spans
 
 
@@ -96,12 +109,11 @@ def mask_text(text: str, *, limit: int | None = MASK_LIMIT) -> str:
     The text is cut to ``limit`` characters first (``None``: keep it whole); the rest would
     only make a log line longer. Emails may have non-ASCII local parts and domains, or an
     escaped ``%40``; phone numbers must be international (``+47 912 34 567``,
-    ``+47/912/34/567``, ``%2B4791234567``). IPs, dates, ids and amounts stay as they are.
+    ``+47/912/34/567``, ``%2B4791234567``), or E.164 digits without ``+`` right after a word
+    such as ``to``, ``phone`` or ``msisdn``. IPs, dates, ids and amounts stay as they are.
     """
     if limit is not None and len(text) > limit:
         text = text[:limit] + "…"
-    if "@" not in text and "%" not in text and "+" not in text:
-        return text
     spans = sorted(_emails(text) + _phones(text))
     out: list[str] = []
     at = 0
