@@ -39,7 +39,9 @@ def store_key_problems(config: Config) -> list[Problem]:
     try:
         key = config.store_hash_key()
     except ConfigError as err:
-        return [Problem(err.key or "store", str(err), "set the variable or file [store] names")]
+        area = err.key or "store"
+        message = str(err).removeprefix(f"{area}: ")
+        return [Problem(area, message, "set the variable or file [store] names")]
     if key is not None:
         return []
     return [

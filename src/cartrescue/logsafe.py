@@ -52,16 +52,17 @@ class RedactingFilter(logging.Filter):
     def add_secrets(self, values: Iterable[str]) -> None:
         """Register secret values (and their URL-encoded forms); short or empty ones are
         ignored."""
-        known = set(self._secrets)
+        forms = list(self._secrets)
         for value in values:
             value = value.strip() if isinstance(value, str) else ""
             if len(value) < MIN_SECRET_LENGTH:
                 continue
             for form in (value, quote(value, safe=""), quote_plus(value)):
-                if form not in known:
-                    known.add(form)
-                    self._secrets.append(form)
-        self._secrets.sort(key=len, reverse=True)
+                if form not in forms:
+                    forms.append(form)
+        # Longest first, so a secret containing another is replaced whole; swapped in one
+        # assignment, so a record logged meanwhile by another thread sees a whole list.
+        self._secrets = sorted(forms, key=len, reverse=True)
 
     @property
     def secret_count(self) -> int:
