@@ -13,12 +13,16 @@ from typing import Any
 import pytest
 
 from cartrescue.cli import main
+from cartrescue.clock import FrozenClock
+from cartrescue.errors import PermanentSendError, SendOutcomeUnknown, TransientSendError
 from cartrescue.logsafe import RedactingFilter, parse_levels
+from cartrescue.store import SQLiteStore
+from cartrescue.testing import MemoryChannel
 from cartrescue.testing.contracts import LoopbackProvider, Recorded, Reply
 from cartrescue.testing.fake_shopify import FakeShopify
 from cartrescue.testing.fake_woocommerce import FakeWooCommerce
 
-from .conftest import LogScan, load_fixture, make_checkout
+from .conftest import NOON, LogScan, load_fixture, make_checkout
 
 SID = "AC" + "0" * 32
 TWILIO_TOKEN = "twilio-token-0123456789abcdef"
@@ -237,3 +241,33 @@ def test_the_filter_redacts_secrets_in_every_form_and_masks_contacts() -> None:
     redacting.filter(failed)
     text = logging.Formatter("%(message)s").format(failed)
     assert "cs_secret" not in text and "91234567" not in text and "*** refused" in text
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        lambda to: PermanentSendError(f"{to} is not a valid number", provider="t", code=21211),
+        lambda to: TransientSendError(f"429 for {to}", provider="t"),
+        lambda to: SendOutcomeUnknown(f"read timeout sending to {to}", provider="t"),
+        lambda to: RuntimeError(f"bug in a plugin: {to} / kari%40example.no"),
+    ],
+)
+def test_the_engine_logs_no_contact_even_without_the_filter(error: Any, log_scan: LogScan) -> None:
+    """The library's own records are clean before any filter: a program that logs
+    cartrescue without :class:`RedactingFilter` still gets no contact."""
+    from .test_engine import ListConnector, recovery
+
+    def fail(message: Any) -> None:
+        raise error(message.to)
+
+    log_scan.watch(contacts=["kari@example.no", "+4791234567"])
+    with SQLiteStore(":memory:") as store:
+        store.start_at(NOON - timedelta(days=1))
+        channels = [MemoryChannel("sms", fail=fail), MemoryChannel("email", fail=fail)]
+        recovery(
+            ListConnector([make_checkout("c1")]),
+            store,
+            FrozenClock(NOON + timedelta(hours=1)),
+            channels=channels,
+        ).run()
+    assert any(r.levelno >= logging.WARNING for r in log_scan.records)
