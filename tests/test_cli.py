@@ -123,3 +123,26 @@ def test_doctor_says_which_sms_templates_do_not_fit_without_short_links(config):
     config.write_text(config.read_text() + '[links]\nbase_url = "https://go.shop.example/r/"\n')
     code, out = run("doctor", "--config", str(config))
     assert "templates:" not in out, out
+
+
+def test_doctor_warns_without_a_hash_key_and_run_uses_the_key(config, monkeypatch):
+    out = run("doctor", "--config", str(config))[1]
+    assert "[warning] store: no hash key" in out
+    assert "hash_key_env" in out
+    config.write_text(
+        config.read_text().replace("[store]\n", '[store]\nhash_key_env = "CARTRESCUE_HASH_KEY"\n')
+    )
+    monkeypatch.delenv("CARTRESCUE_HASH_KEY", raising=False)
+    out = run("doctor", "--config", str(config))[1]
+    assert "environment variable CARTRESCUE_HASH_KEY is not set" in out
+    monkeypatch.setenv("CARTRESCUE_HASH_KEY", "short")
+    assert run("run", "--config", str(config))[0] == EXIT_CONFIG
+    monkeypatch.setenv("CARTRESCUE_HASH_KEY", "s" * 40)
+    out = run("doctor", "--config", str(config))[1]
+    assert "hash key" not in out
+    assert run("optout", "add", "+4791234567", "--config", str(config))[0] == EXIT_OK
+    assert run("forget", "+4791234567", "--config", str(config))[0] == EXIT_OK
+    db = sqlite3.connect(config.parent / "store.sqlite3")
+    (stored,) = db.execute("SELECT hash FROM optout_hashes").fetchone()
+    db.close()
+    assert stored.startswith("hmac:")

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import shutil
 import sys
 from collections.abc import Callable, Sequence
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import TextIO
 from wsgiref.simple_server import WSGIServer
 
+from . import logsafe
 from ._version import __version__
 from .channels.console import ConsoleChannel
 from .clock import FrozenClock, utc_now
@@ -48,11 +50,21 @@ EXIT_CONFIG = 3
 Handler = Callable[[argparse.Namespace, TextIO], int]
 
 
-def _setup_logging(verbosity: int) -> None:
+def _setup_logging(verbosity: int, specs: Sequence[str] = ()) -> None:
+    """cartrescue's loggers at the level ``-q``/``-v`` chose; other libraries at WARNING
+    unless named by ``--log-level NAME=LEVEL`` or ``CARTRESCUE_LOG_LEVELS``. Every line goes
+    through the redacting filter (secrets from the config, contacts masked)."""
     level = logging.WARNING if verbosity < 0 else logging.INFO if verbosity == 0 else logging.DEBUG
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    env_specs = [os.environ.get("CARTRESCUE_LOG_LEVELS", "")]
+    logsafe.configure(level, stream=sys.stderr, levels=logsafe.parse_levels([*env_specs, *specs]))
+
+
+def _log_level(spec: str) -> str:
+    try:
+        logsafe.parse_levels([spec])
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return spec
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -448,6 +460,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cartrescue {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    parser.add_argument(
+        "--log-level",
+        action="append",
+        default=[],
+        type=_log_level,
+        metavar="NAME=LEVEL",
+        help="log another library at LEVEL, e.g. urllib3=DEBUG (repeatable; other libraries "
+        "log warnings only); also CARTRESCUE_LOG_LEVELS=urllib3=DEBUG,shopify=INFO",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
@@ -542,7 +563,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     quiet = args.quiet or (args.command != "run" and not args.verbose)
-    _setup_logging(-1 if quiet else args.verbose)
+    _setup_logging(-1 if quiet else args.verbose, args.log_level)
     stream = out or sys.stdout
     try:
         code: int = args.handler(args, stream)

@@ -24,6 +24,7 @@ from .connectors.base import Connector
 from .engine import Recovery
 from .errors import CartRescueError, ConfigError
 from .links import SelfHostedLinks
+from .logsafe import register_secrets
 from .models import CHANNEL_KINDS, ChannelKind, DiscountOffer, ShopInfo
 from .policy import Policy, SendWindow, Step
 from .registry import CHANNELS, CONNECTORS, load_plugin
@@ -37,6 +38,8 @@ __all__ = ["Config", "build_plugin", "load_config", "parse_duration"]
 _SECTIONS = {"shop", "connector", "channels", "store", "policy", "templates", "links", "web", "run"}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|m|s)")
 _UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+# Keys that hold a credential when written inline instead of through ``*_env``.
+_SECRET_KEY = re.compile(r"(?:token|secret|password|api_key|_key)$")
 
 
 def parse_duration(value: object, *, key: str) -> timedelta:
@@ -296,8 +299,63 @@ class Config:
         assert value is not None
         return value if value == ":memory:" else str(self._path(value))
 
+    def store_hash_key(self) -> bytes | None:
+        """The secret that keys the hashes a forgotten opt-out leaves behind, from
+        ``[store] hash_key_env`` (an environment variable) or ``hash_key_file`` (a file kept
+        outside the store); None when neither is configured."""
+        table = _table(self.data, "store", "store")
+        _known_keys(table, "store", {"path", "hash_key_env", "hash_key_file"})
+        if "hash_key_env" in table and "hash_key_file" in table:
+            raise ConfigError("give hash_key_env or hash_key_file, not both", key="store")
+        if "hash_key_env" in table:
+            key = "store.hash_key_env"
+            resolved = _resolve_secrets({"hash_key_env": table["hash_key_env"]}, self.env, "store")
+            value = str(resolved["hash_key"]).strip().encode()
+        elif "hash_key_file" in table:
+            key = "store.hash_key_file"
+            name = _string(table, "hash_key_file", key)
+            assert name is not None
+            try:
+                value = self._path(name).read_bytes().strip()
+            except OSError as err:
+                raise ConfigError(f"cannot read the hash key: {err}", key=key) from None
+        else:
+            return None
+        if len(value) < 32:
+            raise ConfigError(
+                "the hash key must be at least 32 characters "
+                "(e.g. python -c 'import secrets; print(secrets.token_hex(32))')",
+                key=key,
+            )
+        return value
+
     def store(self) -> SQLiteStore:
-        return SQLiteStore(self.store_path())
+        return SQLiteStore(self.store_path(), hash_key=self.store_hash_key())
+
+    def secrets(self) -> list[str]:
+        """Every secret value this file configures: each ``*_env`` key's variable (in any
+        table, ``[web]`` included), secrets written inline, and the store's hash key. The
+        log filter redacts them wherever they appear."""
+        found: list[str] = []
+
+        def walk(table: Mapping[str, Any]) -> None:
+            for name, value in table.items():
+                if isinstance(value, dict):
+                    walk(value)
+                elif name.endswith("_env") and isinstance(value, str):
+                    if self.env.get(value):
+                        found.append(self.env[value])
+                elif _SECRET_KEY.search(name) and isinstance(value, str):
+                    found.append(value)
+
+        walk(self.data)
+        try:
+            key = self.store_hash_key()
+        except ConfigError:
+            key = None
+        if key:
+            found.append(key.decode(errors="replace"))
+        return found
 
     def connector(self) -> Connector:
         table = _table(self.data, "connector", "connector")
@@ -399,6 +457,7 @@ class Config:
         self.renderer()
         self.template_dirs()
         self.store_path()
+        self.store_hash_key()
         if _table(self.data, "links", "links"):
             _link_options(_table(self.data, "links", "links"))
 
@@ -503,7 +562,7 @@ def load_config(
     )
     run_table = _table(data, "run", "run")
     interval = parse_duration(run_table.get("interval", "15m"), key="run.interval")
-    return Config(
+    config = Config(
         path=where,
         data=data,
         env=dict(os.environ if env is None else env),
@@ -511,3 +570,5 @@ def load_config(
         shop=shop,
         run_interval=interval,
     )
+    register_secrets(config.secrets())
+    return config

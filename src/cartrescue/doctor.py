@@ -17,7 +17,7 @@ from .store.sqlite import SQLiteStore
 if TYPE_CHECKING:  # config builds connectors and channels, which import Problem from here
     from .config import Config
 
-__all__ = ["Problem", "SelfCheck", "doctor_problems", "stale_schedule"]
+__all__ = ["Problem", "SelfCheck", "doctor_problems", "stale_schedule", "store_key_problems"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +74,7 @@ def doctor_problems(config: Config) -> list[Problem]:
         problems.extend(_template_problems(config))
     except CartRescueError as err:
         problems.append(Problem("templates", str(err), "fix the template"))
+    problems.extend(store_key_problems(config))
     try:
         with SQLiteStore(config.store_path()) as store:
             stats = store.stats(utc_now())
@@ -137,3 +138,25 @@ def stale_schedule(last: datetime | None, config: Config) -> str | None:
             f"{config.run_interval} — is the cron job or timer still firing?"
         )
     return None
+
+
+def store_key_problems(config: Config) -> list[Problem]:
+    """A warning when no secret keys the opt-out hashes that ``forget`` leaves behind: a
+    copied store would then give the forgotten numbers back by enumeration."""
+    try:
+        key = config.store_hash_key()
+    except ConfigError as err:
+        area = err.key or "store"
+        message = str(err).removeprefix(f"{area}: ")
+        return [Problem(area, message, "set the variable or file [store] names")]
+    if key is not None:
+        return []
+    return [
+        Problem(
+            "store",
+            "no hash key: forgotten opt-outs are kept as hashes salted inside the store file",
+            'set [store] hash_key_env = "CARTRESCUE_HASH_KEY" and export a secret of 32+ '
+            "characters (python -c 'import secrets; print(secrets.token_hex(32))')",
+            "warning",
+        )
+    ]

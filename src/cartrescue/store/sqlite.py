@@ -8,6 +8,7 @@ that the existence check, the frequency cap and the insert are one atomic step.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import secrets
 import sqlite3
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from ..errors import StoreError
-from ..models import Checkout, Purchase
+from ..models import Checkout, Purchase, normalize_phone
 from .base import ConversionKind, LinkRecord, OptOut, OutboxEntry, OutboxStatus, Stats
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
@@ -154,6 +155,21 @@ def _marks(values: Sequence[object]) -> str:
     return ",".join("?" * len(values))
 
 
+def _contact_forms(contact: str) -> list[str]:
+    """Every form a contact may be stored in: the address as given (lower case), and for a
+    phone number its E.164 form, with and without ``+`` (WhatsApp ids have none)."""
+    contact = contact.strip().lower()
+    forms = [contact]
+    if "@" not in contact:
+        try:
+            e164 = normalize_phone(contact if contact.startswith("+") else f"+{contact}")
+        except ValueError:
+            e164 = None
+        if e164:
+            forms = [e164, e164[1:], *forms]
+    return list(dict.fromkeys(forms))
+
+
 class SQLiteStore:
     """The default :class:`~cartrescue.store.base.Store`: a file, or ``":memory:"``.
 
@@ -161,8 +177,12 @@ class SQLiteStore:
     it forward, and a file written by a newer cartrescue is refused rather than damaged.
     """
 
-    def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self, path: str | Path, *, timeout: float = 30.0, hash_key: str | bytes | None = None
+    ) -> None:
         self.path = str(path)
+        self._timeout = timeout
+        self._key = hash_key.encode() if isinstance(hash_key, str) else hash_key
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -173,6 +193,8 @@ class SQLiteStore:
             raise StoreError(f"cannot open store {self.path}: {err}") from err
         self._lock = threading.RLock()
         self._db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        # Deleted rows are overwritten with zeros, whatever SQLite was built with.
+        self._db.execute("PRAGMA secure_delete = ON")
         if self.path != ":memory:":
             self._enable_wal(timeout)
         self._db.execute("PRAGMA synchronous = NORMAL")
@@ -468,8 +490,22 @@ class SQLiteStore:
         return _dt(rows[0][0])
 
     # -- opt-outs ---------------------------------------------------------------------------
-    def _hash(self, contact: str) -> str:
+    @property
+    def keyed(self) -> bool:
+        """True when opt-out hashes are keyed with a secret kept outside the file."""
+        return bool(self._key)
+
+    def _legacy_hash(self, contact: str) -> str:
+        # Salted with a salt stored in this file: kept only to honour old opt-outs.
         return hashlib.sha256(f"{self._salt}:{contact.lower()}".encode()).hexdigest()
+
+    def _hash(self, contact: str) -> str:
+        """The hash kept for a forgotten opt-out: an HMAC keyed with the operator's secret
+        (``hmac:`` prefix), or without a key the legacy salted hash."""
+        if not self._key:
+            return self._legacy_hash(contact)
+        digest = hmac.new(self._key, contact.lower().encode(), hashlib.sha256).hexdigest()
+        return f"hmac:{digest}"
 
     def add_optout(self, contact: str, channel: str, source: str, at: datetime) -> None:
         with self._tx() as db:
@@ -486,8 +522,8 @@ class SQLiteStore:
                 f"DELETE FROM optouts WHERE contact = ?{where}", (contact.lower(), *params)
             ).rowcount
             removed += db.execute(
-                f"DELETE FROM optout_hashes WHERE hash = ?{where}",
-                (self._hash(contact), *params),
+                f"DELETE FROM optout_hashes WHERE hash IN (?, ?){where}",
+                (self._hash(contact), self._legacy_hash(contact), *params),
             ).rowcount
             return removed
 
@@ -502,7 +538,29 @@ class SQLiteStore:
         rows += self._query(
             f"SELECT channel FROM optout_hashes WHERE hash IN ({_marks(hashes)})", hashes
         )
+        if self._key:
+            rows += self._rekey(contacts)
         return {str(r[0]) for r in rows}
+
+    def _rekey(self, contacts: Sequence[str]) -> list[Any]:
+        """Opt-outs forgotten before a key was configured carry the salted hash; when one of
+        ``contacts`` matches such a row, it is re-keyed (the contact is known right now)."""
+        legacy = {self._legacy_hash(c): c for c in contacts}
+        rows = self._query(
+            f"SELECT hash, channel, at FROM optout_hashes WHERE hash IN ({_marks(list(legacy))})",
+            list(legacy),
+        )
+        if rows:
+            with self._tx() as db:
+                for old, channel, at in rows:
+                    db.execute(
+                        "INSERT OR REPLACE INTO optout_hashes (hash, channel, at) VALUES (?, ?, ?)",
+                        (self._hash(legacy[str(old)]), channel, at),
+                    )
+                    db.execute(
+                        "DELETE FROM optout_hashes WHERE hash = ? AND channel = ?", (old, channel)
+                    )
+        return [(r[1],) for r in rows]
 
     def list_optouts(self) -> list[OptOut]:
         rows = self._query("SELECT contact, channel, source, at FROM optouts ORDER BY at")
@@ -642,40 +700,74 @@ class SQLiteStore:
         )
 
     def forget(self, contact: str) -> int:
-        contact = contact.strip().lower()
+        """Erase every row naming ``contact`` (an opt-out survives as a keyed hash), then
+        checkpoint and truncate the write-ahead log so no copy stays in any file."""
+        removed = self._forget(contact)
+        self.checkpoint()
+        return removed
+
+    def checkpoint(self) -> None:
+        """Copy the write-ahead log into the main file and truncate it to zero bytes.
+
+        A reader in the middle of a transaction (``serve``) holds the log back; the
+        checkpoint is retried until ``timeout``, then :class:`StoreError` says so."""
+        if self.path == ":memory:":
+            return
+        deadline = time.monotonic() + self._timeout
+        while True:
+            with self._lock:
+                busy = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            if not busy:
+                return
+            if time.monotonic() > deadline:
+                raise StoreError(
+                    f"store {self.path}: another process kept the write-ahead log busy; "
+                    "the erased data stays in the -wal file until the next checkpoint "
+                    "(run 'cartrescue forget' again when serve is idle)"
+                )
+            time.sleep(0.05)
+
+    def _forget(self, contact: str) -> int:
+        forms = _contact_forms(contact)
+        marks = _marks(forms)
+        if self._key:
+            self._rekey(forms)
         with self._tx() as db:
             ids = [
                 str(r[0])
                 for r in db.execute(
-                    "SELECT id FROM checkouts WHERE email = ? OR phone = ?", (contact, contact)
+                    f"SELECT id FROM checkouts WHERE email IN ({marks}) OR phone IN ({marks})",
+                    (*forms, *forms),
                 )
             ]
             keys = [
                 str(r[0])
                 for r in db.execute(
-                    f"SELECT key FROM outbox WHERE lower(recipient) = ? OR checkout_id IN "
+                    f"SELECT key FROM outbox WHERE lower(recipient) IN ({marks}) OR checkout_id IN "
                     f"({_marks(ids)})",
-                    (contact, *ids),
+                    (*forms, *ids),
                 )
             ]
             keys += [
                 str(r[0])
-                for r in db.execute("SELECT key FROM touches WHERE contact = ?", (contact,))
+                for r in db.execute(f"SELECT key FROM touches WHERE contact IN ({marks})", forms)
             ]
             removed = 0
             for channel, at in list(
-                db.execute("SELECT channel, at FROM optouts WHERE contact = ?", (contact,))
+                db.execute(f"SELECT channel, at FROM optouts WHERE contact IN ({marks})", forms)
             ):
-                # Keep honouring the opt-out without keeping the address: a salted hash.
+                # Keep honouring the opt-out without keeping the address: a keyed hash.
                 db.execute(
                     "INSERT OR REPLACE INTO optout_hashes (hash, channel, at) VALUES (?, ?, ?)",
-                    (self._hash(contact), channel, at),
+                    (self._hash(forms[0]), channel, at),
                 )
-            removed += db.execute("DELETE FROM optouts WHERE contact = ?", (contact,)).rowcount
-            removed += db.execute("DELETE FROM discounts WHERE contact = ?", (contact,)).rowcount
+            removed += db.execute(f"DELETE FROM optouts WHERE contact IN ({marks})", forms).rowcount
             removed += db.execute(
-                f"DELETE FROM touches WHERE contact = ? OR key IN ({_marks(keys)})",
-                (contact, *keys),
+                f"DELETE FROM discounts WHERE contact IN ({marks})", forms
+            ).rowcount
+            removed += db.execute(
+                f"DELETE FROM touches WHERE contact IN ({marks}) OR key IN ({_marks(keys)})",
+                (*forms, *keys),
             ).rowcount
             removed += db.execute(
                 f"DELETE FROM outbox WHERE key IN ({_marks(keys)})", keys
