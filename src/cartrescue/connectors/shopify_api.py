@@ -256,7 +256,7 @@ class GraphQLClient:
         cost = _obj(_obj(body.get("extensions")).get("cost"))
         self.throttle.update(_obj(cost.get("throttleStatus")))
         self.last_cost = QueryCost(
-            _number(cost.get("requestedQueryCost")), _number(cost.get("actualQueryCost"))
+            _float_or_none(cost.get("requestedQueryCost")), _float_or_none(cost.get("actualQueryCost"))
         )
         errors = body.get("errors")
         codes = _codes(errors)
@@ -315,7 +315,7 @@ class GraphQLClient:
         return body
 
     def _throttle_wait(self, response: requests.Response, cost: Mapping[str, Any]) -> float:
-        requested = _number(cost.get("requestedQueryCost"))
+        requested = _float_or_none(cost.get("requestedQueryCost"))
         if requested is not None:
             delay = self.throttle.delay_for(requested)
             if delay > 0:
@@ -384,12 +384,12 @@ def _obj(value: object) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def _number(value: object) -> float | None:
+def _float_or_none(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)
 
 
 def _int(value: object) -> int | None:
-    number = _number(value)
+    number = _float_or_none(value)
     return None if number is None else int(number)
