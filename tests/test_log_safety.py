@@ -11,16 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cartrescue_testing import MemoryChannel
-from cartrescue_testing.contracts import LoopbackProvider, Recorded, Reply
-from cartrescue_testing.fake_shopify import FakeShopify
-from cartrescue_testing.fake_woocommerce import FakeWooCommerce
 
 from cartrescue.cli import main
 from cartrescue.clock import FrozenClock
 from cartrescue.errors import PermanentSendError, SendOutcomeUnknown, TransientSendError
 from cartrescue.logsafe import RedactingFilter, parse_levels
 from cartrescue.store import SQLiteStore
+from cartrescue_testing import MemoryChannel
+from cartrescue_testing.contracts import LoopbackProvider, Recorded, Reply
+from cartrescue_testing.fake_shopify import FakeShopify
+from cartrescue_testing.fake_woocommerce import FakeWooCommerce
 
 from .conftest import NOON, LogScan, load_fixture, make_checkout
 

@@ -256,7 +256,8 @@ class GraphQLClient:
         cost = _obj(_obj(body.get("extensions")).get("cost"))
         self.throttle.update(_obj(cost.get("throttleStatus")))
         self.last_cost = QueryCost(
-            _float_or_none(cost.get("requestedQueryCost")), _float_or_none(cost.get("actualQueryCost"))
+            _float_or_none(cost.get("requestedQueryCost")),
+            _float_or_none(cost.get("actualQueryCost")),
         )
         errors = body.get("errors")
         codes = _codes(errors)
