@@ -93,7 +93,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     if args.dry_run:
         _print_messages(report, out)
     out.write(report.summary() + "\n")
-    return EXIT_OK if report.ok else EXIT_FAILED
+    return EXIT_OK if report.ok and not report.not_rendered else EXIT_FAILED
 
 
 def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
@@ -161,6 +161,7 @@ def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
                     "clicks": stats.clicks,
                     "opt_outs": stats.opt_outs,
                     "bad_payloads": stats.bad_payloads,
+                    "not_rendered": stats.not_rendered,
                     "last_pass_completed": stats.last_pass_completed.isoformat()
                     if stats.last_pass_completed
                     else None,
@@ -190,6 +191,11 @@ def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
     out.write(f"Link clicks:         {stats.clicks}\n")
     out.write(f"Opt-outs:            {stats.opt_outs}\n")
     out.write(f"Bad payloads:        {stats.bad_payloads}\n")
+    if stats.not_rendered:
+        out.write(
+            f"Not rendered:        {stats.not_rendered} (fix the template: the steps are sent"
+            " on the next pass while still due)\n"
+        )
     for reason, n in sorted(stats.skip_reasons.items()):
         out.write(f"  {reason}: {n}\n")
     out.write(f"Last pass completed: {_fmt_time(stats.last_pass_completed)}\n")
