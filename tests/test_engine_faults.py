@@ -270,3 +270,25 @@ def test_keyboard_interrupt_is_not_recorded_as_a_bad_item() -> None:
         with pytest.raises(KeyboardInterrupt):
             recovery.run()
         assert store.bad_checkouts() == []
+
+
+def test_a_stored_checkout_that_cannot_be_read_back_does_not_stop_the_pass(tmp_path) -> None:
+    clock = FrozenClock(T0)
+    path = tmp_path / "store.sqlite3"
+    with SQLiteStore(path) as store:
+        store.start_at(NOON - timedelta(days=1))
+        store.upsert_checkout(good(1), NOON)
+        store.upsert_checkout(good(2), NOON)
+        with sqlite3.connect(path) as db:  # written by an older or damaged program
+            db.execute("UPDATE checkouts SET data = '{\"id\": \"2\"}' WHERE id = '2'")
+        sms = MemoryChannel("sms")
+
+        class Nothing:
+            name = "list"
+
+            def abandoned_checkouts(self, since: datetime | None) -> Iterator[Checkout]:
+                return iter(())
+
+        report = Recovery(Nothing(), [sms], store, clock=clock).run()
+        assert report.ok
+        assert [m.checkout_id for m in sms.sent] == ["1"]

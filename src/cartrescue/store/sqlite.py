@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import secrets
 import sqlite3
 import threading
@@ -21,7 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
 
-from ..errors import StoreError
+from ..errors import BadPayloadError, StoreError
 from ..models import Checkout, Purchase
 from .base import (
     RELEASED,
@@ -34,6 +35,8 @@ from .base import (
 )
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
+
+log = logging.getLogger("cartrescue.store")
 
 _MIGRATIONS: tuple[str, ...] = (
     # 1: the first schema.
@@ -352,7 +355,10 @@ class SQLiteStore:
             (_ts(abandoned_after),),
         )
         for (data,) in rows:
-            yield Checkout.from_dict(json.loads(str(data)))
+            try:
+                yield Checkout.from_dict(json.loads(str(data)))
+            except (BadPayloadError, ValueError) as err:  # one row must not stop every pass
+                log.warning("store %s: a stored checkout cannot be read: %s", self.path, err)
 
     def checkout(self, checkout_id: str) -> Checkout | None:
         rows = self._query("SELECT data FROM checkouts WHERE id = ?", (checkout_id,))
