@@ -172,7 +172,11 @@ def test_a_pass_killed_at_any_point_leaves_at_most_concurrency_unknown_and_all_a
 ):
     concurrency = 4
     provider = _SlowProvider(delay=1.0)
-    threading.Thread(target=provider.serve_forever, kwargs={"poll_interval": 0.02}).start()
+    server = threading.Thread(
+        target=provider.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+    )
+    server.start()
+    proc: subprocess.Popen | None = None
     monkeypatch.setenv("CARTRESCUE_TEST_TWILIO_TOKEN", "test-token-0123456789")
     twilio = (
         '[channels.sms]\ntype = "twilio"\naccount_sid = "AC' + "0" * 32 + '"\n'
@@ -218,5 +222,8 @@ def test_a_pass_killed_at_any_point_leaves_at_most_concurrency_unknown_and_all_a
             assert len(arrived) == len(set(arrived)), "a message was sent twice"
             unknown_before = unknown
     finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=30)
         provider.shutdown()
         provider.server_close()
