@@ -146,3 +146,38 @@ def test_doctor_warns_without_a_hash_key_and_run_uses_the_key(config, monkeypatc
     (stored,) = db.execute("SELECT hash FROM optout_hashes").fetchone()
     db.close()
     assert stored.startswith("hmac:")
+
+
+def test_a_template_error_exits_1_shows_in_stats_and_the_step_is_sent_once_fixed(tmp_path, capsys):
+    from .test_processes import write_shop
+
+    templates = tmp_path / "templates" / "sms"
+    templates.mkdir(parents=True)
+    locales = ("ar", "en", "fi", "hu", "nb", "pt-BR")
+    for locale in locales:
+        (templates / f"1.{locale}.j2").write_text("Hi {{ no_such_variable }} {{ link }}")
+    config = write_shop(tmp_path, 1, '[channels.sms]\ntype = "console"\nmask = false')
+    config.write_text(config.read_text() + f'[templates]\ndirs = ["{tmp_path / "templates"}"]\n')
+
+    code, out = run("run", "--config", str(config))
+    assert code == EXIT_FAILED, out
+    assert "failed: not rendered: 1" in out
+    assert "no_such_variable" in out
+    code, out = run("stats", "--config", str(config))
+    assert "Not rendered:        1" in out
+    code, out = run("stats", "--config", str(config), "--json")
+    assert json.loads(out)["not_rendered"] == 1
+
+    for locale in locales:  # the owner fixes the template; the step is still due
+        (templates / f"1.{locale}.j2").write_text("Hi {{ first_name }}: {{ link }}")
+    capsys.readouterr()
+    code, out = run("run", "--config", str(config))
+    assert code == EXIT_OK, out
+    assert "sent: 1" in out
+    printed = capsys.readouterr().out  # the console channel
+    assert "c0:1:sms" in printed
+    assert "Hi Kari: https://" in printed
+    code, out = run("stats", "--config", str(config), "--json")
+    stats = json.loads(out)
+    assert stats["not_rendered"] == 0
+    assert {"step": 1, "channel": "sms", "status": "sent", "count": 1} in stats["messages"]

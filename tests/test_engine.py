@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -119,7 +121,7 @@ def test_bad_input_is_recorded_and_the_pass_goes_on(store, clock, tmp_path):
     assert store.checkout_status("bad-phone") == "stopped"
     assert ("bad-price", "price '12,50 kr' is not a number") in store.bad_checkouts()
     (entry,) = store.outbox_for("bad-template")
-    assert entry.status == "failed"
+    assert entry.status == "not_rendered"
     assert "no_such_variable" in (entry.error or "")
     failures = dict(report.failures)
     assert "no_such_variable" in failures["bad-template"]
@@ -257,38 +259,53 @@ def test_payment_after_the_last_step_still_counts_as_recovered(store, clock):
     assert store.stats(clock()).recovered == 1
 
 
-class BatchChannel(MemoryChannel):
-    """A channel with the batch capability; refuses one number."""
+class ConcurrentChannel(MemoryChannel):
+    """A channel that may be called from ``concurrency`` threads; refuses one number and
+    notes, at each send, how many keys of the store are claimed without a result."""
 
-    def __init__(self, kind="sms"):
+    def __init__(self, store, kind="sms", concurrency=4):
         super().__init__(kind)
-        self.batches: list[int] = []
+        self.concurrency = concurrency
+        self.store = store
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.claimed_at_send: list[int] = []
 
-    def send_batch(self, messages):
-        self.batches.append(len(messages))
-        results = []
-        for m in messages:
-            if m.to == "+4791230003":
-                results.append(PermanentSendError("invalid number", provider="batch", code=21211))
-            else:
-                results.append(self.send(m))
-        return results
+    def send(self, message):
+        with self.lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            claimed = self.store._query("SELECT count(*) FROM outbox WHERE status = 'claimed'")
+            self.claimed_at_send.append(int(claimed[0][0]))
+        try:
+            time.sleep(0.01)
+            if message.to == "+4791230003":
+                raise PermanentSendError("invalid number", provider="batch", code=21211)
+            with self.lock:
+                return super().send(message)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
 
 
-def test_batches_are_sent_through_send_batch_and_recorded_per_message(store, clock):
+def test_a_channel_sends_from_concurrency_workers_and_each_result_is_recorded_at_once(store, clock):
     items = [
         make_checkout(f"c{n}", phone=f"+479123{n:04d}", email=f"p{n}@example.no") for n in range(45)
     ]
-    sms = BatchChannel("sms")
-    r = Recovery(
-        ListConnector(items), [sms, MemoryChannel("email")], store, clock=clock, batch_size=20
-    )
+    sms = ConcurrentChannel(store, concurrency=4)
+    r = Recovery(ListConnector(items), [sms, MemoryChannel("email")], store, clock=clock)
     report = r.run()
-    assert sms.batches == [20, 20, 5]
+    assert 1 < sms.most_in_flight <= 4
+    # a key is claimed only when a worker is about to send it, and recorded when it returns
+    assert max(sms.claimed_at_send) <= 4
     assert report.counts["sent"] == 44
     assert report.counts["failed: rejected by provider"] == 1
     assert store.outbox_for("c3")[0].status == "failed"
     assert {e.status for n in range(45) if n != 3 for e in store.outbox_for(f"c{n}")} == {"sent"}
+    assert sorted(m.checkout_id for m in report.messages) == sorted(
+        f"c{n}" for n in range(45) if n != 3
+    )
 
 
 def test_dry_run_renders_with_a_link_as_long_as_a_real_short_link(store, clock):

@@ -6,11 +6,15 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import pytest
 
@@ -118,3 +122,108 @@ def test_a_process_killed_after_claiming_never_sends_that_key_again(tmp_path):
     out, err = stats.communicate(timeout=60)
     messages = json.loads(out)["messages"]
     assert messages == [{"step": 1, "channel": "sms", "status": "unknown", "count": 1}]
+
+
+class _SlowProvider(ThreadingHTTPServer):
+    """A loopback Twilio that notes each message's recipient as it arrives, then answers
+    ``delay`` seconds later."""
+
+    daemon_threads = True
+
+    def __init__(self, delay: float) -> None:
+        super().__init__(("127.0.0.1", 0), _SlowTwilio)
+        self.delay = delay
+        self.lock = threading.Lock()
+        self.arrived: list[str] = []
+
+
+class _SlowTwilio(BaseHTTPRequestHandler):
+    server: _SlowProvider
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        (to,) = parse_qs(body.decode())["To"]
+        with self.server.lock:
+            self.server.arrived.append(to)
+            n = len(self.server.arrived)
+        time.sleep(self.server.delay)
+        answer = json.dumps({"sid": f"SM{n:032x}", "status": "queued"}).encode()
+        try:
+            self.send_response(201)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+        except OSError:
+            pass  # the client was killed
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def _arrivals(provider: _SlowProvider) -> int:
+    with provider.lock:
+        return len(provider.arrived)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+def test_a_pass_killed_at_any_point_leaves_at_most_concurrency_unknown_and_all_attempted(
+    tmp_path, monkeypatch
+):
+    concurrency = 4
+    provider = _SlowProvider(delay=1.0)
+    server = threading.Thread(
+        target=provider.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+    )
+    server.start()
+    proc: subprocess.Popen | None = None
+    monkeypatch.setenv("CARTRESCUE_TEST_TWILIO_TOKEN", "test-token-0123456789")
+    twilio = (
+        '[channels.sms]\ntype = "twilio"\naccount_sid = "AC' + "0" * 32 + '"\n'
+        'auth_token_env = "CARTRESCUE_TEST_TWILIO_TOKEN"\nfrom_number = "+4790000000"\n'
+        f'base_url = "http://127.0.0.1:{provider.server_address[1]}"\n'
+        f"concurrency = {concurrency}\nrate_limit = 0\nattempts = 1\n"
+    )
+    config = write_shop(tmp_path, 40, twilio)
+    store = tmp_path / "store.sqlite3"
+    try:
+        unknown_before: set[str] = set()
+        # successive passes over the same shop, each killed at another point of its sends:
+        # in the first wave, at a wave's end, just after a wave began, in the middle
+        for kill_after in (1, 4, 5, 7, 2):
+            start = _arrivals(provider)
+            proc = cartrescue("-q", "run", "--config", str(config))
+            deadline = time.monotonic() + 60
+            while _arrivals(provider) < start + kill_after:
+                assert proc.poll() is None, proc.communicate()
+                assert time.monotonic() < deadline, "the provider got too few requests"
+                time.sleep(0.01)
+            # let the requests of this wave arrive (none is answered for a second yet)
+            seen = _arrivals(provider)
+            while True:
+                time.sleep(0.25)
+                if _arrivals(provider) == seen:
+                    break
+                seen = _arrivals(provider)
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate(timeout=30)
+
+            db = sqlite3.connect(store)
+            rows = db.execute(
+                "SELECT key, recipient FROM outbox WHERE status IN ('claimed', 'unknown')"
+            ).fetchall()
+            db.close()
+            unknown = {recipient for _key, recipient in rows}
+            new_unknown = unknown - unknown_before
+            with provider.lock:
+                arrived = list(provider.arrived)
+            assert len(new_unknown) <= concurrency, (kill_after, sorted(new_unknown))
+            assert unknown <= set(arrived), f"never attempted: {sorted(unknown - set(arrived))}"
+            assert len(arrived) == len(set(arrived)), "a message was sent twice"
+            unknown_before = unknown
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=30)
+        provider.shutdown()
+        provider.server_close()

@@ -533,4 +533,6 @@ def test_engine_records_a_message_that_does_not_fit(tmp_path: Path) -> None:
     assert report.failures[0][0] == "77"
     assert "sms/1.nb.j2 (nb)" in report.failures[0][1]
     assert "GSM-7 units" in report.failures[0][1]
-    assert store.stats(clock()).messages == {(1, "sms", "failed"): 1}
+    stats = store.stats(clock())
+    assert stats.messages == {(1, "sms", "not_rendered"): 1}
+    assert stats.not_rendered == 1

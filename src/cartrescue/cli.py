@@ -96,7 +96,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     if args.dry_run:
         _print_messages(report, out)
     out.write(report.summary() + "\n")
-    return EXIT_OK if report.ok else EXIT_FAILED
+    return EXIT_OK if report.ok and not report.not_rendered else EXIT_FAILED
 
 
 def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
@@ -151,6 +151,7 @@ def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
                     "opt_outs": stats.opt_outs,
                     "bad_payloads": stats.bad_payloads,
                     "passes_completed": stats.passes_completed,
+                    "not_rendered": stats.not_rendered,
                     "last_pass_completed": stats.last_pass_completed.isoformat()
                     if stats.last_pass_completed
                     else None,
@@ -180,6 +181,11 @@ def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
     out.write(f"Link clicks:         {stats.clicks}\n")
     out.write(f"Opt-outs:            {stats.opt_outs}\n")
     out.write(f"Bad payloads:        {stats.bad_payloads}\n")
+    if stats.not_rendered:
+        out.write(
+            f"Not rendered:        {stats.not_rendered} (fix the template: the steps are sent"
+            " on the next pass while still due)\n"
+        )
     for reason, n in sorted(stats.skip_reasons.items()):
         out.write(f"  {reason}: {n}\n")
     out.write(f"Passes completed:    {stats.passes_completed}\n")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -13,11 +15,13 @@ from .channels.base import Channel
 from .clock import Clock, utc_now
 from .connectors.base import Connector, DiscountCapable, PurchaseLookup, ShopTimezone
 from .errors import (
+    BadPayloadError,
     CartRescueError,
     ConfigError,
     ConnectorError,
     PermanentSendError,
     SendOutcomeUnknown,
+    StoreError,
     TransientSendError,
 )
 from .links import LinkShortener
@@ -40,9 +44,6 @@ from .store.base import ConversionKind, Store
 __all__ = ["Recovery", "RunCount", "RunReport"]
 
 log = logging.getLogger("cartrescue.engine")
-
-Unsubscribe = Callable[[str, ChannelKind], str]
-"""Given a recipient and a channel, the one-click unsubscribe URL to put in the message."""
 
 
 class RunCount(StrEnum):
@@ -80,10 +81,17 @@ class RunCount(StrEnum):
         return f"step skipped: {reason}"
 
 
+_MAX_CONNECTOR_ERRORS = 1000
+"""Consecutive errors from a connector's iterator after which it counts as unreadable."""
+
+Unsubscribe = Callable[[str, ChannelKind], str]
+"""Given a recipient and a channel, the one-click unsubscribe URL to put in the message."""
+
+
 @dataclass
 class RunReport:
-    """What one pass did. ``counts`` maps an outcome (a :class:`RunCount`, or a policy's
-    reason) to how many checkouts had it; ``messages`` are the messages sent (or, in a dry run, that
+    """What one pass did. ``counts`` maps an outcome (``sent``, ``held: quiet hours``, …) to
+    how many checkouts had it; ``messages`` are the messages sent (or, in a dry run, that
     would have been sent); ``failures`` lists (checkout id, reason) for checkouts that went
     wrong; ``error`` is set when the pass itself could not complete."""
 
@@ -99,6 +107,17 @@ class RunReport:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def not_rendered(self) -> int:
+        """Messages that could not be rendered (a template error): nothing was sent, the
+        step stays due, and the pass needs attention."""
+        return self.counts[RunCount.NOT_RENDERED]
+
+    def _merge(self, other: RunReport) -> None:
+        self.counts.update(other.counts)
+        self.messages.extend(other.messages)
+        self.failures.extend(other.failures)
 
     def summary(self) -> str:
         lines = [
@@ -119,6 +138,13 @@ class Recovery:
     keyed by their ``kind``). Everything else has a default: the default :class:`Policy`,
     the package's templates, the real clock, no link shortener (the raw recovery URL).
     Nothing is global: two ``Recovery`` objects for two shops run side by side.
+
+    Each channel sends from its own worker threads, as many as its ``concurrency``
+    attribute says (1 when it has none; a channel with ``concurrency`` above 1 must be safe
+    to call from several threads). A worker claims a key right before it sends it and
+    records the result as soon as the send returns, so a process killed at any moment
+    leaves at most ``concurrency`` keys per channel whose outcome is unknown. The store is
+    called from those threads too.
     """
 
     def __init__(
@@ -158,8 +184,9 @@ class Recovery:
         self.watermark_overlap = watermark_overlap
         self._shop_timezone: str | None = self.shop.timezone
         self._purchases: dict[tuple[str, ...], Purchase | None] = {}
-        self.batch_size = max(1, batch_size)
-        self._pending: dict[ChannelKind, list[Message]] = {}
+        self.batch_size = max(1, batch_size)  # accepted for compatibility; sends are not batched
+        self._senders: dict[ChannelKind, _Sender] = {}
+        self._connector_lock = threading.Lock()
 
     # -- the pass -------------------------------------------------------------------------
     def run(self, *, dry_run: bool = False) -> RunReport:
@@ -173,26 +200,26 @@ class Recovery:
         self._resolve_shop_timezone()
         fetched: dict[str, Checkout] = {}
         try:
-            self._ingest(report, start_at, now, fetched if dry_run else None)
-        except ConnectorError as err:
-            report.error = f"{self.connector.name}: {err}"
-            log.error("pass stopped: could not read the shop: %s", mask_text(str(err)))
-        if report.error is None:
-            if not dry_run:
-                self.store.set_watermark(self.connector.name, now)
-            checkouts: dict[str, Checkout] = {
-                c.id: c for c in self.store.active_checkouts(now - self.policy.horizon)
-            }
-            checkouts.update(fetched)
-            for checkout in checkouts.values():
-                self._process(checkout, start_at, report, run_id)
-        for kind in list(self._pending):
-            self._flush(kind, report)
-        for channel in self.channels.values():
             try:
-                channel.close()
-            except Exception as err:  # a channel failing to close must not lose the report
-                log.warning("closing %s channel failed: %s", channel.kind, err)
+                self._ingest(report, start_at, now, fetched if dry_run else None)
+            except ConnectorError as err:
+                report.error = f"{self.connector.name}: {err}"
+                log.error("pass stopped: could not read the shop: %s", mask_text(str(err)))
+            if report.error is None:
+                if not dry_run:
+                    self.store.set_watermark(self.connector.name, now)
+                checkouts: dict[str, Checkout] = {
+                    c.id: c for c in self.store.active_checkouts(now - self.policy.horizon)
+                }
+                checkouts.update(fetched)
+                for checkout in checkouts.values():
+                    self._process(checkout, start_at, report, run_id)
+        except BaseException:
+            self._drain(report, cancel=True)
+            self._close_channels()
+            raise
+        self._drain(report)
+        self._close_channels()
         report.finished_at = self.clock()
         if run_id is not None:
             counts = {**report.counts, RunCount.FETCHED: report.fetched}
@@ -215,24 +242,77 @@ class Recovery:
     ) -> None:
         watermark = self.store.watermark(self.connector.name) or start_at
         since = watermark - self.watermark_overlap
-        for item in self.connector.abandoned_checkouts(since):
+        for item in self._items(since):
             report.fetched += 1
-            if isinstance(item, BadCheckout):
-                reason = mask_text(item.reason)
-                report.counts[RunCount.BAD_PAYLOAD] += 1
-                report.failures.append((item.id, reason))
-                log.warning("checkout=%s action=skip reason=%r", item.id, reason)
-                if keep is None:
-                    self.store.record_bad_checkout(item.id, reason, now)
-                continue
-            if keep is None:
-                self.store.upsert_checkout(item, now)
-                if item.completed_at is not None and self.store.checkout_status(item.id) == "done":
-                    self._stop(
-                        item, Decision(Action.STOP, "completed", status="converted"), report, now
+            try:
+                if isinstance(item, BadCheckout):
+                    self._bad_payload(report, item.id, item.reason, now)
+                elif keep is None:
+                    self.store.upsert_checkout(item, now)
+                    if (
+                        item.completed_at is not None
+                        and self.store.checkout_status(item.id) == "done"
+                    ):
+                        self._stop(
+                            item,
+                            Decision(Action.STOP, "completed", status="converted"),
+                            report,
+                            now,
+                        )
+                elif item.abandoned_at >= now - self.policy.horizon:
+                    keep[item.id] = item
+            except StoreError:
+                raise
+            except Exception as err:  # this one checkout cannot be stored: the pass goes on
+                log.debug("checkout=%s cannot be stored", _printable(item.id), exc_info=True)
+                self._bad_payload(report, item.id, f"cannot be stored: {_describe(err)}", now)
+
+    def _items(self, since: datetime) -> Iterator[Checkout | BadCheckout]:
+        """The connector's items; an error it raises for one item becomes a bad payload (a
+        generator that raised has ended, so the items after it wait for a later pass)."""
+        items = iter(self.connector.abandoned_checkouts(since))
+        errors = 0
+        position = 0
+        while True:
+            position += 1
+            try:
+                item = next(items)
+            except StopIteration:
+                return
+            except (ConnectorError, StoreError):
+                raise
+            except Exception as err:
+                errors += 1
+                if errors >= _MAX_CONNECTOR_ERRORS:
+                    raise ConnectorError(
+                        f"{self.connector.name}: {errors} items in a row could not be read",
+                        connector=self.connector.name,
+                    ) from err
+                if isinstance(err, BadPayloadError):
+                    yield BadCheckout(id=err.item or f"#{position}", reason=err.detail)
+                else:
+                    log.warning(
+                        "%s connector raised for item #%d",
+                        self.connector.name,
+                        position,
+                        exc_info=True,
                     )
-            elif item.abandoned_at >= now - self.policy.horizon:
-                keep[item.id] = item
+                    yield BadCheckout(
+                        id=f"#{position}", reason=f"connector raised {_describe(err)}"
+                    )
+                continue
+            errors = 0
+            yield item
+
+    def _bad_payload(
+        self, report: RunReport, checkout_id: object, reason: str, now: datetime
+    ) -> None:
+        item, why = _printable(checkout_id), _printable(mask_text(reason))
+        report.counts[RunCount.BAD_PAYLOAD] += 1
+        report.failures.append((item, why))
+        log.warning("checkout=%s action=skip reason=%r", item, why)
+        if not report.dry_run:
+            self.store.record_bad_checkout(item, why, now)
 
     # -- one checkout ---------------------------------------------------------------------
     def _history(self, checkout: Checkout, start_at: datetime, skipped: set[int]) -> History:
@@ -253,17 +333,20 @@ class Recovery:
     ) -> None:
         try:
             self._decide_and_act(checkout, start_at, report, run_id)
+        except StoreError:
+            raise  # the store itself is broken: nothing more can be recorded
         except CartRescueError as err:
-            self._fail(report, checkout.id, mask_text(str(err)))
+            self._fail(report, checkout.id, str(err))
         except Exception as err:  # one bad checkout must not end the pass
-            log.exception("checkout=%s unexpected error", checkout.id)
-            self._fail(report, checkout.id, f"unexpected {type(err).__name__}: {err}")
+            log.exception("checkout=%s unexpected error", _printable(checkout.id))
+            self._fail(report, checkout.id, f"unexpected {_describe(err)}")
 
     def _fail(self, report: RunReport, checkout_id: str, reason: str) -> None:
+        item, why = _printable(checkout_id), _printable(mask_text(reason))
         report.counts[RunCount.FAILED] += 1
-        report.failures.append((checkout_id, reason))
+        report.failures.append((item, why))
         if not report.dry_run:
-            self.store.record_event("failed", self.clock(), checkout_id=checkout_id, detail=reason)
+            self.store.record_event("failed", self.clock(), checkout_id=item, detail=why)
 
     def _decide_and_act(
         self, checkout: Checkout, start_at: datetime, report: RunReport, run_id: int | None
@@ -356,7 +439,7 @@ class Recovery:
         assert decision.step is not None
         assert decision.channel is not None
         assert decision.recipient is not None
-        step, kind, recipient = decision.step, decision.channel, decision.recipient
+        step, kind = decision.step, decision.channel
         try:
             purchase = self._purchase(checkout)
         except ConnectorError as err:
@@ -378,14 +461,53 @@ class Recovery:
             return
 
         key = OutboxKey(checkout.id, step, kind).format()
-        contacts = contact_keys(checkout.customer)
-        if not report.dry_run and not self.store.claim(
+        if report.dry_run:
+            try:
+                message = self._compose(checkout, decision, key, True, now)
+            except StoreError:
+                raise
+            except Exception as err:
+                self._not_rendered(report, checkout, decision, key, err, now)
+                return
+            report.counts[RunCount.WOULD_SEND] += 1
+            report.messages.append(message)
+            return
+        self._sender(kind).submit(lambda: self._job(checkout, decision, key, now, run_id))
+
+    def _job(
+        self, checkout: Checkout, decision: Decision, key: str, now: datetime, run_id: int | None
+    ) -> RunReport:
+        tally = RunReport(started_at=now)
+        try:
+            self._deliver(checkout, decision, key, now, run_id, tally)
+        except StoreError:
+            raise
+        except Exception as err:  # one message must not end the pass
+            log.exception("checkout=%s key=%s unexpected error", _printable(checkout.id), key)
+            self._fail(tally, checkout.id, f"unexpected {_describe(err)}")
+        return tally
+
+    def _deliver(
+        self,
+        checkout: Checkout,
+        decision: Decision,
+        key: str,
+        now: datetime,
+        run_id: int | None,
+        report: RunReport,
+    ) -> None:
+        """In a channel's worker: claim ``key``, build the message, send it and record the
+        result at once. Counts go to ``report``, this job's own tally."""
+        assert decision.step is not None
+        assert decision.channel is not None
+        assert decision.recipient is not None
+        if not self.store.claim(
             key,
             checkout_id=checkout.id,
-            step=step,
-            channel=kind,
-            recipient=recipient,
-            contacts=contacts,
+            step=decision.step,
+            channel=decision.channel,
+            recipient=decision.recipient,
+            contacts=contact_keys(checkout.customer),
             at=now,
             cap_since=now - self.policy.frequency_cap,
             run_id=run_id,
@@ -393,28 +515,48 @@ class Recovery:
             report.counts[RunCount.NOT_CLAIMED] += 1
             return
         try:
-            message = self._compose(checkout, decision, key, report.dry_run, now)
-        except CartRescueError as err:
-            reason = mask_text(str(err))
-            report.counts[RunCount.NOT_RENDERED] += 1
-            report.failures.append((checkout.id, reason))
-            if not report.dry_run:
-                self.store.finish(key, "failed", self.clock(), error=reason)
-                self.store.record_event(
-                    "render_failed",
-                    now,
-                    checkout_id=checkout.id,
-                    step=step,
-                    channel=kind,
-                    detail=reason,
-                )
-            log.warning("checkout=%s key=%s not rendered: %s", checkout.id, key, reason)
+            message = self._compose(checkout, decision, key, False, now)
+        except StoreError:
+            raise
+        except Exception as err:  # nothing left this machine: release the key
+            self._not_rendered(report, checkout, decision, key, err, now)
             return
+        result: Receipt | Exception
+        try:
+            result = self.channels[message.channel].send(message)
+        except Exception as err:  # recorded below, per class
+            result = err
+        self._record(message, result, report)
+
+    def _not_rendered(
+        self,
+        report: RunReport,
+        checkout: Checkout,
+        decision: Decision,
+        key: str,
+        err: Exception,
+        now: datetime,
+    ) -> None:
+        """The message could not be built, so nothing was sent: the key is released (the
+        step stays due and is tried again next pass, until it is overdue)."""
+        known = isinstance(err, CartRescueError)
+        reason = _printable(mask_text(str(err) if known else _describe(err)))
+        report.counts[RunCount.NOT_RENDERED] += 1
+        report.failures.append((_printable(checkout.id), reason))
+        if not known:
+            log.error("key=%s building the message raised", key, exc_info=err)
+        log.warning("checkout=%s key=%s not rendered: %s", checkout.id, key, reason)
         if report.dry_run:
-            report.counts[RunCount.WOULD_SEND] += 1
-            report.messages.append(message)
             return
-        self._queue(message, report)
+        self.store.finish(key, "not_rendered", self.clock(), error=reason)
+        self.store.record_event(
+            "render_failed",
+            now,
+            checkout_id=checkout.id,
+            step=decision.step,
+            channel=decision.channel,
+            detail=reason,
+        )
 
     def _compose(
         self, checkout: Checkout, decision: Decision, key: str, dry_run: bool, now: datetime
@@ -433,7 +575,8 @@ class Recovery:
                 )
             else:
                 try:
-                    discount = self.connector.create_discount(checkout, decision.discount)
+                    with self._connector_lock:  # workers of several channels share it
+                        discount = self.connector.create_discount(checkout, decision.discount)
                 except ConnectorError as err:
                     log.warning("checkout=%s no discount code: %s", checkout.id, err)
                     self.store.record_event(
@@ -481,43 +624,31 @@ class Recovery:
             unsubscribe_url=unsubscribe_url,
         )
 
-    def _queue(self, message: Message, report: RunReport) -> None:
-        """Send now, or, for a channel that sends batches concurrently, once a batch is full.
-        Keys are claimed before they wait here, so a crash leaves them ``unknown``, never
-        sent twice."""
-        channel = self.channels[message.channel]
-        pending = self._pending.setdefault(message.channel, [])
-        pending.append(message)
-        if not hasattr(channel, "send_batch") or len(pending) >= self.batch_size:
-            self._flush(message.channel, report)
+    def _sender(self, kind: ChannelKind) -> _Sender:
+        sender = self._senders.get(kind)
+        if sender is None:
+            sender = self._senders[kind] = _Sender(kind, _concurrency(self.channels[kind]))
+        return sender
 
-    def _flush(self, kind: ChannelKind, report: RunReport) -> None:
-        messages = self._pending.pop(kind, [])
-        if not messages:
-            return
-        channel = self.channels[kind]
-        send_batch = getattr(channel, "send_batch", None)
-        results: list[Receipt | Exception]
-        if send_batch is not None:
+    def _drain(self, report: RunReport, *, cancel: bool = False) -> None:
+        """Wait for every channel's sends of this pass (``cancel``: drop the ones not yet
+        started) and add up what they did; a broken store seen by a worker is raised here."""
+        senders, self._senders = self._senders, {}
+        fatal: BaseException | None = None
+        for sender in senders.values():
             try:
-                results = list(send_batch(messages))
-            except Exception as err:  # the whole batch failed in the channel: may have sent
-                log.exception("%s channel failed a batch of %d", kind, len(messages))
-                results = [err] * len(messages)
-            if len(results) != len(messages):
-                error = SendOutcomeUnknown(
-                    f"{kind} channel returned {len(results)} results for {len(messages)} messages"
-                )
-                results = [error] * len(messages)
-        else:
-            results = []
-            for message in messages:
-                try:
-                    results.append(channel.send(message))
-                except Exception as err:  # recorded below, per class
-                    results.append(err)
-        for message, result in zip(messages, results, strict=True):
-            self._record(message, result, report)
+                sender.finish(report, cancel=cancel)
+            except BaseException as err:  # finish the other channels' sends first
+                fatal = fatal or err
+        if fatal is not None and not cancel:
+            raise fatal
+
+    def _close_channels(self) -> None:
+        for channel in self.channels.values():
+            try:
+                channel.close()
+            except Exception as err:  # a channel failing to close must not lose the report
+                log.warning("closing %s channel failed: %s", channel.kind, err)
 
     def _record(self, message: Message, result: Receipt | Exception, report: RunReport) -> None:
         who = mask_contact(message.to)
@@ -553,3 +684,52 @@ class Recovery:
             self.store.finish(message.key, "unknown", now, error=reason)
             report.counts[RunCount.UNKNOWN_OUTCOME] += 1
             log.warning("key=%s to=%s outcome unknown, not resent: %s", message.key, who, reason)
+
+
+class _Sender:
+    """One channel's worker threads for one pass, fed as each message is decided. At most
+    twice ``workers`` jobs wait or run at once, so the pass never runs far ahead of the
+    sends; a job claims its key only when a worker runs it."""
+
+    def __init__(self, kind: ChannelKind, workers: int) -> None:
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix=f"cartrescue-{kind}")
+        self._room = threading.BoundedSemaphore(2 * workers)
+        self._jobs: list[Future[RunReport]] = []
+        self._failed: BaseException | None = None
+
+    def submit(self, job: Callable[[], RunReport]) -> None:
+        self._room.acquire()
+        if self._failed is not None:
+            self._room.release()
+            raise self._failed
+        future = self._pool.submit(job)
+        self._jobs.append(future)
+        future.add_done_callback(self._done)
+
+    def _done(self, future: Future[RunReport]) -> None:
+        self._room.release()
+        if not future.cancelled() and self._failed is None:
+            self._failed = future.exception()
+
+    def finish(self, report: RunReport, *, cancel: bool = False) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=cancel or self._failed is not None)
+        for future in self._jobs:
+            if not future.cancelled() and future.exception() is None:
+                report._merge(future.result())
+        if self._failed is not None:
+            raise self._failed
+
+
+def _concurrency(channel: Channel) -> int:
+    value = getattr(channel, "concurrency", 1)
+    return value if isinstance(value, int) and value >= 1 else 1
+
+
+def _describe(err: BaseException) -> str:
+    return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+
+
+def _printable(value: object) -> str:
+    """``value`` as text that can be stored and logged (a lone surrogate is escaped)."""
+    text = value if isinstance(value, str) else str(value)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

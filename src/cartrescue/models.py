@@ -104,7 +104,10 @@ def parse_time(raw: object, *, item: str | None = None, assume_utc: bool = False
         if not assume_utc:
             raise BadPayloadError(f"time {raw!r} has no UTC offset", item=item)
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:30:00+01:00 is before the first datetime in UTC
+        raise BadPayloadError(f"time {raw!r} is out of range", item=item) from None
 
 
 @dataclass(frozen=True, slots=True)

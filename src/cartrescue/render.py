@@ -342,8 +342,8 @@ class TemplateRenderer:
         default = self.shop_locale or context.shop.locale
         name, locale = self._lookup(channel, step, context.locale, default)
         compiled = self._compile(name, locale, channel)
-        variables = _variables(context, locale, whatsapp=channel == "whatsapp")
         try:
+            variables = _variables(context, locale, whatsapp=channel == "whatsapp")
             if channel == "sms":
                 return self._render_sms(compiled, variables, context)
             if channel == "email":
@@ -354,7 +354,8 @@ class TemplateRenderer:
             raise
         except jinja2.TemplateError as err:
             raise TemplateError(str(err), template=name) from err
-        except Exception as err:  # a template's own error (1/0, a bad filter argument)
+        except Exception as err:  # a template's own error (1/0, a bad filter argument), or
+            # a value that cannot be formatted (a total of 1e999999)
             raise TemplateError(f"{type(err).__name__}: {err}", template=name) from err
         raise TemplateError(f"unknown channel {channel!r}", template=name)
 

@@ -72,6 +72,10 @@ class Channel(Protocol):
     (a timeout after sending): that message is never sent again. It never returns a failure
     silently.
 
+    ``concurrency`` (optional, an ``int``): how many messages the engine may send through
+    this channel at once, each from its own thread (``send`` must then be thread-safe);
+    without it the engine sends one at a time.
+
     ``close()`` is called at the end of a pass; release connections there. A channel must
     still send after ``close()`` (a long-lived ``Recovery`` runs many passes).
     """
@@ -91,7 +95,7 @@ class BatchChannel(Channel, Protocol):
     :class:`~cartrescue.models.Receipt`, or the :class:`~cartrescue.errors.SendError` that
     :meth:`Channel.send` would have raised for it. It does not raise for one message; any
     other exception for a message is reported as ``SendOutcomeUnknown`` (it may have been
-    sent). The engine uses it when a channel has it.
+    sent). The engine does not batch: it calls ``send`` from up to ``concurrency`` threads.
     """
 
     def send_batch(self, messages: Sequence[Message]) -> list[SendResult]: ...

@@ -83,7 +83,10 @@ _TAGS = re.compile(r"<[^>]+>")
 def order_ref(order: object) -> str:
     """The order's id as text for error messages, ``"?"`` when there is none."""
     if isinstance(order, Mapping) and order.get("id") is not None:
-        return str(order["id"])
+        try:
+            return str(order["id"])
+        except ValueError:  # an integer too long to print
+            return "?"
     return "?"
 
 

@@ -332,7 +332,7 @@ class ShopifyConnector:
             return mapper(raw)
         except BadPayloadError as err:
             reason = err.detail
-        except (TypeError, ValueError, KeyError) as err:
+        except Exception as err:  # whatever one checkout holds, the others are read
             reason = f"malformed checkout: {err}"
         updated = raw.get("updatedAt", raw.get("updated_at"))
         try:

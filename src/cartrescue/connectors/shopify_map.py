@@ -40,7 +40,10 @@ def numeric_id(raw: object) -> str:
     """``gid://shopify/AbandonedCheckout/123`` or ``123`` → ``"123"`` (empty when absent)."""
     if raw is None or isinstance(raw, bool):
         return ""
-    text = str(raw).strip()
+    try:
+        text = str(raw).strip()
+    except ValueError:  # an integer too long to print
+        return ""
     return text.rsplit("/", 1)[-1] if text.startswith("gid://") else text
 
 

@@ -215,17 +215,21 @@ class WooCommerceConnector:
             "_fields": ORDER_FIELDS,
         }
         for order in walk_orders(self._orders_page, query, lower, self.per_page):
-            if isinstance(order, Mapping):
-                if order.get("status") not in self.statuses:
-                    continue
-                reason = self.mapper.skip_reason(order)
-                if reason is not None:
-                    log.debug("order=%s skipped: %s", order_ref(order), reason)
-                    continue
             try:
-                yield self.mapper.checkout(order)
+                if isinstance(order, Mapping):
+                    if order.get("status") not in self.statuses:
+                        continue
+                    reason = self.mapper.skip_reason(order)
+                    if reason is not None:
+                        log.debug("order=%s skipped: %s", order_ref(order), reason)
+                        continue
+                checkout = self.mapper.checkout(order)
             except BadPayloadError as err:
                 yield BadCheckout(id=order_ref(order), reason=err.detail)
+            except Exception as err:  # whatever one order holds, the others are read
+                yield BadCheckout(id=order_ref(order), reason=f"malformed order: {err}")
+            else:
+                yield checkout
 
     def _orders_page(self, query: Mapping[str, Any]) -> tuple[Any, Any]:
         return self.client.request("GET", "wc/v3/orders", params=query)

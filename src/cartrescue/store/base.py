@@ -18,6 +18,7 @@ from typing import Literal, Protocol, runtime_checkable
 from ..models import Checkout, Purchase
 
 __all__ = [
+    "RELEASED",
     "ConversionKind",
     "LinkRecord",
     "OptOut",
@@ -27,10 +28,14 @@ __all__ = [
     "Store",
 ]
 
-OutboxStatus = Literal["claimed", "sent", "failed", "unknown", "retry"]
+OutboxStatus = Literal["claimed", "sent", "failed", "unknown", "retry", "not_rendered"]
 """``claimed``: a process took the key and has not recorded a result (if it died, the
 outcome is unknown and the key is never sent again); ``retry``: a transient failure released
-the key for a later pass."""
+the key for a later pass; ``not_rendered``: the message could not be built (a template
+error), nothing was sent, and the key is released like ``retry``."""
+
+RELEASED: tuple[OutboxStatus, ...] = ("retry", "not_rendered")
+"""Statuses whose key :meth:`Store.claim` may take again."""
 
 ConversionKind = Literal["converted", "converted_elsewhere"]
 
@@ -91,6 +96,8 @@ class Stats:
     skip_reasons: Mapping[str, int] = field(default_factory=dict)
     passes_completed: int = 0
     """Passes that finished without an error, ever."""
+    not_rendered: int = 0
+    """Keys whose message could not be rendered and that were not sent since."""
 
     @property
     def recovery_rate(self) -> float | None:
@@ -165,7 +172,7 @@ class Store(Protocol):
         run_id: int | None,
     ) -> bool:
         """Atomically take ``key`` for sending. False when the key was taken before (by any
-        process, at any time) unless released for retry, or when any of ``contacts`` was
+        process, at any time) unless released (:data:`RELEASED`), or when any of ``contacts`` was
         messaged at or after ``cap_since`` (the frequency cap, checked in the same
         transaction so two processes cannot both pass it)."""
         ...
@@ -179,7 +186,9 @@ class Store(Protocol):
         provider_id: str | None = None,
         error: str | None = None,
     ) -> None:
-        """Record what happened to a claimed key. ``retry`` releases it."""
+        """Record what happened to a claimed key. ``retry`` and ``not_rendered`` release
+        it. The engine calls ``claim`` and ``finish`` from its send threads: a store must
+        be safe to use from several threads."""
         ...
 
     def last_contacted(self, contacts: Sequence[str]) -> datetime | None: ...

@@ -10,23 +10,34 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 import sqlite3
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
 
-from ..errors import StoreError
+from ..errors import BadPayloadError, StoreError
 from ..models import Checkout, Purchase, normalize_phone
-from .base import ConversionKind, LinkRecord, OptOut, OutboxEntry, OutboxStatus, Stats
+from .base import (
+    RELEASED,
+    ConversionKind,
+    LinkRecord,
+    OptOut,
+    OutboxEntry,
+    OutboxStatus,
+    Stats,
+)
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
+
+log = logging.getLogger("cartrescue.store")
 
 _MIGRATIONS: tuple[str, ...] = (
     # 1: the first schema.
@@ -151,6 +162,14 @@ def _dt(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
+def _broken(err: sqlite3.Error) -> bool:
+    """Whether ``err`` means the store cannot be used (locked, read-only, full, corrupt), as
+    opposed to one value it cannot take."""
+    return isinstance(err, sqlite3.OperationalError | sqlite3.InternalError) or (
+        type(err) is sqlite3.DatabaseError
+    )
+
+
 def _marks(values: Sequence[object]) -> str:
     return ",".join("?" * len(values))
 
@@ -211,15 +230,22 @@ class SQLiteStore:
                 raise StoreError(f"store {self.path} is unavailable: {err}") from err
             try:
                 yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            else:
                 self._db.execute("COMMIT")
+            except BaseException as err:
+                with suppress(sqlite3.Error):  # SQLite may have rolled back (full disk, I/O)
+                    self._db.execute("ROLLBACK")
+                if isinstance(err, sqlite3.Error) and _broken(err):
+                    raise StoreError(f"store {self.path} failed: {err}") from err
+                raise
 
     def _query(self, sql: str, params: Sequence[object] = ()) -> list[Any]:
         with self._lock:
-            return list(self._db.execute(sql, params))
+            try:
+                return list(self._db.execute(sql, params))
+            except sqlite3.Error as err:
+                if _broken(err):
+                    raise StoreError(f"store {self.path} failed: {err}") from err
+                raise
 
     def _enable_wal(self, timeout: float) -> None:
         # Switching a new file to WAL needs an exclusive lock and ignores busy_timeout, so a
@@ -351,7 +377,10 @@ class SQLiteStore:
             (_ts(abandoned_after),),
         )
         for (data,) in rows:
-            yield Checkout.from_dict(json.loads(str(data)))
+            try:
+                yield Checkout.from_dict(json.loads(str(data)))
+            except (BadPayloadError, ValueError) as err:  # one row must not stop every pass
+                log.warning("store %s: a stored checkout cannot be read: %s", self.path, err)
 
     def checkout(self, checkout_id: str) -> Checkout | None:
         rows = self._query("SELECT data FROM checkouts WHERE id = ?", (checkout_id,))
@@ -433,8 +462,8 @@ class SQLiteStore:
                 " ON CONFLICT (key) DO UPDATE SET status = 'claimed',"
                 " attempts = attempts + 1, run_id = excluded.run_id,"
                 " claimed_at = excluded.claimed_at, finished_at = NULL, error = NULL"
-                " WHERE outbox.status = 'retry'",
-                (key, checkout_id, step, channel, recipient, run_id, _ts(at)),
+                f" WHERE outbox.status IN ({_marks(RELEASED)})",
+                (key, checkout_id, step, channel, recipient, run_id, _ts(at), *RELEASED),
             )
             if cur.rowcount != 1:
                 return False
@@ -697,6 +726,9 @@ class SQLiteStore:
             else str(last_start[0][1]),
             skip_reasons=dict(skips),
             passes_completed=int(passes_completed),
+            not_rendered=int(
+                self._query("SELECT count(*) FROM outbox WHERE status = 'not_rendered'")[0][0]
+            ),
         )
 
     def forget(self, contact: str) -> int:
