@@ -40,6 +40,7 @@ from .render import (
     TemplateRenderer,
     preview,
 )
+from .settings import config_schema
 from .sms import SINGLE
 from .store.sqlite import SQLiteStore
 from .testing.demo import demo_orders, demo_shop, demo_shopify_records
@@ -308,8 +309,9 @@ def doctor_problems(config: Config) -> list[Problem]:
         try:
             built = build()
         except ConfigError as err:
-            problems.append(
-                Problem(err.key or area, str(err), "correct the key in cartrescue.toml")
+            problems.extend(
+                Problem(p.key or area, p.message, p.fix or "correct the key in cartrescue.toml")
+                for p in err.problems
             )
             continue
         parts.extend(built.values() if isinstance(built, dict) else [built])
@@ -388,6 +390,15 @@ def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
             f"[{problem.severity}] {problem.area}: {problem.message}\n    fix: {problem.fix}\n"
         )
     return EXIT_FAILED if any(p.severity == "error" for p in problems) else EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace, out: TextIO) -> int:
+    schema = json.dumps(config_schema(), indent=2, ensure_ascii=False) + "\n"
+    if args.output:
+        Path(args.output).write_text(schema, encoding="utf-8")
+    else:
+        out.write(schema)
+    return EXIT_OK
 
 
 def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
@@ -612,6 +623,12 @@ def build_parser() -> argparse.ArgumentParser:
         "doctor", cmd_doctor, "read-only checks of config, credentials, templates, schedule"
     )
     with_config(doctor)
+    schema = add(
+        "schema",
+        cmd_schema,
+        "print the JSON Schema of cartrescue.toml (installed plugins included) for editors",
+    )
+    schema.add_argument("--output", "-o", metavar="FILE", help="write it to FILE instead")
     serve_command = add(
         "serve",
         cmd_serve,
