@@ -324,6 +324,8 @@ def _problem(
     if kind == "config":
         return ConfigProblem(key, f"{message}, found {found}", fix)
     expected = _expected(kind, message, ctx)
+    if kind == "string_pattern_mismatch" and info is not None and info.description:
+        expected = info.description
     return ConfigProblem(key, f"expected {expected}, found {found}", fix)
 
 

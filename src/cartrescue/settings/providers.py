@@ -72,11 +72,15 @@ class TwilioSettings(HttpSettings):
     """``type = "twilio"``: SMS through Twilio's Messages API."""
 
     account_sid: str = Field(
-        pattern=r"^AC[0-9a-fA-F]{32}$", examples=["ACxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"]
+        pattern=r"^AC[0-9a-fA-F]{32}$",
+        description="'AC' followed by 32 hex digits",
+        examples=["AC0123456789abcdef0123456789abcdef"],
     )
     auth_token: Secret
     from_number: Text | None = Field(default=None, examples=["+4790000000"])
-    messaging_service_sid: str | None = Field(default=None, pattern=r"^MG[0-9a-fA-F]{32}$")
+    messaging_service_sid: str | None = Field(
+        default=None, pattern=r"^MG[0-9a-fA-F]{32}$", description="'MG' followed by 32 hex digits"
+    )
     status_callback: Annotated[str, AfterValidator(_https)] | None = None
 
 
@@ -106,7 +110,12 @@ class WhatsAppSettings(HttpSettings):
 
     phone_number_id: Text = Field(examples=["106540352242922"])
     access_token: Secret
-    api_version: str = Field(default="v23.0", pattern=r"^v\d+\.\d+$", examples=["v23.0"])
+    api_version: str = Field(
+        default="v23.0",
+        pattern=r"^v\d+\.\d+$",
+        description="a Graph API version such as 'v23.0'",
+        examples=["v23.0"],
+    )
     default_language: Text = Field(default="en", examples=["en"])
     template_category: Literal["marketing", "utility"] = "marketing"
 
@@ -139,7 +148,10 @@ class ShopifySettings(PluginSettings):
     shop: Text = Field(examples=["my-shop.myshopify.com"])
     token: Secret
     api_version: str | None = Field(
-        default=None, pattern=r"^(\d{4}-\d{2}|unstable)$", examples=["2026-10"]
+        default=None,
+        pattern=r"^(\d{4}-\d{2}|unstable)$",
+        description="a Shopify API release such as '2026-10'",
+        examples=["2026-10"],
     )
     api: Literal["graphql", "rest"] = "graphql"
     base_url: HttpUrl | None = None
@@ -148,7 +160,12 @@ class ShopifySettings(PluginSettings):
     line_items: int = Field(default=10, ge=1, le=250)
     max_page_size: int = Field(default=250, ge=1)
     rest_leak_rate: float = Field(default=2.0, gt=0)
-    discount_prefix: str = Field(default="BACK", pattern=r"^[A-Z0-9]{0,12}$")
+    discount_prefix: str = Field(
+        default="BACK",
+        pattern=r"^[A-Z0-9]{0,12}$",
+        description="up to 12 capital letters or digits",
+        examples=["BACK"],
+    )
 
 
 class WooCommerceSettings(PluginSettings):
@@ -167,7 +184,12 @@ class WooCommerceSettings(PluginSettings):
     consent: list[ChannelKind] | None = None
     query_string_auth: bool = False
     webhook_secret: Secret | None = None
-    coupon_prefix: str = Field(default="BACK", pattern=r"^[A-Za-z0-9-]{0,12}$")
+    coupon_prefix: str = Field(
+        default="BACK",
+        pattern=r"^[A-Za-z0-9-]{0,12}$",
+        description="up to 12 letters, digits or dashes",
+        examples=["BACK"],
+    )
     per_page: int = Field(default=100, ge=1, le=100)
     timeout: Timeout | None = Field(default=None, examples=[30])
     attempts: int = Field(default=5, ge=1, le=20)
