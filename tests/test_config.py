@@ -357,3 +357,27 @@ def test_a_syntax_error_has_a_syntax_fix():
     with pytest.raises(ConfigError) as info:
         load("[shop\nname=")
     assert "line and column" in info.value.fix
+
+
+@pytest.mark.parametrize(
+    ("table", "key", "fix"),
+    [
+        (
+            '[channels.sms]\ntype = "twilio"\naccount_sid = "AC' + "0" * 32 + '"\n'
+            'auth_token_env = "T"\n',
+            "channels.sms.from_number",
+            'add from_number = "+4790000000" or messaging_service_sid',
+        ),
+        (
+            '[channels.email]\ntype = "smtp"\nhost = "smtp.example.com"\nsender = "a@b.example"\n'
+            'username = "a@b.example"\n',
+            "channels.email.password",
+            'add password_env = "SMTP_PASSWORD"',
+        ),
+    ],
+)
+def test_rules_across_keys_name_the_key_to_fix(table, key, fix):
+    with pytest.raises(ConfigError) as info:
+        load(table, env=ENV)
+    assert [p.key for p in info.value.problems] == [key]
+    assert info.value.fix.startswith(fix)

@@ -49,10 +49,14 @@ _UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 DURATION_PATTERN = r"^\s*(\d+(\.\d+)?\s*[dhms]\s*)+$"
 
 
-def invalid(message: str, fix: str = "") -> PydanticCustomError:
+def invalid(message: str, fix: str = "", *, key: str | None = None) -> PydanticCustomError:
     """The error a validator raises for a mistake: ``message`` says what was expected,
-    ``fix`` what to write instead (shown as is)."""
-    return PydanticCustomError("config", "{message}", {"message": message, "fix": fix})
+    ``fix`` what to write instead (shown as is). A model validator that checks several keys
+    names the one to blame with ``key``."""
+    context = {"message": message, "fix": fix}
+    if key is not None:
+        context["key"] = key
+    return PydanticCustomError("config", "{message}", context)
 
 
 def _duration_number(value: float) -> str:
@@ -458,6 +462,11 @@ def problems_from(
                 meant.add(f"{parent}.{near.removesuffix('_env')}" if parent else near)
     for item in errors:
         loc = [p for p in item["loc"] if p != "[key]"]
+        blamed = (item.get("ctx") or {}).get("key")
+        if blamed and item["type"] == "config":
+            key = dotted(prefix, [*loc, blamed])
+            found.append(ConfigProblem(key, item["msg"], item["ctx"]["fix"]))
+            continue
         key = dotted(prefix, loc)
         name = str(loc[-1]) if loc and not isinstance(loc[-1], int) else key
         holder = _model_at(model, loc[:-1])

@@ -7,9 +7,9 @@ first, so every mistake in a table is reported at once.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from ..models import ChannelKind
 from .base import PluginSettings, Seconds, Secret, Timeout, invalid
@@ -83,6 +83,16 @@ class TwilioSettings(HttpSettings):
     )
     status_callback: Annotated[str, AfterValidator(_https)] | None = None
 
+    @model_validator(mode="after")
+    def _sender(self) -> Self:
+        if not self.from_number and not self.messaging_service_sid:
+            raise invalid(
+                "missing the sender",
+                'add from_number = "+4790000000" or messaging_service_sid = "MG…"',
+                key="from_number",
+            )
+        return self
+
 
 class VonageSettings(HttpSettings):
     """``type = "vonage"``: SMS through Vonage's SMS API."""
@@ -140,6 +150,14 @@ class SMTPSettings(PluginSettings):
     reply_to: Text | None = None
     timeout: Seconds = Field(default=30.0, examples=[30])
     local_hostname: Text | None = None
+
+    @model_validator(mode="after")
+    def _login(self) -> Self:
+        if (self.username is None) != (self.password is None):
+            missing = "password" if self.password is None else "username"
+            fix = 'add password_env = "SMTP_PASSWORD"' if missing == "password" else "add username"
+            raise invalid("give both username and password, or neither", fix, key=missing)
+        return self
 
 
 class ShopifySettings(PluginSettings):

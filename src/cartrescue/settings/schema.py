@@ -36,6 +36,8 @@ def _without_null(node: Any) -> Any:
     if not isinstance(node, dict):
         return node
     out = {k: _without_null(v) for k, v in node.items()}
+    if isinstance(out.get("description"), str):  # docstrings' reST literals, for editors
+        out["description"] = " ".join(out["description"].replace("``", "`").split())
     if "anyOf" in out:
         options = [o for o in out["anyOf"] if o != {"type": "null"}]
         if len(options) == 1:
