@@ -381,3 +381,19 @@ def test_rules_across_keys_name_the_key_to_fix(table, key, fix):
         load(table, env=ENV)
     assert [p.key for p in info.value.problems] == [key]
     assert info.value.fix.startswith(fix)
+
+
+@pytest.mark.parametrize(
+    ("name", "fix"),
+    [
+        ("shopfy", 'did you mean type = "shopify"?'),
+        ("woocomerce", 'did you mean type = "woocommerce"?'),
+        ("zzzz", "install the package that provides it"),
+    ],
+)
+def test_an_unknown_plugin_suggests_the_nearest_installed(name, fix):
+    with pytest.raises(ConfigError) as info:
+        load(BASE.replace('type = "demo"', f'type = "{name}"'))
+    assert info.value.key == "connector.type"
+    assert "shopify" in info.value.message  # the installed ones are listed once
+    assert info.value.fix == fix or info.value.fix.startswith(fix)

@@ -130,9 +130,9 @@ def _plugin_fix(group: str, name: str) -> str:
     installed = sorted({ep.name for ep in entry_points(group=group)})
     near = difflib.get_close_matches(name, installed, n=1)
     if near:
-        return f'did you mean type = "{near[0]}"? (installed: {", ".join(installed)})'
+        return f'did you mean type = "{near[0]}"?'
     return (
-        f"install the package that provides it, or use one of: {', '.join(installed)}"
+        "install the package that provides it, or name one of those installed"
         if installed
         else "install a package that provides one"
     )
