@@ -45,8 +45,8 @@ def _without_null(node: Any) -> Any:
             out = {**options[0], **out}
         else:
             out["anyOf"] = options
-    if out.get("default", 0) is None:
-        del out["default"]
+    if out.get("default", 0) is None or isinstance(out.get("default"), dict):
+        del out["default"]  # None, or a section's defaults spelt out as nulls
     return out
 
 
