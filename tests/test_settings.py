@@ -60,3 +60,21 @@ def test_required_settings_are_required_by_the_constructor(cls):
     for name, param in params.items():
         if name in model.model_fields and param.default is inspect.Parameter.empty:
             assert model.model_fields[name].is_required(), name
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("max_overdue", "6h"),
+        ("lookback", "24h"),
+        ("frequency_cap", "20h"),
+        ("discount_cooldown", "30d"),
+        ("attribution_window", "7d"),
+    ],
+)
+def test_the_policy_defaults_named_in_the_schema_are_the_policys(name, text):
+    from cartrescue.policy import Policy
+    from cartrescue.settings import PolicySettings, parse_duration
+
+    assert f"(default {text})" in (PolicySettings.model_fields[name].description or "")
+    assert getattr(Policy(), name) == parse_duration(text, key=name)

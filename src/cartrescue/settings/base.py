@@ -436,12 +436,12 @@ def unknown_key_problem(key: str, name: str, valid: Sequence[str]) -> ConfigProb
             f'write {name}_env = "VARIABLE", naming the environment variable that holds it',
         )
     near = nearest_key(name, valid)
+    what = f"unknown section [{name}]" if "." not in key else f"unknown key {name!r}"
     listing = ", ".join(sorted(valid))
+    kinds = "sections" if "." not in key else "keys"
     if near:
-        return ConfigProblem(
-            key, f"unknown key {name!r}", f"did you mean {near}? (valid keys: {listing})"
-        )
-    return ConfigProblem(key, f"unknown key {name!r}", f"remove it; valid keys: {listing}")
+        return ConfigProblem(key, what, f"did you mean {near}? (valid {kinds}: {listing})")
+    return ConfigProblem(key, what, f"remove it; valid {kinds}: {listing}")
 
 
 def problems_from(

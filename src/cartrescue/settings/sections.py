@@ -166,18 +166,47 @@ class StepSettings(SettingsModel):
 
 
 class PolicySettings(SettingsModel):
-    """``[policy]``: who gets which reminder, and when."""
+    """``[policy]``: who gets which reminder, and when. A key left out keeps the default of
+    :class:`~cartrescue.policy.Policy` (named in each description)."""
 
-    steps: list[StepSettings] | None = Field(default=None, min_length=1)
-    max_overdue: Duration | None = Field(default=None, examples=["6h"])
-    lookback: Duration | None = Field(default=None, examples=["24h"])
-    quiet_hours: Hours | None = None
-    send_window: Hours | None = None
-    frequency_cap: Duration | None = Field(default=None, examples=["20h"])
-    max_sms_per_checkout: int | None = Field(default=None, ge=0, examples=[1])
-    discount_cooldown: Duration | None = Field(default=None, examples=["30d"])
-    attribution_window: Duration | None = Field(default=None, examples=["7d"])
-    whatsapp_consent_from_sms: bool | None = None
+    steps: list[StepSettings] | None = Field(
+        default=None, min_length=1, description="default: 1h, 24h, 48h (with 10 % off)"
+    )
+    max_overdue: Duration | None = Field(
+        default=None,
+        examples=["6h"],
+        description="a step missed by more than this is skipped, never sent late (default 6h)",
+    )
+    lookback: Duration | None = Field(
+        default=None,
+        examples=["24h"],
+        description="when first switched on, older carts are left alone (default 24h)",
+    )
+    quiet_hours: Hours | None = Field(
+        default=None, description="sending hours, recipient-local (default 09:00-20:00)"
+    )
+    send_window: Hours | None = Field(default=None, description="the same as quiet_hours")
+    frequency_cap: Duration | None = Field(
+        default=None,
+        examples=["20h"],
+        description="at most one message per person in this span (default 20h)",
+    )
+    max_sms_per_checkout: int | None = Field(
+        default=None, ge=0, examples=[1], description="default 1"
+    )
+    discount_cooldown: Duration | None = Field(
+        default=None,
+        examples=["30d"],
+        description="no new code for someone given one this recently (default 30d)",
+    )
+    attribution_window: Duration | None = Field(
+        default=None,
+        examples=["7d"],
+        description="a purchase this soon after a message counts as recovered (default 7d)",
+    )
+    whatsapp_consent_from_sms: bool | None = Field(
+        default=None, description="treat SMS consent as WhatsApp consent (default false)"
+    )
 
 
 class ConfigSettings(SettingsModel):
