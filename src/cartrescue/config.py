@@ -32,12 +32,8 @@ from .models import ChannelKind, DiscountOffer, ShopInfo
 from .policy import Policy, SendWindow, Step
 from .registry import CHANNELS, CONNECTORS, load_plugin
 from .render import TemplateRenderer
-from .settings.base import (
-    nearest_key,
-    parse_duration,
-    unknown_key_problem,
-    validate_table,
-)
+from .settings.base import parse_duration, validate_table
+from .settings.problems import nearest_key, unknown_key_problem
 from .settings.schema import plugin_settings_model
 from .settings.sections import ConfigSettings, LinksSettings, PolicySettings
 from .store.base import Store
