@@ -125,7 +125,7 @@ def test_doctor_says_which_sms_templates_do_not_fit_without_short_links(config):
     assert "templates:" not in out, out
 
 
-def test_doctor_warns_without_a_hash_key_and_run_uses_the_key(config, monkeypatch):
+def test_doctor_warns_without_a_hash_key_and_run_uses_the_key(config, monkeypatch, capsys):
     out = run("doctor", "--config", str(config))[1]
     assert "[warning] store: no hash key" in out
     assert "hash_key_env" in out
@@ -133,8 +133,9 @@ def test_doctor_warns_without_a_hash_key_and_run_uses_the_key(config, monkeypatc
         config.read_text().replace("[store]\n", '[store]\nhash_key_env = "CARTRESCUE_HASH_KEY"\n')
     )
     monkeypatch.delenv("CARTRESCUE_HASH_KEY", raising=False)
-    out = run("doctor", "--config", str(config))[1]
-    assert "environment variable CARTRESCUE_HASH_KEY is not set" in out
+    capsys.readouterr()
+    assert run("doctor", "--config", str(config))[0] == EXIT_CONFIG
+    assert "environment variable CARTRESCUE_HASH_KEY is not set" in capsys.readouterr().err
     monkeypatch.setenv("CARTRESCUE_HASH_KEY", "short")
     assert run("run", "--config", str(config))[0] == EXIT_CONFIG
     monkeypatch.setenv("CARTRESCUE_HASH_KEY", "s" * 40)
@@ -181,3 +182,20 @@ def test_a_template_error_exits_1_shows_in_stats_and_the_step_is_sent_once_fixed
     stats = json.loads(out)
     assert stats["not_rendered"] == 0
     assert {"step": 1, "channel": "sms", "status": "sent", "count": 1} in stats["messages"]
+
+
+def test_stats_and_optout_need_no_secrets_but_run_does(config, monkeypatch, capsys):
+    """An owner runs stats by hand, without the env file cron reads."""
+    config.write_text(
+        config.read_text().replace(
+            '[channels.sms]\ntype = "console"\n',
+            '[channels.sms]\ntype = "twilio"\naccount_sid = "AC' + "0" * 32 + '"\n'
+            'auth_token_env = "TWILIO_AUTH_TOKEN"\nfrom_number = "+4759440000"\n',
+        )
+    )
+    monkeypatch.delenv("TWILIO_AUTH_TOKEN", raising=False)
+    assert run("stats", "--config", str(config))[0] == EXIT_OK
+    assert run("optout", "list", "--config", str(config))[0] == EXIT_OK
+    capsys.readouterr()
+    assert run("run", "--config", str(config))[0] == EXIT_CONFIG
+    assert "TWILIO_AUTH_TOKEN is not set" in capsys.readouterr().err

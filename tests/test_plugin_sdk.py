@@ -7,6 +7,12 @@ import cartrescue.plugin
 from cartrescue import errors
 
 EXPECTED = {
+    "Duration",
+    "HttpSettings",
+    "PluginSettings",
+    "Secret",
+    "SecretFromEnv",
+    "invalid",
     # protocols and optional capabilities
     "Connector",
     "DiscountCapable",

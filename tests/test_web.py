@@ -400,10 +400,8 @@ def test_without_a_web_table_there_are_no_unsubscribe_links():
 
 
 def test_web_settings_read_the_table():
-    settings = web_settings(
-        load_config(None, text=WEB_CONFIG, env={}).data,
-        {"CR_UNSUB": UNSUB_SECRET, "CR_TWILIO": "t"},
-    )
+    env = {"CR_UNSUB": UNSUB_SECRET, "CR_TWILIO": "t"}
+    settings = web_settings(load_config(None, text=WEB_CONFIG, env=env).data, env)
     assert settings.public_url == PUBLIC
     assert settings.port == 9090
     assert settings.twilio_auth_token == "t"

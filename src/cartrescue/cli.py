@@ -33,6 +33,7 @@ from .models import CHANNEL_KINDS, ShopInfo, normalize_email, normalize_phone
 from .policy import DEFAULT_STEPS
 from .preview import SAMPLE_RECOVERY_URL, SAMPLE_SHORT_LINK, PreviewRow, preview
 from .render import WHATSAPP_BODY_LIMIT, TemplateRenderer
+from .settings import config_schema
 from .sms import SINGLE
 from .store.sqlite import SQLiteStore
 from .web import serve
@@ -67,8 +68,11 @@ def _log_level(spec: str) -> str:
     return spec
 
 
-def _config(args: argparse.Namespace) -> Config:
-    return load_config(args.config)
+def _config(args: argparse.Namespace, *, require_secrets: bool = True) -> Config:
+    """The configuration ``--config`` names. Commands that only read the store or render
+    templates pass ``require_secrets=False``: an owner can run ``stats`` by hand without the
+    env file cron reads."""
+    return load_config(args.config, require_secrets=require_secrets)
 
 
 def _print_messages(report: RunReport, out: TextIO) -> None:
@@ -128,7 +132,7 @@ def _fmt_time(value: datetime | None) -> str:
 
 
 def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
-    config = _config(args)
+    config = _config(args, require_secrets=False)
     with config.store() as store:
         now = utc_now()
         stats = store.stats(now)
@@ -212,7 +216,7 @@ def _contact(raw: str) -> str:
 
 
 def cmd_optout(args: argparse.Namespace, out: TextIO) -> int:
-    config = _config(args)
+    config = _config(args, require_secrets=False)
     with config.store() as store:
         if args.action == "list":
             for entry in store.list_optouts():
@@ -233,7 +237,7 @@ def cmd_optout(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_forget(args: argparse.Namespace, out: TextIO) -> int:
-    config = _config(args)
+    config = _config(args, require_secrets=False)
     contact = _contact(args.contact)
     with config.store() as store:
         removed = store.forget(contact)
@@ -289,6 +293,15 @@ def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_FAILED if any(p.severity == "error" for p in problems) else EXIT_OK
 
 
+def cmd_schema(args: argparse.Namespace, out: TextIO) -> int:
+    schema = json.dumps(config_schema(), indent=2, ensure_ascii=False) + "\n"
+    if args.output:
+        Path(args.output).write_text(schema, encoding="utf-8")
+    else:
+        out.write(schema)
+    return EXIT_OK
+
+
 def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     config = _config(args)
     settings = web_settings(config.data, config.env)
@@ -338,7 +351,7 @@ def _preview_setup(
         source = "package templates, no configuration"
         why = "the length the default SMS templates are written for"
     else:
-        config = load_config(args.config)
+        config = load_config(args.config, require_secrets=False)
         renderer = config.renderer()
         shop = config.shop
         steps = [
@@ -520,6 +533,12 @@ def build_parser() -> argparse.ArgumentParser:
         "doctor", cmd_doctor, "read-only checks of config, credentials, templates, schedule"
     )
     with_config(doctor)
+    schema = add(
+        "schema",
+        cmd_schema,
+        "print the JSON Schema of cartrescue.toml (installed plugins included) for editors",
+    )
+    schema.add_argument("--output", "-o", metavar="FILE", help="write it to FILE instead")
     serve_command = add(
         "serve",
         cmd_serve,

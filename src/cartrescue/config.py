@@ -1,12 +1,17 @@
 """``cartrescue.toml`` → the objects of a :class:`~cartrescue.engine.Recovery`.
 
-Secrets never sit in the file: a key ending in ``_env`` names the environment variable that
-holds the value (``token_env = "SHOPIFY_TOKEN"`` passes ``token``). Every mistake is a
-:class:`~cartrescue.errors.ConfigError` naming the key, raised before anything runs.
+The file is checked against the declared settings (:mod:`cartrescue.settings`): the
+sections, and each ``[connector]`` / ``[channels.KIND]`` table against the settings its plugin
+declares. Secrets never sit in the file: a key ending in ``_env`` names the environment
+variable that holds the value (``token_env = "SHOPIFY_TOKEN"`` passes ``token``). Every
+mistake in the file is reported at once, in one :class:`~cartrescue.errors.ConfigError` whose
+``problems`` each name the dotted key, what was expected and found, and the fix — before
+anything runs.
 """
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import os
 import re
@@ -14,79 +19,166 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import time, timedelta
-from decimal import Decimal, InvalidOperation
+from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from .channels.base import Channel
 from .clock import Clock, utc_now
 from .connectors.base import Connector
 from .engine import Recovery
-from .errors import CartRescueError, ConfigError
+from .errors import CartRescueError, ConfigError, ConfigProblem, PluginError
 from .links import SelfHostedLinks
 from .logsafe import register_secrets
-from .models import CHANNEL_KINDS, ChannelKind, DiscountOffer, ShopInfo
+from .models import CHANNEL_KINDS, DiscountOffer, ShopInfo
 from .policy import Policy, SendWindow, Step
 from .registry import CHANNELS, CONNECTORS, load_plugin
 from .render import TemplateRenderer
+from .settings.base import parse_duration, validate_table
+from .settings.problems import nearest_key, unknown_key_problem
+from .settings.schema import plugin_settings_model
+from .settings.sections import ConfigSettings, LinksSettings, PolicySettings
 from .store.base import Store
 from .store.sqlite import SQLiteStore
 from .web_settings import web_settings
 
 __all__ = ["Config", "build_plugin", "load_config", "parse_duration"]
 
-_SECTIONS = {"shop", "connector", "channels", "store", "policy", "templates", "links", "web", "run"}
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|m|s)")
-_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 # Keys that hold a credential when written inline instead of through ``*_env``.
 _SECRET_KEY = re.compile(r"(?:token|secret|password|api_key|_key)$")
+_INTERNALS = ("Callable", "Session", "Clock", "TextIO", "SSLContext")
+"""Constructor parameters with these types are for Python callers (tests inject them);
+never offered as config keys."""
 
 
-def parse_duration(value: object, *, key: str) -> timedelta:
-    """``"90m"``, ``"1h30m"``, ``"2d"``, or a number of seconds."""
-    if isinstance(value, bool):
-        raise ConfigError(f"expected a duration such as '24h', got {value!r}", key=key)
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and value.strip():
-        text = value.replace(" ", "").lower()
-        parts = _DURATION.findall(text)
-        if not parts or "".join(n + u for n, u in parts) != text:
-            raise ConfigError(f"expected a duration such as '24h' or '90m', got {value!r}", key=key)
-        seconds = sum(float(n) * _UNITS[u] for n, u in parts)
-    else:
-        raise ConfigError(f"expected a duration such as '24h', got {value!r}", key=key)
-    if seconds < 0:
-        raise ConfigError("a duration must not be negative", key=key)
-    return timedelta(seconds=seconds)
+def _settable(param: inspect.Parameter) -> bool:
+    if param.kind not in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD):
+        return False
+    if param.name in ("kind", "session", "clock", "sleep", "monotonic", "now", "stream"):
+        return False
+    annotation = str(param.annotation)
+    return not any(word in annotation for word in _INTERNALS)
 
 
-def _table(data: Mapping[str, Any], name: str, key: str) -> dict[str, Any]:
-    value = data.get(name, {})
-    if not isinstance(value, dict):
-        raise ConfigError("expected a table", key=key)
-    return value
-
-
-def _resolve_secrets(
-    options: Mapping[str, Any], env: Mapping[str, str], key: str
-) -> dict[str, Any]:
+def _by_signature(
+    cls: type,
+    options: Mapping[str, Any],
+    *,
+    env: Mapping[str, str],
+    key: str,
+    problems: list[ConfigProblem],
+) -> dict[str, Any] | None:
+    """For plugins that declare no settings model: ``*_env`` keys from the environment, the
+    other keys checked against the constructor's signature."""
+    before = len(problems)
     resolved: dict[str, Any] = {}
     for name, value in options.items():
-        if name.endswith("_env"):
-            target = name[: -len("_env")]
-            if not isinstance(value, str) or not value:
-                raise ConfigError(
-                    "expected the name of an environment variable", key=f"{key}.{name}"
-                )
-            if value not in env:
-                raise ConfigError(f"environment variable {value} is not set", key=f"{key}.{name}")
-            if target in options:
-                raise ConfigError(f"give {target} or {name}, not both", key=f"{key}.{name}")
-            resolved[target] = env[value]
-        else:
+        if not name.endswith("_env"):
             resolved[name] = value
-    return resolved
+            continue
+        target = name.removesuffix("_env")
+        if target in options:
+            problems.append(
+                ConfigProblem(
+                    f"{key}.{name}", f"both {target} and {name} are given", f"keep only {name}"
+                )
+            )
+        elif not isinstance(value, str) or not value:
+            problems.append(
+                ConfigProblem(
+                    f"{key}.{name}",
+                    f"expected the name of an environment variable, found {value!r}",
+                    f'write {name} = "{target.upper()}"',
+                )
+            )
+        elif not env.get(value):
+            problems.append(
+                ConfigProblem(
+                    f"{key}.{name}",
+                    f"environment variable {value} is not set (or is empty)",
+                    f"set {value} in the environment cartrescue runs with "
+                    "(e.g. the env file cron or systemd reads)",
+                )
+            )
+        else:
+            resolved[target] = env[value]
+    params = inspect.signature(cls).parameters
+    settable = [n for n, p in params.items() if _settable(p)]
+    valid = sorted({*settable, *(f"{n}_env" for n in settable)})
+    meant: set[str] = set()
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        for name in sorted(options):
+            target = name.removesuffix("_env") if name.endswith("_env") else name
+            if target not in params:
+                problems.append(unknown_key_problem(f"{key}.{name}", name, valid))
+                meant.add((nearest_key(name, valid) or "").removesuffix("_env"))
+    for name in settable:
+        param = params[name]
+        given = name in resolved or f"{name}_env" in options or name in meant
+        if param.default is inspect.Parameter.empty and not given:
+            problems.append(
+                ConfigProblem(
+                    f"{key}.{name}",
+                    "missing; this key is required",
+                    f'add {name} = … (or {name}_env = "VARIABLE" for a secret)',
+                )
+            )
+    return resolved if len(problems) == before else None
+
+
+def _plugin_fix(group: str, name: str) -> str:
+    installed = sorted({ep.name for ep in entry_points(group=group)})
+    near = difflib.get_close_matches(name, installed, n=1)
+    if near:
+        return f'did you mean type = "{near[0]}"?'
+    return (
+        "install the package that provides it, or name one of those installed"
+        if installed
+        else "install a package that provides one"
+    )
+
+
+def check_plugin(
+    group: str,
+    table: Mapping[str, Any],
+    *,
+    key: str,
+    env: Mapping[str, str],
+    problems: list[ConfigProblem],
+    extra: Mapping[str, Any] | None = None,
+) -> tuple[type, dict[str, Any]] | None:
+    """Find the plugin ``table["type"]`` names and check the table's other keys against the
+    settings it declares (``settings_model``), or else its constructor's signature. Returns
+    the class and its keyword arguments, or None with every mistake appended to
+    ``problems``."""
+    kind = table.get("type")
+    if not isinstance(kind, str) or not kind:
+        example = "shopify" if group == CONNECTORS else "twilio"
+        problems.append(
+            ConfigProblem(f"{key}.type", "missing the plugin's name", f'add type = "{example}"')
+        )
+        return None
+    try:
+        cls = load_plugin(group, kind, key=f"{key}.type")
+    except PluginError as err:
+        fix = err.fix or (_plugin_fix(group, kind) if ":" not in kind else "correct the path")
+        problems.append(ConfigProblem(f"{key}.type", err.message, fix))
+        return None
+    options = {k: v for k, v in table.items() if k != "type"}
+    model = plugin_settings_model(cls)
+    kwargs: dict[str, Any] | None
+    if model is not None:
+        settings = validate_table(model, options, env=env, prefix=key, problems=problems)
+        kwargs = None if settings is None else settings.given()
+    else:
+        kwargs = _by_signature(cls, options, env=env, key=key, problems=problems)
+    if kwargs is None:
+        return None
+    params = inspect.signature(cls).parameters
+    for name, value in (extra or {}).items():
+        if name in params and name not in kwargs:
+            kwargs[name] = value
+    return cls, kwargs
 
 
 def build_plugin(
@@ -98,185 +190,95 @@ def build_plugin(
     extra: Mapping[str, Any] | None = None,
 ) -> Any:
     """Build the plugin named by ``table["type"]`` with the table's other keys as keyword
-    arguments, checked against its constructor so a misspelt key is named."""
-    kind = table.get("type")
-    if not isinstance(kind, str) or not kind:
-        raise ConfigError("missing 'type' (the plugin name, e.g. 'shopify')", key=f"{key}.type")
-    cls = load_plugin(group, kind, key=f"{key}.type")
-    options = _resolve_secrets({k: v for k, v in table.items() if k != "type"}, env, key)
-    signature = inspect.signature(cls)
-    params = signature.parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    for name, value in (extra or {}).items():
-        if name in params and name not in options:
-            options[name] = value
-    if not takes_any:
-        unknown = sorted(set(options) - set(params))
-        if unknown:
-            allowed = sorted(
-                n
-                for n, p in params.items()
-                if p.kind
-                in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-            )
-            raise ConfigError(
-                f"unknown key for {kind!r}; expected one of: {', '.join(allowed)}",
-                key=f"{key}.{unknown[0]}",
-            )
-    missing = [
-        n
-        for n, p in params.items()
-        if p.default is inspect.Parameter.empty
-        and p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-        and n not in options
-    ]
-    if missing:
-        raise ConfigError(
-            f"{kind!r} needs this key (or {missing[0]}_env)", key=f"{key}.{missing[0]}"
-        )
+    arguments, checked first against the settings the plugin declares (or its constructor),
+    so every mistake in the table is reported at once."""
+    problems: list[ConfigProblem] = []
+    found = check_plugin(group, table, key=key, env=env, problems=problems, extra=extra)
+    if found is None:
+        raise ConfigError(problems=problems)
+    cls, kwargs = found
     try:
-        return cls(**options)
+        return cls(**kwargs)
     except ConfigError as err:
-        raise ConfigError(str(err), key=key) from err
+        raise ConfigError(
+            problems=[
+                ConfigProblem(
+                    f"{key}.{p.key}" if p.key else key,
+                    p.message,
+                    p.fix or f"correct {key}.{p.key or 'type'} in cartrescue.toml",
+                )
+                for p in err.problems
+            ]
+        ) from err
     except (TypeError, ValueError, CartRescueError) as err:
-        raise ConfigError(f"{kind!r} refused its settings: {err}", key=key) from err
+        raise ConfigError(
+            f"{table['type']!r} refused its settings: {err}",
+            key=key,
+            fix=f"correct the [{key}] table",
+        ) from err
 
 
-def _policy(table: Mapping[str, Any]) -> Policy:
-    known = {
-        "steps",
-        "max_overdue",
-        "lookback",
-        "quiet_hours",
-        "send_window",
-        "frequency_cap",
-        "max_sms_per_checkout",
-        "discount_cooldown",
-        "attribution_window",
-        "whatsapp_consent_from_sms",
-    }
-    for name in table:
-        if name not in known:
-            raise ConfigError(
-                f"unknown key; expected one of: {', '.join(sorted(known))}", key=f"policy.{name}"
-            )
-    kwargs: dict[str, Any] = {}
-    for name in (
-        "max_overdue",
-        "lookback",
-        "frequency_cap",
-        "discount_cooldown",
-        "attribution_window",
-    ):
-        if name in table:
-            kwargs[name] = parse_duration(table[name], key=f"policy.{name}")
-    if "max_sms_per_checkout" in table:
-        value = table["max_sms_per_checkout"]
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise ConfigError("expected a whole number ≥ 0", key="policy.max_sms_per_checkout")
-        kwargs["max_sms_per_checkout"] = value
-    if "whatsapp_consent_from_sms" in table:
-        value = table["whatsapp_consent_from_sms"]
-        if not isinstance(value, bool):
-            raise ConfigError("expected true or false", key="policy.whatsapp_consent_from_sms")
-        kwargs["whatsapp_consent_from_sms"] = value
-    window_key = "send_window" if "send_window" in table else "quiet_hours"
-    if window_key in table:
-        kwargs["send_window"] = _window(table[window_key], key=f"policy.{window_key}")
-    if "steps" in table:
-        kwargs["steps"] = _steps(table["steps"])
-    try:
-        return Policy(**kwargs)
-    except ValueError as err:
-        raise ConfigError(str(err), key="policy") from err
-
-
-def _clock_time(value: object, key: str) -> time:
-    if not isinstance(value, str) or not re.fullmatch(r"\d{1,2}:\d{2}", value):
-        raise ConfigError(f"expected a time such as '09:00', got {value!r}", key=key)
-    hours, minutes = map(int, value.split(":"))
-    if hours > 23 or minutes > 59:
-        raise ConfigError(f"{value!r} is not a time of day", key=key)
+def _clock_time(value: str) -> time:
+    hours, minutes = map(int, value.strip().split(":"))
     return time(hours, minutes)
 
 
-def _window(value: object, *, key: str) -> SendWindow:
-    """The hours messages may go out, recipient-local: ``"09:00-20:00"``."""
-    if not isinstance(value, str) or value.count("-") != 1:
-        raise ConfigError(f"expected sending hours such as '09:00-20:00', got {value!r}", key=key)
+def _window(value: str) -> SendWindow:
     start, end = value.split("-")
-    try:
-        return SendWindow(_clock_time(start.strip(), key), _clock_time(end.strip(), key))
-    except ValueError as err:
-        raise ConfigError(str(err), key=key) from err
+    return SendWindow(_clock_time(start), _clock_time(end))
 
 
-def _steps(value: object) -> tuple[Step, ...]:
-    if not isinstance(value, list) or not value:
-        raise ConfigError("expected one or more [[policy.steps]] tables", key="policy.steps")
-    steps = []
-    for index, raw in enumerate(value, start=1):
-        key = f"policy.steps[{index}]"
-        if not isinstance(raw, dict):
-            raise ConfigError("expected a table", key=key)
-        unknown = set(raw) - {"delay", "channels", "discount"}
-        if unknown:
-            raise ConfigError(
-                "unknown key; expected delay, channels, discount", key=f"{key}.{sorted(unknown)[0]}"
-            )
-        if "delay" not in raw:
-            raise ConfigError("missing (e.g. delay = '1h')", key=f"{key}.delay")
-        channels = raw.get("channels", ["email"])
-        if not isinstance(channels, list) or not all(c in CHANNEL_KINDS for c in channels):
-            raise ConfigError(
-                f"expected a list of {', '.join(map(repr, CHANNEL_KINDS))}", key=f"{key}.channels"
-            )
-        discount = None
-        if "discount" in raw:
-            discount = _discount(raw["discount"], key=f"{key}.discount")
-        try:
-            steps.append(
-                Step(
-                    index,
-                    parse_duration(raw["delay"], key=f"{key}.delay"),
-                    tuple(cast(list[ChannelKind], channels)),
-                    discount,
+def _policy(settings: PolicySettings, problems: list[ConfigProblem]) -> Policy:
+    """The :class:`~cartrescue.policy.Policy` of a checked ``[policy]`` table."""
+    kwargs: dict[str, Any] = {
+        name: getattr(settings, name)
+        for name in (
+            "max_overdue",
+            "lookback",
+            "frequency_cap",
+            "discount_cooldown",
+            "attribution_window",
+            "max_sms_per_checkout",
+            "whatsapp_consent_from_sms",
+        )
+        if getattr(settings, name) is not None
+    }
+    window = settings.send_window or settings.quiet_hours
+    if window is not None:
+        kwargs["send_window"] = _window(window)
+    if settings.steps is not None:
+        steps = []
+        for index, raw in enumerate(settings.steps, start=1):
+            discount = None
+            if raw.discount is not None:
+                discount = DiscountOffer(
+                    raw.discount.percent, int(raw.discount.valid_for.total_seconds())
                 )
-            )
-        except ValueError as err:
-            raise ConfigError(str(err), key=key) from err
-    return tuple(steps)
-
-
-def _discount(raw: object, *, key: str) -> DiscountOffer:
-    if not isinstance(raw, dict) or "percent" not in raw:
-        raise ConfigError("expected { percent = 10, valid_for = '48h' }", key=key)
+            try:
+                steps.append(Step(index, raw.delay, tuple(raw.channels), discount))
+            except ValueError as err:
+                problems.append(
+                    ConfigProblem(f"policy.steps[{index}]", str(err), "correct this step")
+                )
+        kwargs["steps"] = tuple(steps)
     try:
-        percent = Decimal(str(raw["percent"]))
-    except InvalidOperation:
-        raise ConfigError(
-            f"percent {raw['percent']!r} is not a number", key=f"{key}.percent"
-        ) from None
-    valid_for = parse_duration(raw.get("valid_for", "48h"), key=f"{key}.valid_for")
-    try:
-        return DiscountOffer(percent, int(valid_for.total_seconds()))
+        return Policy(**kwargs)
     except ValueError as err:
-        raise ConfigError(str(err), key=key) from err
-
-
-def _string(
-    table: Mapping[str, Any], name: str, key: str, default: str | None = None
-) -> str | None:
-    value = table.get(name, default)
-    if value is not None and not isinstance(value, str):
-        raise ConfigError(f"expected a string, got {value!r}", key=key)
-    return value
+        problems.append(
+            ConfigProblem(
+                "policy.steps", str(err), "give each step a longer delay than the one before"
+            )
+            if "step" in str(err)
+            else ConfigProblem("policy", str(err), "correct the [policy] table")
+        )
+        return Policy()
 
 
 @dataclass
 class Config:
-    """A parsed ``cartrescue.toml``. Parts are built on demand (``stats`` needs only the
-    store, ``run`` everything), each validated when built; :meth:`validate` builds them all."""
+    """A checked ``cartrescue.toml``. :func:`load_config` checks the whole file (sections,
+    plugin tables, environment variables) and reports every mistake at once; parts are built
+    on demand (``stats`` needs only the store, ``run`` everything)."""
 
     path: Path | None
     data: dict[str, Any]
@@ -284,6 +286,10 @@ class Config:
     policy: Policy = field(default_factory=Policy)
     shop: ShopInfo = field(default_factory=lambda: ShopInfo(name="Shop"))
     run_interval: timedelta = timedelta(minutes=15)
+    settings: ConfigSettings = field(default_factory=ConfigSettings)
+    unset_env: frozenset[str] = frozenset()
+    """Variables named by ``*_env`` keys that are not set, in a config loaded with
+    ``require_secrets=False``; a part that needs one raises ConfigError when built."""
 
     @property
     def base_dir(self) -> Path:
@@ -294,38 +300,41 @@ class Config:
         return candidate if candidate.is_absolute() else self.base_dir / candidate
 
     def store_path(self) -> str:
-        table = _table(self.data, "store", "store")
-        value = _string(table, "path", "store.path", "cartrescue.sqlite3")
-        assert value is not None
+        value = self.settings.store.path
         return value if value == ":memory:" else str(self._path(value))
 
     def store_hash_key(self) -> bytes | None:
         """The secret that keys the hashes a forgotten opt-out leaves behind, from
         ``[store] hash_key_env`` (an environment variable) or ``hash_key_file`` (a file kept
         outside the store); None when neither is configured."""
-        table = _table(self.data, "store", "store")
-        _known_keys(table, "store", {"path", "hash_key_env", "hash_key_file"})
-        if "hash_key_env" in table and "hash_key_file" in table:
-            raise ConfigError("give hash_key_env or hash_key_file, not both", key="store")
-        if "hash_key_env" in table:
-            key = "store.hash_key_env"
-            resolved = _resolve_secrets({"hash_key_env": table["hash_key_env"]}, self.env, "store")
-            value = str(resolved["hash_key"]).strip().encode()
-        elif "hash_key_file" in table:
+        store = self.settings.store
+        if store.hash_key is not None:
+            key, variable = "store.hash_key_env", self.data["store"].get("hash_key_env")
+            if variable in self.unset_env:
+                raise ConfigError(
+                    f"environment variable {variable} is not set (or is empty)",
+                    key=key,
+                    fix=f"set {variable} in the environment cartrescue runs with "
+                    "(e.g. the env file cron or systemd reads)",
+                )
+            value = store.hash_key.strip().encode()
+        elif store.hash_key_file is not None:
             key = "store.hash_key_file"
-            name = _string(table, "hash_key_file", key)
-            assert name is not None
             try:
-                value = self._path(name).read_bytes().strip()
+                value = self._path(store.hash_key_file).read_bytes().strip()
             except OSError as err:
-                raise ConfigError(f"cannot read the hash key: {err}", key=key) from None
+                raise ConfigError(
+                    f"cannot read the hash key: {err.strerror}",
+                    key=key,
+                    fix="check the file exists and the user cartrescue runs as can read it",
+                ) from None
         else:
             return None
         if len(value) < 32:
             raise ConfigError(
-                "the hash key must be at least 32 characters "
-                "(e.g. python -c 'import secrets; print(secrets.token_hex(32))')",
+                f"the hash key has {len(value)} characters; at least 32 are needed",
                 key=key,
+                fix="python -c 'import secrets; print(secrets.token_hex(32))'",
             )
         return value
 
@@ -358,23 +367,29 @@ class Config:
         return found
 
     def connector(self) -> Connector:
-        table = _table(self.data, "connector", "connector")
+        table = self.data.get("connector")
         if not table:
-            raise ConfigError("missing [connector] table (e.g. type = 'shopify')", key="connector")
+            raise ConfigError(
+                "missing the [connector] table",
+                key="connector",
+                fix='add [connector] type = "shopify"',
+            )
         connector = build_plugin(CONNECTORS, table, key="connector", env=self.env)
         if not isinstance(connector, Connector):
             raise ConfigError(
                 f"{type(connector).__name__} does not implement the Connector protocol",
                 key="connector.type",
+                fix="name a connector plugin",
             )
         return connector
 
     def channels(self) -> dict[str, Channel]:
-        table = _table(self.data, "channels", "channels")
+        table = self.data.get("channels")
         if not table:
             raise ConfigError(
-                "configure at least one of " + ", ".join(f"[channels.{k}]" for k in CHANNEL_KINDS),
+                "no channel configured",
                 key="channels",
+                fix="add at least one of " + ", ".join(f"[channels.{k}]" for k in CHANNEL_KINDS),
             )
         built: dict[str, Channel] = {}
         for kind, options in table.items():
@@ -382,44 +397,34 @@ class Config:
             if kind not in CHANNEL_KINDS:
                 *first, last = (f"channels.{k}" for k in CHANNEL_KINDS)
                 raise ConfigError(f"expected {', '.join(first)} or {last}", key=key)
-            if not isinstance(options, dict):
-                raise ConfigError("expected a table", key=key)
             channel = build_plugin(CHANNELS, options, key=key, env=self.env, extra={"kind": kind})
             if not isinstance(channel, Channel):
                 raise ConfigError(
                     f"{type(channel).__name__} does not implement the Channel protocol",
                     key=f"{key}.type",
+                    fix="name a channel plugin",
                 )
             if channel.kind != kind:
                 raise ConfigError(
-                    f"this channel sends {channel.kind!r}, not {kind!r}", key=f"{key}.type"
+                    f"this channel sends {channel.kind!r}, not {kind!r}",
+                    key=f"{key}.type",
+                    fix=f"move this table to [channels.{channel.kind}]",
                 )
             built[kind] = channel
         return built
 
     def template_dirs(self) -> list[Path]:
-        table = _table(self.data, "templates", "templates")
-        dirs = table.get("dirs", [])
-        if not isinstance(dirs, list) or not all(isinstance(d, str) for d in dirs):
-            raise ConfigError("expected a list of folders", key="templates.dirs")
-        return [self._path(d) for d in dirs]
+        return [self._path(d) for d in self.settings.templates.dirs]
 
     def template_settings(self) -> dict[str, Any]:
         """Keyword options for :class:`~cartrescue.render.TemplateRenderer` from
         ``[templates]`` (besides ``dirs``)."""
-        table = _table(self.data, "templates", "templates")
-        _known_keys(table, "templates", {"dirs", "max_segments", "smart_encoding"})
+        templates = self.settings.templates
         options: dict[str, Any] = {}
-        if "max_segments" in table:
-            value = table["max_segments"]
-            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 10:
-                raise ConfigError(
-                    f"expected a whole number from 1 to 10, got {value!r}",
-                    key="templates.max_segments",
-                )
-            options["max_segments"] = value
-        if "smart_encoding" in table:
-            options["smart_encoding"] = _flag(table, "templates", "smart_encoding")
+        if templates.max_segments is not None:
+            options["max_segments"] = templates.max_segments
+        if templates.smart_encoding is not None:
+            options["smart_encoding"] = templates.smart_encoding
         return options
 
     def renderer(self) -> TemplateRenderer:
@@ -429,10 +434,11 @@ class Config:
 
     def links(self, store: Store) -> SelfHostedLinks | None:
         """The short-link maker ``[links]`` describes, or None without a ``[links]`` table."""
-        table = _table(self.data, "links", "links")
-        if not table:
+        if self.settings.links is None:
             return None
-        return SelfHostedLinks(store=store, home_url=self.shop.home_url, **_link_options(table))
+        return SelfHostedLinks(
+            store=store, home_url=self.shop.home_url, **_link_options(self.settings.links)
+        )
 
     def recovery(self, *, clock: Clock = utc_now, store: SQLiteStore | None = None) -> Recovery:
         """Build the whole :class:`~cartrescue.engine.Recovery` this file describes."""
@@ -451,124 +457,125 @@ class Config:
         )
 
     def validate(self) -> None:
-        """Build every part once (without network calls), raising the first ConfigError."""
-        self.connector()
-        self.channels()
-        self.renderer()
-        self.template_dirs()
-        self.store_path()
-        self.store_hash_key()
-        if _table(self.data, "links", "links"):
-            _link_options(_table(self.data, "links", "links"))
+        """Build every part once (without network calls); one ConfigError lists every
+        problem found."""
+        problems: list[ConfigProblem] = []
+        for build in (self.connector, self.channels, self.renderer, self.store_hash_key):
+            try:
+                build()
+            except ConfigError as err:
+                problems.extend(err.problems)
+        if problems:
+            raise ConfigError(problems=problems)
 
 
-def _known_keys(table: Mapping[str, Any], section: str, known: set[str]) -> None:
-    for name in table:
-        if name not in known:
-            raise ConfigError(
-                f"unknown key; expected one of: {', '.join(sorted(known))}",
-                key=f"{section}.{name}",
-            )
-
-
-def _flag(table: Mapping[str, Any], section: str, name: str) -> bool:
-    value = table[name]
-    if not isinstance(value, bool):
-        raise ConfigError(f"expected true or false, got {value!r}", key=f"{section}.{name}")
-    return value
-
-
-def _link_options(table: Mapping[str, Any]) -> dict[str, Any]:
+def _link_options(links: LinksSettings) -> dict[str, Any]:
     """Keyword arguments for :class:`~cartrescue.links.SelfHostedLinks` from ``[links]``."""
-    _known_keys(
-        table,
-        "links",
-        {"type", "base_url", "code_length", "expires_after", "utm", "utm_source", "utm_campaign"},
-    )
-    kind = table.get("type", "self-hosted")
-    if kind != "self-hosted":
-        raise ConfigError(
-            f"unknown link shortener {kind!r}; expected 'self-hosted'", key="links.type"
-        )
-    if "base_url" not in table:
-        raise ConfigError(
-            "missing (where the short links answer, e.g. 'https://go.myshop.example/r/')",
-            key="links.base_url",
-        )
-    options: dict[str, Any] = {"base_url": table["base_url"]}
-    if "code_length" in table:
-        options["code_length"] = table["code_length"]
-    if "expires_after" in table:
-        raw = table["expires_after"]
-        options["expires_after"] = (
-            None if raw == "never" else parse_duration(raw, key="links.expires_after")
-        )
-    if "utm" in table:
-        options["utm"] = _flag(table, "links", "utm")
-    for name in ("utm_source", "utm_campaign"):
-        if name in table:
-            value = table[name]
-            if not isinstance(value, str) or not value.strip():
-                raise ConfigError("expected a non-empty string", key=f"links.{name}")
-            options[name] = value
+    options: dict[str, Any] = {"base_url": links.base_url}
+    for name in ("code_length", "expires_after", "utm", "utm_source", "utm_campaign"):
+        if name in links.model_fields_set:
+            options[name] = getattr(links, name)
     return options
 
 
+def _check_plugins(
+    data: Mapping[str, Any], env: Mapping[str, str], problems: list[ConfigProblem]
+) -> None:
+    connector = data.get("connector")
+    if isinstance(connector, dict) and connector:
+        check_plugin(CONNECTORS, connector, key="connector", env=env, problems=problems)
+    channels = data.get("channels")
+    if isinstance(channels, dict):
+        for kind, table in channels.items():
+            if kind in CHANNEL_KINDS and isinstance(table, dict):
+                check_plugin(
+                    CHANNELS,
+                    table,
+                    key=f"channels.{kind}",
+                    env=env,
+                    problems=problems,
+                    extra={"kind": kind},
+                )
+
+
+def _env_names(table: Mapping[str, Any]) -> set[str]:
+    """Every environment variable a ``*_env`` key names, in any table."""
+    names: set[str] = set()
+    for name, value in table.items():
+        if isinstance(value, dict):
+            names |= _env_names(value)
+        elif name.endswith("_env") and isinstance(value, str):
+            names.add(value)
+    return names
+
+
+_UNSET = "unset-" + "0" * 58
+"""Stands in, while the file is checked, for a secret whose variable is not set when the
+command does not use secrets (``stats``, ``optout``, ``preview``); it is never used."""
+
+
 def load_config(
-    path: str | Path | None, *, env: Mapping[str, str] | None = None, text: str | None = None
+    path: str | Path | None,
+    *,
+    env: Mapping[str, str] | None = None,
+    text: str | None = None,
+    require_secrets: bool = True,
 ) -> Config:
-    """Read and check a ``cartrescue.toml`` (or ``text``). Raises ``ConfigError``."""
+    """Read and check a ``cartrescue.toml`` (or ``text``): every section, every plugin's
+    table against the settings it declares, and every environment variable a ``*_env`` key
+    names. Raises one ``ConfigError`` listing every mistake found."""
     where = Path(path) if path is not None else None
     if text is None:
         if where is None:
-            raise ConfigError("no configuration file given")
+            raise ConfigError("no configuration file given", fix="pass --config FILE")
         try:
             text = where.read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise ConfigError(f"{where} not found (create one with 'cartrescue init')") from None
+            raise ConfigError(
+                f"{where} not found", fix="create one with 'cartrescue init'"
+            ) from None
         except OSError as err:
-            raise ConfigError(f"cannot read {where}: {err}") from None
+            raise ConfigError(
+                f"cannot read {where}: {err.strerror}",
+                fix="check the file's permissions for the user cartrescue runs as",
+            ) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{where or 'config'} is not valid TOML: {err}") from None
-    for name in data:
-        if name not in _SECTIONS:
-            raise ConfigError(
-                f"unknown section; expected one of: {', '.join(sorted(_SECTIONS))}", key=name
-            )
-    shop_table = _table(data, "shop", "shop")
-    unknown = set(shop_table) - {"name", "locale", "timezone", "home_url"}
-    if unknown:
         raise ConfigError(
-            "unknown key; expected name, locale, timezone, home_url",
-            key=f"shop.{sorted(unknown)[0]}",
+            f"{where or 'config'} is not valid TOML: {err}",
+            fix="correct the syntax at the line and column shown (quotes, brackets, '=')",
+        ) from None
+    environment = dict(os.environ if env is None else env)
+    unset: frozenset[str] = frozenset()
+    checked_env = environment
+    if not require_secrets:
+        unset = frozenset(v for v in _env_names(data) if not environment.get(v))
+        checked_env = {**environment, **dict.fromkeys(unset, _UNSET)}
+    problems: list[ConfigProblem] = []
+    settings = validate_table(ConfigSettings, data, env=checked_env, prefix="", problems=problems)
+    _check_plugins(data, checked_env, problems)
+    policy = Policy()
+    if settings is not None:
+        policy = _policy(settings.policy, problems)
+    if problems or settings is None:
+        count = len(problems)
+        raise ConfigError(
+            f"{count} problems in {where or 'the configuration'}" if count > 1 else "",
+            problems=problems,
         )
-    timezone = _string(shop_table, "timezone", "shop.timezone")
-    if timezone is not None:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ConfigError(
-                f"{timezone!r} is not an IANA time zone such as 'Europe/Oslo'", key="shop.timezone"
-            ) from None
-    shop = ShopInfo(
-        name=_string(shop_table, "name", "shop.name", "Shop") or "Shop",
-        locale=_string(shop_table, "locale", "shop.locale", "en") or "en",
-        timezone=timezone,
-        home_url=_string(shop_table, "home_url", "shop.home_url"),
-    )
-    run_table = _table(data, "run", "run")
-    interval = parse_duration(run_table.get("interval", "15m"), key="run.interval")
+    shop = settings.shop
     config = Config(
         path=where,
         data=data,
-        env=dict(os.environ if env is None else env),
-        policy=_policy(_table(data, "policy", "policy")),
-        shop=shop,
-        run_interval=interval,
+        env=environment,
+        policy=policy,
+        shop=ShopInfo(
+            name=shop.name, locale=shop.locale, timezone=shop.timezone, home_url=shop.home_url
+        ),
+        run_interval=settings.run.interval,
+        settings=settings,
+        unset_env=unset,
     )
     register_secrets(config.secrets())
     return config

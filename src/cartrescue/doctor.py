@@ -59,8 +59,9 @@ def doctor_problems(config: Config) -> list[Problem]:
         try:
             built = build()
         except ConfigError as err:
-            problems.append(
-                Problem(err.key or area, str(err), "correct the key in cartrescue.toml")
+            problems.extend(
+                Problem(p.key or area, p.message, p.fix or "correct the key in cartrescue.toml")
+                for p in err.problems
             )
             continue
         parts.extend(built.values() if isinstance(built, dict) else [built])
@@ -146,9 +147,10 @@ def store_key_problems(config: Config) -> list[Problem]:
     try:
         key = config.store_hash_key()
     except ConfigError as err:
-        area = err.key or "store"
-        message = str(err).removeprefix(f"{area}: ")
-        return [Problem(area, message, "set the variable or file [store] names")]
+        return [
+            Problem(p.key or "store", p.message, p.fix or "set the variable or file [store] names")
+            for p in err.problems
+        ]
     if key is not None:
         return []
     return [

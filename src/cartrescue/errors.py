@@ -7,12 +7,15 @@ misconfigured channel. Errors that carry a response keep only a redacted snippet
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
     "BadPayloadError",
     "CartRescueError",
     "ConfigError",
+    "ConfigProblem",
     "ConnectorAuthError",
     "ConnectorError",
     "MessageTooLong",
@@ -32,12 +35,43 @@ class CartRescueError(Exception):
     """Root of every error cartrescue raises on purpose."""
 
 
-class ConfigError(CartRescueError):
-    """The configuration is wrong; ``key`` names the offending setting (dotted path)."""
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    """One mistake in the configuration: the dotted ``key`` (``policy.steps[1].delay``),
+    what is wrong (what was expected, what was found) and the ``fix`` for that mistake."""
 
-    def __init__(self, message: str, *, key: str | None = None) -> None:
-        super().__init__(f"{key}: {message}" if key else message)
-        self.key = key
+    key: str | None
+    message: str
+    fix: str = ""
+
+    def __str__(self) -> str:
+        text = f"{self.key}: {self.message}" if self.key else self.message
+        return f"{text} — fix: {self.fix}" if self.fix else text
+
+
+class ConfigError(CartRescueError):
+    """The configuration is wrong. ``problems`` lists every mistake found (one line each when
+    printed); ``key`` is the dotted key of the first, ``message`` its text without the key."""
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        key: str | None = None,
+        fix: str = "",
+        problems: Sequence[ConfigProblem] = (),
+    ) -> None:
+        found = tuple(problems) or (ConfigProblem(key, message, fix),)
+        self.problems: tuple[ConfigProblem, ...] = found
+        self.key = found[0].key
+        self.message = found[0].message
+        self.fix = found[0].fix
+        if len(found) == 1:
+            text = str(found[0])
+        else:
+            lines = "\n".join(f"  {problem}" for problem in found)
+            text = f"{message or f'{len(found)} problems in the configuration'}:\n{lines}"
+        super().__init__(text)
 
 
 class PluginError(ConfigError):

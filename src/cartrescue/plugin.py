@@ -16,7 +16,6 @@ Names not exported here are private to cartrescue and may change in any release.
 
 from __future__ import annotations
 
-# A declared settings base for plugins joins this list when settings become models.
 from .channels.base import (
     BatchChannel,
     Channel,
@@ -66,6 +65,7 @@ from .models import (
     parse_money,
     parse_time,
 )
+from .settings import Duration, HttpSettings, PluginSettings, Secret, SecretFromEnv, invalid
 
 __all__ = [
     "BadCheckout",
@@ -85,18 +85,23 @@ __all__ = [
     "Discount",
     "DiscountCapable",
     "DiscountOffer",
+    "Duration",
     "HttpChannel",
     "HttpClient",
     "HttpOptions",
     "HttpRequest",
+    "HttpSettings",
     "LineItem",
     "Message",
     "PermanentSendError",
+    "PluginSettings",
     "Problem",
     "Purchase",
     "PurchaseLookup",
     "Receipt",
     "RetryableSendError",
+    "Secret",
+    "SecretFromEnv",
     "SelfCheck",
     "SendError",
     "SendOutcomeUnknown",
@@ -105,6 +110,7 @@ __all__ = [
     "ShopTimezone",
     "TransientSendError",
     "WebhookCapable",
+    "invalid",
     "is_gsm7",
     "normalize_email",
     "normalize_phone",

@@ -203,21 +203,20 @@ timeout = [3, 20]
 
 
 def test_config_names_a_misspelt_key():
-    config = load_config(
-        None,
-        text=f"""
+    with pytest.raises(ConfigError) as info:
+        load_config(
+            None,
+            text=f"""
 [channels.sms]
 type = "twilio"
 account_sid = "{SID}"
 auth_token_env = "T"
 from_numbr = "+4759440000"
 """,
-        env={"T": TOKEN},
-    )
-    with pytest.raises(ConfigError) as info:
-        config.channels()
+            env={"T": TOKEN},
+        )
     assert info.value.key == "channels.sms.from_numbr"
-    assert "from_number" in str(info.value)
+    assert "did you mean from_number?" in str(info.value)
 
 
 @responses.activate

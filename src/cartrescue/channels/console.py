@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+from typing import ClassVar, TextIO
 
 from ..errors import ConfigError
 from ..logmask import mask_contact
 from ..models import CHANNEL_KINDS, ChannelKind, Message, Receipt
+from ..settings.base import PluginSettings
+from ..settings.providers import ConsoleSettings
 
 __all__ = ["ConsoleChannel"]
 
@@ -18,6 +20,8 @@ class ConsoleChannel:
     Used by ``cartrescue demo``; useful while writing templates. ``mask`` hides the
     recipient's number or address.
     """
+
+    settings_model: ClassVar[type[PluginSettings]] = ConsoleSettings
 
     def __init__(
         self, kind: ChannelKind = "sms", *, stream: TextIO | None = None, mask: bool = True

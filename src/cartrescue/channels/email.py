@@ -35,6 +35,8 @@ from ..errors import (
 from ..http import redact
 from ..logmask import mask_contact
 from ..models import ChannelKind, Message, Receipt
+from ..settings.base import PluginSettings
+from ..settings.providers import SMTPSettings
 from .base import require
 
 __all__ = ["SMTPEmail"]
@@ -58,6 +60,8 @@ class SMTPEmail:
     ``timeout`` (seconds) and ``local_hostname``. ``ssl_context`` is for Python callers
     (a private CA, say).
     """
+
+    settings_model: ClassVar[type[PluginSettings]] = SMTPSettings
 
     provider: ClassVar[str] = "smtp"
 

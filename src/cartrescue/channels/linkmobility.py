@@ -23,6 +23,8 @@ from ..errors import (
     TransientSendError,
 )
 from ..models import ChannelKind, Message, Receipt
+from ..settings.base import PluginSettings
+from ..settings.providers import LinkMobilitySettings
 from .base import HttpChannel, HttpOptions, HttpRequest, require
 
 __all__ = ["LinkMobilitySMS"]
@@ -56,6 +58,8 @@ class LinkMobilitySMS(HttpChannel):
     before sending with a permanent error naming the character, since this API cannot carry
     it. The message key goes out as ``refId``.
     """
+
+    settings_model: ClassVar[type[PluginSettings]] = LinkMobilitySettings
 
     provider: ClassVar[str] = "linkmobility"
     kinds: ClassVar[tuple[ChannelKind, ...]] = ("sms",)

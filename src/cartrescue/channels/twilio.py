@@ -19,6 +19,8 @@ import requests
 
 from ..errors import ConfigError, PermanentSendError, RetryableSendError, SendError
 from ..models import ChannelKind, Message, Receipt
+from ..settings.base import PluginSettings
+from ..settings.providers import TwilioSettings
 from .base import HttpChannel, HttpOptions, HttpRequest, require
 
 __all__ = ["TwilioSMS"]
@@ -41,6 +43,8 @@ class TwilioSMS(HttpChannel):
     Error 21610 (the recipient replied STOP) is permanent with ``opted_out``; 21211, 21408,
     21612, 21614 and other 4xx are permanent; 429/20429 is retried.
     """
+
+    settings_model: ClassVar[type[PluginSettings]] = TwilioSettings
 
     provider: ClassVar[str] = "twilio"
     default_base_url: ClassVar[str | None] = "https://api.twilio.com"

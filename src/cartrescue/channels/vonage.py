@@ -22,6 +22,8 @@ from ..errors import (
     TransientSendError,
 )
 from ..models import ChannelKind, Message, Receipt
+from ..settings.base import PluginSettings
+from ..settings.providers import VonageSettings
 from .base import HttpChannel, HttpOptions, HttpRequest, is_gsm7, require
 
 __all__ = ["VonageSMS"]
@@ -50,6 +52,8 @@ class VonageSMS(HttpChannel):
     receipts; it does not deduplicate). Per-part status ``1`` is retried; ``7`` (barred)
     is permanent with ``opted_out``; ``5`` (internal error) is an unknown outcome.
     """
+
+    settings_model: ClassVar[type[PluginSettings]] = VonageSettings
 
     provider: ClassVar[str] = "vonage"
     default_base_url: ClassVar[str | None] = "https://rest.nexmo.com"

@@ -21,6 +21,8 @@ import requests
 
 from ..errors import ConfigError
 from ..models import ChannelKind, Message, Receipt
+from ..settings.base import PluginSettings
+from ..settings.providers import WebhookSettings
 from .base import KINDS, HttpChannel, HttpOptions, HttpRequest, require
 
 __all__ = [
@@ -101,6 +103,8 @@ class WebhookChannel(HttpChannel):
     A 2xx answer is success (a JSON ``{"id": ...}`` becomes the receipt's provider id); 429
     and 408 are retried; 401/403 are credential problems; other 4xx are permanent.
     """
+
+    settings_model: ClassVar[type[PluginSettings]] = WebhookSettings
 
     provider: ClassVar[str] = "webhook"
     kinds: ClassVar[tuple[ChannelKind, ...]] = KINDS

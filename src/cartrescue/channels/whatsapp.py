@@ -30,6 +30,8 @@ from ..errors import (
     TransientSendError,
 )
 from ..models import ChannelKind, Message, Receipt
+from ..settings.base import PluginSettings
+from ..settings.providers import WhatsAppSettings
 from .base import HttpChannel, HttpOptions, HttpRequest, require
 
 __all__ = ["WhatsAppCloud", "whatsapp_error"]
@@ -92,6 +94,8 @@ class WhatsAppCloud(HttpChannel):
     window), 131026 (undeliverable) and other request errors → permanent; 130429 / 80007 /
     4 (throughput) → retried; 131048, 131056 and account problems → transient.
     """
+
+    settings_model: ClassVar[type[PluginSettings]] = WhatsAppSettings
 
     provider: ClassVar[str] = "whatsapp"
     default_base_url: ClassVar[str | None] = "https://graph.facebook.com"

@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
@@ -55,6 +55,8 @@ from ..models import (
     parse_money,
     parse_time,
 )
+from ..settings.base import PluginSettings
+from ..settings.providers import ShopifySettings
 from .shopify_api import CallLimitThrottle, CostThrottle, GraphQLClient, QueryTooCostly, rest_pages
 from .shopify_map import from_graphql, from_rest, numeric_id
 from .shopify_queries import (
@@ -162,6 +164,8 @@ class ShopifyConnector:
     ``PurchaseLookup``, ``DiscountCapable``, ``ShopTimezone``, ``WebhookCapable`` and
     ``SelfCheck`` capabilities.
     """
+
+    settings_model: ClassVar[type[PluginSettings]] = ShopifySettings
 
     name = "shopify"
 

@@ -41,7 +41,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import requests
@@ -60,6 +60,8 @@ from ..models import (
     parse_money,
     parse_time,
 )
+from ..settings.base import PluginSettings
+from ..settings.providers import WooCommerceSettings
 from ._woo_client import WooClient, wp_error
 from ._woo_orders import (
     DEFAULT_PAID_STATUSES,
@@ -129,6 +131,8 @@ class WooCommerceConnector:
     ``{url}/?rest_route=`` on a site with plain permalinks, or a proxy). ``session``,
     ``clock`` and ``sleep`` are injectable for tests.
     """
+
+    settings_model: ClassVar[type[PluginSettings]] = WooCommerceSettings
 
     name = "woocommerce"
 

@@ -17,19 +17,31 @@ from cartrescue.plugin import (
     HttpChannel,
     HttpOptions,
     HttpRequest,
+    HttpSettings,
     Message,
     PermanentSendError,
+    PluginSettings,
     Receipt,
+    Secret,
     SendError,
     TransientSendError,
 )
 
-__all__ = ["TextbeltSMS"]
+__all__ = ["TextbeltSMS", "TextbeltSettings"]
+
+
+class TextbeltSettings(HttpSettings):
+    """``[channels.sms]`` with ``type = "textbelt"``: ``key_env`` names the environment
+    variable holding the API key; the shared HTTP keys (``rate_limit``, ``concurrency``,
+    ``timeout``, ``attempts``, ``base_url``) come from :class:`HttpSettings`."""
+
+    key: Secret
 
 
 class TextbeltSMS(HttpChannel):
-    """Sends SMS with Textbelt. Config: ``key_env`` (the API key), plus the shared
-    ``rate_limit``, ``concurrency``, ``timeout``, ``attempts`` and ``base_url``."""
+    """Sends SMS with Textbelt. Config: see :class:`TextbeltSettings`."""
+
+    settings_model: ClassVar[type[PluginSettings]] = TextbeltSettings
 
     provider: ClassVar[str] = "textbelt"
     default_base_url: ClassVar[str | None] = "https://textbelt.com"

@@ -1,0 +1,252 @@
+"""The sections of ``cartrescue.toml`` and the policy, declared once.
+
+``[connector]`` and ``[channels.KIND]`` are checked by the model their plugin declares
+(:mod:`cartrescue.settings.providers` for the built-ins); here they are tables with a
+``type``.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, Field, PlainValidator, WithJsonSchema, model_validator
+
+from ..models import ChannelKind
+from .base import Duration, SecretFromEnv, SettingsModel, _to_duration, invalid
+
+__all__ = [
+    "ConfigSettings",
+    "DiscountSettings",
+    "LinksSettings",
+    "PolicySettings",
+    "RunSettings",
+    "ShopSettings",
+    "StepSettings",
+    "StoreSettings",
+    "TemplatesSettings",
+    "WebSettingsModel",
+]
+
+
+def _http_url(value: str) -> str:
+    if not re.match(r"^https?://[^/\s]+", value):
+        raise invalid("expected an http(s) URL", 'write it as "https://myshop.example/…"')
+    return value
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url), Field(examples=["https://myshop.example"])]
+
+
+def _time_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise invalid("expected an IANA time zone", 'write a zone such as "Europe/Oslo"') from None
+    return value
+
+
+def _hours(value: str) -> str:
+    match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*", value)
+    fix = 'write it as "09:00-20:00" (start before end, within one day)'
+    if not match:
+        raise invalid("expected sending hours such as '09:00-20:00'", fix)
+    h1, m1, h2, m2 = map(int, match.groups())
+    if h1 > 23 or h2 > 23 or m1 > 59 or m2 > 59:
+        raise invalid("expected times of day from 00:00 to 23:59", fix)
+    if (h1, m1) >= (h2, m2):
+        raise invalid("the send window must start before it ends, within one day", fix)
+    return value
+
+
+Hours = Annotated[
+    str,
+    AfterValidator(_hours),
+    Field(examples=["09:00-20:00"], pattern=r"^\d{1,2}:\d{2}-\d{1,2}:\d{2}$"),
+]
+
+
+class ShopSettings(SettingsModel):
+    """``[shop]``: who the messages come from."""
+
+    name: str = Field(default="Shop", description="shown in messages", examples=["My Shop"])
+    locale: str = Field(
+        default="en", description="messages fall back to this language", examples=["en"]
+    )
+    timezone: Annotated[str, AfterValidator(_time_zone)] | None = Field(
+        default=None, description="quiet hours fall back to this zone", examples=["Europe/Oslo"]
+    )
+    home_url: HttpUrl | None = None
+
+
+class StoreSettings(SettingsModel):
+    """``[store]``: where cartrescue remembers what it sent."""
+
+    path: str = Field(
+        default="cartrescue.sqlite3",
+        description="the SQLite file, relative to the config file",
+        examples=["cartrescue.sqlite3"],
+    )
+    hash_key: SecretFromEnv | None = Field(
+        default=None,
+        description="a secret of 32+ characters keying the hashes a forgotten opt-out leaves "
+        "behind (hash_key_env names its environment variable)",
+    )
+    hash_key_file: str | None = Field(
+        default=None,
+        description="or: a file holding that secret, kept outside the store",
+        examples=["/etc/cartrescue/hash.key"],
+    )
+
+    @model_validator(mode="after")
+    def _one_hash_key(self) -> StoreSettings:
+        if self.hash_key is not None and self.hash_key_file is not None:
+            raise invalid(
+                "give hash_key_env or hash_key_file, not both",
+                "remove one of them",
+                key="hash_key_file",
+            )
+        return self
+
+
+class TemplatesSettings(SettingsModel):
+    """``[templates]``: your templates first, then the built-in ones."""
+
+    dirs: list[str] = Field(default_factory=list, examples=[["templates"]])
+    max_segments: int | None = Field(default=None, ge=1, le=10, examples=[1])
+    smart_encoding: bool | None = Field(default=None, examples=[True])
+
+
+def _expires(value: object) -> object:
+    if value == "never":
+        return None
+    return _to_duration(value)
+
+
+class LinksSettings(SettingsModel):
+    """``[links]``: short links answered by ``cartrescue serve-links``."""
+
+    type: Literal["self-hosted"] = "self-hosted"
+    base_url: HttpUrl = Field(examples=["https://myshop.example/r/"])
+    code_length: int | None = Field(default=None, ge=7, le=32, examples=[8])
+    expires_after: Annotated[
+        Any,
+        PlainValidator(_expires),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?\s*[dhms]\s*)+$"},
+                    {"const": "never"},
+                ],
+                "examples": ["30d"],
+            }
+        ),
+    ] = Field(default=None, examples=["30d"])
+    utm: bool | None = None
+    utm_source: Annotated[str, Field(min_length=1)] | None = None
+    utm_campaign: Annotated[str, Field(min_length=1)] | None = None
+
+
+class WebSettingsModel(SettingsModel):
+    """``[web]``: what ``cartrescue serve`` answers (STOP replies, one-click unsubscribe).
+    Secrets come from the environment only."""
+
+    public_url: HttpUrl = Field(examples=["https://myshop.example/cartrescue"])
+    host: str = Field(default="127.0.0.1", min_length=1, examples=["127.0.0.1"])
+    port: int = Field(default=8080, ge=0, le=65535, examples=[8080])
+    unsubscribe_secret: Annotated[SecretFromEnv, Field(min_length=16)] | None = None
+    unsubscribe_previous_secrets: SecretFromEnv | None = Field(
+        default=None,
+        description="older unsubscribe secrets still accepted after a rotation, separated by "
+        "spaces or commas",
+    )
+    unsubscribe_ttl_days: int = Field(
+        default=365, ge=1, description="how long an unsubscribe link keeps working", examples=[365]
+    )
+    twilio_auth_token: SecretFromEnv | None = None
+    whatsapp_app_secret: SecretFromEnv | None = None
+    whatsapp_verify_token: SecretFromEnv | None = None
+
+
+class RunSettings(SettingsModel):
+    """``[run]``: how often cron runs cartrescue (doctor warns when passes stop)."""
+
+    interval: Duration = Field(default=_to_duration("15m"), examples=["15m"])
+
+
+class DiscountSettings(SettingsModel):
+    """A step's offer: ``{ percent = 10, valid_for = "48h" }``."""
+
+    percent: Decimal = Field(gt=0, le=100, strict=False, examples=[10])
+    valid_for: Duration = Field(default=_to_duration("48h"), examples=["48h"])
+
+
+class StepSettings(SettingsModel):
+    """One ``[[policy.steps]]``: sent ``delay`` after abandonment."""
+
+    delay: Duration = Field(examples=["1h"])
+    channels: list[ChannelKind] = Field(
+        default=["email"], min_length=1, examples=[["sms", "email"]]
+    )
+    discount: DiscountSettings | None = None
+
+
+class PolicySettings(SettingsModel):
+    """``[policy]``: who gets which reminder, and when. A key left out keeps the default of
+    :class:`~cartrescue.policy.Policy` (named in each description)."""
+
+    steps: list[StepSettings] | None = Field(
+        default=None, min_length=1, description="default: 1h, 24h, 48h (with 10 % off)"
+    )
+    max_overdue: Duration | None = Field(
+        default=None,
+        examples=["6h"],
+        description="a step missed by more than this is skipped, never sent late (default 6h)",
+    )
+    lookback: Duration | None = Field(
+        default=None,
+        examples=["24h"],
+        description="when first switched on, older carts are left alone (default 24h)",
+    )
+    quiet_hours: Hours | None = Field(
+        default=None, description="sending hours, recipient-local (default 09:00-20:00)"
+    )
+    send_window: Hours | None = Field(default=None, description="the same as quiet_hours")
+    frequency_cap: Duration | None = Field(
+        default=None,
+        examples=["20h"],
+        description="at most one message per person in this span (default 20h)",
+    )
+    max_sms_per_checkout: int | None = Field(
+        default=None, ge=0, examples=[1], description="default 1"
+    )
+    discount_cooldown: Duration | None = Field(
+        default=None,
+        examples=["30d"],
+        description="no new code for someone given one this recently (default 30d)",
+    )
+    attribution_window: Duration | None = Field(
+        default=None,
+        examples=["7d"],
+        description="a purchase this soon after a message counts as recovered (default 7d)",
+    )
+    whatsapp_consent_from_sms: bool | None = Field(
+        default=None, description="treat SMS consent as WhatsApp consent (default false)"
+    )
+
+
+class ConfigSettings(SettingsModel):
+    """The whole ``cartrescue.toml``. ``connector`` and each of ``channels`` are checked by
+    the settings their plugin declares."""
+
+    shop: ShopSettings = ShopSettings()
+    connector: dict[str, Any] | None = None
+    channels: dict[ChannelKind, dict[str, Any]] | None = None
+    store: StoreSettings = StoreSettings()
+    policy: PolicySettings = PolicySettings()
+    templates: TemplatesSettings = TemplatesSettings()
+    links: LinksSettings | None = None
+    web: WebSettingsModel | None = None
+    run: RunSettings = RunSettings()
