@@ -50,7 +50,7 @@ def test_5000_unpaid_orders_are_fetched_exactly_once_across_two_passes() -> None
         for i in range(150):  # noise the filters must keep out
             shop.add_order(status="processing", date_created_gmt=T0 - timedelta(hours=i))
             shop.add_order(created_via="admin", date_created_gmt=T0 - timedelta(hours=i))
-        conn = connect(shop)
+        conn = connect(shop, clock=clock)
 
         watermark = clock()
         first = ids_of(conn.abandoned_checkouts(T0 - timedelta(days=3)))
@@ -94,7 +94,9 @@ def test_orders_changing_in_the_middle_of_a_walk_are_not_lost() -> None:
                     shop.update_order(order_id, customer_note="please ring the bell")
 
         shop.before_request = busy_shop
-        got = ids_of(connect(shop, per_page=50).abandoned_checkouts(T0 - timedelta(days=1)))
+        got = ids_of(
+            connect(shop, per_page=50, clock=clock).abandoned_checkouts(T0 - timedelta(days=1))
+        )
         counts = Counter(got)
         stayed = {str(i) for i in wanted if i not in paid_mid_walk}
         assert stayed <= set(got)  # nobody skipped, though 40 orders left the result
@@ -106,13 +108,14 @@ def test_orders_changing_in_the_middle_of_a_walk_are_not_lost() -> None:
 def test_plain_pages_would_have_lost_orders_here() -> None:
     """The same busy shop read the naive way (page=1..X-WP-TotalPages) skips orders: this
     is what the keyset walk above is for."""
-    with FakeWooCommerce(clock=FrozenClock(T0)) as shop:
+    clock = FrozenClock(T0)
+    with FakeWooCommerce(clock=clock) as shop:
         wanted = unpaid(shop, 300, start=T0 - timedelta(hours=5), step=timedelta(seconds=50))
         import requests
 
         seen: list[int] = []
         session = requests.Session()
-        auth = connect(shop).client.auth
+        auth = connect(shop, clock=clock).client.auth
         for page in range(1, 7):
             batch = session.get(
                 f"{shop.rest_url}/wc/v3/orders",
@@ -136,14 +139,15 @@ def test_plain_pages_would_have_lost_orders_here() -> None:
 def test_the_hour_the_clocks_go_back_loses_nothing() -> None:
     # Oslo falls back at 01:00 UTC on 2025-10-26: local 02:00-02:59 happens twice.
     fold = datetime(2025, 10, 26, 0, 0, tzinfo=UTC)
-    with FakeWooCommerce(
-        clock=FrozenClock(fold + timedelta(hours=3)), timezone="Europe/Oslo"
-    ) as shop:
+    clock = FrozenClock(fold + timedelta(hours=3))
+    with FakeWooCommerce(clock=clock, timezone="Europe/Oslo") as shop:
         wanted = []
         for minute in range(0, 200, 2):
             at = fold + timedelta(minutes=minute)
             wanted.append(shop.add_order(date_created_gmt=at, date_modified_gmt=at)["id"])
-        got = ids_of(connect(shop, per_page=5).abandoned_checkouts(fold - timedelta(hours=1)))
+        got = ids_of(
+            connect(shop, per_page=5, clock=clock).abandoned_checkouts(fold - timedelta(hours=1))
+        )
         assert sorted(got) == sorted(str(i) for i in wanted)
         assert len(got) == len(set(got))
 
