@@ -7,8 +7,13 @@ What it reproduces, from WordPress's and WooCommerce's source and the REST API d
   believes the request came over HTTPS, as behind a TLS-terminating proxy) the consumer key and
   secret are read from the query string first, then from HTTP Basic auth; a wrong secret is
   401 ``woocommerce_rest_authentication_error`` "Consumer secret is invalid.". Otherwise, and
-  as a fallback, OAuth 1.0a one-legged signatures in the query string (HMAC-SHA1/SHA256 over
-  the home URL, a 15-minute timestamp window, nonces remembered per timestamp). A request with
+  as a fallback, OAuth 1.0a one-legged signatures (``check_oauth_signature``): parameters as
+  PHP reads ``$_GET``/``$_POST`` (``rest_route`` included; ``a[]`` as ``a[0]``, ``a[1]``) plus
+  those of an ``Authorization: OAuth`` header, each name and value rawurlencoded and each pair
+  once more, joined with ``%26``; the URI rebuilt from the home URL (``http://host`` for the
+  site root, no trailing slash); HMAC-SHA1 or HMAC-SHA256 keyed with ``consumer_secret&``; a
+  timestamp within 15 minutes of ``clock``; a nonce never reused per key (remembered per
+  timestamp). Refusals carry WooCommerce's codes and messages. A request with
   no usable credentials runs logged out and the endpoint refuses it: 401
   ``woocommerce_rest_cannot_view`` "Sorry, you cannot list resources.". ``drops_authorization``
   makes the server lose the ``Authorization`` header, as PHP over CGI/FastCGI does. Key
