@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -85,3 +86,24 @@ def test_oauth_parameters_already_in_the_url_are_replaced() -> None:
     sent = signed("http://shop.example/wp-json/wc/v3/orders?oauth_nonce=old&page=2")
     assert sent["oauth_nonce"] == "abc123"
     assert sent["page"] == "2"
+
+
+def test_wooauth_without_a_home_signs_for_the_site_root() -> None:
+    import requests
+
+    from cartrescue.clock import FrozenClock
+    from cartrescue.connectors._woo_client import WooAuth
+
+    when = FrozenClock(datetime.fromtimestamp(STAMP, UTC))
+    request = requests.Request(
+        "GET", "http://shop.example/wp-json/wc/v3/orders", params={"page": "2"}
+    ).prepare()
+    sent = dict(
+        parse_qsl(urlsplit(WooAuth(KEY, SECRET, "oauth1", clock=when)(request).url or "").query)
+    )
+    text = (
+        "GET&http%3A%2F%2Fshop.example%2Fwp-json%2Fwc%2Fv3%2Forders&"
+        f"oauth_consumer_key%3D{KEY}%26oauth_nonce%3D{sent['oauth_nonce']}%26"
+        f"oauth_signature_method%3DHMAC-SHA256%26oauth_timestamp%3D{STAMP}%26page%3D2"
+    )
+    assert sent["oauth_signature"] == hand_signature(text)

@@ -20,6 +20,7 @@ import re
 import secrets
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import requests
 from requests.auth import AuthBase, HTTPBasicAuth
@@ -45,8 +46,8 @@ KEYS_PAGE = "WooCommerce → Settings → Advanced → REST API"
 class WooAuth(AuthBase):
     """Adds WooCommerce credentials to a request, afresh on every try (an OAuth nonce may be
     used once): ``basic`` (HTTPS), ``query`` (HTTPS, for servers that drop the
-    ``Authorization`` header) or ``oauth1`` (plain HTTP: signed for the shop's ``home`` URL
-    at ``clock``'s time, with a fresh 128-bit nonce)."""
+    ``Authorization`` header) or ``oauth1`` (plain HTTP: signed for the shop's ``home`` URL,
+    by default the request's site root, at ``clock``'s time, with a fresh 128-bit nonce)."""
 
     def __init__(
         self,
@@ -79,13 +80,18 @@ class WooAuth(AuthBase):
         request.url = sign_url(
             request.method or "GET",
             request.url,
-            home=self.home or request.url,
+            home=self.home or _site_root(request.url),
             consumer_key=self.consumer_key,
             consumer_secret=self.consumer_secret,
             timestamp=int(self.clock().timestamp()),
             nonce=secrets.token_hex(16),
         )
         return request
+
+
+def _site_root(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def wp_error(err: ConnectorError) -> tuple[str | None, str | None]:
