@@ -150,6 +150,16 @@ def explain_refusal(
         )
     if "timestamp" in text:
         return f"{said}: this machine's clock is more than 15 minutes off"
+    if code == "woocommerce_rest_authentication_missing_parameter":
+        return (
+            f"{said}: something between here and the shop cut the OAuth parameters from "
+            f"the query string. Better: use https://"
+        )
+    if "nonce" in text:
+        return (
+            f"{said}: every request is signed with a new nonce, so something between here "
+            f"and the shop (a proxy or a cache) sent this one twice. Better: use https://"
+        )
     return f"{said} ({code or status}): check consumer_key and consumer_secret ({KEYS_PAGE})"
 
 
