@@ -28,7 +28,7 @@ import hmac
 import re
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-__all__ = ["base_uri", "sign_url"]
+__all__ = ["base_uri", "sign_url", "signature"]
 
 
 def _encode(text: str) -> str:
