@@ -43,7 +43,12 @@ def run(n: int, is_ssl: bool) -> None:
     base_url, rest_url, key, secret = ready.get(timeout=600)
     url = "https://shop.example" if is_ssl else base_url
     connector = WooCommerceConnector(
-        url, key, secret, base_url=rest_url, consent_meta={"sms": "_wc_other/acme/sms-optin"}
+        url,
+        key,
+        secret,
+        base_url=rest_url,
+        consent_meta={"sms": "_wc_other/acme/sms-optin"},
+        clock=lambda: NOW,  # the shop's clock: OAuth timestamps are checked against it
     )
     started, cpu = time.perf_counter(), time.process_time()
     count = sum(

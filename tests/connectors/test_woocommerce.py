@@ -488,6 +488,24 @@ def test_401_without_credentials_explains_query_string_auth(
         (error("secret_invalid"), 401, "consumer_secret does not belong to consumer_key"),
         (error("no_write"), 401, "Read/Write to create discount codes"),
         (
+            {
+                "code": "woocommerce_rest_authentication_error",
+                "message": "Invalid nonce - nonce has already been used.",
+                "data": {"status": 401},
+            },
+            401,
+            "sent this one twice",
+        ),
+        (
+            {
+                "code": "woocommerce_rest_authentication_missing_parameter",
+                "message": "Missing OAuth parameter oauth_nonce",
+                "data": {"status": 401},
+            },
+            401,
+            "cut the OAuth parameters",
+        ),
+        (
             {"code": "woocommerce_rest_cannot_view", "message": "Sorry", "data": {}},
             403,
             "manage_woocommerce",

@@ -10,8 +10,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from urllib.parse import parse_qsl, quote
 
 import pytest
+import requests
 
 from cartrescue.clock import FrozenClock
 from cartrescue.connectors.woocommerce import WooCommerceConnector
@@ -50,7 +52,7 @@ def test_5000_unpaid_orders_are_fetched_exactly_once_across_two_passes() -> None
         for i in range(150):  # noise the filters must keep out
             shop.add_order(status="processing", date_created_gmt=T0 - timedelta(hours=i))
             shop.add_order(created_via="admin", date_created_gmt=T0 - timedelta(hours=i))
-        conn = connect(shop)
+        conn = connect(shop, clock=clock)
 
         watermark = clock()
         first = ids_of(conn.abandoned_checkouts(T0 - timedelta(days=3)))
@@ -94,7 +96,9 @@ def test_orders_changing_in_the_middle_of_a_walk_are_not_lost() -> None:
                     shop.update_order(order_id, customer_note="please ring the bell")
 
         shop.before_request = busy_shop
-        got = ids_of(connect(shop, per_page=50).abandoned_checkouts(T0 - timedelta(days=1)))
+        got = ids_of(
+            connect(shop, per_page=50, clock=clock).abandoned_checkouts(T0 - timedelta(days=1))
+        )
         counts = Counter(got)
         stayed = {str(i) for i in wanted if i not in paid_mid_walk}
         assert stayed <= set(got)  # nobody skipped, though 40 orders left the result
@@ -106,13 +110,14 @@ def test_orders_changing_in_the_middle_of_a_walk_are_not_lost() -> None:
 def test_plain_pages_would_have_lost_orders_here() -> None:
     """The same busy shop read the naive way (page=1..X-WP-TotalPages) skips orders: this
     is what the keyset walk above is for."""
-    with FakeWooCommerce(clock=FrozenClock(T0)) as shop:
+    clock = FrozenClock(T0)
+    with FakeWooCommerce(clock=clock) as shop:
         wanted = unpaid(shop, 300, start=T0 - timedelta(hours=5), step=timedelta(seconds=50))
         import requests
 
         seen: list[int] = []
         session = requests.Session()
-        auth = connect(shop).client.auth
+        auth = connect(shop, clock=clock).client.auth
         for page in range(1, 7):
             batch = session.get(
                 f"{shop.rest_url}/wc/v3/orders",
@@ -136,18 +141,23 @@ def test_plain_pages_would_have_lost_orders_here() -> None:
 def test_the_hour_the_clocks_go_back_loses_nothing() -> None:
     # Oslo falls back at 01:00 UTC on 2025-10-26: local 02:00-02:59 happens twice.
     fold = datetime(2025, 10, 26, 0, 0, tzinfo=UTC)
-    with FakeWooCommerce(
-        clock=FrozenClock(fold + timedelta(hours=3)), timezone="Europe/Oslo"
-    ) as shop:
+    clock = FrozenClock(fold + timedelta(hours=3))
+    with FakeWooCommerce(clock=clock, timezone="Europe/Oslo") as shop:
         wanted = []
         for minute in range(0, 200, 2):
             at = fold + timedelta(minutes=minute)
             wanted.append(shop.add_order(date_created_gmt=at, date_modified_gmt=at)["id"])
-        got = ids_of(connect(shop, per_page=5).abandoned_checkouts(fold - timedelta(hours=1)))
+        got = ids_of(
+            connect(shop, per_page=5, clock=clock).abandoned_checkouts(fold - timedelta(hours=1))
+        )
         assert sorted(got) == sorted(str(i) for i in wanted)
         assert len(got) == len(set(got))
 
 
+PERMALINKS = {"pretty": "/wp-json", "plain": "/?rest_route="}
+
+
+@pytest.mark.parametrize("permalinks", ["pretty", "plain"])
 @pytest.mark.parametrize(
     ("fake", "url_scheme", "options"),
     [
@@ -158,20 +168,103 @@ def test_the_hour_the_clocks_go_back_loses_nothing() -> None:
     ],
 )
 def test_every_way_of_authenticating(
-    fake: dict[str, Any], url_scheme: str, options: dict[str, Any]
+    fake: dict[str, Any], url_scheme: str, options: dict[str, Any], permalinks: str
 ) -> None:
-    with FakeWooCommerce(**fake) as shop:
-        shop.add_order()
+    clock = FrozenClock(T0)
+    with FakeWooCommerce(clock=clock, **fake) as shop:
+        [order_id] = unpaid(shop, 1, start=T0 - timedelta(hours=2), step=timedelta(0))
         url = shop.base_url if url_scheme == "http" else "https://shop.example"
         conn = WooCommerceConnector(
             url,
             shop.consumer_key,
             shop.consumer_secret,
-            base_url=shop.rest_url,
+            base_url=shop.base_url + PERMALINKS[permalinks],
             consent=["email"],
+            clock=clock,
             **options,
         )
-        assert len(list(conn.abandoned_checkouts(None))) == 1
+        [checkout] = ids_of(conn.abandoned_checkouts(None))
+        assert checkout == str(order_id)
+        [full] = [c for c in conn.abandoned_checkouts(None) if isinstance(c, Checkout)]
+        assert conn.find_purchase(full) is None  # GET orders/<id>, signed
+        conn.create_discount(full, DiscountOffer(Decimal(10), 3600))  # POST, signed
+        assert len(shop.coupons) == 1
+        sent = shop.requests[-1]
+        assert ("rest_route" in sent.query) == (permalinks == "plain")
+        assert ("oauth_signature" in sent.query) == (url_scheme == "http")
+
+
+def signed_by_connector(shop: FakeWooCommerce, clock: FrozenClock, permalinks: str) -> str:
+    """The query string of a request the connector sent to the shop over plain HTTP."""
+    conn = connect(shop, clock=clock, base_url=shop.base_url + PERMALINKS[permalinks])
+    assert ids_of(conn.abandoned_checkouts(None)) == []
+    return shop.requests[-1].raw_query
+
+
+def replay(shop: FakeWooCommerce, permalinks: str, query: str) -> tuple[int, str]:
+    path = "/wp-json/wc/v3/orders" if permalinks == "pretty" else "/"
+    response = requests.get(f"{shop.base_url}{path}?{query}", timeout=10)
+    return response.status_code, response.json().get("message", "")
+
+
+@pytest.mark.parametrize("permalinks", ["pretty", "plain"])
+def test_a_tampered_signature_or_parameter_is_refused(permalinks: str) -> None:
+    clock = FrozenClock(T0)
+    with FakeWooCommerce(clock=clock) as shop:
+        query = signed_by_connector(shop, clock, permalinks)
+        signature = dict(parse_qsl(query))["oauth_signature"]
+        flipped = ("A" if signature[0] != "A" else "B") + signature[1:]
+        tampered = query.replace(quote(signature, safe=""), quote(flipped, safe=""))
+        assert tampered != query
+        refused = (401, "Invalid signature - provided signature does not match.")
+        assert replay(shop, permalinks, tampered) == refused
+        widened = query.replace("status=pending%2Cfailed", "status=any")
+        assert widened != query
+        assert replay(shop, permalinks, widened) == refused
+
+
+@pytest.mark.parametrize("permalinks", ["pretty", "plain"])
+def test_a_replayed_request_is_refused(permalinks: str) -> None:
+    clock = FrozenClock(T0)
+    with FakeWooCommerce(clock=clock) as shop:
+        query = signed_by_connector(shop, clock, permalinks)
+        assert replay(shop, permalinks, query) == (
+            401,
+            "Invalid nonce - nonce has already been used.",
+        )
+
+
+def test_a_signature_16_minutes_old_is_refused_and_the_clock_named() -> None:
+    with FakeWooCommerce(clock=FrozenClock(T0)) as shop:
+        late = connect(shop, clock=FrozenClock(T0 - timedelta(minutes=14)))
+        assert ids_of(late.abandoned_checkouts(T0 - timedelta(days=1))) == []
+        stale = connect(shop, clock=FrozenClock(T0 - timedelta(minutes=16)))
+        with pytest.raises(ConnectorAuthError, match=r"'Invalid timestamp\.'.*clock"):
+            list(stale.abandoned_checkouts(T0 - timedelta(days=1)))
+        ahead = connect(shop, clock=FrozenClock(T0 + timedelta(minutes=16)))
+        with pytest.raises(ConnectorAuthError, match="clock"):
+            list(ahead.abandoned_checkouts(T0 - timedelta(days=1)))
+
+
+def test_oauth_signs_for_the_home_url_when_the_rest_root_is_elsewhere() -> None:
+    """A proxy (base_url) in front of the shop: WooCommerce signs with its home URL, so the
+    connector signs for ``url``; a ``url`` that is not the shop's home is refused."""
+    clock = FrozenClock(T0)
+    with FakeWooCommerce(clock=clock) as shop:
+        right = connect(
+            shop, clock=clock, base_url=shop.base_url.replace("127.0.0.1", "localhost") + "/wp-json"
+        )
+        assert ids_of(right.abandoned_checkouts(None)) == []
+        wrong = WooCommerceConnector(
+            "http://www.shop.example",
+            shop.consumer_key,
+            shop.consumer_secret,
+            base_url=shop.rest_url,
+            consent=["email"],
+            clock=clock,
+        )
+        with pytest.raises(ConnectorAuthError, match="Settings → General"):
+            list(wrong.abandoned_checkouts(None))
 
 
 def test_a_server_dropping_the_authorization_header_gets_the_query_string_auth_fix() -> None:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -245,30 +246,201 @@ def test_key_permissions() -> None:
         assert response.json()["message"] == "The API key provided does not have write permissions."
 
 
-def test_oauth_nonces_are_single_use_and_timestamps_bounded() -> None:
-    from woocommerce.oauth import OAuth
+# -- OAuth 1.0a, checked against signatures worked out by hand from
+# WC_REST_Authentication::check_oauth_signature (no signer shared with the connector) --------
+STAMP = 1741953600  # T0
+KEY, SECRET = "ck_" + "0" * 40, "cs_" + "1" * 40
 
-    with FakeWooCommerce() as shop:
-        url = f"{shop.rest_url}/wc/v3/orders"
 
-        def signed(stamp: int) -> str:
-            return OAuth(
-                url=url,
-                consumer_key=shop.consumer_key,
-                consumer_secret=shop.consumer_secret,
-                version="wc/v3",
-                method="GET",
-                oauth_timestamp=stamp,
-            ).get_oauth_url()
+def hmac_b64(text: str, algorithm: str = "sha1") -> str:
+    """base64_encode( hash_hmac( $algo, $string_to_sign, $consumer_secret . '&', true ) )"""
+    return base64.b64encode(
+        hmac.new(f"{SECRET}&".encode(), text.encode(), getattr(hashlib, algorithm)).digest()
+    ).decode()
 
-        import time
 
-        once = signed(int(time.time()))
-        assert requests.get(once, timeout=10).status_code == 200
-        again = requests.get(once, timeout=10)
-        assert again.json()["message"] == "Invalid nonce - nonce has already been used."
-        stale = requests.get(signed(int(time.time()) - 3600), timeout=10)
-        assert stale.json()["message"] == "Invalid timestamp."
+@pytest.fixture
+def plain_http() -> Iterator[FakeWooCommerce]:
+    with FakeWooCommerce(clock=FrozenClock(T0)) as fake:
+        fake.add_order(
+            date_created_gmt=T0 - timedelta(hours=1),
+            status="pending",
+            billing={"first_name": "Kari", "last_name": "Nordmann"},
+        )
+        fake.add_order(date_created_gmt=T0 - timedelta(hours=1), status="pending")
+        yield fake
+
+
+def plain_permalink_vector(shop: FakeWooCommerce, nonce: str = "n0nce") -> tuple[str, str]:
+    """GET /?rest_route=/wc/v3/orders&status=pending,failed&search=Kari Nordmann, signed
+    with HMAC-SHA1: (the query string to send without the signature, its signature)."""
+    port = shop.base_url.rsplit(":", 1)[1]
+    # The URI is the home URL alone (no trailing slash); every name and value is
+    # rawurlencoded ("/" -> %2F, " " -> %20, "," -> %2C), then each pair once more (%25, %3D).
+    string_to_sign = (
+        f"GET&http%3A%2F%2F127.0.0.1%3A{port}&"
+        f"oauth_consumer_key%3D{KEY}%26"
+        f"oauth_nonce%3D{nonce}%26"
+        "oauth_signature_method%3DHMAC-SHA1%26"
+        f"oauth_timestamp%3D{STAMP}%26"
+        "rest_route%3D%252Fwc%252Fv3%252Forders%26"
+        "search%3DKari%2520Nordmann%26"
+        "status%3Dpending%252Cfailed"
+    )
+    query = (
+        "rest_route=/wc/v3/orders&status=pending%2Cfailed&search=Kari+Nordmann"
+        f"&oauth_consumer_key={KEY}&oauth_timestamp={STAMP}&oauth_nonce={nonce}"
+        "&oauth_signature_method=HMAC-SHA1"
+    )
+    return query, hmac_b64(string_to_sign)
+
+
+def send(shop: FakeWooCommerce, path: str, query: str, signature: str) -> requests.Response:
+    return requests.get(
+        f"{shop.base_url}{path}?{query}&oauth_signature={quote(signature, safe='')}", timeout=10
+    )
+
+
+def refusal(response: requests.Response) -> tuple[int, str, str]:
+    body = response.json()
+    return response.status_code, body["code"], body["message"]
+
+
+SIGNATURE_MISMATCH = (
+    401,
+    "woocommerce_rest_authentication_error",
+    "Invalid signature - provided signature does not match.",
+)
+
+
+def test_a_plain_permalink_request_signed_by_hand_is_accepted(
+    plain_http: FakeWooCommerce,
+) -> None:
+    query, signature = plain_permalink_vector(plain_http)
+    response = send(plain_http, "/", query, signature)
+    assert response.status_code == 200, response.text
+    assert len(response.json()) == 1
+
+
+def test_signing_the_site_root_with_a_slash_or_rest_route_unencoded_is_refused(
+    plain_http: FakeWooCommerce,
+) -> None:
+    query, good = plain_permalink_vector(plain_http)
+    port = plain_http.base_url.rsplit(":", 1)[1]
+    right = f"GET&http%3A%2F%2F127.0.0.1%3A{port}&"
+    rest = f"oauth_consumer_key%3D{KEY}%26oauth_nonce%3Dn0nce%26"
+    rest += f"oauth_signature_method%3DHMAC-SHA1%26oauth_timestamp%3D{STAMP}%26"
+    tail = "search%3DKari%2520Nordmann%26status%3Dpending%252Cfailed"
+    assert hmac_b64(right + rest + "rest_route%3D%252Fwc%252Fv3%252Forders%26" + tail) == good
+    slash = f"GET&http%3A%2F%2F127.0.0.1%3A{port}%2F&"  # the RFC 5849 base string URI
+    unencoded = "rest_route%3D%2Fwc%2Fv3%2Forders%26"  # "/" left as is in the value
+    for wrong in (
+        hmac_b64(slash + rest + "rest_route%3D%252Fwc%252Fv3%252Forders%26" + tail),
+        hmac_b64(right + rest + unencoded + tail),
+    ):
+        assert refusal(send(plain_http, "/", query, wrong)) == SIGNATURE_MISMATCH
+
+
+def test_a_pretty_permalink_request_with_an_array_and_sha256(plain_http: FakeWooCommerce) -> None:
+    port = plain_http.base_url.rsplit(":", 1)[1]
+    # status[]=pending&status[]=failed reaches PHP as status => [0 => pending, 1 => failed]:
+    # signed as status[0], status[1] with the brackets encoded once by WooCommerce.
+    string_to_sign = (
+        f"GET&http%3A%2F%2F127.0.0.1%3A{port}%2Fwp-json%2Fwc%2Fv3%2Forders&"
+        f"oauth_consumer_key%3D{KEY}%26oauth_nonce%3Dabc%26"
+        f"oauth_signature_method%3DHMAC-SHA256%26oauth_timestamp%3D{STAMP}%26"
+        "status%255B0%255D%3Dpending%26status%255B1%255D%3Dfailed"
+    )
+    query = (
+        "status%5B%5D=pending&status%5B%5D=failed"
+        f"&oauth_consumer_key={KEY}&oauth_timestamp={STAMP}&oauth_nonce=abc"
+        "&oauth_signature_method=HMAC-SHA256"
+    )
+    response = send(plain_http, "/wp-json/wc/v3/orders", query, hmac_b64(string_to_sign, "sha256"))
+    assert response.status_code == 200, response.text
+
+
+def test_oauth_parameters_in_an_authorization_header_are_signed_too(
+    plain_http: FakeWooCommerce,
+) -> None:
+    port = plain_http.base_url.rsplit(":", 1)[1]
+    string_to_sign = (
+        f"GET&http%3A%2F%2F127.0.0.1%3A{port}%2Fwp-json%2Fwc%2Fv3%2Forders&"
+        f"oauth_consumer_key%3D{KEY}%26oauth_nonce%3Dhdr%26"
+        f"oauth_signature_method%3DHMAC-SHA1%26oauth_timestamp%3D{STAMP}"
+    )
+    header = (
+        f'OAuth oauth_consumer_key="{KEY}", oauth_nonce="hdr", '
+        f'oauth_signature_method="HMAC-SHA1", oauth_timestamp="{STAMP}", '
+        f'oauth_signature="{quote(hmac_b64(string_to_sign), safe="")}"'
+    )
+    response = requests.get(
+        f"{plain_http.rest_url}/wc/v3/orders", headers={"Authorization": header}, timeout=10
+    )
+    assert response.status_code == 200, response.text
+
+
+def test_nonces_are_single_use_and_timestamps_bounded() -> None:
+    clock = FrozenClock(T0)
+    with FakeWooCommerce(clock=clock) as shop:
+        query, signature = plain_permalink_vector(shop)
+        assert send(shop, "/", query, signature).status_code == 200
+        assert refusal(send(shop, "/", query, signature)) == (
+            401,
+            "woocommerce_rest_authentication_error",
+            "Invalid nonce - nonce has already been used.",
+        )
+        clock.advance(timedelta(minutes=15))  # still inside the window
+        assert send(shop, "/", *plain_permalink_vector(shop, "n1")).status_code == 200
+        clock.advance(timedelta(seconds=1))
+        assert refusal(send(shop, "/", *plain_permalink_vector(shop, "n2"))) == (
+            401,
+            "woocommerce_rest_authentication_error",
+            "Invalid timestamp.",
+        )
+
+
+def test_other_keys_may_use_the_same_nonce() -> None:
+    with FakeWooCommerce(clock=FrozenClock(T0)) as shop:
+        shop.add_key("ck_other", "cs_other")
+        assert send(shop, "/", *plain_permalink_vector(shop)).status_code == 200
+        query, _ = plain_permalink_vector(shop)
+        query = query.replace(KEY, "ck_other")
+        port = shop.base_url.rsplit(":", 1)[1]
+        text = (
+            f"GET&http%3A%2F%2F127.0.0.1%3A{port}&oauth_consumer_key%3Dck_other%26"
+            f"oauth_nonce%3Dn0nce%26oauth_signature_method%3DHMAC-SHA1%26"
+            f"oauth_timestamp%3D{STAMP}%26rest_route%3D%252Fwc%252Fv3%252Forders%26"
+            "search%3DKari%2520Nordmann%26status%3Dpending%252Cfailed"
+        )
+        other = base64.b64encode(hmac.new(b"cs_other&", text.encode(), "sha1").digest()).decode()
+        assert send(shop, "/", query, other).status_code == 200
+
+
+def test_oauth_refusals_carry_woocommerce_codes_and_messages(plain_http: FakeWooCommerce) -> None:
+    query, signature = plain_permalink_vector(plain_http)
+    unknown = query.replace(KEY, "ck_unknown")
+    assert refusal(send(plain_http, "/", unknown, signature)) == (
+        401,
+        "woocommerce_rest_authentication_error",
+        "Consumer key is invalid.",
+    )
+    tampered = query.replace("status=pending%2Cfailed", "status=any")
+    assert refusal(send(plain_http, "/", tampered, signature)) == SIGNATURE_MISMATCH
+    plaintext = query.replace("HMAC-SHA1", "PLAINTEXT")
+    assert refusal(send(plain_http, "/", plaintext, signature)) == (
+        401,
+        "woocommerce_rest_authentication_error",
+        "Invalid signature - signature method is invalid.",
+    )
+    no_nonce = query.replace("&oauth_nonce=n0nce", "")
+    assert refusal(send(plain_http, "/", no_nonce, signature)) == (
+        401,
+        "woocommerce_rest_authentication_missing_parameter",
+        "Missing OAuth parameter oauth_nonce",
+    )
+    # a refused signature does not use up the nonce
+    assert send(plain_http, "/", query, signature).status_code == 200
 
 
 # -- coupons ------------------------------------------------------------------------------

@@ -1,10 +1,8 @@
 """HTTP for the WooCommerce REST API: authentication, error explanations, JSON decoding.
 
-The ``woocommerce`` package's ``API`` sends every call through module-level
-``requests.request``: no shared session (so no connection reuse and nothing a test can
-inject), no retries and no raising on 4xx/5xx. So cartrescue keeps the package's OAuth 1.0a
-signer (``woocommerce.oauth.OAuth``) and its choice of authentication, and sends the requests
-itself through :class:`~cartrescue.http.HttpClient` (one session, timeouts, retries of GETs).
+Requests go through :class:`~cartrescue.http.HttpClient` (one session, timeouts, retries of
+GETs); OAuth 1.0a signatures are built in :mod:`._woo_oauth` exactly as WooCommerce
+recomputes them.
 
 How WooCommerce authenticates (``WC_REST_Authentication``): over HTTPS it reads the consumer
 key and secret from the query string (``consumer_key``/``consumer_secret``) or else from HTTP
@@ -20,17 +18,18 @@ import json
 import logging
 import re
 import secrets
-import time
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import requests
 from requests.auth import AuthBase, HTTPBasicAuth
 from requests.structures import CaseInsensitiveDict
-from woocommerce.oauth import OAuth
 
+from ..clock import Clock, utc_now
 from ..errors import ConnectorAuthError, ConnectorError
 from ..http import HttpClient, redact
+from ._woo_oauth import sign_url
 
 __all__ = ["AuthMode", "WooAuth", "WooClient", "explain_refusal", "wp_error"]
 
@@ -44,23 +43,26 @@ _MESSAGE = re.compile(r'"message"\s*:\s*"((?:[^"\\]|\\.)*)"')
 KEYS_PAGE = "WooCommerce → Settings → Advanced → REST API"
 
 
-class _OAuth(OAuth):  # type: ignore[misc]
-    """The package's signer with an unguessable nonce (its own is 8 random digits, hashed)."""
-
-    @staticmethod
-    def generate_nonce() -> str:
-        return secrets.token_hex(16)
-
-
 class WooAuth(AuthBase):
     """Adds WooCommerce credentials to a request, afresh on every try (an OAuth nonce may be
     used once): ``basic`` (HTTPS), ``query`` (HTTPS, for servers that drop the
-    ``Authorization`` header) or ``oauth1`` (plain HTTP)."""
+    ``Authorization`` header) or ``oauth1`` (plain HTTP: signed for the shop's ``home`` URL,
+    by default the request's site root, at ``clock``'s time, with a fresh 128-bit nonce)."""
 
-    def __init__(self, consumer_key: str, consumer_secret: str, mode: AuthMode) -> None:
+    def __init__(
+        self,
+        consumer_key: str,
+        consumer_secret: str,
+        mode: AuthMode,
+        *,
+        home: str = "",
+        clock: Clock = utc_now,
+    ) -> None:
         self.consumer_key = consumer_key
         self.consumer_secret = consumer_secret
         self.mode = mode
+        self.home = home
+        self.clock = clock
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         if self.mode == "basic":
@@ -75,15 +77,21 @@ class WooAuth(AuthBase):
                 {"consumer_key": self.consumer_key, "consumer_secret": self.consumer_secret},
             )
             return request
-        request.url = _OAuth(
-            url=request.url,
+        request.url = sign_url(
+            request.method or "GET",
+            request.url,
+            home=self.home or _site_root(request.url),
             consumer_key=self.consumer_key,
             consumer_secret=self.consumer_secret,
-            version="wc/v3",
-            method=(request.method or "GET").upper(),
-            oauth_timestamp=int(time.time()),
-        ).get_oauth_url()
+            timestamp=int(self.clock().timestamp()),
+            nonce=secrets.token_hex(16),
+        )
         return request
+
+
+def _site_root(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def wp_error(err: ConnectorError) -> tuple[str | None, str | None]:
@@ -142,6 +150,16 @@ def explain_refusal(
         )
     if "timestamp" in text:
         return f"{said}: this machine's clock is more than 15 minutes off"
+    if code == "woocommerce_rest_authentication_missing_parameter":
+        return (
+            f"{said}: something between here and the shop cut the OAuth parameters from "
+            f"the query string. Better: use https://"
+        )
+    if "nonce" in text:
+        return (
+            f"{said}: every request is signed with a new nonce, so something between here "
+            f"and the shop (a proxy or a cache) sent this one twice. Better: use https://"
+        )
     return f"{said} ({code or status}): check consumer_key and consumer_secret ({KEYS_PAGE})"
 
 
@@ -175,7 +193,8 @@ def _decode(
 class WooClient:
     """Calls one shop's REST API. ``rest_root`` is the WordPress REST root
     (``https://shop.example/wp-json``, or ``https://shop.example/?rest_route=`` on a site
-    with plain permalinks); WooCommerce paths (``wc/v3/orders``) go below it."""
+    with plain permalinks); WooCommerce paths (``wc/v3/orders``) go below it. ``home`` is the
+    shop's address as WordPress knows it, which OAuth signatures are made for."""
 
     def __init__(
         self,
@@ -189,9 +208,11 @@ class WooClient:
         attempts: int,
         sleep: Callable[[float], None],
         verify: bool,
+        home: str = "",
+        clock: Clock = utc_now,
     ) -> None:
         self.mode = mode
-        self.auth = WooAuth(consumer_key, consumer_secret, mode)
+        self.auth = WooAuth(consumer_key, consumer_secret, mode, home=home, clock=clock)
         self.secrets = (consumer_key, consumer_secret)
         self.verify = verify
         self._noticed = False

@@ -203,6 +203,8 @@ class WooCommerceConnector:
             attempts=settings.attempts,
             sleep=sleep,
             verify=settings.verify_ssl,
+            home=settings.url,
+            clock=clock,
         )
         self._timezone: tuple[str | None] | None = None
 

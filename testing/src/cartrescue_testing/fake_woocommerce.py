@@ -7,8 +7,13 @@ What it reproduces, from WordPress's and WooCommerce's source and the REST API d
   believes the request came over HTTPS, as behind a TLS-terminating proxy) the consumer key and
   secret are read from the query string first, then from HTTP Basic auth; a wrong secret is
   401 ``woocommerce_rest_authentication_error`` "Consumer secret is invalid.". Otherwise, and
-  as a fallback, OAuth 1.0a one-legged signatures in the query string (HMAC-SHA1/SHA256 over
-  the home URL, a 15-minute timestamp window, nonces remembered per timestamp). A request with
+  as a fallback, OAuth 1.0a one-legged signatures (``check_oauth_signature``): parameters as
+  PHP reads ``$_GET``/``$_POST`` (``rest_route`` included; ``a[]`` as ``a[0]``, ``a[1]``) plus
+  those of an ``Authorization: OAuth`` header, each name and value rawurlencoded and each pair
+  once more, joined with ``%26``; the URI rebuilt from the home URL (``http://host`` for the
+  site root, no trailing slash); HMAC-SHA1 or HMAC-SHA256 keyed with ``consumer_secret&``; a
+  timestamp within 15 minutes of ``clock``; a nonce never reused per key (remembered per
+  timestamp). Refusals carry WooCommerce's codes and messages. A request with
   no usable credentials runs logged out and the endpoint refuses it: 401
   ``woocommerce_rest_cannot_view`` "Sorry, you cannot list resources.". ``drops_authorization``
   makes the server lose the ``Authorization`` header, as PHP over CGI/FastCGI does. Key
@@ -63,7 +68,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import parse_qs, quote, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, unquote, unquote_plus, urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 import phonenumbers
@@ -129,7 +134,69 @@ def _money(value: object) -> str:
 
 
 def _rawurlencode(text: str) -> str:
+    """PHP's ``rawurlencode`` (and ``wc_rest_urlencode_rfc3986``): RFC 3986, so ``/`` is
+    ``%2F`` and a space ``%20``."""
     return quote(text, safe="-_.~")
+
+
+# A value as PHP's parse_str leaves it: a string, or an array (``a[]=1``, ``a[k]=2``).
+_PhpValue = str | dict[str, Any]
+
+
+def _php_parse_str(query: str) -> dict[str, _PhpValue]:
+    """``$_GET`` from a raw query string, as PHP's ``parse_str`` builds it: ``+`` and
+    ``%XX`` decoded, the last of repeated plain names kept, ``name[]`` appended to an array
+    (keys 0, 1, …), ``name[key]`` set in one; spaces and dots in a name become ``_``."""
+    out: dict[str, _PhpValue] = {}
+    for part in query.split("&"):
+        if not part:
+            continue
+        raw_name, _, raw_value = part.partition("=")
+        name, value = unquote_plus(raw_name), unquote_plus(raw_value)
+        match = re.fullmatch(r"([^\[]+)\[([^\]]*)\](.*)", name)
+        if match is None:
+            out[name.replace(" ", "_").replace(".", "_")] = value
+            continue
+        top = match.group(1).replace(" ", "_").replace(".", "_")
+        current = out.get(top)
+        array = current if isinstance(current, dict) else {}
+        out[top] = array
+        sub = match.group(2)
+        if sub == "":
+            numeric = [int(k) for k in array if k.isdigit()]
+            sub = str(max(numeric) + 1 if numeric else 0)
+        array[sub] = value  # deeper levels (a[b][c]) are kept flat: nothing here sends them
+    return out
+
+
+def _php_empty(value: object) -> bool:
+    """PHP's ``empty()`` for a request value: unset, ``""``, ``"0"`` or an empty array."""
+    return value is None or value in ("", "0") or value == {}
+
+
+def _scalar(value: _PhpValue) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _encode_values(value: _PhpValue) -> _PhpValue:
+    """``wc_rest_urlencode_rfc3986`` of a value; an array's values are encoded, not its keys."""
+    if isinstance(value, dict):
+        return {k: _encode_values(v) for k, v in value.items()}
+    return _rawurlencode(value)
+
+
+def _join_with_equals_sign(params: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """``join_with_equals_sign``: ``key=value`` encoded once more (``=`` → ``%3D``, ``%`` →
+    ``%25``); an array's elements as ``key%5Bsub%5D=value``, in the array's own order."""
+    out: list[str] = []
+    for name, value in params.items():
+        if prefix:
+            name = f"{prefix}%5B{name}%5D"
+        if isinstance(value, dict):
+            out += _join_with_equals_sign(value, name)
+        else:
+            out.append(_rawurlencode(f"{name}={value}"))
+    return out
 
 
 def _as_utc(value: object, *, default: datetime) -> datetime:
@@ -162,6 +229,7 @@ class RecordedRequest:
     query: Mapping[str, list[str]]
     headers: Mapping[str, str]
     body: bytes
+    raw_query: str = ""
 
 
 @dataclass
@@ -761,13 +829,41 @@ class FakeWooCommerce:
                 raise _WPError(
                     401, "woocommerce_rest_authentication_error", "Consumer secret is invalid."
                 )
-        return self._oauth(request, query)
+        return self._oauth(request)
 
-    def _oauth(self, request: RecordedRequest, params: dict[str, str]) -> _Key | None:
-        present = [n for n in _OAUTH if params.get(n)]
-        if not present:
+    def _oauth(self, request: RecordedRequest) -> _Key | None:
+        """``perform_oauth_authentication``: the parameters, the key, the signature, then the
+        timestamp and the nonce, each failure with WooCommerce's own code and message."""
+        params = self._oauth_parameters(request)
+        if not params:
             return None
-        missing = [n for n in _OAUTH if not params.get(n)]
+        key = self._keys.get(_scalar(params["oauth_consumer_key"]))
+        if key is None:
+            raise _WPError(401, "woocommerce_rest_authentication_error", "Consumer key is invalid.")
+        self._check_oauth_signature(request, key, params)
+        self._check_timestamp_and_nonce(
+            key, _scalar(params["oauth_timestamp"]), _scalar(params["oauth_nonce"])
+        )
+        return key
+
+    def _oauth_parameters(self, request: RecordedRequest) -> dict[str, _PhpValue]:
+        """``get_oauth_parameters``: ``$_GET`` merged with ``$_POST`` and with the ``oauth_*``
+        parameters of an ``Authorization: OAuth`` header; {} when no OAuth parameter is
+        there at all."""
+        params = _php_parse_str(request.raw_query)
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith("application/x-www-form-urlencoded"):
+            params.update(_php_parse_str(request.body.decode("utf-8", "replace")))
+        header = "" if self.drops_authorization else request.headers.get("authorization", "")
+        header = header.strip()
+        if header.startswith("OAuth "):
+            for name, quoted, bare in re.findall(
+                r'(oauth_[a-z_-]*)=(?::?"([^"]*)"|([^,]*))', header
+            ):
+                params[name] = unquote_plus(quoted or bare)
+        missing = [n for n in _OAUTH if _php_empty(params.get(n))]
+        if len(missing) == len(_OAUTH):
+            return {}
         if missing:
             noun = "parameter" if len(missing) == 1 else "parameters"
             raise _WPError(
@@ -775,52 +871,71 @@ class FakeWooCommerce:
                 "woocommerce_rest_authentication_missing_parameter",
                 f"Missing OAuth {noun} {', '.join(missing)}",
             )
-        key = self._keys.get(params["oauth_consumer_key"])
-        if key is None:
-            raise _WPError(401, "woocommerce_rest_authentication_error", "Consumer key is invalid.")
-        method = params["oauth_signature_method"]
+        return params
+
+    def _signature_base_uri(self, request: RecordedRequest) -> str:
+        """``get_home_url( null, $request_path, is_ssl() ? 'https' : 'http' )`` where the
+        path is the request's, less the home path: ``http://host`` for the site root (plain
+        permalinks), ``http://host/wp-json/wc/v3/orders`` otherwise. Host and path come from
+        the home URL, never from the request's ``Host``."""
+        home = urlsplit(self._home())
+        home_path = home.path.rstrip("/")
+        path = request.path
+        wp_base = home_path + "/"
+        if path.startswith(wp_base):
+            path = path[len(wp_base) :]
+        url = f"{'https' if self.is_ssl else 'http'}://{home.netloc}{home_path}"
+        if path and path != "0":  # PHP: `if ( $path && is_string( $path ) )`
+            url += "/" + path.lstrip("/")
+        return url
+
+    def _check_oauth_signature(
+        self, request: RecordedRequest, key: _Key, params: dict[str, _PhpValue]
+    ) -> None:
+        base_uri = _rawurlencode(self._signature_base_uri(request))
+        given = unquote(_scalar(params["oauth_signature"]).replace(" ", "+"))
+        rest = {k: v for k, v in params.items() if k != "oauth_signature"}
+        ordered = dict(sorted(rest.items(), key=lambda kv: kv[0].encode()))  # strcmp
+        normalized = {_rawurlencode(k): _encode_values(v) for k, v in ordered.items()}
+        pairs = "%26".join(_join_with_equals_sign(normalized))
+        string_to_sign = f"{request.method.upper()}&{base_uri}&{pairs}"
+        method = normalized.get("oauth_signature_method")
         if method not in ("HMAC-SHA1", "HMAC-SHA256"):
             raise _WPError(
                 401,
                 "woocommerce_rest_authentication_error",
                 "Invalid signature - signature method is invalid.",
             )
-        scheme = "https" if self.is_ssl else "http"
-        base = _rawurlencode(f"{scheme}://{urlsplit(self._home()).netloc}{request.path}")
-        signed = sorted((k, v) for k, v in params.items() if k != "oauth_signature")
-        pairs = "%26".join(
-            _rawurlencode(f"{_rawurlencode(k)}={_rawurlencode(v)}") for k, v in signed
-        )
         digest = hashlib.sha256 if method == "HMAC-SHA256" else hashlib.sha1
         expected = base64.b64encode(
-            hmac.new(
-                f"{key.secret}&".encode(), f"{request.method}&{base}&{pairs}".encode(), digest
-            ).digest()
+            hmac.new(f"{key.secret}&".encode(), string_to_sign.encode(), digest).digest()
         ).decode()
-        given = params["oauth_signature"].replace(" ", "+")
-        if not hmac.compare_digest(expected, given):
+        if not hmac.compare_digest(expected.encode(), given.encode()):
             raise _WPError(
                 401,
                 "woocommerce_rest_authentication_error",
                 "Invalid signature - provided signature does not match.",
             )
+
+    def _check_timestamp_and_nonce(self, key: _Key, timestamp: str, nonce: str) -> None:
+        """A timestamp within 15 minutes of the shop's now (``clock``); a nonce not used with
+        this key in the last 15 minutes (kept per timestamp, as WooCommerce keeps them)."""
+        window = 15 * 60
+        now = int(self._now().timestamp())
         try:
-            stamp = int(params["oauth_timestamp"])
+            stamp = float(timestamp.strip())
         except ValueError:
-            stamp = 0
-        now = int(time.time())
-        if abs(now - stamp) > 15 * 60:
+            stamp = math.nan
+        if not now - window <= stamp <= now + window:
             raise _WPError(401, "woocommerce_rest_authentication_error", "Invalid timestamp.")
-        nonce = params["oauth_nonce"]
         if nonce in key.nonces.values():
             raise _WPError(
                 401,
                 "woocommerce_rest_authentication_error",
                 "Invalid nonce - nonce has already been used.",
             )
-        key.nonces[stamp] = nonce
-        key.nonces = {t: n for t, n in key.nonces.items() if t >= now - 15 * 60}
-        return key
+        key.nonces[int(stamp)] = nonce
+        key.nonces = {t: n for t, n in key.nonces.items() if t >= now - window}
 
     @staticmethod
     def _check_permissions(key: _Key, method: str) -> None:
@@ -1192,6 +1307,7 @@ class _Handler(BaseHTTPRequestHandler):
             query=parse_qs(parsed.query, keep_blank_values=True),
             headers={k.lower(): v for k, v in self.headers.items()},
             body=body,
+            raw_query=parsed.query,
         )
         status, headers, payload = self.shop.handle(request)
         self.send_response(status)
