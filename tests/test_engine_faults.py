@@ -63,7 +63,11 @@ def test_bad_woocommerce_orders_among_good_ones_do_not_stop_any_pass() -> None:
         surrogate = make_checkout("203", phone="+4791239203", email="ka\ud83dri@example.no")
         bad_email = shop.add_checkout(surrogate, country="NO")
         connector = WooCommerceConnector(
-            shop.base_url, shop.consumer_key, shop.consumer_secret, consent=["email", "sms"]
+            shop.base_url,
+            shop.consumer_key,
+            shop.consumer_secret,
+            consent=["email", "sms"],
+            clock=clock,  # OAuth timestamps must agree with the fake's clock
         )
         sms = MemoryChannel("sms")
         recovery = Recovery(connector, [sms, MemoryChannel("email")], store, clock=clock)
