@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from aiosmtpd.controller import Controller
 
-from cartrescue import FrozenClock, Recovery, SQLiteStore
+from cartrescue import FrozenClock, Recovery, SQLiteStore, TemplateRenderer
 from cartrescue.channels import SMTPEmail, TwilioSMS, WebhookChannel, WhatsAppCloud
 from cartrescue.errors import PermanentSendError
 from cartrescue.models import Receipt
@@ -137,9 +137,11 @@ def test_smtp_refuses_an_unencodable_recipient_before_data(smtp, mailbox):
     assert [rcpt for _, rcpt, _ in mailbox.received] == [["ola@example.no"]]
 
 
-def test_a_pass_sends_to_a_buyer_whose_name_cannot_be_encoded(provider, twilio):
+def test_a_pass_sends_to_a_buyer_whose_name_cannot_be_encoded(provider, twilio, tmp_path):
     """End to end: the name from the shop holds a lone surrogate; the model cleans it, the
     message goes out through a real HTTP request and the key is "sent", not "unknown"."""
+    (tmp_path / "sms").mkdir()
+    (tmp_path / "sms" / "1.en.j2").write_text("{{ shop_name }}: Hi {{ first_name }}! {{ link }}")
     checkout = make_checkout("c1", first_name=LONE, email=None)
     with SQLiteStore(":memory:") as store:
         store.start_at(NOON - timedelta(days=1))
@@ -148,12 +150,13 @@ def test_a_pass_sends_to_a_buyer_whose_name_cannot_be_encoded(provider, twilio):
             [twilio],
             store,
             clock=FrozenClock(NOON + timedelta(hours=1)),
+            renderer=TemplateRenderer([tmp_path]),
         )
         report = recovery.run()
         assert report.counts["sent"] == 1, report
         assert [e.status for e in store.outbox_for("c1")] == ["sent"]
     (request,) = provider.requests
-    assert request.form()["Body"].startswith("list: ")
+    assert request.form()["Body"].startswith("list: Hi Kari\ufffd! ")
 
 
 def test_smtp_subject_header_is_one_line_of_at_most_the_limit(smtp, mailbox):
