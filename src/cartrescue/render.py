@@ -5,6 +5,13 @@ Templates live in ``{channel}/{step}.{locale}.j2``: the user's folders first, th
 defaults. They run in Jinja2's sandbox with ``StrictUndefined``; customer data is passed as
 data, never as template source, and HTML email is rendered with autoescaping on.
 
+The only buyer-written text a template sees is ``first_name``: it is empty when
+:func:`printable_name` finds it unsafe to print (a URL, domain, email, phone number, or over
+:data:`NAME_LIMIT` characters), for every template, the owner's included. Product titles and
+variants come from the shop, not the buyer, and are printed as they are (cleaned of control
+characters by the models, and shortened to fit). An email subject is one line of at most
+:data:`SUBJECT_LIMIT` characters.
+
 What a template defines, per channel:
 
 - **sms**: its text, or blocks ``variant1``, ``variant2``, … tried in that order until one
@@ -16,7 +23,9 @@ What a template defines, per channel:
 - **whatsapp**: blocks ``template`` (the approved template's name), ``language`` (its Meta
   language code, e.g. ``pt_BR``), ``parameters`` (one body parameter per line), ``button``
   (the URL button's parameter) and ``body`` (the approved body with ``{{1}}``… placeholders,
-  inside ``{% raw %}``, used to show the message in logs and previews).
+  inside ``{% raw %}``, used to show the message in logs and previews). A parameter over
+  :data:`WHATSAPP_PARAMETER_LIMIT` characters, or a body over :data:`WHATSAPP_BODY_LIMIT`,
+  has the product titles and then the first name shortened as for SMS.
 """
 
 from __future__ import annotations
