@@ -6,6 +6,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cartrescue.models import (
     BadCheckout,
@@ -17,6 +19,7 @@ from cartrescue.models import (
     ShopInfo,
     clean_text,
 )
+from cartrescue.render import NAME_LIMIT, printable_name
 
 from .conftest import NOON, make_checkout
 
@@ -91,3 +94,28 @@ def test_clean_text_is_fast_on_a_large_field() -> None:
     # linear: a 1 MB field of controls and surrogates is cleaned at once, not in seconds
     value = ("a\x00\ud83d\u202e\r\n" * 200_000)[:1_000_000]
     assert len(clean_text(value)) < len(value)
+
+
+_CONTROLS = {chr(c) for c in [*range(0x00, 0x20), *range(0x7F, 0xA0)]}
+_BIDI = {chr(c) for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]}
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.characters(codec=None, exclude_categories=())))
+def test_cleaned_text_always_encodes_and_holds_no_control(raw: str) -> None:
+    single = clean_text(raw)
+    single.encode("utf-8")
+    assert not (set(single) & (_CONTROLS | _BIDI))
+    multi = clean_text(raw, multiline=True)
+    multi.encode("utf-8")
+    assert not (set(multi) & ((_CONTROLS - {"\t", "\n"}) | _BIDI))
+    assert clean_text(single) == single
+    assert clean_text(multi, multiline=True) == multi
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.characters(codec=None, exclude_categories=()), max_size=80))
+def test_printable_name_never_raises_and_never_prints_a_link(raw: str) -> None:
+    name = printable_name(raw)
+    assert len(name) <= NAME_LIMIT
+    assert "@" not in name and "/" not in name and "://" not in name
