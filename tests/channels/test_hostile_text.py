@@ -16,7 +16,7 @@ from cartrescue import FrozenClock, Recovery, SQLiteStore, TemplateRenderer
 from cartrescue.channels import SMTPEmail, TwilioSMS, WebhookChannel, WhatsAppCloud
 from cartrescue.errors import PermanentSendError
 from cartrescue.models import Receipt
-from cartrescue.render import SUBJECT_LIMIT
+from cartrescue.render import SUBJECT_LIMIT, WHATSAPP_PARAMETER_LIMIT
 from cartrescue_testing.contracts import LoopbackProvider, Recorded, Reply
 from tests.channels.conftest import Mailbox, free_port, make_message
 from tests.conftest import NOON, load_fixture, make_checkout
@@ -170,3 +170,17 @@ def test_smtp_subject_header_is_one_line_of_at_most_the_limit(smtp, mailbox):
     assert shown.endswith("…")
     (_, _, raw) = mailbox.received[0]
     assert len(raw) < 5_000
+
+
+def test_whatsapp_refuses_a_parameter_over_the_limit_before_any_request():
+    with LoopbackProvider() as provider:
+        channel = WhatsAppCloud(
+            phone_number_id="106540352242922",
+            access_token="EAAG-secret-token",
+            base_url=provider.url,
+            sleep=lambda _: None,
+        )
+        too_long = "x" * (WHATSAPP_PARAMETER_LIMIT + 1)
+        with pytest.raises(PermanentSendError, match="parameter 2 is 1025 characters"):
+            channel.send(make_message("whatsapp", parameters=("Kari", too_long)))
+        assert provider.requests == []
