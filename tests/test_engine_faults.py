@@ -72,7 +72,8 @@ def test_bad_woocommerce_orders_among_good_ones_do_not_stop_any_pass() -> None:
         sms = MemoryChannel("sms")
         recovery = Recovery(connector, [sms, MemoryChannel("email")], store, clock=clock)
         two_passes(recovery, clock)
-        assert sorted(m.checkout_id for m in sms.sent) == [c.id for c in goods]
+        # The lone surrogate is cleaned where the model is built, so 203 is messaged too.
+        assert sorted(m.checkout_id for m in sms.sent) == sorted([*(c.id for c in goods), "203"])
         for order in (bad_via, bad_email):
             assert_handled(store, str(order["id"]))
 

@@ -29,6 +29,7 @@ __all__ = [
     "Purchase",
     "Receipt",
     "ShopInfo",
+    "clean_text",
     "normalize_email",
     "normalize_phone",
     "parse_money",
@@ -42,6 +43,36 @@ CHANNEL_KINDS: tuple[ChannelKind, ...] = get_args(ChannelKind)
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
+_BREAKS = re.compile("\r\n|[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]")
+_TABS_AND_BREAKS = re.compile("(?:\r\n|[\t\r\n\v\f\x1c-\x1e\x85\u2028\u2029])+")
+_INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(value: str, *, multiline: bool = False) -> str:
+    """``value`` made safe to store, render, encode and send.
+
+    A lone surrogate (text no encoder accepts, such as ``"Kari\\ud83d"`` from valid JSON)
+    becomes U+FFFD; NUL, the other C0 and C1 controls and the bidi embeddings and overrides
+    (U+202A–U+202E, U+2066–U+2069, which can make a message read backwards) are dropped.
+    Line breaks and tabs: a single-line field gets one space for each run of them; with
+    ``multiline`` line breaks become ``\\n`` and tabs stay. Every text field of the models
+    passes through this when the model is built, so connectors need not call it.
+    """
+    if value.isascii() and value.isprintable():
+        return value
+    value = _BREAKS.sub("\n", value) if multiline else _TABS_AND_BREAKS.sub(" ", value)
+    return _SURROGATE.sub("\ufffd", _INVISIBLE.sub("", value))
+
+
+def _clean_fields(obj: object, names: tuple[str, ...], *, multiline: bool = False) -> None:
+    """Run :func:`clean_text` over the named text fields of a frozen dataclass."""
+    for name in names:
+        value = getattr(obj, name)
+        if isinstance(value, str):
+            cleaned = clean_text(value, multiline=multiline)
+            if cleaned != value:
+                object.__setattr__(obj, name, cleaned)
 
 
 def normalize_phone(raw: str | None, region: str | None = None) -> str | None:
@@ -120,6 +151,9 @@ class LineItem:
     variant: str | None = None
     sku: str | None = None
 
+    def __post_init__(self) -> None:
+        _clean_fields(self, ("title", "variant", "sku"))
+
 
 @dataclass(frozen=True, slots=True)
 class Customer:
@@ -141,6 +175,7 @@ class Customer:
     timezone: str | None = None
 
     def __post_init__(self) -> None:
+        _clean_fields(self, ("first_name", "last_name", "email", "phone", "locale", "timezone"))
         if self.phone is not None and not re.fullmatch(r"\+[1-9]\d{6,14}", self.phone):
             raise ValueError(f"phone must be E.164 (use normalize_phone), got {self.phone!r}")
 
@@ -169,6 +204,12 @@ class Checkout:
     problems: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        _clean_fields(self, ("id", "recovery_url", "currency", "name"))
+        problems = tuple(
+            clean_text(p, multiline=True) if isinstance(p, str) else p for p in self.problems
+        )
+        if problems != self.problems:
+            object.__setattr__(self, "problems", problems)
         if not self.id:
             raise ValueError("checkout id must not be empty")
         for label, value in (("abandoned_at", self.abandoned_at), ("updated_at", self.updated_at)):
@@ -262,6 +303,10 @@ class BadCheckout:
     reason: str
     updated_at: datetime | None = None
 
+    def __post_init__(self) -> None:
+        _clean_fields(self, ("id",))
+        _clean_fields(self, ("reason",), multiline=True)
+
 
 @dataclass(frozen=True, slots=True)
 class ShopInfo:
@@ -271,6 +316,9 @@ class ShopInfo:
     locale: str = "en"
     timezone: str | None = None
     home_url: str | None = None
+
+    def __post_init__(self) -> None:
+        _clean_fields(self, ("name", "locale", "timezone", "home_url"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +346,9 @@ class Discount:
     expires_at: datetime
     url: str | None = None
 
+    def __post_init__(self) -> None:
+        _clean_fields(self, ("code", "url"))
+
 
 @dataclass(frozen=True, slots=True)
 class Purchase:
@@ -309,6 +360,9 @@ class Purchase:
     total: Decimal | None = None
     currency: str | None = None
     same_checkout: bool = False
+
+    def __post_init__(self) -> None:
+        _clean_fields(self, ("order_id", "currency"))
 
 
 @dataclass(frozen=True, slots=True)

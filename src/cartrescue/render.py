@@ -5,6 +5,13 @@ Templates live in ``{channel}/{step}.{locale}.j2``: the user's folders first, th
 defaults. They run in Jinja2's sandbox with ``StrictUndefined``; customer data is passed as
 data, never as template source, and HTML email is rendered with autoescaping on.
 
+The only buyer-written text a template sees is ``first_name``: it is empty when
+:func:`printable_name` finds it unsafe to print (a URL, domain, email, phone number, or over
+:data:`NAME_LIMIT` characters), for every template, the owner's included. Product titles and
+variants come from the shop, not the buyer, and are printed as they are (cleaned of control
+characters by the models, and shortened to fit). An email subject is one line of at most
+:data:`SUBJECT_LIMIT` characters.
+
 What a template defines, per channel:
 
 - **sms**: its text, or blocks ``variant1``, ``variant2``, … tried in that order until one
@@ -16,18 +23,21 @@ What a template defines, per channel:
 - **whatsapp**: blocks ``template`` (the approved template's name), ``language`` (its Meta
   language code, e.g. ``pt_BR``), ``parameters`` (one body parameter per line), ``button``
   (the URL button's parameter) and ``body`` (the approved body with ``{{1}}``… placeholders,
-  inside ``{% raw %}``, used to show the message in logs and previews).
+  inside ``{% raw %}``, used to show the message in logs and previews). A parameter over
+  :data:`WHATSAPP_PARAMETER_LIMIT` characters, or a body over :data:`WHATSAPP_BODY_LIMIT`,
+  has the product titles and then the first name shortened as for SMS.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -51,10 +61,14 @@ from .models import (
 from .sms import PART, SINGLE, Encoding, fits, is_gsm, size, to_gsm
 
 __all__ = [
+    "NAME_LIMIT",
+    "SUBJECT_LIMIT",
+    "WHATSAPP_PARAMETER_LIMIT",
     "MessageContext",
     "Renderer",
     "TemplateRenderer",
     "normalize_locale",
+    "printable_name",
 ]
 
 _TEMPLATE_NAME = re.compile(
@@ -68,8 +82,17 @@ _GRAPHEME = regex.compile(r"\X")
 _ELLIPSIS_MARK = "\ue000"
 """Stands for the ellipsis of a shortened value until the text's encoding is known."""
 _LANGUAGE_FALLBACK = {"no": "nb", "nn": "nb"}
+_T = TypeVar("_T")
 WHATSAPP_BODY_LIMIT = 1024
 """Meta refuses a template message whose body with its parameters is longer than this."""
+WHATSAPP_PARAMETER_LIMIT = 1024
+"""Meta refuses a body parameter longer than this (in characters)."""
+SUBJECT_LIMIT = 200
+"""An email subject longer than this (in characters) is shortened with an ellipsis."""
+NAME_LIMIT = 40
+"""A first name longer than this (in characters) is not printed: see :func:`printable_name`."""
+_LOOKS_LINKED = re.compile(r"@|://|[/\\]|\bwww\b|[^\W_][.\u3002\uff0e\uff61][^\W\d_]{2,}", re.I)
+_DIGIT = re.compile(r"\d")
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +134,28 @@ def normalize_locale(raw: str | None) -> str:
         else:
             out.append(part)
     return "-".join(out)
+
+
+def printable_name(raw: str | None) -> str:
+    """The buyer's first name as templates may print it, or ``""`` when it must not be.
+
+    Anyone can start a checkout with someone else's phone number or address, so the name is
+    text a stranger wrote, sent from the shop's own sender. It is not printed (templates fall
+    back to their greeting without a name) when it is longer than :data:`NAME_LIMIT`
+    characters or looks like something a phone or mail client would make
+    a link of or a reader would act on: a URL (``://``, ``www``, a ``/`` or ``\\``), a
+    domain (``evil.example``, also with full-width or ideographic dots), an email address
+    (``@``), or a phone number (three digits or more). Whitespace runs become one space.
+    """
+    if not raw:
+        return ""
+    name = " ".join(raw.split())
+    if not name or len(name) > NAME_LIMIT:
+        return ""
+    probe = unicodedata.normalize("NFKC", name)
+    if _LOOKS_LINKED.search(probe) or len(_DIGIT.findall(probe)) >= 3:
+        return ""
+    return name
 
 
 def _language(locale: str) -> str:
@@ -349,7 +394,7 @@ class TemplateRenderer:
             if channel == "email":
                 return self._render_email(compiled, variables), ()
             if channel == "whatsapp":
-                return self._render_whatsapp(compiled, variables), ()
+                return self._render_whatsapp(compiled, variables)
         except RenderError:
             raise
         except jinja2.TemplateError as err:
@@ -438,12 +483,12 @@ class TemplateRenderer:
         self,
         variables: dict[str, Any],
         fields: _Fields,
-        attempt: Callable[[dict[str, Any]], str | None],
-    ) -> tuple[str, str] | None:
+        attempt: Callable[[dict[str, Any]], _T | None],
+    ) -> tuple[_T, str] | None:
         """The text with the longest title (then name) that ``attempt`` accepts, and which
         was shortened; or None."""
 
-        def with_limits(title: int | None, name: int | None) -> str | None:
+        def with_limits(title: int | None, name: int | None) -> _T | None:
             values = dict(variables)
             values["items"] = [
                 dict(item, title=_cut(graphemes, title))
@@ -453,9 +498,9 @@ class TemplateRenderer:
             values["first_name"] = _cut(fields.name, name)
             return attempt(values)
 
-        def longest(limit: int, probe: Callable[[int], str | None]) -> str | None:
+        def longest(limit: int, probe: Callable[[int], _T | None]) -> _T | None:
             # Fitting is monotone in the kept length: binary-search the longest that fits.
-            found: str | None = None
+            found: _T | None = None
             low, high = 1, limit
             while low <= high:
                 middle = (low + high) // 2
@@ -506,11 +551,37 @@ class TemplateRenderer:
             html = self._blocks(compiled.html, True, variables)("html")
         return Content(
             text=_tidy_text(text),
-            subject=" ".join(subject.split()),
+            subject=_limit(" ".join(subject.split()), SUBJECT_LIMIT),
             html=html.strip() if html is not None else None,
         )
 
-    def _render_whatsapp(self, compiled: _Compiled, variables: dict[str, Any]) -> Content:
+    def _render_whatsapp(
+        self, compiled: _Compiled, variables: dict[str, Any]
+    ) -> tuple[Content, tuple[str, ...]]:
+        """The template message; when a parameter or the body is over Meta's limits, the
+        product titles and then the first name are shortened as for SMS."""
+        content, problem = self._whatsapp_content(compiled, variables)
+        if problem is None:
+            return content, ()
+        fields = _Fields(
+            name=_graphemes(variables["first_name"]),
+            titles=[_graphemes(item["title"]) for item in variables["items"]],
+        )
+
+        def attempt(values: dict[str, Any]) -> Content | None:
+            shorter, still = self._whatsapp_content(compiled, values)
+            return shorter if still is None else None
+
+        shortened = self._shorten(variables, fields, attempt)
+        if shortened is None:
+            raise TemplateError(problem, template=compiled.name)
+        content, what = shortened
+        return content, (f"{what} shortened",)
+
+    def _whatsapp_content(
+        self, compiled: _Compiled, variables: dict[str, Any]
+    ) -> tuple[Content, str | None]:
+        """The content, and what makes it too long for WhatsApp (``None`` when it fits)."""
         block = self._blocks(compiled.text, compiled.needs_root, variables)
         name = (block("template") or "").strip()
         language = (block("language") or "").strip()
@@ -532,13 +603,21 @@ class TemplateRenderer:
         parameters: list[str] = []
         if raw.strip():
             for number, line in enumerate(raw.split("\n"), start=1):
-                value = " ".join(line.split())
+                value = " ".join(line.split()).replace(_ELLIPSIS_MARK, "…")
                 if not value:
                     raise TemplateError(
                         f"parameter {number} is empty; WhatsApp refuses empty parameters",
                         template=where,
                     )
                 parameters.append(value)
+        problem: str | None = None
+        for number, value in enumerate(parameters, start=1):
+            if len(value) > WHATSAPP_PARAMETER_LIMIT:
+                problem = (
+                    f"parameter {number} is {len(value)} characters; WhatsApp allows "
+                    f"{WHATSAPP_PARAMETER_LIMIT}"
+                )
+                break
         button = (block("button") or "").strip() or None
         body = block("body")
         if body is None:
@@ -556,21 +635,21 @@ class TemplateRenderer:
                 return parameters[index - 1]
 
             text = _PLACEHOLDER.sub(fill, body.strip())
-            if len(text) > WHATSAPP_BODY_LIMIT:
-                raise TemplateError(
+            if problem is None and len(text) > WHATSAPP_BODY_LIMIT:
+                problem = (
                     f"the body is {len(text)} characters with its parameters; WhatsApp allows "
-                    f"{WHATSAPP_BODY_LIMIT}",
-                    template=where,
+                    f"{WHATSAPP_BODY_LIMIT}"
                 )
         if button is not None:
             text += f"\n[{variables['link']}]"
-        return Content(
+        content = Content(
             text=text,
             template=name,
             language=language,
             parameters=tuple(parameters),
             button_parameter=button,
         )
+        return content, problem
 
 
 def _translate_outside(text: str, keep: Sequence[str]) -> str:
@@ -589,6 +668,20 @@ def _translate_outside(text: str, keep: Sequence[str]) -> str:
                 split.append(chunk)
         pieces = split
     return "".join(to_gsm(p) if i % 2 == 0 else p for i, p in enumerate(pieces))
+
+
+def _limit(text: str, limit: int) -> str:
+    """``text`` cut at a grapheme boundary to at most ``limit`` characters with "…"."""
+    if len(text) <= limit:
+        return text
+    kept: list[str] = []
+    used = 1
+    for grapheme in _GRAPHEME.finditer(text):
+        used += len(grapheme.group())
+        if used > limit:
+            break
+        kept.append(grapheme.group())
+    return "".join(kept).rstrip() + "…"
 
 
 def _tidy_text(text: str) -> str:
@@ -624,7 +717,7 @@ def _variables(context: MessageContext, template_locale: str, *, whatsapp: bool)
     discount = context.discount
     zone = _zone_or_utc(context.shop.timezone)
     return {
-        "first_name": _clean(customer.first_name if customer else None, whatsapp).strip(),
+        "first_name": printable_name(customer.first_name if customer else None),
         "items": items,
         "product": items[0]["title"] if items else "",
         "more_items": max(len(items) - 1, 0),

@@ -140,7 +140,7 @@ class Broken(Base):
         return self.deliver(message)
 """,
     )
-    result.assert_outcomes(passed=6, skipped=1)
+    result.assert_outcomes(passed=7, skipped=1)
 
 
 @pytest.mark.parametrize(
@@ -198,7 +198,29 @@ class Broken(Base):
                 "test_refused_recipient_is_permanent_and_masked",
                 "test_send_delivers_once_and_returns_a_receipt",
                 "test_sends_again_after_close",
+                "test_unencodable_text_is_never_an_unknown_outcome",
             ],
+        ),
+        (  # lets the encoder's error escape, outside the Channel contract
+            """
+    def send(self, message):
+        self.check(message)
+        message.text.encode("utf-8")
+        return self.deliver(message)
+""",
+            ["test_unencodable_text_is_never_an_unknown_outcome"],
+        ),
+        (  # calls text it could not encode an unknown outcome
+            """
+    def send(self, message):
+        self.check(message)
+        try:
+            message.text.encode("utf-8")
+        except UnicodeError as err:
+            raise SendOutcomeUnknown("test: may have been sent") from err
+        return self.deliver(message)
+""",
+            ["test_unencodable_text_is_never_an_unknown_outcome"],
         ),
     ],
 )

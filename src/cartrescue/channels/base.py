@@ -55,6 +55,9 @@ SendResult = Receipt | SendError
 
 log = logging.getLogger("cartrescue.channels")
 
+_REQUEST_FIELDS = frozenset({"params", "data", "headers", "cookies", "files", "auth", "json"})
+"""The options of :meth:`requests.Session.request` that shape the request itself."""
+
 
 @runtime_checkable
 class Channel(Protocol):
@@ -231,7 +234,10 @@ class HttpChannel:
       are retried like a 429;
     * 401/403: the credentials were refused; nothing was sent → ``TransientSendError``
       (the key is released for a later pass);
-    * any other 4xx → :class:`~cartrescue.errors.PermanentSendError`.
+    * any other 4xx → :class:`~cartrescue.errors.PermanentSendError`;
+    * a request that cannot be built or encoded (text no encoder accepts, a header that is
+      not Latin-1): nothing left the machine, and the same message would fail the same way →
+      ``PermanentSendError`` naming the provider and the cause, never an unknown outcome.
 
     Log lines and error messages mask the recipient and never contain ``secrets``.
     """
@@ -444,7 +450,7 @@ class HttpChannel:
                 provider=self.provider,
             )
         self.validate(message)
-        request = self.build_request(message)
+        request = self._built(message)
         retrying = self.http.retrying(
             self.attempts,
             retry_on=RetryableSendError,
@@ -461,6 +467,38 @@ class HttpChannel:
             receipt.provider_id,
         )
         return receipt
+
+    def _built(self, message: Message) -> HttpRequest:
+        """The request for ``message``, prepared once here so that whatever cannot be built or
+        encoded fails before anything goes on the wire, as a permanent error."""
+        try:
+            request = self.build_request(message)
+            fields = {k: v for k, v in request.options.items() if k in _REQUEST_FIELDS}
+            prepared = self.session.prepare_request(
+                requests.Request(request.method, self.http.url(request.path), **fields)
+            )
+            for name, value in prepared.headers.items():
+                if isinstance(value, str):
+                    value.encode("latin-1")  # what http.client will do with it
+                else:
+                    bytes(value)
+                name.encode("latin-1")
+        except SendError:
+            raise
+        except Exception as err:
+            raise self.not_built(err) from err
+        return request
+
+    def not_built(self, err: Exception) -> PermanentSendError:
+        """The error for a message whose request could not be built or encoded: nothing was
+        sent, and sending the same content again would fail the same way."""
+        error = self.error(
+            PermanentSendError,
+            f"the request could not be built, nothing was sent ({type(err).__name__}: "
+            f"{mask_text(str(err))[:200]})",
+        )
+        assert isinstance(error, PermanentSendError)
+        return error
 
     def _log_retry(self, message: Message, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
@@ -479,6 +517,10 @@ class HttpChannel:
             response = self.http.transmit(request.method, request.path, **request.options)
         except requests.RequestException as err:
             raise self._transport_error(message, err) from err
+        except UnicodeError as err:
+            # http.client and urllib3 encode the request line, headers and body before the
+            # first byte is written: an encoding error means nothing was sent.
+            raise self.not_built(err) from err
         if 200 <= response.status_code < 300:
             return self.parse_response(message, response)
         raise self.error_for(message, response)

@@ -7,7 +7,7 @@ from typing import ClassVar, TextIO
 
 from ..errors import ConfigError
 from ..logmask import mask_contact
-from ..models import CHANNEL_KINDS, ChannelKind, Message, Receipt
+from ..models import CHANNEL_KINDS, ChannelKind, Message, Receipt, clean_text
 from ..settings.base import PluginSettings
 from ..settings.providers import ConsoleSettings
 
@@ -34,15 +34,17 @@ class ConsoleChannel:
         self.sent = 0
 
     def send(self, message: Message) -> Receipt:
-        out = self._stream or sys.stdout
         to = mask_contact(message.to) if self._mask else message.to
         content = message.content
-        out.write(f"--- {message.channel} to {to} · step {message.step} · {message.key}\n")
+        lines = [f"--- {message.channel} to {to} · step {message.step} · {message.key}"]
         if content.subject:
-            out.write(f"Subject: {content.subject}\n")
+            lines.append(f"Subject: {content.subject}")
         if content.template:
-            out.write(f"[template {content.template} ({content.language})]\n")
-        out.write(content.text.rstrip("\n") + "\n")
+            lines.append(f"[template {content.template} ({content.language})]")
+        lines.append(content.text.rstrip("\n"))
+        # One write of text any stream can encode: a lone surrogate would fail half-way.
+        out = self._stream or sys.stdout
+        out.write(clean_text("\n".join(lines), multiline=True) + "\n")
         out.flush()
         self.sent += 1
         return Receipt(provider="console", provider_id=f"console-{self.sent}")

@@ -10,6 +10,8 @@ opened on the first message of a pass and reused until :meth:`SMTPEmail.close`.
 Outcomes follow RFC 5321: a 5xx reply to RCPT or DATA is permanent, a 4xx transient; a
 connection that drops before the server confirmed the DATA is transient (the server has not
 taken responsibility for the message); a timeout waiting for that confirmation is unknown.
+A message that cannot be composed or encoded (text no encoder accepts) fails before the DATA
+command, as permanent: nothing was sent, and the same content would fail again.
 """
 
 from __future__ import annotations
@@ -33,8 +35,9 @@ from ..errors import (
     TransientSendError,
 )
 from ..http import redact
-from ..logmask import mask_contact
+from ..logmask import mask_contact, mask_text
 from ..models import ChannelKind, Message, Receipt
+from ..render import SUBJECT_LIMIT
 from ..settings.base import PluginSettings
 from ..settings.providers import SMTPSettings
 from .base import require
@@ -48,6 +51,15 @@ _PORTS: dict[str, int] = {"starttls": 587, "ssl": 465, "none": 25}
 _LOOPBACK = ("localhost", "127.0.0.1", "::1")
 # Long unsubscribe URLs must stay one token: fold at the RFC 5322 limit, not at 78.
 _POLICY = email.policy.SMTP.clone(max_line_length=998)
+
+
+def _subject(text: str) -> str:
+    """One line (CR, LF and other breaks fold to spaces) of at most
+    :data:`~cartrescue.render.SUBJECT_LIMIT` characters, whoever rendered it."""
+    line = " ".join(text.split())
+    if len(line) <= SUBJECT_LIMIT:
+        return line
+    return line[: SUBJECT_LIMIT - 1].rstrip() + "…"
 
 
 class SMTPEmail:
@@ -132,7 +144,7 @@ class SMTPEmail:
         try:
             mail["From"] = self.sender
             mail["To"] = message.to
-            mail["Subject"] = content.subject
+            mail["Subject"] = _subject(content.subject)
             mail["Date"] = formatdate(usegmt=True)
             mail["Message-ID"] = self.message_id(message.key)
             if self.reply_to:
@@ -150,6 +162,13 @@ class SMTPEmail:
         except (ValueError, TypeError) as err:
             raise self._error(PermanentSendError, f"cannot build the email: {err}") from err
         return mail
+
+    def _not_encoded(self, err: Exception) -> SendError:
+        return self._error(
+            PermanentSendError,
+            f"the email could not be encoded, nothing was sent ({type(err).__name__}: "
+            f"{mask_text(str(err))[:200]})",
+        )
 
     # -- the connection -------------------------------------------------------------------
     def _error(self, cls: type[SendError], what: str, code: int | None = None) -> SendError:
@@ -226,7 +245,10 @@ class SMTPEmail:
                 PermanentSendError, f"this channel sends email, not {message.channel}"
             )
         mail = self.compose(message)
-        payload = mail.as_bytes(policy=_POLICY)
+        try:
+            payload = mail.as_bytes(policy=_POLICY)
+        except (ValueError, TypeError, LookupError) as err:  # UnicodeEncodeError among them
+            raise self._not_encoded(err) from err
         options = ["SMTPUTF8"] if not (message.to + self.envelope_from).isascii() else []
         conn = self._connection()
         if options and not conn.has_extn("smtputf8"):
@@ -247,6 +269,10 @@ class SMTPEmail:
             if code not in (250, 251):
                 conn.rset()
                 raise self._refused("the recipient was", code, reply)
+        except UnicodeError as err:  # smtplib encodes a command before writing it
+            with contextlib.suppress(OSError, smtplib.SMTPException):
+                conn.rset()
+            raise self._not_encoded(err) from err
         except (OSError, smtplib.SMTPException) as err:
             self._drop()
             raise self._error(TransientSendError, f"connection lost: {err}") from err

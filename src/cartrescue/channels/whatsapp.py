@@ -30,6 +30,7 @@ from ..errors import (
     TransientSendError,
 )
 from ..models import ChannelKind, Message, Receipt
+from ..render import WHATSAPP_PARAMETER_LIMIT
 from ..settings.base import PluginSettings
 from ..settings.providers import WhatsAppSettings
 from .base import HttpChannel, HttpOptions, HttpRequest, require
@@ -139,6 +140,13 @@ class WhatsAppCloud(HttpChannel):
                 PermanentSendError,
                 "no template name was rendered; WhatsApp reminders must use an approved template",
             )
+        for number, value in enumerate(message.content.parameters, start=1):
+            if len(value) > WHATSAPP_PARAMETER_LIMIT:
+                raise self.error(
+                    PermanentSendError,
+                    f"parameter {number} is {len(value)} characters; WhatsApp allows "
+                    f"{WHATSAPP_PARAMETER_LIMIT}; not sent",
+                )
         if self.template_category == "marketing" and _is_us(message.to):
             raise self.error(
                 PermanentSendError,

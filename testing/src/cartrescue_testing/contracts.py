@@ -38,7 +38,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -55,7 +55,12 @@ from cartrescue.connectors.base import (
     PurchaseLookup,
     ShopTimezone,
 )
-from cartrescue.errors import PermanentSendError, SendOutcomeUnknown, TransientSendError
+from cartrescue.errors import (
+    PermanentSendError,
+    SendError,
+    SendOutcomeUnknown,
+    TransientSendError,
+)
 from cartrescue.models import (
     BadCheckout,
     ChannelKind,
@@ -386,7 +391,9 @@ class ChannelContract:
     returns a receipt; messages are independent and in order; a refused recipient is a
     :class:`~cartrescue.errors.PermanentSendError` whose text shows neither the full
     recipient nor a secret, and the next send still works; "too many requests" is retried
-    or reported as transient, never as unknown; sending works again after ``close()``;
+    or reported as transient, never as unknown; text no encoder accepts (a lone surrogate)
+    is delivered or refused as permanent or transient, never an unknown outcome nor an
+    exception outside the contract; sending works again after ``close()``;
     ``send_batch`` (when present) keeps order and isolates failures; the log lines of
     ``cartrescue`` and of the channel's own package mask recipients.
     """
@@ -483,6 +490,34 @@ class ChannelContract:
             assert self.delivered(fake, message) == []
         else:
             assert len(self.delivered(fake, message)) == 1
+
+    def test_unencodable_text_is_never_an_unknown_outcome(
+        self, channel: Channel, fake: ChannelFake, recipients: list[str]
+    ) -> None:
+        message = contract_message(channel.kind, recipients[0], _marker())
+        lone = "Kari\ud83d"  # valid JSON ("Kari\\ud83d"), but no encoding accepts it
+        content = message.content
+        message = replace(
+            message,
+            content=replace(
+                content,
+                text=f"{content.text} {lone}",
+                subject=f"{content.subject} {lone}" if content.subject else None,
+                html=f"{content.html}<p>{lone}</p>" if content.html else None,
+                parameters=tuple(f"{p} {lone}" for p in content.parameters),
+            ),
+        )
+        try:
+            channel.send(message)
+        except SendOutcomeUnknown:
+            pytest.fail("text that cannot be encoded was never sent: not an unknown outcome")
+        except SendError:
+            assert self.delivered(fake, message) == [], "refused, yet delivered"
+        else:
+            assert len(self.delivered(fake, message)) == 1
+        after = contract_message(channel.kind, recipients[1], _marker())
+        channel.send(after)
+        assert len(self.delivered(fake, after)) == 1
 
     def test_sends_again_after_close(
         self, channel: Channel, fake: ChannelFake, recipients: list[str]
