@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import time, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from .channels.base import Channel
 from .clock import Clock, utc_now
@@ -32,6 +32,9 @@ from .render import TemplateRenderer
 from .store.base import Store
 from .store.sqlite import SQLiteStore
 from .web_settings import web_settings
+
+if TYPE_CHECKING:
+    from .store.postgres import PostgresStore
 
 __all__ = ["Config", "build_plugin", "load_config", "parse_duration"]
 
@@ -304,7 +307,7 @@ class Config:
         ``[store] hash_key_env`` (an environment variable) or ``hash_key_file`` (a file kept
         outside the store); None when neither is configured."""
         table = _table(self.data, "store", "store")
-        _known_keys(table, "store", {"path", "hash_key_env", "hash_key_file"})
+        _known_keys(table, "store", {"path", "url_env", "hash_key_env", "hash_key_file"})
         if "hash_key_env" in table and "hash_key_file" in table:
             raise ConfigError("give hash_key_env or hash_key_file, not both", key="store")
         if "hash_key_env" in table:
@@ -329,8 +332,25 @@ class Config:
             )
         return value
 
-    def store(self) -> SQLiteStore:
-        return SQLiteStore(self.store_path(), hash_key=self.store_hash_key())
+    def store(self) -> SQLiteStore | PostgresStore:
+        """The store ``[store]`` names: PostgreSQL when ``url_env`` names the environment
+        variable holding its URL (``cartrescue[postgres]``), else the SQLite file at ``path``,
+        the embedded default."""
+        table = _table(self.data, "store", "store")
+        hash_key = self.store_hash_key()
+        if "url_env" not in table:
+            return SQLiteStore(self.store_path(), hash_key=hash_key)
+        if "path" in table:
+            raise ConfigError("give path (SQLite) or url_env (PostgreSQL), not both", key="store")
+        url = _resolve_secrets({"url_env": table["url_env"]}, self.env, "store")["url"]
+        try:
+            from .store.postgres import PostgresStore
+        except ImportError:
+            raise ConfigError(
+                "a PostgreSQL store needs the postgres extra: pip install 'cartrescue[postgres]'",
+                key="store.url_env",
+            ) from None
+        return PostgresStore(str(url), hash_key=hash_key)
 
     def secrets(self) -> list[str]:
         """Every secret value this file configures: each ``*_env`` key's variable (in any
@@ -434,7 +454,7 @@ class Config:
             return None
         return SelfHostedLinks(store=store, home_url=self.shop.home_url, **_link_options(table))
 
-    def recovery(self, *, clock: Clock = utc_now, store: SQLiteStore | None = None) -> Recovery:
+    def recovery(self, *, clock: Clock = utc_now, store: Store | None = None) -> Recovery:
         """Build the whole :class:`~cartrescue.engine.Recovery` this file describes."""
         store = store or self.store()
         web = web_settings(self.data, self.env)
