@@ -189,3 +189,30 @@ def test_doctor_says_the_database_does_not_answer() -> None:
     assert "cannot connect" in problem.message
     assert "url_env" in problem.fix
     assert "pw@" not in problem.message
+
+
+def test_the_demo_shop_on_postgres_sends_each_message_once(pg_url: str) -> None:
+    """The engine over PostgresStore, twice: the second pass sends nothing again."""
+    from datetime import UTC, datetime
+
+    from cartrescue.clock import FrozenClock
+    from cartrescue.demo import DemoConnector, demo_shop
+    from cartrescue.engine import Recovery
+    from cartrescue.models import CHANNEL_KINDS
+    from cartrescue_testing import MemoryChannel
+
+    clock = FrozenClock(datetime(2026, 3, 11, 13, 0, tzinfo=UTC))
+    channels = [MemoryChannel(kind) for kind in CHANNEL_KINDS]
+    with PostgresStore(pg_url, shop="nordlys") as store:
+        store.start_at(clock() - timedelta(days=3))
+        for _ in range(2):
+            recovery = Recovery(
+                DemoConnector(clock=clock), channels, store, clock=clock, shop=demo_shop()
+            )
+            assert recovery.run().ok
+        stats = store.stats(clock())
+    sent = [m for c in channels for m in c.sent]
+    assert sent
+    assert sum(n for (_, _, status), n in stats.messages.items() if status == "sent") == len(sent)
+    assert len({(m.checkout_id, m.step, m.channel) for m in sent}) == len(sent)
+    assert stats.passes_completed == 2
