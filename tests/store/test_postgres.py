@@ -216,3 +216,13 @@ def test_the_demo_shop_on_postgres_sends_each_message_once(pg_url: str) -> None:
     assert sum(n for (_, _, status), n in stats.messages.items() if status == "sent") == len(sent)
     assert len({(m.checkout_id, m.step, m.channel) for m in sent}) == len(sent)
     assert stats.passes_completed == 2
+
+
+def test_a_failed_claim_is_rolled_back_and_the_store_stays_usable(pg_url: str) -> None:
+    with PostgresStore(pg_url, max_size=1) as store:
+        store._run("ALTER TABLE touches RENAME TO touches_away")
+        with pytest.raises(StoreError, match="touches"):
+            claim(store, "c1:1:sms", "kari@example.no", capped=True)
+        store._run("ALTER TABLE touches_away RENAME TO touches")
+        assert store.outbox_for("c1") == []  # the failed claim left nothing behind
+        assert claim(store, "c1:1:sms", "kari@example.no", capped=True)

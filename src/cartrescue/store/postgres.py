@@ -66,6 +66,37 @@ _BY_CHECKOUT = (
     ("clicks", "checkout_id"),
     ("bad_checkouts", "id"),
 )
+# The frequency cap's locks: one per contact, taken in the order given (sorted keys), held
+# until the claim's transaction ends.
+_LOCK_SQL = (
+    "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) WITH ORDINALITY AS t(k, n)"
+    " ORDER BY n"
+)
+# The cap check and the insert are one statement, whose snapshot is taken after the locks
+# were granted: it sees every claim committed before. A row comes back only when this call
+# took the key: new, or released for retry; touches record who was messaged, for the cap.
+_CLAIM_SQL = (
+    "WITH ins AS ("
+    " INSERT INTO outbox AS o (shop, key, checkout_id, step, channel, recipient,"
+    "  status, run_id, claimed_at)"
+    " SELECT %(shop)s, %(key)s, %(checkout_id)s, %(step)s, %(channel)s,"
+    "  %(recipient)s, 'claimed', %(run_id)s, %(at)s"
+    " WHERE NOT %(capped)s OR NOT EXISTS ("
+    "  SELECT 1 FROM touches t JOIN outbox x ON x.shop = t.shop AND x.key = t.key"
+    "  WHERE t.shop = %(shop)s AND t.contact = ANY(%(contacts)s::text[])"
+    "  AND t.at >= %(cap_since)s AND x.status = ANY(%(sent_like)s::text[]))"
+    " ON CONFLICT (shop, key) DO UPDATE SET status = 'claimed',"
+    "  attempts = o.attempts + 1, run_id = excluded.run_id,"
+    "  claimed_at = excluded.claimed_at, finished_at = NULL, error = NULL,"
+    "  provider_id = NULL"
+    " WHERE o.status = 'retry'"
+    " RETURNING o.key),"
+    " touched AS ("
+    " INSERT INTO touches (shop, contact, key, at)"
+    " SELECT %(shop)s, c, ins.key, %(at)s FROM ins, unnest(%(contacts)s::text[]) c"
+    " ON CONFLICT (shop, contact, key) DO UPDATE SET at = excluded.at)"
+    " SELECT count(*) FROM ins"
+)
 # pg_advisory_xact_lock key for migrations: "cartresc" as a big-endian integer.
 _MIGRATION_LOCK = int.from_bytes(b"cartresc", "big", signed=True)
 
@@ -140,7 +171,6 @@ class PostgresStore:
             timeout=timeout,
             kwargs={"autocommit": True},
             configure=_configure,
-            check=ConnectionPool.check_connection,
             open=False,
             name="cartrescue",
         )
@@ -409,52 +439,35 @@ class PostgresStore:
     ) -> bool:
         contacts = _lower(contacts)
         capped = cap_since is not None and bool(contacts)
-        with self._tx() as db:
-            if capped:
-                db.execute(
-                    "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[])"
-                    " WITH ORDINALITY AS t(k, n) ORDER BY n",
-                    (self._lock_keys(contacts),),
-                )
-            # The cap check and the insert are one statement, whose snapshot is taken after
-            # the locks above were granted: it sees every claim committed before.
-            row = db.execute(
-                "WITH ins AS ("
-                " INSERT INTO outbox AS o (shop, key, checkout_id, step, channel, recipient,"
-                "  status, run_id, claimed_at)"
-                " SELECT %(shop)s, %(key)s, %(checkout_id)s, %(step)s, %(channel)s,"
-                "  %(recipient)s, 'claimed', %(run_id)s, %(at)s"
-                " WHERE NOT %(capped)s OR NOT EXISTS ("
-                "  SELECT 1 FROM touches t JOIN outbox x ON x.shop = t.shop AND x.key = t.key"
-                "  WHERE t.shop = %(shop)s AND t.contact = ANY(%(contacts)s::text[])"
-                "  AND t.at >= %(cap_since)s AND x.status = ANY(%(sent_like)s::text[]))"
-                " ON CONFLICT (shop, key) DO UPDATE SET status = 'claimed',"
-                "  attempts = o.attempts + 1, run_id = excluded.run_id,"
-                "  claimed_at = excluded.claimed_at, finished_at = NULL, error = NULL,"
-                "  provider_id = NULL"
-                " WHERE o.status = 'retry'"
-                " RETURNING o.key),"
-                " touched AS ("
-                " INSERT INTO touches (shop, contact, key, at)"
-                " SELECT %(shop)s, c, ins.key, %(at)s FROM ins, unnest(%(contacts)s::text[]) c"
-                " ON CONFLICT (shop, contact, key) DO UPDATE SET at = excluded.at)"
-                " SELECT count(*) FROM ins",
-                {
-                    "shop": self.shop,
-                    "key": key,
-                    "checkout_id": checkout_id,
-                    "step": step,
-                    "channel": channel,
-                    "recipient": recipient,
-                    "run_id": run_id,
-                    "at": _aware(at),
-                    "capped": capped,
-                    "contacts": contacts,
-                    "cap_since": cap_since,
-                    "sent_like": _SENT_LIKE,
-                },
-            ).fetchone()
-            return bool(row and row[0] == 1)
+        params = {
+            "shop": self.shop,
+            "key": key,
+            "checkout_id": checkout_id,
+            "step": step,
+            "channel": channel,
+            "recipient": recipient,
+            "run_id": run_id,
+            "at": _aware(at),
+            "capped": capped,
+            "contacts": contacts,
+            "cap_since": cap_since,
+            "sent_like": _SENT_LIKE,
+        }
+        # One round trip: BEGIN, the locks, the claim and COMMIT go in one pipeline and the
+        # server answers them together. On an error the transaction is left failed and the
+        # pool rolls the connection back when it is returned.
+        try:
+            with self._pool.connection() as db:
+                with db.pipeline():
+                    db.execute("BEGIN")
+                    if capped:
+                        db.execute(_LOCK_SQL, (self._lock_keys(contacts),))
+                    taken = db.execute(_CLAIM_SQL, params)
+                    db.execute("COMMIT")
+                row = taken.fetchone()
+        except (psycopg.Error, PoolTimeout) as err:
+            raise StoreError(f"store {self._where}: {err}") from err
+        return bool(row and row[0] == 1)
 
     def finish(
         self,

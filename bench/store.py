@@ -1,0 +1,143 @@
+"""Store throughput: claims + finishes per second, and database round trips per message.
+
+One process, one thread, the send path only: for each message ``claim`` (two contacts, under
+the frequency cap, as the engine calls it) then ``finish(sent)``. SQLite on a file in a
+temporary folder; PostgreSQL in a database made for the run and dropped after it (the server
+at ``CARTRESCUE_TEST_PG_URL``, default ``postgresql://postgres@127.0.0.1:5432/postgres``).
+
+Round trips are counted on the wire for PostgreSQL (libpq's protocol trace: one per Sync or
+simple Query the client sends); for SQLite, which has no wire, the SQL statements run.
+
+    python bench/store.py                # 2000 messages per store
+    python bench/store.py --messages 500
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cartrescue.store import SQLiteStore
+from cartrescue.store.base import OutboxStore
+
+NOON = datetime(2026, 3, 11, 12, 0, tzinfo=UTC)
+PG_URL = os.environ.get("CARTRESCUE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def send_path(store: OutboxStore, count: int, offset: int = 0) -> float:
+    """Claim and finish ``count`` messages to distinct people; the seconds it took."""
+    started = time.perf_counter()
+    for i in range(offset, offset + count):
+        key = f"c{i}:1:sms"
+        won = store.claim(
+            key,
+            checkout_id=f"c{i}",
+            step=1,
+            channel="sms",
+            recipient=f"+4790{i:06d}",
+            contacts=(f"+4790{i:06d}", f"p{i}@example.no"),
+            at=NOON,
+            cap_since=NOON - timedelta(hours=24),
+            run_id=None,
+        )
+        assert won, key
+        store.finish(key, "sent", NOON, provider_id=f"SM{i}")
+    return time.perf_counter() - started
+
+
+def bench_sqlite(count: int) -> tuple[float, float]:
+    with tempfile.TemporaryDirectory() as folder:
+        store = SQLiteStore(Path(folder) / "bench.sqlite3", hash_key="k" * 32)
+        statements = 0
+
+        def counted(_sql: str) -> None:
+            nonlocal statements
+            statements += 1
+
+        send_path(store, 50, offset=10**7)  # warm up
+        store._db.set_trace_callback(counted)
+        seconds = send_path(store, count)
+        store._db.set_trace_callback(None)
+        store.close()
+    return count / seconds, statements / count
+
+
+@contextmanager
+def pg_database() -> Iterator[str]:
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import make_conninfo
+
+    name = f"cartrescue_bench_{secrets.token_hex(4)}"
+    with psycopg.connect(PG_URL, autocommit=True, connect_timeout=5) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        try:
+            yield make_conninfo(PG_URL, dbname=name)
+        finally:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def count_round_trips(trace: Path) -> int:
+    """Client messages that wait for the server: a Sync ends an extended-protocol batch, a
+    Query is a simple query."""
+    total = 0
+    for line in trace.read_text(errors="replace").splitlines():
+        fields = line.split("\t")
+        if len(fields) > 3 and fields[1] == "F" and fields[3].split(" ")[0] in ("Sync", "Query"):
+            total += 1
+    return total
+
+
+def bench_postgres(count: int) -> tuple[float, float]:
+    from cartrescue.store.postgres import PostgresStore
+
+    with pg_database() as url, PostgresStore(url, hash_key="k" * 32, max_size=1) as store:
+        send_path(store, 50, offset=10**7)  # warm up
+        seconds = send_path(store, count)
+        # Count round trips on a shorter run with the trace on (tracing slows the client).
+        traced = min(count, 200)
+        with tempfile.TemporaryDirectory() as folder:
+            trace = Path(folder) / "trace"
+            with open(trace, "w") as sink:
+                # The pool holds one connection: the one traced is the one every call uses.
+                with store.pool.connection() as conn:
+                    conn.pgconn.trace(sink.fileno())
+                send_path(store, traced, offset=10**6)
+                with store.pool.connection() as conn:
+                    conn.pgconn.untrace()
+            trips = count_round_trips(trace)
+    return count / seconds, trips / traced
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=2000)
+    args = parser.parse_args(argv)
+    rows: list[tuple[str, Callable[[int], tuple[float, float]], str]] = [
+        ("SQLite (file, WAL)", bench_sqlite, "statements"),
+        ("PostgreSQL (loopback)", bench_postgres, "round trips"),
+    ]
+    print(f"{args.messages} messages, claim (capped, 2 contacts) + finish, one thread")
+    print(f"{'store':<24}{'messages/s':>12}  per message")
+    for name, run, unit in rows:
+        try:
+            rate, per = run(args.messages)
+        except Exception as err:  # a missing server is reported, the other rows still run
+            print(f"{name:<24}{'-':>12}  not measured: {err}".splitlines()[0])
+            continue
+        print(f"{name:<24}{rate:>12.0f}  {per:.1f} {unit}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
