@@ -1,15 +1,19 @@
 """Store throughput: claims + finishes per second, and database round trips per message.
 
-One process, one thread, the send path only: for each message ``claim`` (two contacts, under
+One process, the send path only: for each message ``claim`` (two contacts, under
 the frequency cap, as the engine calls it) then ``finish(sent)``. SQLite on a file in a
 temporary folder; PostgreSQL in a database made for the run and dropped after it (the server
 at ``CARTRESCUE_TEST_PG_URL``, default ``postgresql://postgres@127.0.0.1:5432/postgres``).
 
+It runs with one thread, then with ``--threads`` threads sharing the store (the engine's
+dispatch threads): PostgreSQL's rate is bound by flushing each commit to disk (two commits a
+message: the claim, then the result), and concurrent commits share a flush.
+
 Round trips are counted on the wire for PostgreSQL (libpq's protocol trace: one per Sync or
 simple Query the client sends); for SQLite, which has no wire, the SQL statements run.
 
-    python bench/store.py                # 2000 messages per store
-    python bench/store.py --messages 500
+    python bench/store.py                # 2000 messages per store, 1 and 4 threads
+    python bench/store.py --messages 500 --threads 8
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -53,7 +58,17 @@ def send_path(store: OutboxStore, count: int, offset: int = 0) -> float:
     return time.perf_counter() - started
 
 
-def bench_sqlite(count: int) -> tuple[float, float]:
+def threaded(store: OutboxStore, count: int, threads: int) -> float:
+    """Messages per second with ``threads`` threads sharing ``store``."""
+    share = count // threads
+    started = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        for done in [pool.submit(send_path, store, share, 10**5 * (t + 1)) for t in range(threads)]:
+            done.result()
+    return share * threads / (time.perf_counter() - started)
+
+
+def bench_sqlite(count: int, threads: int) -> tuple[float, float, float]:
     with tempfile.TemporaryDirectory() as folder:
         store = SQLiteStore(Path(folder) / "bench.sqlite3", hash_key="k" * 32)
         statements = 0
@@ -66,8 +81,9 @@ def bench_sqlite(count: int) -> tuple[float, float]:
         store._db.set_trace_callback(counted)
         seconds = send_path(store, count)
         store._db.set_trace_callback(None)
+        parallel = threaded(store, count, threads)
         store.close()
-    return count / seconds, statements / count
+    return count / seconds, parallel, statements / count
 
 
 @contextmanager
@@ -98,7 +114,7 @@ def count_round_trips(trace: Path) -> int:
     return total
 
 
-def bench_postgres(count: int) -> tuple[float, float]:
+def bench_postgres(count: int, threads: int) -> tuple[float, float, float]:
     from cartrescue.store.postgres import PostgresStore
 
     with pg_database() as url, PostgresStore(url, hash_key="k" * 32, max_size=1) as store:
@@ -116,26 +132,30 @@ def bench_postgres(count: int) -> tuple[float, float]:
                 with store.pool.connection() as conn:
                     conn.pgconn.untrace()
             trips = count_round_trips(trace)
-    return count / seconds, trips / traced
+    with pg_database() as url, PostgresStore(url, hash_key="k" * 32, max_size=threads) as store:
+        parallel = threaded(store, count, threads)
+    return count / seconds, parallel, trips / traced
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--threads", type=int, default=4)
     args = parser.parse_args(argv)
-    rows: list[tuple[str, Callable[[int], tuple[float, float]], str]] = [
+    rows: list[tuple[str, Callable[[int, int], tuple[float, float, float]], str]] = [
         ("SQLite (file, WAL)", bench_sqlite, "statements"),
         ("PostgreSQL (loopback)", bench_postgres, "round trips"),
     ]
-    print(f"{args.messages} messages, claim (capped, 2 contacts) + finish, one thread")
-    print(f"{'store':<24}{'messages/s':>12}  per message")
+    print(f"{args.messages} messages, claim (capped, 2 contacts) + finish")
+    threads = f"{args.threads} threads"
+    print(f"{'store (messages/s)':<24}{'1 thread':>12}{threads:>12}  per message")
     for name, run, unit in rows:
         try:
-            rate, per = run(args.messages)
+            rate, parallel, per = run(args.messages, args.threads)
         except Exception as err:  # a missing server is reported, the other rows still run
             print(f"{name:<24}{'-':>12}  not measured: {err}".splitlines()[0])
             continue
-        print(f"{name:<24}{rate:>12.0f}  {per:.1f} {unit}")
+        print(f"{name:<24}{rate:>12.0f}{parallel:>12.0f}  {per:.1f} {unit}")
     return 0
 
 
