@@ -75,8 +75,12 @@ def test_two_processes_messaging_one_person_at_once_send_one_message(pg_url: str
     assert stats.messages == {(1, "sms", "sent"): 2 * ROUNDS}
 
 
-def test_shops_share_a_database_and_see_only_their_own_rows(pg_url: str) -> None:
-    with PostgresStore(pg_url, shop="nordlys") as a, PostgresStore(pg_url, shop="fjord") as b:
+@pytest.mark.parametrize("shared_pool", [False, True])
+def test_shops_share_a_database_and_see_only_their_own_rows(pg_url: str, shared_pool: bool) -> None:
+    with (
+        PostgresStore(pg_url, shop="nordlys") as a,
+        a.for_shop("fjord") if shared_pool else PostgresStore(pg_url, shop="fjord") as b,
+    ):
         assert claim(a, "c1:1:sms", "kari@example.no", capped=True)
         assert claim(b, "c1:1:sms", "kari@example.no", capped=True)
         a.add_optout("kari@example.no", "sms", "twilio", NOON)
@@ -86,6 +90,10 @@ def test_shops_share_a_database_and_see_only_their_own_rows(pg_url: str) -> None
         assert b.forget("kari@example.no") > 0
         assert [e.key for e in a.outbox_for("c1")] == ["c1:1:sms"]
         assert a.optouts_for(["kari@example.no"]) == {"sms"}
+        assert b.shop == "fjord"
+        b.close()
+        assert a.watermark("shopify") == NOON  # closing one shop's handle leaves the other
+    assert not shared_pool or a.pool.closed
 
 
 def test_migrations_are_numbered_and_recorded(pg_url: str) -> None:

@@ -31,6 +31,7 @@ in autocommit mode, and a write that needs more than one statement runs in one t
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
 import json
@@ -179,12 +180,28 @@ class PostgresStore:
         except PoolTimeout as err:
             self._pool.close()
             raise StoreError(f"cannot connect to the store {self._where}: {err}") from None
+        self._owns_pool = True
         try:
             self._migrate()
             self._salt = self._meta("salt") or ""
         except BaseException:
             self._pool.close()
             raise
+
+    def for_shop(self, shop: str) -> PostgresStore:
+        """A handle on another shop's rows in the same database, sharing this handle's pool
+        and hash key. Closing it closes nothing: the pool closes with this handle."""
+        other = copy.copy(self)
+        other.shop = shop
+        other._owns_pool = False
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO meta (shop, key, value) VALUES (%s, 'salt', %s)"
+                " ON CONFLICT (shop, key) DO NOTHING",
+                (shop, secrets.token_hex(16)),
+            )
+        other._salt = other._meta("salt") or ""
+        return other
 
     # -- plumbing ---------------------------------------------------------------------------
     @contextmanager
@@ -256,7 +273,8 @@ class PostgresStore:
         return self._pool
 
     def close(self) -> None:
-        self._pool.close()
+        if self._owns_pool:
+            self._pool.close()
 
     def __enter__(self) -> PostgresStore:
         return self
