@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import time, timedelta
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .channels.base import Channel
 from .clock import Clock, utc_now
@@ -41,6 +41,9 @@ from .settings.sections import ConfigSettings, LinksSettings, PolicySettings
 from .store.base import Store
 from .store.sqlite import SQLiteStore
 from .web_settings import web_settings
+
+if TYPE_CHECKING:
+    from .store.postgres import PostgresStore
 
 __all__ = ["Config", "build_plugin", "load_config", "parse_duration"]
 
@@ -338,8 +341,30 @@ class Config:
             )
         return value
 
-    def store(self) -> SQLiteStore:
-        return SQLiteStore(self.store_path(), hash_key=self.store_hash_key())
+    def store(self) -> SQLiteStore | PostgresStore:
+        """The store ``[store]`` names: PostgreSQL when ``url_env`` names the environment
+        variable holding its URL (``cartrescue[postgres]``), else the SQLite file at ``path``,
+        the embedded default."""
+        settings = self.settings.store
+        hash_key = self.store_hash_key()
+        if settings.url is None:
+            return SQLiteStore(self.store_path(), hash_key=hash_key)
+        variable = self.data["store"].get("url_env")
+        if variable in self.unset_env:
+            raise ConfigError(
+                f"environment variable {variable} is not set (or is empty)",
+                key="store.url_env",
+                fix=f"set {variable} in the environment cartrescue runs with",
+            )
+        try:
+            from .store.postgres import PostgresStore
+        except ImportError:
+            raise ConfigError(
+                "a PostgreSQL store needs the postgres extra",
+                key="store.url_env",
+                fix="pip install 'cartrescue[postgres]'",
+            ) from None
+        return PostgresStore(settings.url, hash_key=hash_key)
 
     def secrets(self) -> list[str]:
         """Every secret value this file configures: each ``*_env`` key's variable (in any
@@ -440,7 +465,7 @@ class Config:
             store=store, home_url=self.shop.home_url, **_link_options(self.settings.links)
         )
 
-    def recovery(self, *, clock: Clock = utc_now, store: SQLiteStore | None = None) -> Recovery:
+    def recovery(self, *, clock: Clock = utc_now, store: Store | None = None) -> Recovery:
         """Build the whole :class:`~cartrescue.engine.Recovery` this file describes."""
         store = store or self.store()
         web = web_settings(self.data, self.env)

@@ -77,7 +77,8 @@ def doctor_problems(config: Config) -> list[Problem]:
         problems.append(Problem("templates", str(err), "fix the template"))
     problems.extend(store_key_problems(config))
     try:
-        with SQLiteStore(config.store_path()) as store:
+        # Opening the store connects to it (PostgreSQL) and migrates its schema forward.
+        with config.store() as store:
             stats = store.stats(utc_now())
         stale = stale_schedule(stats.last_pass_completed, config)
         if stale:
@@ -86,10 +87,20 @@ def doctor_problems(config: Config) -> list[Problem]:
             problems.append(
                 Problem("last pass", stats.last_pass_error, "see the run's log", "warning")
             )
-    except StoreError as err:
-        problems.append(
-            Problem("store", str(err), "check [store] path and its folder's permissions")
+    except ConfigError as err:
+        reported = {p.area for p in problems}  # the hash key's are reported above
+        problems.extend(
+            Problem(p.key or "store", p.message, p.fix or "correct [store] in cartrescue.toml")
+            for p in err.problems
+            if (p.key or "store") not in reported
         )
+    except StoreError as err:
+        fix = (
+            "check that the database server answers and that the URL in [store] url_env is right"
+            if "url_env" in (config.data.get("store") or {})
+            else "check [store] path and its folder's permissions"
+        )
+        problems.append(Problem("store", str(err), fix))
     return problems
 
 

@@ -100,6 +100,22 @@ class StoreSettings(SettingsModel):
         examples=["/etc/cartrescue/hash.key"],
     )
 
+    url: SecretFromEnv | None = Field(
+        default=None,
+        description="a PostgreSQL URL (url_env names its environment variable); instead of "
+        "path, for many workers and many shops (cartrescue[postgres])",
+    )
+
+    @model_validator(mode="after")
+    def _path_or_url(self) -> StoreSettings:
+        if self.url is not None and "path" in self.model_fields_set:
+            raise invalid(
+                "give path (SQLite) or url_env (PostgreSQL), not both",
+                "remove one of them",
+                key="path",
+            )
+        return self
+
     @model_validator(mode="after")
     def _one_hash_key(self) -> StoreSettings:
         if self.hash_key is not None and self.hash_key_file is not None:

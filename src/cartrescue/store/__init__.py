@@ -1,15 +1,35 @@
-"""Stores: the Store protocol and the embedded SQLite default."""
+"""Stores: the store protocols (split by job, see :mod:`cartrescue.store.base`), the
+embedded SQLite default, and ``PostgresStore`` (``cartrescue.store.postgres``, with the
+``cartrescue[postgres]`` extra) for many workers."""
 
-from .base import ConversionKind, LinkRecord, OptOut, OutboxEntry, OutboxStatus, Stats, Store
+from .base import (
+    CheckoutStore,
+    ConversionKind,
+    LinkRecord,
+    LinkStore,
+    OptOut,
+    OptOutStore,
+    OutboxEntry,
+    OutboxStatus,
+    OutboxStore,
+    ReportStore,
+    Stats,
+    Store,
+)
 from .sqlite import SCHEMA_VERSION, SQLiteStore
 
 __all__ = [
     "SCHEMA_VERSION",
+    "CheckoutStore",
     "ConversionKind",
     "LinkRecord",
+    "LinkStore",
     "OptOut",
+    "OptOutStore",
     "OutboxEntry",
     "OutboxStatus",
+    "OutboxStore",
+    "ReportStore",
     "SQLiteStore",
     "Stats",
     "Store",

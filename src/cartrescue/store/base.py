@@ -1,10 +1,28 @@
-"""The Store protocol: what the engine needs to remember between passes.
+"""The store protocols: what cartrescue needs to remember between passes, split by job.
 
-``SQLiteStore`` is the embedded default. Another store (a server database for several
-workers) implements the same methods; the one that matters most is :meth:`Store.claim`,
-which must be atomic across processes.
+Each protocol is one job, so a part of cartrescue asks only for what it uses and a store can
+be reasoned about (and tested) a job at a time:
+
+- :class:`OutboxStore` — outbox and claims: the idempotency key of every message, the
+  frequency cap, skipped steps, discounts handed out. The one job that must be atomic across
+  processes and hosts (:meth:`OutboxStore.claim`); the engine's send path needs only this.
+- :class:`CheckoutStore` — checkouts, passes and watermarks: what the connector delivered and
+  how far it has read. Written by the pass, one page at a time.
+- :class:`OptOutStore` — suppressions: who said STOP, on which channel. Read on every send,
+  written by inbound handlers and the unsubscribe page; it must outlive ``forget`` as a keyed
+  hash.
+- :class:`LinkStore` — short links and their clicks, for the web redirect.
+- :class:`ReportStore` — events, conversions and stats: what ``stats`` and reports read.
+  Append-only from the pass's point of view.
+
+The cut follows who reads and writes what: the web process needs links and opt-outs only,
+the send path outbox and opt-outs, reporting only the last. ``forget`` and ``close`` cross
+every job, so they live on :class:`Store`, the union the engine takes; any object with all
+the methods is a ``Store`` (``SQLiteStore``, ``PostgresStore``, an integrator's own), checked
+by one conformance suite, ``cartrescue_testing.store_contract.StoreContract``.
 
 Contacts are passed as their normalised forms: an email lower-cased, a phone in E.164.
+Times are timezone-aware; a store may return them in UTC.
 """
 
 from __future__ import annotations
@@ -19,11 +37,16 @@ from ..models import Checkout, Purchase
 
 __all__ = [
     "RELEASED",
+    "CheckoutStore",
     "ConversionKind",
     "LinkRecord",
+    "LinkStore",
     "OptOut",
+    "OptOutStore",
     "OutboxEntry",
     "OutboxStatus",
+    "OutboxStore",
+    "ReportStore",
     "Stats",
     "Store",
 ]
@@ -107,51 +130,12 @@ class Stats:
 
 
 @runtime_checkable
-class Store(Protocol):
-    """Persistent memory of passes, checkouts, messages and opt-outs."""
+class OutboxStore(Protocol):
+    """Outbox and claims: every message's idempotency key, the frequency cap, skipped steps
+    and discounts. :meth:`claim` must be atomic across threads, processes and hosts, and
+    :meth:`claim` and :meth:`finish` may be called from several threads of one process at
+    once (the engine dispatches in worker threads)."""
 
-    # -- passes ---------------------------------------------------------------------------
-    def begin_run(self, at: datetime) -> int:
-        """Record that a pass started; return its id."""
-        ...
-
-    def finish_run(
-        self, run_id: int, at: datetime, counts: Mapping[str, int], error: str | None
-    ) -> None:
-        """Record the end of a pass: its counts, and ``error`` if it did not complete."""
-        ...
-
-    def start_at(self, default: datetime) -> datetime:
-        """The first moment cartrescue was switched on for this shop. Carts abandoned
-        before it are never messaged. On the first call store ``default`` and return it."""
-        ...
-
-    def watermark(self, connector: str) -> datetime | None: ...
-
-    def set_watermark(self, connector: str, at: datetime) -> None: ...
-
-    # -- checkouts ------------------------------------------------------------------------
-    def upsert_checkout(self, checkout: Checkout, at: datetime) -> None:
-        """Remember the newest version of a checkout (its status is kept)."""
-        ...
-
-    def record_bad_checkout(self, checkout_id: str, reason: str, at: datetime) -> None: ...
-
-    def active_checkouts(self, abandoned_after: datetime) -> Iterator[Checkout]:
-        """Open checkouts abandoned after the given time, oldest first."""
-        ...
-
-    def checkout_status(self, checkout_id: str) -> str | None:
-        """``open``, ``converted``, ``converted_elsewhere``, ``done``, ``stopped``, or None."""
-        ...
-
-    def close_checkout(self, checkout_id: str, status: str, reason: str, at: datetime) -> None:
-        """Stop working on an open checkout (converted, all steps done, or an exit rule).
-        A ``done`` checkout may still become ``converted``/``converted_elsewhere``; any other
-        closed checkout keeps its status."""
-        ...
-
-    # -- outbox ---------------------------------------------------------------------------
     def outbox_for(self, checkout_id: str) -> list[OutboxEntry]: ...
 
     def skipped_steps(self, checkout_id: str) -> set[int]: ...
@@ -199,7 +183,55 @@ class Store(Protocol):
 
     def last_discount(self, contacts: Sequence[str]) -> datetime | None: ...
 
-    # -- opt-outs -------------------------------------------------------------------------
+
+@runtime_checkable
+class CheckoutStore(Protocol):
+    """Checkouts, passes and watermarks: what the connector delivered and how far it read."""
+
+    def begin_run(self, at: datetime) -> int:
+        """Record that a pass started; return its id."""
+        ...
+
+    def finish_run(
+        self, run_id: int, at: datetime, counts: Mapping[str, int], error: str | None
+    ) -> None:
+        """Record the end of a pass: its counts, and ``error`` if it did not complete."""
+        ...
+
+    def start_at(self, default: datetime) -> datetime:
+        """The first moment cartrescue was switched on for this shop. Carts abandoned
+        before it are never messaged. On the first call store ``default`` and return it."""
+        ...
+
+    def watermark(self, connector: str) -> datetime | None: ...
+
+    def set_watermark(self, connector: str, at: datetime) -> None: ...
+
+    def upsert_checkout(self, checkout: Checkout, at: datetime) -> None:
+        """Remember the newest version of a checkout (its status is kept)."""
+        ...
+
+    def record_bad_checkout(self, checkout_id: str, reason: str, at: datetime) -> None: ...
+
+    def active_checkouts(self, abandoned_after: datetime) -> Iterator[Checkout]:
+        """Open checkouts abandoned after the given time, oldest first."""
+        ...
+
+    def checkout_status(self, checkout_id: str) -> str | None:
+        """``open``, ``converted``, ``converted_elsewhere``, ``done``, ``stopped``, or None."""
+        ...
+
+    def close_checkout(self, checkout_id: str, status: str, reason: str, at: datetime) -> None:
+        """Stop working on an open checkout (converted, all steps done, or an exit rule).
+        A ``done`` checkout may still become ``converted``/``converted_elsewhere``; any other
+        closed checkout keeps its status."""
+        ...
+
+
+@runtime_checkable
+class OptOutStore(Protocol):
+    """Suppressions: who opted out of which channel. An opt-out outlives ``forget``."""
+
     def add_optout(self, contact: str, channel: str, source: str, at: datetime) -> None:
         """``channel`` is a channel kind or ``*`` for all."""
         ...
@@ -212,7 +244,24 @@ class Store(Protocol):
 
     def list_optouts(self) -> list[OptOut]: ...
 
-    # -- outcomes -------------------------------------------------------------------------
+
+@runtime_checkable
+class LinkStore(Protocol):
+    """Short links and their clicks."""
+
+    def save_link(self, link: LinkRecord) -> None: ...
+
+    def link(self, code: str) -> LinkRecord | None: ...
+
+    def link_for(self, checkout_id: str, step: int, channel: str) -> LinkRecord | None: ...
+
+    def record_click(self, code: str, at: datetime) -> None: ...
+
+
+@runtime_checkable
+class ReportStore(Protocol):
+    """Events, conversions and stats: what reporting reads."""
+
     def record_conversion(
         self,
         checkout_id: str,
@@ -239,17 +288,13 @@ class Store(Protocol):
 
     def stats(self, now: datetime) -> Stats: ...
 
+
+@runtime_checkable
+class Store(OutboxStore, CheckoutStore, OptOutStore, LinkStore, ReportStore, Protocol):
+    """Everything the engine needs: the union of the jobs, plus erasure and closing."""
+
     def forget(self, contact: str) -> int:
         """Erase every row that names ``contact``; return how many were removed."""
         ...
-
-    # -- short links ----------------------------------------------------------------------
-    def save_link(self, link: LinkRecord) -> None: ...
-
-    def link(self, code: str) -> LinkRecord | None: ...
-
-    def link_for(self, checkout_id: str, step: int, channel: str) -> LinkRecord | None: ...
-
-    def record_click(self, code: str, at: datetime) -> None: ...
 
     def close(self) -> None: ...

@@ -1,0 +1,886 @@
+"""The server store: PostgreSQL, for many workers on many hosts (``cartrescue[postgres]``).
+
+The same promises as :class:`~cartrescue.store.sqlite.SQLiteStore`, held by the server
+instead of a file lock:
+
+- **A claim is atomic.** :meth:`PostgresStore.claim` is one ``INSERT … ON CONFLICT`` on the
+  outbox key that returns a row only when this call took the key (new, or released for retry);
+  a second worker's insert waits on the key's unique index and then finds it taken.
+- **The frequency cap holds across workers.** Before the insert, the claim takes a
+  transaction-scoped advisory lock on a hash of each contact (in a fixed order, so two claims
+  never deadlock), then checks the cap and inserts in a statement that starts after the lock
+  was granted. Two workers messaging one person at once are serialised on that person only;
+  the lock needs no row to exist (a first message has none to ``SELECT … FOR UPDATE``), leaves
+  no row naming the contact behind, and is released by the commit.
+- **Migrations are versioned and run forward**: plain SQL files in ``pg_migrations/``
+  (``NNNN_name.sql``), applied in order inside one transaction under an advisory lock, each
+  recorded in ``cartrescue_schema``. A database written by a newer cartrescue is refused.
+  Plain files, not a migration tool: the schema is a dozen tables owned by this module alone,
+  the files read as the schema itself, and the library keeps no ORM dependency for them.
+- **forget erases every row** naming the contact in one transaction; an opt-out survives as a
+  hash keyed with the operator's secret (``hash_key``), as in SQLite. Deleted rows stay in
+  PostgreSQL's dead tuples until (auto)vacuum reclaims them, and in WAL and backups for as
+  long as those are kept.
+
+Every row carries the shop (``shop``, ``""`` by default) at the head of every key, so one
+database serves many shops and one handle sees only its own.
+
+Threads share one handle: every call takes its own connection from a pool (psycopg_pool),
+in autocommit mode, and a write that needs more than one statement runs in one transaction.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import hmac
+import json
+import re
+import secrets
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
+from importlib import resources
+from typing import Any, cast
+
+import psycopg
+from psycopg import sql as pgsql
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from ..errors import StoreError
+from ..models import Checkout, Purchase
+from .base import ConversionKind, LinkRecord, OptOut, OutboxEntry, OutboxStatus, Stats
+from .sqlite import _contact_forms
+
+__all__ = ["PostgresStore", "migrations"]
+
+_SENT_LIKE = ["claimed", "sent", "unknown"]
+# Tables whose rows belong to one checkout, and the column that names it.
+_BY_CHECKOUT = (
+    ("checkouts", "id"),
+    ("skipped_steps", "checkout_id"),
+    ("conversions", "checkout_id"),
+    ("events", "checkout_id"),
+    ("links", "checkout_id"),
+    ("clicks", "checkout_id"),
+    ("bad_checkouts", "id"),
+)
+# The frequency cap's locks: one per contact, taken in the order given (sorted keys), held
+# until the claim's transaction ends.
+_LOCK_SQL = (
+    "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) WITH ORDINALITY AS t(k, n)"
+    " ORDER BY n"
+)
+# The cap check and the insert are one statement, whose snapshot is taken after the locks
+# were granted: it sees every claim committed before. A row comes back only when this call
+# took the key: new, or released for retry; touches record who was messaged, for the cap.
+_CLAIM_SQL = (
+    "WITH ins AS ("
+    " INSERT INTO outbox AS o (shop, key, checkout_id, step, channel, recipient,"
+    "  status, run_id, claimed_at)"
+    " SELECT %(shop)s, %(key)s, %(checkout_id)s, %(step)s, %(channel)s,"
+    "  %(recipient)s, 'claimed', %(run_id)s, %(at)s"
+    " WHERE NOT %(capped)s OR NOT EXISTS ("
+    "  SELECT 1 FROM touches t JOIN outbox x ON x.shop = t.shop AND x.key = t.key"
+    "  WHERE t.shop = %(shop)s AND t.contact = ANY(%(contacts)s::text[])"
+    "  AND t.at >= %(cap_since)s AND x.status = ANY(%(sent_like)s::text[]))"
+    " ON CONFLICT (shop, key) DO UPDATE SET status = 'claimed',"
+    "  attempts = o.attempts + 1, run_id = excluded.run_id,"
+    "  claimed_at = excluded.claimed_at, finished_at = NULL, error = NULL,"
+    "  provider_id = NULL"
+    " WHERE o.status = 'retry'"
+    " RETURNING o.key),"
+    " touched AS ("
+    " INSERT INTO touches (shop, contact, key, at)"
+    " SELECT %(shop)s, c, ins.key, %(at)s FROM ins, unnest(%(contacts)s::text[]) c"
+    " ON CONFLICT (shop, contact, key) DO UPDATE SET at = excluded.at)"
+    " SELECT count(*) FROM ins"
+)
+# pg_advisory_xact_lock key for migrations: "cartresc" as a big-endian integer.
+_MIGRATION_LOCK = int.from_bytes(b"cartresc", "big", signed=True)
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """The schema's migrations as (version, name, SQL), oldest first."""
+    found = []
+    for entry in (
+        resources.files(__package__ or "cartrescue.store").joinpath("pg_migrations").iterdir()
+    ):
+        match = re.fullmatch(r"(\d{4})_(\w+)\.sql", entry.name)
+        if match:
+            found.append((int(match[1]), match[2], entry.read_text(encoding="utf-8")))
+    found.sort()
+    if [v for v, _, _ in found] != list(range(1, len(found) + 1)):
+        raise StoreError("the PostgreSQL migrations are not numbered 0001, 0002, … without gaps")
+    return found
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("store times must be timezone-aware")
+    return value
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return None if value is None else value.astimezone(UTC)
+
+
+def _lower(contacts: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(c.lower() for c in contacts if c))
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    conn.execute("SET TIME ZONE 'UTC'")
+
+
+class PostgresStore:
+    """A :class:`~cartrescue.store.base.Store` in a PostgreSQL database.
+
+    ``url`` is a libpq connection string or URL (``postgresql://user@host/db``). ``shop``
+    names the shop whose rows this handle reads and writes. ``max_size`` bounds the pool:
+    one connection per thread that uses the store at once. Opening migrates the schema
+    forward; :class:`~cartrescue.errors.StoreError` when the server cannot be reached within
+    ``timeout`` seconds or its schema is newer than this cartrescue.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        shop: str = "",
+        hash_key: str | bytes | None = None,
+        min_size: int = 1,
+        max_size: int = 8,
+        timeout: float = 30.0,
+    ) -> None:
+        self.shop = shop
+        self._key = hash_key.encode() if isinstance(hash_key, str) else hash_key
+        self._where = _redacted(url)
+        try:
+            # One direct connection first: its error says why (refused, no such database,
+            # authentication), where the pool would only time out.
+            psycopg.connect(url, connect_timeout=max(1, int(timeout))).close()
+        except psycopg.Error as err:
+            reason = _redacted(str(err).strip().splitlines()[0] if str(err).strip() else "")
+            raise StoreError(f"cannot connect to the store {self._where}: {reason}") from None
+        self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max(min_size, max_size),
+            timeout=timeout,
+            kwargs={"autocommit": True},
+            configure=_configure,
+            open=False,
+            name="cartrescue",
+        )
+        try:
+            self._pool.open(wait=True, timeout=timeout)
+        except PoolTimeout as err:
+            self._pool.close()
+            raise StoreError(f"cannot connect to the store {self._where}: {err}") from None
+        self._owns_pool = True
+        try:
+            self._migrate()
+            self._salt = self._meta("salt") or ""
+        except BaseException:
+            self._pool.close()
+            raise
+
+    def for_shop(self, shop: str) -> PostgresStore:
+        """A handle on another shop's rows in the same database, sharing this handle's pool
+        and hash key. Closing it closes nothing: the pool closes with this handle."""
+        other = copy.copy(self)
+        other.shop = shop
+        other._owns_pool = False
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO meta (shop, key, value) VALUES (%s, 'salt', %s)"
+                " ON CONFLICT (shop, key) DO NOTHING",
+                (shop, secrets.token_hex(16)),
+            )
+        other._salt = other._meta("salt") or ""
+        return other
+
+    # -- plumbing ---------------------------------------------------------------------------
+    @contextmanager
+    def _tx(self) -> Iterator[psycopg.Connection[Any]]:
+        """One transaction on one pooled connection."""
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                yield conn
+        except (psycopg.Error, PoolTimeout) as err:
+            raise StoreError(f"store {self._where}: {err}") from err
+
+    def _query(
+        self, sql: str, params: Sequence[object] | Mapping[str, object] = ()
+    ) -> list[tuple[Any, ...]]:
+        try:
+            with self._pool.connection() as conn:
+                return conn.execute(sql, params).fetchall()
+        except (psycopg.Error, PoolTimeout) as err:
+            raise StoreError(f"store {self._where}: {err}") from err
+
+    def _run(self, sql: str, params: Sequence[object] = ()) -> int:
+        """One statement in its own (implicit) transaction; the rows it changed."""
+        try:
+            with self._pool.connection() as conn:
+                return conn.execute(sql, params).rowcount
+        except (psycopg.Error, PoolTimeout) as err:
+            raise StoreError(f"store {self._where}: {err}") from err
+
+    def _migrate(self) -> None:
+        steps = migrations()
+        with self._tx() as db:
+            db.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS cartrescue_schema (version INTEGER PRIMARY KEY,"
+                " name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+            )
+            row = db.execute("SELECT coalesce(max(version), 0) FROM cartrescue_schema").fetchone()
+            version = int(row[0]) if row else 0
+            if version > len(steps):
+                raise StoreError(
+                    f"store {self._where} has schema version {version}, newer than this "
+                    f"cartrescue understands ({len(steps)}); upgrade cartrescue"
+                )
+            for number, name, sql in steps[version:]:
+                db.execute(cast(Any, sql))
+                db.execute(
+                    "INSERT INTO cartrescue_schema (version, name) VALUES (%s, %s)", (number, name)
+                )
+            db.execute(
+                "INSERT INTO meta (shop, key, value) VALUES (%s, 'salt', %s)"
+                " ON CONFLICT (shop, key) DO NOTHING",
+                (self.shop, secrets.token_hex(16)),
+            )
+
+    def _meta(self, key: str) -> str | None:
+        rows = self._query("SELECT value FROM meta WHERE shop = %s AND key = %s", (self.shop, key))
+        return str(rows[0][0]) if rows else None
+
+    def schema_version(self) -> int:
+        return int(self._query("SELECT coalesce(max(version), 0) FROM cartrescue_schema")[0][0])
+
+    def ping(self) -> None:
+        """Raise :class:`StoreError` unless the server answers a query."""
+        self._query("SELECT 1")
+
+    @property
+    def pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
+        """The connection pool (for its stats and health checks)."""
+        return self._pool
+
+    def close(self) -> None:
+        if self._owns_pool:
+            self._pool.close()
+
+    def __enter__(self) -> PostgresStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- passes -----------------------------------------------------------------------------
+    def begin_run(self, at: datetime) -> int:
+        rows = self._query(
+            "INSERT INTO runs (shop, started_at) VALUES (%s, %s) RETURNING id",
+            (self.shop, _aware(at)),
+        )
+        return int(rows[0][0])
+
+    def finish_run(
+        self, run_id: int, at: datetime, counts: Mapping[str, int], error: str | None
+    ) -> None:
+        self._run(
+            "UPDATE runs SET finished_at = %s, counts = %s, error = %s WHERE shop = %s AND id = %s",
+            (_aware(at), json.dumps(dict(counts), sort_keys=True), error, self.shop, run_id),
+        )
+
+    def start_at(self, default: datetime) -> datetime:
+        rows = self._query(
+            "WITH ins AS (INSERT INTO meta (shop, key, value) VALUES (%s, 'start_at', %s)"
+            " ON CONFLICT (shop, key) DO NOTHING RETURNING value)"
+            " SELECT value FROM ins UNION ALL"
+            " SELECT value FROM meta WHERE shop = %s AND key = 'start_at'",
+            (self.shop, _aware(default).astimezone(UTC).isoformat(), self.shop),
+        )
+        return datetime.fromisoformat(str(rows[0][0]))
+
+    def watermark(self, connector: str) -> datetime | None:
+        rows = self._query(
+            "SELECT at FROM watermarks WHERE shop = %s AND connector = %s", (self.shop, connector)
+        )
+        return _utc(rows[0][0]) if rows else None
+
+    def set_watermark(self, connector: str, at: datetime) -> None:
+        self._run(
+            "INSERT INTO watermarks (shop, connector, at) VALUES (%s, %s, %s)"
+            " ON CONFLICT (shop, connector) DO UPDATE SET at = excluded.at",
+            (self.shop, connector, _aware(at)),
+        )
+
+    # -- checkouts --------------------------------------------------------------------------
+    def upsert_checkout(self, checkout: Checkout, at: datetime) -> None:
+        customer = checkout.customer
+        email = customer.email.lower() if customer and customer.email else None
+        phone = customer.phone if customer else None
+        data = json.dumps(checkout.to_dict(), sort_keys=True)
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO checkouts (shop, id, data, email, phone, abandoned_at, updated_at,"
+                " first_seen, last_seen) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (shop, id) DO UPDATE SET data = excluded.data,"
+                " email = excluded.email, phone = excluded.phone,"
+                " abandoned_at = excluded.abandoned_at, updated_at = excluded.updated_at,"
+                " last_seen = excluded.last_seen",
+                (
+                    self.shop,
+                    checkout.id,
+                    data,
+                    email,
+                    phone,
+                    _aware(checkout.abandoned_at),
+                    _aware(checkout.updated_at),
+                    _aware(at),
+                    _aware(at),
+                ),
+            )
+            db.execute(
+                "DELETE FROM bad_checkouts WHERE shop = %s AND id = %s", (self.shop, checkout.id)
+            )
+
+    def record_bad_checkout(self, checkout_id: str, reason: str, at: datetime) -> None:
+        self._run(
+            "INSERT INTO bad_checkouts (shop, id, reason, at) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (shop, id) DO UPDATE SET reason = excluded.reason, at = excluded.at",
+            (self.shop, checkout_id, reason, _aware(at)),
+        )
+
+    def bad_checkouts(self) -> list[tuple[str, str]]:
+        rows = self._query(
+            "SELECT id, reason FROM bad_checkouts WHERE shop = %s ORDER BY at", (self.shop,)
+        )
+        return [(str(r[0]), str(r[1])) for r in rows]
+
+    def active_checkouts(self, abandoned_after: datetime) -> Iterator[Checkout]:
+        rows = self._query(
+            "SELECT data FROM checkouts WHERE shop = %s AND status = 'open'"
+            " AND abandoned_at >= %s ORDER BY abandoned_at, id",
+            (self.shop, _aware(abandoned_after)),
+        )
+        for (data,) in rows:
+            yield Checkout.from_dict(json.loads(str(data)))
+
+    def checkout(self, checkout_id: str) -> Checkout | None:
+        rows = self._query(
+            "SELECT data FROM checkouts WHERE shop = %s AND id = %s", (self.shop, checkout_id)
+        )
+        return Checkout.from_dict(json.loads(str(rows[0][0]))) if rows else None
+
+    def checkout_status(self, checkout_id: str) -> str | None:
+        rows = self._query(
+            "SELECT status FROM checkouts WHERE shop = %s AND id = %s", (self.shop, checkout_id)
+        )
+        return str(rows[0][0]) if rows else None
+
+    def close_checkout(self, checkout_id: str, status: str, reason: str, at: datetime) -> None:
+        # A checkout whose steps are all done can still convert later.
+        self._run(
+            "UPDATE checkouts SET status = %s, reason = %s, closed_at = %s"
+            " WHERE shop = %s AND id = %s"
+            " AND (status = 'open' OR (status = 'done' AND %s LIKE 'converted%%'))",
+            (status, reason, _aware(at), self.shop, checkout_id, status),
+        )
+
+    # -- outbox -----------------------------------------------------------------------------
+    def outbox_for(self, checkout_id: str) -> list[OutboxEntry]:
+        rows = self._query(
+            "SELECT key, checkout_id, step, channel, status, claimed_at, finished_at, error"
+            " FROM outbox WHERE shop = %s AND checkout_id = %s ORDER BY claimed_at, key",
+            (self.shop, checkout_id),
+        )
+        return [
+            OutboxEntry(
+                key=str(r[0]),
+                checkout_id=str(r[1]),
+                step=int(r[2]),
+                channel=str(r[3]),
+                status=cast(OutboxStatus, str(r[4])),
+                claimed_at=r[5].astimezone(UTC),
+                finished_at=_utc(r[6]),
+                error=None if r[7] is None else str(r[7]),
+            )
+            for r in rows
+        ]
+
+    def skipped_steps(self, checkout_id: str) -> set[int]:
+        rows = self._query(
+            "SELECT step FROM skipped_steps WHERE shop = %s AND checkout_id = %s",
+            (self.shop, checkout_id),
+        )
+        return {int(r[0]) for r in rows}
+
+    def skip_step(self, checkout_id: str, step: int, reason: str, at: datetime) -> None:
+        self._run(
+            "INSERT INTO skipped_steps (shop, checkout_id, step, reason, at)"
+            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            (self.shop, checkout_id, step, reason, _aware(at)),
+        )
+
+    def _lock_keys(self, contacts: Sequence[str]) -> list[int]:
+        """64-bit advisory lock keys for the contacts of this shop, sorted: every claim
+        takes its locks in the same order, so two claims cannot deadlock."""
+        keys = {
+            int.from_bytes(
+                hashlib.blake2b(f"{self.shop}\0{c}".encode(), digest_size=8).digest(),
+                "big",
+                signed=True,
+            )
+            for c in contacts
+        }
+        return sorted(keys)
+
+    def claim(
+        self,
+        key: str,
+        *,
+        checkout_id: str,
+        step: int,
+        channel: str,
+        recipient: str,
+        contacts: Sequence[str],
+        at: datetime,
+        cap_since: datetime | None,
+        run_id: int | None,
+    ) -> bool:
+        contacts = _lower(contacts)
+        capped = cap_since is not None and bool(contacts)
+        params = {
+            "shop": self.shop,
+            "key": key,
+            "checkout_id": checkout_id,
+            "step": step,
+            "channel": channel,
+            "recipient": recipient,
+            "run_id": run_id,
+            "at": _aware(at),
+            "capped": capped,
+            "contacts": contacts,
+            "cap_since": cap_since,
+            "sent_like": _SENT_LIKE,
+        }
+        # One round trip: BEGIN, the locks, the claim and COMMIT go in one pipeline and the
+        # server answers them together. On an error the transaction is left failed and the
+        # pool rolls the connection back when it is returned.
+        try:
+            with self._pool.connection() as db:
+                with db.pipeline():
+                    db.execute("BEGIN")
+                    if capped:
+                        db.execute(_LOCK_SQL, (self._lock_keys(contacts),))
+                    taken = db.execute(_CLAIM_SQL, params)
+                    db.execute("COMMIT")
+                row = taken.fetchone()
+        except (psycopg.Error, PoolTimeout) as err:
+            raise StoreError(f"store {self._where}: {err}") from err
+        return bool(row and row[0] == 1)
+
+    def finish(
+        self,
+        key: str,
+        status: OutboxStatus,
+        at: datetime,
+        *,
+        provider_id: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        self._run(
+            "UPDATE outbox SET status = %s, finished_at = %s, provider_id = %s, error = %s"
+            " WHERE shop = %s AND key = %s",
+            (status, _aware(at), provider_id, error, self.shop, key),
+        )
+
+    def last_contacted(self, contacts: Sequence[str]) -> datetime | None:
+        contacts = _lower(contacts)
+        if not contacts:
+            return None
+        rows = self._query(
+            "SELECT max(t.at) FROM touches t JOIN outbox o ON o.shop = t.shop AND o.key = t.key"
+            " WHERE t.shop = %s AND t.contact = ANY(%s::text[]) AND o.status = ANY(%s::text[])",
+            (self.shop, contacts, _SENT_LIKE),
+        )
+        return _utc(rows[0][0])
+
+    def record_discount(
+        self, checkout_id: str, contacts: Sequence[str], code: str, at: datetime
+    ) -> None:
+        self._run(
+            "INSERT INTO discounts (shop, contact, checkout_id, code, at)"
+            " SELECT %s, c, %s, %s, %s FROM unnest(%s::text[]) c",
+            (self.shop, checkout_id, code, _aware(at), _lower(contacts)),
+        )
+
+    def last_discount(self, contacts: Sequence[str]) -> datetime | None:
+        contacts = _lower(contacts)
+        if not contacts:
+            return None
+        rows = self._query(
+            "SELECT max(at) FROM discounts WHERE shop = %s AND contact = ANY(%s::text[])",
+            (self.shop, contacts),
+        )
+        return _utc(rows[0][0])
+
+    # -- opt-outs ---------------------------------------------------------------------------
+    @property
+    def keyed(self) -> bool:
+        """True when opt-out hashes are keyed with a secret kept outside the database."""
+        return bool(self._key)
+
+    def _hashes(self, contact: str) -> list[str]:
+        """The hashes a forgotten opt-out of ``contact`` may be kept under: first the one
+        written now (an HMAC keyed with the operator's secret, ``hmac:`` prefix, or without
+        a key a hash salted with a salt kept in the database), then the salted one, still
+        honoured after a key is configured."""
+        salted = hashlib.sha256(f"{self._salt}:{contact.lower()}".encode()).hexdigest()
+        if not self._key:
+            return [salted]
+        digest = hmac.new(self._key, contact.lower().encode(), hashlib.sha256).hexdigest()
+        return [f"hmac:{digest}", salted]
+
+    def add_optout(self, contact: str, channel: str, source: str, at: datetime) -> None:
+        self._run(
+            "INSERT INTO optouts (shop, contact, channel, source, at) VALUES (%s, %s, %s, %s, %s)"
+            " ON CONFLICT (shop, contact, channel) DO UPDATE SET source = excluded.source,"
+            " at = excluded.at",
+            (self.shop, contact.lower(), channel, source, _aware(at)),
+        )
+
+    def remove_optout(self, contact: str, channel: str = "*") -> int:
+        every = channel == "*"
+        with self._tx() as db:
+            removed = db.execute(
+                "DELETE FROM optouts WHERE shop = %s AND contact = %s AND (%s OR channel = %s)",
+                (self.shop, contact.lower(), every, channel),
+            ).rowcount
+            removed += db.execute(
+                "DELETE FROM optout_hashes WHERE shop = %s AND hash = ANY(%s::text[])"
+                " AND (%s OR channel = %s)",
+                (self.shop, self._hashes(contact), every, channel),
+            ).rowcount
+            return removed
+
+    def optouts_for(self, contacts: Sequence[str]) -> set[str]:
+        contacts = _lower(contacts)
+        if not contacts:
+            return set()
+        hashes = [h for c in contacts for h in self._hashes(c)]
+        rows = self._query(
+            "SELECT channel FROM optouts WHERE shop = %s AND contact = ANY(%s::text[])"
+            " UNION SELECT channel FROM optout_hashes WHERE shop = %s AND hash = ANY(%s::text[])",
+            (self.shop, contacts, self.shop, hashes),
+        )
+        return {str(r[0]) for r in rows}
+
+    def list_optouts(self) -> list[OptOut]:
+        rows = self._query(
+            "SELECT contact, channel, source, at FROM optouts WHERE shop = %s ORDER BY at, contact",
+            (self.shop,),
+        )
+        return [OptOut(str(r[0]), str(r[1]), str(r[2]), r[3].astimezone(UTC)) for r in rows]
+
+    # -- outcomes ---------------------------------------------------------------------------
+    def record_conversion(
+        self,
+        checkout_id: str,
+        kind: ConversionKind,
+        purchase: Purchase | None,
+        at: datetime,
+        attribution_since: datetime,
+    ) -> str | None:
+        window = (self.shop, checkout_id, _aware(attribution_since), _aware(at))
+        with self._tx() as db:
+            # The message whose link was clicked last wins; else the last message sent.
+            row = (
+                db.execute(
+                    "SELECT o.key FROM clicks c JOIN outbox o ON o.shop = c.shop"
+                    " AND o.checkout_id = c.checkout_id AND o.step = c.step"
+                    " AND o.channel = c.channel"
+                    " WHERE c.shop = %s AND c.checkout_id = %s AND c.at >= %s AND c.at <= %s"
+                    " AND o.status IN ('sent', 'unknown') ORDER BY c.at DESC, c.id DESC LIMIT 1",
+                    window,
+                ).fetchone()
+                or db.execute(
+                    "SELECT key FROM outbox WHERE shop = %s AND checkout_id = %s"
+                    " AND status IN ('sent', 'unknown') AND claimed_at >= %s"
+                    " AND claimed_at <= %s ORDER BY claimed_at DESC LIMIT 1",
+                    window,
+                ).fetchone()
+            )
+            key = str(row[0]) if row else None
+            db.execute(
+                "INSERT INTO conversions (shop, checkout_id, kind, order_id, total, currency,"
+                " at, attributed_key) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT DO NOTHING",
+                (
+                    self.shop,
+                    checkout_id,
+                    kind,
+                    purchase.order_id if purchase else None,
+                    str(purchase.total) if purchase and purchase.total is not None else None,
+                    purchase.currency if purchase else None,
+                    _aware(at),
+                    key,
+                ),
+            )
+            return key
+
+    def record_event(
+        self,
+        kind: str,
+        at: datetime,
+        *,
+        checkout_id: str | None = None,
+        step: int | None = None,
+        channel: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        self._run(
+            "INSERT INTO events (shop, at, kind, checkout_id, step, channel, detail)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            (self.shop, _aware(at), kind, checkout_id, step, channel, detail),
+        )
+
+    def events(self, checkout_id: str | None = None) -> list[tuple[str, str | None]]:
+        """(kind, detail) of recorded events, oldest first; for one checkout if given."""
+        rows = self._query(
+            "SELECT kind, detail FROM events WHERE shop = %s"
+            " AND (%s::text IS NULL OR checkout_id = %s) ORDER BY id",
+            (self.shop, checkout_id, checkout_id),
+        )
+        return [(str(r[0]), None if r[1] is None else str(r[1])) for r in rows]
+
+    def stats(self, now: datetime) -> Stats:
+        shop = (self.shop,)
+        by_status = {
+            str(s): int(n)
+            for s, n in self._query(
+                "SELECT status, count(*) FROM checkouts WHERE shop = %s GROUP BY status", shop
+            )
+        }
+        messages: Counter[tuple[int, str, str]] = Counter()
+        for step, channel, status, n in self._query(
+            "SELECT step, channel, status, count(*) FROM outbox WHERE shop = %s"
+            " GROUP BY step, channel, status",
+            shop,
+        ):
+            shown = "unknown" if status == "claimed" else str(status)
+            messages[(int(step), str(channel), shown)] += int(n)
+        counts = self._query(
+            "SELECT"
+            " (SELECT count(DISTINCT checkout_id) FROM outbox WHERE shop = %(s)s"
+            "  AND status IN ('sent', 'unknown', 'claimed')),"
+            " (SELECT count(*) FROM clicks WHERE shop = %(s)s),"
+            " (SELECT count(*) FROM optouts WHERE shop = %(s)s),"
+            " (SELECT count(*) FROM bad_checkouts WHERE shop = %(s)s),"
+            " (SELECT max(finished_at) FROM runs WHERE shop = %(s)s"
+            "  AND finished_at IS NOT NULL AND error IS NULL),"
+            " (SELECT count(*) FROM runs WHERE shop = %(s)s"
+            "  AND finished_at IS NOT NULL AND error IS NULL)",
+            {"s": self.shop},
+        )[0]
+        messaged, clicks, opt_outs, bad, last_done, passes_completed = counts
+        conversions = {
+            str(k): int(n)
+            for k, n in self._query(
+                "SELECT kind, count(*) FROM conversions WHERE shop = %s GROUP BY kind", shop
+            )
+        }
+        revenue: dict[str, Decimal] = {}
+        recovered = 0
+        for total, currency in self._query(
+            "SELECT total, currency FROM conversions WHERE shop = %s"
+            " AND attributed_key IS NOT NULL",
+            shop,
+        ):
+            recovered += 1
+            if total is not None and currency is not None:
+                revenue[str(currency)] = revenue.get(str(currency), Decimal(0)) + Decimal(
+                    str(total)
+                )
+        last_start = self._query(
+            "SELECT started_at, error FROM runs WHERE shop = %s ORDER BY id DESC LIMIT 1", shop
+        )
+        skips: Counter[str] = Counter()
+        for reason, n in self._query(
+            "SELECT reason, count(*) FROM checkouts WHERE shop = %s AND status = 'stopped'"
+            " GROUP BY reason",
+            shop,
+        ):
+            skips[str(reason)] += int(n)
+        for reason, n in self._query(
+            "SELECT reason, count(*) FROM skipped_steps WHERE shop = %s GROUP BY reason", shop
+        ):
+            skips[f"step skipped: {reason}"] += int(n)
+        return Stats(
+            checkouts_seen=sum(by_status.values()),
+            checkouts_by_status=by_status,
+            messages=dict(messages),
+            messaged_checkouts=int(messaged),
+            conversions=conversions,
+            recovered=recovered,
+            revenue_recovered=revenue,
+            clicks=int(clicks),
+            opt_outs=int(opt_outs),
+            bad_payloads=int(bad),
+            last_pass_completed=_utc(last_done),
+            last_pass_started=_utc(last_start[0][0]) if last_start else None,
+            last_pass_error=None
+            if not last_start or last_start[0][1] is None
+            else str(last_start[0][1]),
+            skip_reasons=dict(skips),
+            passes_completed=int(passes_completed),
+        )
+
+    def forget(self, contact: str) -> int:
+        """Erase every row of this shop naming ``contact``, in one transaction; an opt-out
+        survives as a keyed hash. Return how many rows were removed."""
+        forms = _contact_forms(contact)
+        shop = self.shop
+        with self._tx() as db:
+            ids = [
+                str(r[0])
+                for r in db.execute(
+                    "SELECT id FROM checkouts WHERE shop = %s"
+                    " AND (email = ANY(%s::text[]) OR phone = ANY(%s::text[]))",
+                    (shop, forms, forms),
+                )
+            ]
+            keys = [
+                str(r[0])
+                for r in db.execute(
+                    "SELECT key FROM outbox WHERE shop = %s"
+                    " AND (lower(recipient) = ANY(%s::text[]) OR checkout_id = ANY(%s::text[]))"
+                    " UNION SELECT key FROM touches WHERE shop = %s AND contact = ANY(%s::text[])",
+                    (shop, forms, ids, shop, forms),
+                )
+            ]
+            # Keep honouring the opt-out without keeping the address: a keyed hash.
+            db.execute(
+                "INSERT INTO optout_hashes (shop, hash, channel, at)"
+                " SELECT shop, %s, channel, max(at) FROM optouts"
+                " WHERE shop = %s AND contact = ANY(%s::text[]) GROUP BY shop, channel"
+                " ON CONFLICT (shop, hash, channel) DO UPDATE SET at = excluded.at",
+                (self._hashes(forms[0])[0], shop, forms),
+            )
+            removed = 0
+            for sql, params in (
+                ("DELETE FROM optouts WHERE shop = %s AND contact = ANY(%s::text[])", (forms,)),
+                (
+                    "DELETE FROM discounts WHERE shop = %s"
+                    " AND (contact = ANY(%s::text[]) OR checkout_id = ANY(%s::text[]))",
+                    (forms, ids),
+                ),
+                (
+                    "DELETE FROM touches WHERE shop = %s"
+                    " AND (contact = ANY(%s::text[]) OR key = ANY(%s::text[]))",
+                    (forms, keys),
+                ),
+                ("DELETE FROM outbox WHERE shop = %s AND key = ANY(%s::text[])", (keys,)),
+                *(
+                    (f"DELETE FROM {table} WHERE shop = %s AND {column} = ANY(%s::text[])", (ids,))
+                    for table, column in _BY_CHECKOUT
+                ),
+            ):
+                removed += db.execute(cast(Any, sql), (shop, *params)).rowcount
+            return removed
+
+    def rows_naming(self, contact: str) -> int:
+        """How many rows still name ``contact`` in any column (used to check forget)."""
+        contact = contact.strip().lower()
+        columns = self._query(
+            "SELECT table_name, column_name FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND table_name <> 'cartrescue_schema'"
+        )
+        total = 0
+        for table, column in columns:
+            query = pgsql.SQL(
+                "SELECT count(*) FROM {} WHERE position(%s in lower({}::text)) > 0"
+            ).format(pgsql.Identifier(table), pgsql.Identifier(column))
+            try:
+                with self._pool.connection() as conn:
+                    row = conn.execute(query, (contact,)).fetchone()
+            except psycopg.Error as err:
+                raise StoreError(f"store {self._where}: {err}") from err
+            total += int(row[0]) if row else 0
+        return total
+
+    # -- short links ------------------------------------------------------------------------
+    _LINK_COLUMNS = (
+        "code, checkout_id, step, channel, destination, home_url, created_at, expires_at"
+    )
+
+    def save_link(self, link: LinkRecord) -> None:
+        self._run(
+            "INSERT INTO links (shop, code, checkout_id, step, channel, destination, home_url,"
+            " created_at, expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                self.shop,
+                link.code,
+                link.checkout_id,
+                link.step,
+                link.channel,
+                link.destination,
+                link.home_url,
+                _aware(link.created_at),
+                link.expires_at,
+            ),
+        )
+
+    @staticmethod
+    def _link_from(rows: list[tuple[Any, ...]]) -> LinkRecord | None:
+        if not rows:
+            return None
+        r = rows[0]
+        return LinkRecord(
+            code=str(r[0]),
+            checkout_id=str(r[1]),
+            step=int(r[2]),
+            channel=str(r[3]),
+            destination=str(r[4]),
+            home_url=None if r[5] is None else str(r[5]),
+            created_at=r[6].astimezone(UTC),
+            expires_at=_utc(r[7]),
+        )
+
+    def link(self, code: str) -> LinkRecord | None:
+        return self._link_from(
+            self._query(
+                f"SELECT {self._LINK_COLUMNS} FROM links WHERE shop = %s AND code = %s",
+                (self.shop, code),
+            )
+        )
+
+    def link_for(self, checkout_id: str, step: int, channel: str) -> LinkRecord | None:
+        return self._link_from(
+            self._query(
+                f"SELECT {self._LINK_COLUMNS} FROM links WHERE shop = %s AND checkout_id = %s"
+                " AND step = %s AND channel = %s",
+                (self.shop, checkout_id, step, channel),
+            )
+        )
+
+    def record_click(self, code: str, at: datetime) -> None:
+        self._run(
+            "INSERT INTO clicks (shop, code, checkout_id, step, channel, at)"
+            " SELECT shop, code, checkout_id, step, channel, %s FROM links"
+            " WHERE shop = %s AND code = %s",
+            (_aware(at), self.shop, code),
+        )
+
+
+def _redacted(url: str) -> str:
+    """The URL or connection string without its password, for messages and logs."""
+    url = re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", url)
+    return re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", url, flags=re.IGNORECASE)
