@@ -75,10 +75,14 @@ class InboundResponse:
         return cls(status, text.encode())
 
     @classmethod
-    def page(cls, status: int, title: str, body: str) -> InboundResponse:
-        """A small HTML page; ``body`` is HTML already escaped by the caller."""
+    def page(
+        cls, status: int, title: str, body: str, *, lang: str = "en", direction: str = "ltr"
+    ) -> InboundResponse:
+        """A small HTML page in language ``lang``, written ``direction`` (``ltr`` or
+        ``rtl``); ``body`` is HTML already escaped by the caller."""
         document = (
-            "<!doctype html><html lang=en><meta charset=utf-8>"
+            f'<!doctype html><html lang="{html.escape(lang)}" dir="{html.escape(direction)}">'
+            "<meta charset=utf-8>"
             '<meta name=viewport content="width=device-width, initial-scale=1">'
             f"<title>{html.escape(title)}</title>"
             '<body style="font-family:sans-serif;max-width:32em;margin:3em auto;padding:0 1em">'

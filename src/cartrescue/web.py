@@ -37,6 +37,7 @@ from .connectors.webhooks import CheckoutWebhooks
 from .errors import ConfigError
 from .inbound import InboundHandler, InboundRequest, InboundResponse
 from .logmask import mask_text
+from .models import ShopInfo
 from .store.base import Store
 from .unsubscribe import UnsubscribeHandler, UnsubscribeLinks
 from .web_server import make_server, serve
@@ -186,6 +187,7 @@ def make_app(
     clock: Clock = utc_now,
     connector: WebhookCapable | None = None,
     handlers: Sequence[InboundHandler] = (),
+    shop: ShopInfo | None = None,
 ) -> WSGIApplication:
     """The WSGI application described in this module's docstring.
 
@@ -196,7 +198,9 @@ def make_app(
     first), with default :class:`~cartrescue.unsubscribe.UnsubscribeLinks`. ``mounts`` maps a
     path prefix (``"/r"``) to another WSGI app, which sees the prefix in ``SCRIPT_NAME``.
     ``connector`` (one with the webhook capability) mounts ``/webhooks/checkouts``.
-    ``handlers`` adds other :class:`~cartrescue.inbound.InboundHandler` s.
+    ``handlers`` adds other :class:`~cartrescue.inbound.InboundHandler` s. ``shop`` names the
+    shop on the unsubscribe page, and its locale is the page's language when the link does
+    not carry one.
     """
     if not public_url.startswith(("https://", "http://")):
         raise ConfigError(f"expected an http(s) URL, got {public_url!r}", key="web.public_url")
@@ -212,5 +216,13 @@ def make_app(
     if unsubscribe is None and unsubscribe_secret:
         unsubscribe = UnsubscribeLinks(public_url, unsubscribe_secret, clock=clock)
     if unsubscribe is not None:
-        routes.append(UnsubscribeHandler(unsubscribe, store, clock=clock))
+        routes.append(
+            UnsubscribeHandler(
+                unsubscribe,
+                store,
+                clock=clock,
+                shop_name=shop.name if shop else None,
+                shop_locale=shop.locale if shop else None,
+            )
+        )
     return _App(public_url, routes, mounts or {})
