@@ -15,10 +15,14 @@ the :class:`~cartrescue.inbound.InboundHandler` that owns the path:
 ``GET /healthz``
     ``ok``.
 
+Paths are taken relative to ``public_url``'s path too (``/cartrescue/twilio/sms`` for
+``https://shop.example/cartrescue``), so a reverse proxy may strip that prefix or pass it on.
 An endpoint whose secret is not given is not mounted (404); a method the handler does not
-take is answered 405, a body over 1 MB 413, and an exception in a handler 500 (logged). Other
-WSGI apps (short links, say) can be mounted under a path prefix with ``mounts``.
-``cartrescue serve`` runs it; its ``[web]`` table is read by :mod:`cartrescue.web_settings`.
+take is answered 405, a bad ``Content-Length`` 400, a body over 1 MB 413, and an exception in
+a handler 500 with a bare body (the log names the exception's type and where it was raised;
+its message, which may hold a contact, only at DEBUG and masked). Other WSGI apps (short
+links, say) can be mounted under a path prefix with ``mounts``. ``cartrescue serve`` runs it
+(:mod:`cartrescue.web_server`); its ``[web]`` table is read by :mod:`cartrescue.web_settings`.
 """
 
 from __future__ import annotations
