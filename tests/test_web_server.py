@@ -168,3 +168,23 @@ def test_a_handler_error_is_500_without_a_traceback_and_logged_masked(port, capl
     assert any("RuntimeError" in line and "test_web_server.py" in line for line in lines)
     assert not any("kari.nordmann@example.no" in line for line in lines)
     assert not any(r.exc_info for r in caplog.records)
+
+
+@pytest.fixture
+def wsgiref_port() -> Iterator[int]:
+    with SQLiteStore(":memory:") as store:
+        server, thread = start(make_app(store, public_url=PUBLIC), "wsgiref")
+        try:
+            yield server.server_port
+        finally:
+            server.shutdown()
+            thread.join(10)
+
+
+def test_lines_ending_in_lf_alone_are_read(wsgiref_port: int) -> None:
+    assert raw(wsgiref_port, b"GET /healthz HTTP/1.0\nHost: x\n\n") == (200, b"ok\n")
+
+
+def test_a_head_that_never_ends_is_refused(wsgiref_port: int) -> None:
+    data = b"GET /healthz HTTP/1.1\r\n" + b"X-Pad: " + b"a" * 70_000 + b"\r\n"
+    assert raw(wsgiref_port, data)[0] == 431

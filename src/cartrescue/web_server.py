@@ -50,7 +50,7 @@ MAX_CONNECTIONS = 512
 MAX_HEAD = 64 * 1024
 MAX_BODY = 1_000_000
 _HEAD_END = b"\r\n\r\n"
-_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*([0-9]{1,12})[ \t]*\r\n", re.IGNORECASE)
+_LENGTH = re.compile(rb"\ncontent-length:[ \t]*([0-9]{1,12})[ \t]*\r?\n", re.IGNORECASE)
 
 
 class Server(Protocol):
@@ -133,14 +133,23 @@ class _Connection:
         self.buffer = bytearray()
         self.deadline = deadline
 
-    def complete(self) -> bool:
+    def head_end(self) -> int:
+        """Where the body starts, or -1 while the head is not complete (lines may end in
+        CRLF or, from lax clients, in LF alone)."""
         end = self.buffer.find(_HEAD_END)
-        if end < 0:
+        if end >= 0:
+            return end + len(_HEAD_END)
+        end = self.buffer.find(b"\n\n")
+        return end + 2 if end >= 0 else -1
+
+    def complete(self) -> bool:
+        body = self.head_end()
+        if body < 0:
             return False
-        match = _LENGTH.search(self.buffer, 0, end + 2)
+        match = _LENGTH.search(self.buffer, 0, body)
         length = int(match.group(1)) if match else 0
         # A body over the limit is not waited for: the app answers 413 without reading it.
-        return length > MAX_BODY or len(self.buffer) >= end + len(_HEAD_END) + length
+        return length > MAX_BODY or len(self.buffer) >= body + length
 
 
 class BoundedWSGIServer(WSGIServer):
@@ -268,7 +277,7 @@ class BoundedWSGIServer(WSGIServer):
             selector.unregister(connection.sock)
             del pending[connection.sock.fileno()]
             self._jobs.put((connection.sock, connection.address, bytes(connection.buffer)))
-        elif connection.buffer.find(_HEAD_END) < 0 and len(connection.buffer) > MAX_HEAD:
+        elif connection.head_end() < 0 and len(connection.buffer) > MAX_HEAD:
             self._drop(selector, pending, connection, b"431 Request Header Fields Too Large")
 
     def _drop(
