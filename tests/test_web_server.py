@@ -3,7 +3,11 @@ it, and nothing an unauthenticated caller sends gives a 500."""
 
 from __future__ import annotations
 
+import os
+import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -14,6 +18,7 @@ import pytest
 from cartrescue.clock import FrozenClock
 from cartrescue.inbound import InboundRequest, InboundResponse
 from cartrescue.store.sqlite import SQLiteStore
+from cartrescue.unsubscribe import UnsubscribeLinks
 from cartrescue.web import make_app, serve
 from cartrescue.web_server import Server, waitress_installed
 
@@ -188,3 +193,49 @@ def test_lines_ending_in_lf_alone_are_read(wsgiref_port: int) -> None:
 def test_a_head_that_never_ends_is_refused(wsgiref_port: int) -> None:
     data = b"GET /healthz HTTP/1.1\r\n" + b"X-Pad: " + b"a" * 70_000 + b"\r\n"
     assert raw(wsgiref_port, data)[0] == 431
+
+
+@pytest.mark.parametrize("name", SERVERS)
+def test_cartrescue_serve_runs_the_chosen_server_for_the_shop(tmp_path, name) -> None:
+    secret = "unsubscribe-secret-0123456789"
+    config = tmp_path / "cartrescue.toml"
+    config.write_text(
+        '[shop]\nname = "Nordlys Design"\nlocale = "nb"\n'
+        '[connector]\ntype = "cartrescue.demo:DemoConnector"\n'
+        '[channels.email]\ntype = "cartrescue_testing:MemoryChannel"\n'
+        f'[web]\npublic_url = "{PUBLIC}"\nunsubscribe_secret_env = "CR_UNSUB"\n',
+        encoding="utf-8",
+    )
+    command = [
+        sys.executable,
+        "-c",
+        "import sys; from cartrescue.cli import main; sys.exit(main())",
+        "serve",
+        "--config",
+        str(config),
+        "--port",
+        "0",
+        "--server",
+        name,
+    ]
+    process = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env={**os.environ, "CR_UNSUB": secret},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert f"with {name}" in line, line
+        port = int(re.search(r"http://127\.0\.0\.1:(\d+)/", line).group(1))  # type: ignore[union-attr]
+        link = UnsubscribeLinks(PUBLIC, secret)("kari@example.no", "email")
+        path = link.removeprefix("https://shop.example")  # the proxy passes /cartrescue on
+        status, body = raw(port, request("GET", path))
+        assert status == 200
+        assert b'<html lang="nb"' in body
+        assert b"Nordlys Design" in body
+    finally:
+        process.terminate()
+        process.wait(10)
