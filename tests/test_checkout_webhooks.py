@@ -60,7 +60,7 @@ def test_a_signed_shopify_checkout_is_stored_and_a_forged_one_is_not(serve):
         url = serve(store, connector)
         headers = {"Content-Type": "application/json", "X-Shopify-Topic": "checkouts/create"}
         status, _ = post(url, body, {**headers, "X-Shopify-Hmac-Sha256": sign(b"other")})
-        assert status == 401
+        assert status == 403
         assert store.checkout(expected_id) is None
         status, text = post(url, body, {**headers, "X-Shopify-Hmac-Sha256": sign(body)})
         assert (status, text) == (200, "stored\n")
@@ -86,3 +86,92 @@ def test_without_a_connector_the_route_is_not_mounted(serve):
     with SQLiteStore(":memory:") as store:
         url = serve(store, None)
         assert post(url, b"{}", {})[0] == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "headers"),
+    [
+        (b"webhook_id=" + b"9" * 5000, {"Content-Type": "application/x-www-form-urlencoded"}),
+        (b"{}", {"X-WC-Webhook-Signature": "sj\u00f8kort"}),
+    ],
+)
+def test_unreadable_woocommerce_webhooks_are_403_not_500(serve, body, headers):
+    with SQLiteStore(":memory:") as store:
+        connector = WooCommerceConnector(
+            "https://shop.example", "ck_x", "cs_x", consent=["email"], webhook_secret=SECRET
+        )
+        url = serve(store, connector)
+        assert post(url, body, headers)[0] == 403
+
+
+def test_a_non_ascii_shopify_signature_is_403(serve):
+    with SQLiteStore(":memory:") as store:
+        connector = ShopifyConnector("nordlys.myshopify.com", "shpat_x", webhook_secret=SECRET)
+        url = serve(store, connector)
+        assert post(url, b"{}", {"X-Shopify-Hmac-Sha256": "\u00e9\u00e9"})[0] == 403
+
+
+# -- retried and reordered deliveries -------------------------------------------------------
+def shopify_version(updated_at: str, *, subscribed: bool, completed: bool) -> bytes:
+    raw = json.loads((FIXTURES / "shopify" / "webhook_checkouts_create.json").read_bytes())
+    raw["updated_at"] = updated_at
+    raw["customer"]["email_marketing_consent"]["state"] = (
+        "subscribed" if subscribed else "unsubscribed"
+    )
+    raw["completed_at"] = updated_at if completed else None
+    return json.dumps(raw).encode()
+
+
+def shopify_headers(body: bytes, delivery: str) -> dict[str, str]:
+    return {
+        "Content-Type": "application/json",
+        "X-Shopify-Topic": "checkouts/update",
+        "X-Shopify-Hmac-Sha256": sign(body),
+        "X-Shopify-Webhook-Id": delivery,
+    }
+
+
+def test_an_older_signed_update_delivered_late_changes_nothing(serve):
+    older = shopify_version("2026-11-23T10:00:00-05:00", subscribed=True, completed=False)
+    newer = shopify_version("2026-11-23T10:20:00-05:00", subscribed=False, completed=True)
+    checkout_id = str(json.loads(older)["id"])
+    with SQLiteStore(":memory:") as store:
+        connector = ShopifyConnector("nordlys.myshopify.com", "shpat_x", webhook_secret=SECRET)
+        url = serve(store, connector)
+        assert post(url, newer, shopify_headers(newer, "d-2")) == (200, "stored\n")
+        assert post(url, older, shopify_headers(older, "d-1"))[0] == 200
+        stored = store.checkout(checkout_id)
+        assert stored is not None and stored.customer is not None
+        assert stored.customer.email_consent is False
+        assert stored.completed_at is not None
+
+
+def test_a_delivery_taken_before_is_ignored(serve):
+    first = shopify_version("2026-11-23T10:00:00-05:00", subscribed=False, completed=False)
+    # The same delivery id again: even a body that would be newer is not applied.
+    again = shopify_version("2026-11-23T11:00:00-05:00", subscribed=True, completed=False)
+    checkout_id = str(json.loads(first)["id"])
+    with SQLiteStore(":memory:") as store:
+        connector = ShopifyConnector("nordlys.myshopify.com", "shpat_x", webhook_secret=SECRET)
+        url = serve(store, connector)
+        assert post(url, first, shopify_headers(first, "d-1")) == (200, "stored\n")
+        assert post(url, again, shopify_headers(again, "d-1")) == (200, "duplicate\n")
+        stored = store.checkout(checkout_id)
+        assert stored is not None and stored.customer is not None
+        assert stored.customer.email_consent is False
+
+
+def test_a_woocommerce_delivery_taken_before_is_ignored(serve):
+    order = (FIXTURES / "woocommerce" / "order_pending_checkout.json").read_bytes()
+    with SQLiteStore(":memory:") as store:
+        connector = WooCommerceConnector(
+            "https://shop.example", "ck_x", "cs_x", consent=["email"], webhook_secret=SECRET
+        )
+        url = serve(store, connector)
+        headers = {
+            "Content-Type": "application/json",
+            "X-WC-Webhook-Signature": sign(order),
+            "X-WC-Webhook-Delivery-ID": "77",
+        }
+        assert post(url, order, headers) == (200, "stored\n")
+        assert post(url, order, headers) == (200, "duplicate\n")

@@ -4,7 +4,7 @@ import hmac
 import io
 import json
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, urlencode
 
 import pytest
@@ -465,3 +465,65 @@ def test_a_failed_whatsapp_status_marks_the_outbox_entry_failed(app, store):
     assert store.outbox_for("shopify-5522")[0].status == "failed"
     assert store.skipped_steps("shopify-5522") == {2}  # 131049: the per-user cap skips the step
     assert store.skipped_steps("shopify-5521") == set()
+
+
+# -- retried deliveries ---------------------------------------------------------------------
+def send_sms_with_sid(app, body_text, sid):
+    body = urlencode({"Body": body_text, "From": "+4791234567", "MessageSid": sid}).encode()
+    signature = hand_signed_twilio(f"{PUBLIC}/twilio/sms", body).decode()
+    return call(app, "POST", "/twilio/sms", body, {"X-Twilio-Signature": signature})
+
+
+def test_a_retried_twilio_stop_does_not_undo_a_later_start(app, store):
+    assert send_sms_with_sid(app, "STOP", "SM1")[0] == 200
+    assert send_sms_with_sid(app, "START", "SM2")[0] == 200
+    assert send_sms_with_sid(app, "STOP", "SM1")[0] == 200  # Twilio's retry of the first
+    assert store.optouts_for(["+4791234567"]) == set()
+    assert [kind for kind, _ in store.events()].count("opt_out") == 1
+
+
+def whatsapp_text(text, message_id):
+    message = {"from": "4791234567", "id": message_id, "type": "text", "text": {"body": text}}
+    value = {"messaging_product": "whatsapp", "messages": [message]}
+    payload = {"object": "whatsapp_business_account", "entry": [{"changes": [{"value": value}]}]}
+    return json.dumps(payload).encode()
+
+
+def test_a_retried_whatsapp_stop_does_not_undo_a_later_start(app, store):
+    assert post_whatsapp(app, whatsapp_text("Stop", "wamid.1"))[0] == 200
+    assert post_whatsapp(app, whatsapp_text("Start", "wamid.2"))[0] == 200
+    assert post_whatsapp(app, whatsapp_text("Stop", "wamid.1"))[0] == 200
+    assert store.optouts_for(["+4791234567"]) == set()
+
+
+def test_delivery_ids_are_forgotten_after_a_week(store):
+    assert store.record_delivery("twilio", "SM1", NOW) is True
+    assert store.record_delivery("twilio", "SM1", NOW + timedelta(days=1)) is False
+    assert store.record_delivery("whatsapp", "SM1", NOW) is True  # another source
+    store.record_delivery("twilio", "SM9", NOW + timedelta(days=8))  # prunes
+    assert store.record_delivery("twilio", "SM1", NOW + timedelta(days=8)) is True
+
+
+# -- behind a reverse proxy -----------------------------------------------------------------
+@pytest.mark.parametrize("path", ["/twilio/sms", "/cartrescue/twilio/sms"])
+def test_routes_answer_whether_the_proxy_strips_the_prefix_or_not(app, store, path):
+    body = load_fixture("twilio/inbound_stop.form")
+    # Twilio signs the public URL, whatever path reaches the app.
+    signature = hand_signed_twilio("https://shop.example/cartrescue/twilio/sms", body).decode()
+    status, _, _ = call(app, "POST", path, body, {"X-Twilio-Signature": signature})
+    assert status == 200
+    assert store.optouts_for(["+4791234567"]) == {"sms"}
+    assert call(app, "GET", path.replace("twilio/sms", "healthz"))[::2] == (200, b"ok\n")
+
+
+def test_mounts_answer_under_the_public_path_too(store):
+    seen = {}
+
+    def redirects(environ, start_response):
+        seen["script"], seen["path"] = environ["SCRIPT_NAME"], environ["PATH_INFO"]
+        start_response("302 Found", [("Location", "https://shop.example/cart")])
+        return [b""]
+
+    app = make_app(store, public_url=PUBLIC, mounts={"/r": redirects})
+    assert call(app, "GET", "/cartrescue/r/Ab3")[0] == 302
+    assert seen == {"script": "/cartrescue/r", "path": "/Ab3"}

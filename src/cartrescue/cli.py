@@ -15,7 +15,6 @@ from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import TextIO
-from wsgiref.simple_server import WSGIServer
 
 from . import logsafe
 from ._version import __version__
@@ -37,6 +36,7 @@ from .settings import config_schema
 from .sms import SINGLE
 from .store.sqlite import SQLiteStore
 from .web import serve
+from .web_server import Server, ServerName, waitress_installed
 from .web_settings import web_settings
 
 __all__ = ["EXIT_CONFIG", "EXIT_FAILED", "EXIT_OK", "main"]
@@ -321,17 +321,25 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
             store,
             mounts={links.path: links.app()} if links else None,
             connector=connector if isinstance(connector, WebhookCapable) else None,
+            shop=config.shop,
         )
 
-        def ready(server: WSGIServer) -> None:
+        name: ServerName = args.server or ("waitress" if waitress_installed() else "wsgiref")
+        if name == "waitress" and not waitress_installed():
+            raise ConfigError(
+                "--server waitress needs waitress: pip install 'cartrescue[waitress]'",
+                key="serve.server",
+            )
+
+        def ready(server: Server) -> None:
             out.write(
                 f"serving {settings.public_url} on http://{host}:{server.server_port}/ "
-                "(Ctrl-C stops)\n"
+                f"with {name} (Ctrl-C stops)\n"
             )
             out.flush()
 
         try:
-            serve(app, host, port, ready=ready)
+            serve(app, host, port, ready=ready, server=name)
         except KeyboardInterrupt:
             out.write("stopped\n")
         except OSError as err:
@@ -457,7 +465,7 @@ def cmd_serve_links(args: argparse.Namespace, out: TextIO) -> int:
         if links is None:
             raise ConfigError("add a [links] table with base_url to serve short links", key="links")
 
-        def ready(server: WSGIServer) -> None:
+        def ready(server: Server) -> None:
             out.write(
                 f"Serving the short links of {links.base_url} on "
                 f"http://{args.host}:{server.server_port}{links.path} (Ctrl-C stops)\n"
@@ -548,6 +556,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve_command.add_argument("--host", help="address to listen on (default: [web] host)")
     serve_command.add_argument(
         "--port", type=int, help="port to listen on (default: [web] port, 8080)"
+    )
+    serve_command.add_argument(
+        "--server",
+        choices=("waitress", "wsgiref"),
+        help="the WSGI server (default: waitress when installed, else the standard library's)",
     )
     preview_cmd = add(
         "preview",

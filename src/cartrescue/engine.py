@@ -84,8 +84,9 @@ class RunCount(StrEnum):
 _MAX_CONNECTOR_ERRORS = 1000
 """Consecutive errors from a connector's iterator after which it counts as unreadable."""
 
-Unsubscribe = Callable[[str, ChannelKind], str]
-"""Given a recipient and a channel, the one-click unsubscribe URL to put in the message."""
+Unsubscribe = Callable[[str, ChannelKind, str], str]
+"""Given a recipient, a channel and the message's locale, the one-click unsubscribe URL to put
+in the message (:class:`~cartrescue.unsubscribe.UnsubscribeLinks` is one)."""
 
 
 @dataclass
@@ -599,7 +600,9 @@ class Recovery:
         customer = checkout.customer
         locale = (customer.locale if customer else None) or self.shop.locale
         unsubscribe_url = (
-            self.unsubscribe(decision.recipient, kind) if self.unsubscribe is not None else None
+            self.unsubscribe(decision.recipient, kind, locale)
+            if self.unsubscribe is not None
+            else None
         )
         content = self.renderer.render(
             kind,

@@ -11,6 +11,7 @@ the STOP/START keywords and the opt-out bookkeeping those handlers share.
 
 from __future__ import annotations
 
+import hmac
 import html
 import logging
 from collections.abc import Mapping
@@ -29,6 +30,7 @@ __all__ = [
     "InboundResponse",
     "keyword",
     "record_opt",
+    "secret_matches",
 ]
 
 log = logging.getLogger("cartrescue.web")
@@ -73,10 +75,14 @@ class InboundResponse:
         return cls(status, text.encode())
 
     @classmethod
-    def page(cls, status: int, title: str, body: str) -> InboundResponse:
-        """A small HTML page; ``body`` is HTML already escaped by the caller."""
+    def page(
+        cls, status: int, title: str, body: str, *, lang: str = "en", direction: str = "ltr"
+    ) -> InboundResponse:
+        """A small HTML page in language ``lang``, written ``direction`` (``ltr`` or
+        ``rtl``); ``body`` is HTML already escaped by the caller."""
         document = (
-            "<!doctype html><html lang=en><meta charset=utf-8>"
+            f'<!doctype html><html lang="{html.escape(lang)}" dir="{html.escape(direction)}">'
+            "<meta charset=utf-8>"
             '<meta name=viewport content="width=device-width, initial-scale=1">'
             f"<title>{html.escape(title)}</title>"
             '<body style="font-family:sans-serif;max-width:32em;margin:3em auto;padding:0 1em">'
@@ -106,6 +112,15 @@ class InboundHandler(Protocol):
     def methods(self) -> tuple[str, ...]: ...
 
     def handle(self, request: InboundRequest) -> InboundResponse: ...
+
+
+def secret_matches(expected: str, given: str) -> bool:
+    """Whether ``given`` (a signature or token from the caller) equals ``expected``, compared
+    as bytes in constant time. Text that is not ASCII never matches, and is never an error:
+    what an unauthenticated caller sends must not be able to cause a 500."""
+    if not given.isascii():
+        return False
+    return hmac.compare_digest(expected.encode("utf-8"), given.encode("ascii"))
 
 
 def keyword(body: str) -> str | None:

@@ -1,8 +1,9 @@
 """One-click unsubscribe links: opaque, expiring, strict tokens, with key rotation.
 
-A token is ``base64url(version ‖ nonce ‖ AES-256-GCM(issued ‖ channel ‖ recipient))``: the
-recipient is encrypted, so the link in a proxy's or a mail gateway's log names nobody; the
-issue time is inside the authenticated plaintext, so a token is refused once it is older than
+A token is ``base64url(version ‖ nonce ‖ AES-256-GCM(issued ‖ channel ‖ recipient ‖ locale))``:
+the recipient is encrypted, so the link in a proxy's or a mail gateway's log names nobody; the
+message's locale (optional) lets the page answer in the recipient's language; the issue time is
+inside the authenticated plaintext, so a token is refused once it is older than
 ``ttl`` (a year by default: long enough for a mail archive); any change to any character, and
 any extra character, makes the token invalid. Secrets are given newest first: the newest
 encrypts, every one decrypts, so a secret can be rotated without breaking links already sent.
@@ -14,14 +15,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import html
 import os
 import re
 import struct
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from .channels.base import KINDS
 from .clock import Clock, utc_now
@@ -29,11 +30,12 @@ from .errors import ConfigError
 from .inbound import InboundRequest, InboundResponse, record_opt
 from .logmask import mask_contact
 from .store.base import Store
+from .unsubscribe_pages import page_locale, unsubscribe_page
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-__all__ = ["DEFAULT_TTL", "UnsubscribeHandler", "UnsubscribeLinks"]
+__all__ = ["DEFAULT_TTL", "UnsubscribeHandler", "UnsubscribeLink", "UnsubscribeLinks"]
 
 DEFAULT_TTL = timedelta(days=365)
 """How long an unsubscribe link works after the message was sent."""
@@ -42,6 +44,17 @@ _VERSION = b"\x01"
 _NONCE = 12
 _ISSUED = struct.Struct(">I")  # seconds since the epoch, until 2106
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{40,700}")
+_LOCALE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8}){0,2}")
+
+
+@dataclass(frozen=True, slots=True)
+class UnsubscribeLink:
+    """What a token says: who, on which channel (``*``: every channel), and the locale of the
+    message that carried it (None in tokens made without one)."""
+
+    recipient: str
+    channel: str
+    locale: str | None = None
 
 
 def _b64(data: bytes) -> str:
@@ -94,20 +107,30 @@ class UnsubscribeLinks:
         self._keys = [_key(value) for value in secrets]
         self._clock = clock
 
-    def token(self, recipient: str, channel: str) -> str:
-        """An opaque token for ``recipient`` on ``channel`` (or ``"*"``: every channel)."""
+    def token(self, recipient: str, channel: str, locale: str | None = None) -> str:
+        """An opaque token for ``recipient`` on ``channel`` (or ``"*"``: every channel);
+        ``locale`` is the message's, so the page can answer in it."""
         issued = int(self._clock().timestamp())
-        plaintext = _ISSUED.pack(issued) + f"{channel}\n{recipient.lower()}".encode()
+        text = f"{channel}\n{recipient.lower()}"
+        if locale and _LOCALE.fullmatch(locale):
+            text += f"\n{locale}"
+        plaintext = _ISSUED.pack(issued) + text.encode()
         nonce = os.urandom(_NONCE)
         sealed = self._keys[0].encrypt(nonce, plaintext, _VERSION)
         return _b64(_VERSION + nonce + sealed)
 
-    def __call__(self, recipient: str, channel: str) -> str:
-        return f"{self.base_url}/unsubscribe/{quote(self.token(recipient, channel))}"
+    def __call__(self, recipient: str, channel: str, locale: str | None = None) -> str:
+        token = self.token(recipient, channel, locale)
+        return f"{self.base_url}/unsubscribe/{quote(token)}"
 
     def read(self, token: str) -> tuple[str, str] | None:
         """``(recipient, channel)`` from a token one of the secrets made and that has not
         expired; ``None`` for anything else, including a valid token with extra characters."""
+        link = self.read_link(token)
+        return None if link is None else (link.recipient, link.channel)
+
+    def read_link(self, token: str) -> UnsubscribeLink | None:
+        """What :meth:`read` reads, with the message's locale."""
         if not _TOKEN.fullmatch(token):
             return None
         try:
@@ -127,7 +150,7 @@ class UnsubscribeLinks:
             return self._parse(plaintext)
         return None
 
-    def _parse(self, plaintext: bytes) -> tuple[str, str] | None:
+    def _parse(self, plaintext: bytes) -> UnsubscribeLink | None:
         if len(plaintext) <= _ISSUED.size:
             return None
         (seconds,) = _ISSUED.unpack_from(plaintext)
@@ -136,12 +159,12 @@ class UnsubscribeLinks:
         if now - issued > self.ttl:
             return None
         try:
-            channel, _, recipient = plaintext[_ISSUED.size :].decode("utf-8").partition("\n")
-        except UnicodeDecodeError:
+            channel, recipient, *rest = plaintext[_ISSUED.size :].decode("utf-8").split("\n")
+        except (UnicodeDecodeError, ValueError):
             return None
-        if channel not in (*KINDS, "*") or not recipient:
+        if channel not in (*KINDS, "*") or not recipient or len(rest) > 1:
             return None
-        return recipient, channel
+        return UnsubscribeLink(recipient, channel, rest[0] if rest else None)
 
 
 class UnsubscribeHandler:
@@ -150,36 +173,42 @@ class UnsubscribeHandler:
     ``GET`` shows a page with a button that POSTs (it changes nothing: link scanners follow
     links); ``POST`` — what mail clients send for RFC 8058 ``List-Unsubscribe=One-Click`` —
     opts the recipient out. An invalid or expired token is answered 403 and changes nothing.
+    The page names ``shop_name`` and speaks the locale of the message the link came in
+    (else ``shop_locale``; a link that cannot be read: the browser's language, else
+    ``shop_locale``); texts are in :mod:`cartrescue.unsubscribe_pages`.
     """
 
     route = "/unsubscribe/"
     methods = ("GET", "POST")
 
-    def __init__(self, links: UnsubscribeLinks, store: Store, *, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        links: UnsubscribeLinks,
+        store: Store,
+        *,
+        clock: Clock = utc_now,
+        shop_name: str | None = None,
+        shop_locale: str | None = None,
+    ) -> None:
         self.links = links
         self.store = store
         self.clock = clock
+        self.shop_name = shop_name or urlsplit(links.base_url).hostname or ""
+        self.shop_locale = shop_locale
 
     def handle(self, request: InboundRequest) -> InboundResponse:
-        found = self.links.read(request.path[len(self.route) :])
+        found = self.links.read_link(request.path[len(self.route) :])
         if found is None:
-            return InboundResponse.page(
-                403, "This link is not valid", "<p>Nothing was changed.</p>"
-            )
-        recipient, channel = found
-        who = html.escape(mask_contact(recipient))
-        done = InboundResponse.page(
-            200, "You are unsubscribed", f"<p>{who} gets no more reminders.</p>"
-        )
+            browser = request.headers.get("Accept-Language", "").split(",")[0].split(";")[0]
+            locale = page_locale(browser, self.shop_locale)
+            return unsubscribe_page(403, locale, "invalid")
+        locale = page_locale(found.locale, self.shop_locale)
+        texts = {"shop": self.shop_name, "who": mask_contact(found.recipient)}
         if request.method == "POST":
-            record_opt(self.store, self.clock, recipient, channel, "stop", "unsubscribe link")
-            return done
-        if {channel, "*"} & self.store.optouts_for([recipient]):
-            return done
-        return InboundResponse.page(
-            200,
-            "Unsubscribe",
-            f"<p>Stop cart reminders to {who}?</p>"
-            '<form method=post><input type=hidden name="List-Unsubscribe" value="One-Click">'
-            "<button type=submit>Unsubscribe</button></form>",
-        )
+            record_opt(
+                self.store, self.clock, found.recipient, found.channel, "stop", "unsubscribe link"
+            )
+            return unsubscribe_page(200, locale, "done", **texts)
+        if {found.channel, "*"} & self.store.optouts_for([found.recipient]):
+            return unsubscribe_page(200, locale, "done", **texts)
+        return unsubscribe_page(200, locale, "ask", **texts)

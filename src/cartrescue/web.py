@@ -15,21 +15,22 @@ the :class:`~cartrescue.inbound.InboundHandler` that owns the path:
 ``GET /healthz``
     ``ok``.
 
+Paths are taken relative to ``public_url``'s path too (``/cartrescue/twilio/sms`` for
+``https://shop.example/cartrescue``), so a reverse proxy may strip that prefix or pass it on.
 An endpoint whose secret is not given is not mounted (404); a method the handler does not
-take is answered 405, a body over 1 MB 413, and an exception in a handler 500 (logged). Other
-WSGI apps (short links, say) can be mounted under a path prefix with ``mounts``.
-``cartrescue serve`` runs it; its ``[web]`` table is read by :mod:`cartrescue.web_settings`.
+take is answered 405, a bad ``Content-Length`` 400, a body over 1 MB 413, and an exception in
+a handler 500 with a bare body (the log names the exception's type and where it was raised;
+its message, which may hold a contact, only at DEBUG and masked). Other WSGI apps (short
+links, say) can be mounted under a path prefix with ``mounts``. ``cartrescue serve`` runs it
+(:mod:`cartrescue.web_server`); its ``[web]`` table is read by :mod:`cartrescue.web_settings`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
-from socketserver import ThreadingMixIn
-from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
-from wsgiref.simple_server import make_server as _make_server
+from urllib.parse import urlsplit
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from .channels.twilio_inbound import TwilioInbound
@@ -39,8 +40,11 @@ from .connectors.base import WebhookCapable
 from .connectors.webhooks import CheckoutWebhooks
 from .errors import ConfigError
 from .inbound import InboundHandler, InboundRequest, InboundResponse
+from .logmask import mask_text
+from .models import ShopInfo
 from .store.base import Store
 from .unsubscribe import UnsubscribeHandler, UnsubscribeLinks
+from .web_server import make_server, serve
 
 __all__ = ["make_app", "make_server", "serve"]
 
@@ -57,6 +61,7 @@ class _App:
         mounts: Mapping[str, WSGIApplication],
     ) -> None:
         self.public_url = public_url.rstrip("/")
+        self.prefix = urlsplit(self.public_url).path.rstrip("/")
         self.handlers = list(handlers)
         self.mounts = sorted(
             ((prefix.rstrip("/"), app) for prefix, app in mounts.items()),
@@ -68,6 +73,11 @@ class _App:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"
+        if self.prefix and (path == self.prefix or path.startswith(self.prefix + "/")):
+            # A reverse proxy that passes public_url's path on: answer under it all the same.
+            environ = dict(environ)
+            environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + self.prefix
+            path = environ["PATH_INFO"] = path[len(self.prefix) :] or "/"
         for prefix, app in self.mounts:
             if path == prefix or path.startswith(prefix + "/"):
                 environ = dict(environ)
@@ -76,8 +86,16 @@ class _App:
                 return app(environ, start_response)
         try:
             response = self._route(environ, path)
-        except Exception:  # a bug must answer 500, never take the server down
-            log.exception("web: %s %s failed", environ.get("REQUEST_METHOD"), path)
+        except Exception as err:  # a bug must answer 500, never take the server down
+            where = _where(err)
+            log.error(
+                "web: %s %s failed: %s%s",
+                environ.get("REQUEST_METHOD"),
+                _log_path(path),
+                type(err).__name__,
+                f" at {where}" if where else "",
+            )
+            log.debug("web: the error was: %s", mask_text(str(err)))
             response = InboundResponse.text(500, "internal error\n")
         start_response(
             f"{response.status} {_phrase(response.status)}",
@@ -98,7 +116,10 @@ class _App:
             return InboundResponse.text(404, "not found\n")
         if method not in handler.methods:
             return InboundResponse.text(405, f"use {', '.join(handler.methods)}\n")
-        body = _body(environ) if method == "POST" else b""
+        try:
+            body = _body(environ) if method == "POST" else b""
+        except ValueError:
+            return InboundResponse.text(400, "bad Content-Length\n")
         if body is None:
             return InboundResponse.text(413, "too large\n")
         query = environ.get("QUERY_STRING", "")
@@ -131,11 +152,27 @@ def _phrase(status: int) -> str:
         return "Unknown"
 
 
+def _where(err: BaseException) -> str:
+    """``module.py:line`` where ``err`` was raised: enough to find the bug, and no data."""
+    trace = err.__traceback__
+    while trace is not None and trace.tb_next is not None:
+        trace = trace.tb_next
+    if trace is None:
+        return ""
+    code = trace.tb_frame.f_code
+    return f"{code.co_filename.rsplit('/', 1)[-1]}:{trace.tb_lineno} in {code.co_name}"
+
+
+def _log_path(path: str) -> str:
+    return "/unsubscribe/…" if path.startswith("/unsubscribe/") else path[:200]
+
+
 def _body(environ: WSGIEnvironment) -> bytes | None:
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
+    """The request body; None when it is over the limit; ValueError for a bad length."""
+    raw = str(environ.get("CONTENT_LENGTH") or "0").strip()
+    if not raw.isdigit() or not raw.isascii() or len(raw) > 12:
+        raise ValueError("bad Content-Length")
+    length = int(raw)
     if length > MAX_BODY:
         return None
     return bytes(environ["wsgi.input"].read(length)) if length > 0 else b""
@@ -154,6 +191,7 @@ def make_app(
     clock: Clock = utc_now,
     connector: WebhookCapable | None = None,
     handlers: Sequence[InboundHandler] = (),
+    shop: ShopInfo | None = None,
 ) -> WSGIApplication:
     """The WSGI application described in this module's docstring.
 
@@ -164,7 +202,9 @@ def make_app(
     first), with default :class:`~cartrescue.unsubscribe.UnsubscribeLinks`. ``mounts`` maps a
     path prefix (``"/r"``) to another WSGI app, which sees the prefix in ``SCRIPT_NAME``.
     ``connector`` (one with the webhook capability) mounts ``/webhooks/checkouts``.
-    ``handlers`` adds other :class:`~cartrescue.inbound.InboundHandler` s.
+    ``handlers`` adds other :class:`~cartrescue.inbound.InboundHandler` s. ``shop`` names the
+    shop on the unsubscribe page, and its locale is the page's language when the link does
+    not carry one.
     """
     if not public_url.startswith(("https://", "http://")):
         raise ConfigError(f"expected an http(s) URL, got {public_url!r}", key="web.public_url")
@@ -180,43 +220,13 @@ def make_app(
     if unsubscribe is None and unsubscribe_secret:
         unsubscribe = UnsubscribeLinks(public_url, unsubscribe_secret, clock=clock)
     if unsubscribe is not None:
-        routes.append(UnsubscribeHandler(unsubscribe, store, clock=clock))
+        routes.append(
+            UnsubscribeHandler(
+                unsubscribe,
+                store,
+                clock=clock,
+                shop_name=shop.name if shop else None,
+                shop_locale=shop.locale if shop else None,
+            )
+        )
     return _App(public_url, routes, mounts or {})
-
-
-# -- serving --------------------------------------------------------------------------------
-class _Server(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _QuietHandler(WSGIRequestHandler):
-    """Logs requests through ``logging``, with the path cut before tokens and queries and
-    without the client's address (with a link code it would name a person)."""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        path = self.path.split("?")[0]
-        if path.startswith("/unsubscribe/"):
-            path = "/unsubscribe/…"
-        log.info("web: %s %s %s", self.command, path, args[1] if len(args) > 1 else "")
-
-
-def make_server(app: WSGIApplication, host: str = "127.0.0.1", port: int = 8080) -> WSGIServer:
-    """The standard library's WSGI server, threaded, for ``app``; port 0 picks a free port
-    (``server.server_port``). Call ``serve_forever()``, and ``shutdown()`` from another
-    thread to stop."""
-    return _make_server(host, port, app, server_class=_Server, handler_class=_QuietHandler)
-
-
-def serve(
-    app: WSGIApplication,
-    host: str,
-    port: int,
-    *,
-    ready: Callable[[WSGIServer], None] | None = None,
-) -> None:
-    """Serve ``app`` until interrupted. ``ready`` is called with the server once it listens
-    (its ``server_port`` is the real port when ``port`` is 0)."""
-    with make_server(app, host, port) as server:
-        if ready is not None:
-            ready(server)
-        server.serve_forever()

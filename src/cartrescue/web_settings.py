@@ -12,6 +12,7 @@ from wsgiref.types import WSGIApplication
 from .clock import Clock, utc_now
 from .connectors.base import WebhookCapable
 from .errors import ConfigError
+from .models import ShopInfo
 from .store.base import Store
 from .unsubscribe import DEFAULT_TTL, UnsubscribeLinks
 from .web import make_app
@@ -62,6 +63,7 @@ class WebSettings:
         mounts: Mapping[str, WSGIApplication] | None = None,
         connector: WebhookCapable | None = None,
         clock: Clock = utc_now,
+        shop: ShopInfo | None = None,
     ) -> WSGIApplication:
         return make_app(
             store,
@@ -73,6 +75,7 @@ class WebSettings:
             mounts=mounts,
             connector=connector,
             clock=clock,
+            shop=shop,
         )
 
 

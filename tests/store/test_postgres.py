@@ -185,9 +185,7 @@ def test_config_names_the_missing_variable_and_a_path_given_too() -> None:
     with pytest.raises(ConfigError, match="CARTRESCUE_DATABASE_URL is not set"):
         config.store()
     with pytest.raises(ConfigError, match="not both"):
-        load_config(
-            None, text=TOML + 'path = "x.sqlite3"\n', env={"CARTRESCUE_DATABASE_URL": "x"}
-        )
+        load_config(None, text=TOML + 'path = "x.sqlite3"\n', env={"CARTRESCUE_DATABASE_URL": "x"})
 
 
 def test_doctor_says_the_database_does_not_answer() -> None:

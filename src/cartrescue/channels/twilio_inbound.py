@@ -4,7 +4,8 @@
 auth token, over the full public URL followed by every POST parameter name and value sorted by
 name, base64 — twilio.com/docs/usage/security). A body of one STOP-family keyword opts the
 sender out of SMS, a START-family keyword opts them back in; the answer is empty TwiML
-(Twilio sends its own confirmation).
+(Twilio sends its own confirmation). A message whose ``MessageSid`` was taken before (Twilio
+retries) changes nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from collections.abc import Iterable
 from urllib.parse import parse_qsl
 
 from ..clock import Clock, utc_now
-from ..inbound import FORBIDDEN, InboundRequest, InboundResponse, keyword, record_opt
+from ..inbound import (
+    FORBIDDEN,
+    InboundRequest,
+    InboundResponse,
+    keyword,
+    record_opt,
+    secret_matches,
+)
 from ..models import normalize_phone
 from ..store.base import Store
 
@@ -59,10 +67,14 @@ class TwilioInbound:
         except UnicodeDecodeError:
             return InboundResponse.text(400, "not form data\n")
         expected = twilio_signature(self.auth_token, request.url, params)
-        if not hmac.compare_digest(expected, request.headers.get("X-Twilio-Signature", "")):
+        if not secret_matches(expected, request.headers.get("X-Twilio-Signature", "")):
             log.warning("web: Twilio request with an invalid signature refused")
             return FORBIDDEN
         fields = dict(params)
+        sid = fields.get("MessageSid") or fields.get("SmsSid")
+        if sid and not self.store.record_delivery("twilio", sid[:200], self.clock()):
+            log.info("web: Twilio message delivered again, ignored")
+            return InboundResponse(200, TWIML_EMPTY, "text/xml; charset=utf-8")
         word = keyword(fields.get("Body", ""))
         if word is not None:
             try:

@@ -5,7 +5,9 @@
 ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body, keyed with the app secret>``.
 Failed statuses are recorded (131050 "user stopped marketing messages" is an opt-out; a failed
 message is marked failed in the outbox); STOP replies, the template's "Stop promotions" button
-and ``user_preferences`` stop/resume change the store's opt-outs.
+and ``user_preferences`` stop/resume change the store's opt-outs. A message id (or a status
+of a message id) taken before — Meta retries a notification until it is answered 200 —
+changes nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +21,14 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from ..clock import Clock, utc_now
-from ..inbound import FORBIDDEN, InboundRequest, InboundResponse, keyword, record_opt
+from ..inbound import (
+    FORBIDDEN,
+    InboundRequest,
+    InboundResponse,
+    keyword,
+    record_opt,
+    secret_matches,
+)
 from ..logmask import mask_contact, mask_text
 from ..models import OutboxKey, normalize_phone
 from ..store.base import Store
@@ -58,7 +67,7 @@ class WhatsAppInbound:
         if request.method == "GET":
             return self._verify(request)
         expected = whatsapp_signature(self.app_secret, request.body)
-        if not hmac.compare_digest(expected, request.headers.get("X-Hub-Signature-256", "")):
+        if not secret_matches(expected, request.headers.get("X-Hub-Signature-256", "")):
             log.warning("web: WhatsApp notification with an invalid signature refused")
             return FORBIDDEN
         try:
@@ -84,7 +93,7 @@ class WhatsAppInbound:
         if (
             query.get("hub.mode") == "subscribe"
             and self.verify_token
-            and hmac.compare_digest(token, self.verify_token)
+            and secret_matches(self.verify_token, token)
         ):
             return InboundResponse.text(200, query.get("hub.challenge", ""))
         return InboundResponse.text(403, "verification failed\n")
@@ -99,8 +108,16 @@ class WhatsAppInbound:
     def _opt(self, contact: str, word: str) -> None:
         record_opt(self.store, self.clock, contact, "whatsapp", word, "whatsapp")
 
+    def _first(self, delivery: object) -> bool:
+        """Whether this is the first time the id ``delivery`` is seen (no id: yes)."""
+        if not isinstance(delivery, str) or not delivery:
+            return True
+        return self.store.record_delivery("whatsapp", delivery[:300], self.clock())
+
     def _status(self, status: Mapping[str, Any]) -> None:
         if status.get("status") != "failed":
+            return
+        if not self._first(f"{status.get('id')}:failed" if status.get("id") else None):
             return
         key = status.get("biz_opaque_callback_data")
         checkout_id, step = _key_parts(key)
@@ -137,6 +154,8 @@ class WhatsAppInbound:
             reply = message["interactive"].get("button_reply") or {}
             text = reply.get("title", "")
         else:
+            return
+        if not self._first(message.get("id")):
             return
         word = keyword(str(text))
         if word is not None:

@@ -81,7 +81,7 @@ log = logging.getLogger("cartrescue.connectors.woocommerce")
 RECENT = timedelta(days=30)
 """How far back ``abandoned_checkouts(None)`` looks."""
 _CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
-_PING = re.compile(rb"^webhook_id=(\d+)$")
+_PING = re.compile(rb"^webhook_id=(\d{1,19})$")  # a 64-bit id: longer is not a ping
 _NO_CONSENT = "no consent configured: nothing will be sent"
 
 

@@ -208,10 +208,17 @@ class CheckoutStore(Protocol):
     def set_watermark(self, connector: str, at: datetime) -> None: ...
 
     def upsert_checkout(self, checkout: Checkout, at: datetime) -> None:
-        """Remember the newest version of a checkout (its status is kept)."""
+        """Remember the newest version of a checkout (its status is kept): a version whose
+        ``updated_at`` is older than the stored one's changes nothing."""
         ...
 
     def record_bad_checkout(self, checkout_id: str, reason: str, at: datetime) -> None: ...
+
+    def record_delivery(self, source: str, delivery_id: str, at: datetime) -> bool:
+        """Remember that the inbound delivery ``delivery_id`` from ``source`` (a platform's
+        webhook id, a provider's message id) was taken; True the first time, False for a
+        repeat, which the caller then ignores. Ids are kept for at least a week."""
+        ...
 
     def active_checkouts(self, abandoned_after: datetime) -> Iterator[Checkout]:
         """Open checkouts abandoned after the given time, oldest first."""

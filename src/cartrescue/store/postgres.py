@@ -52,7 +52,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from ..errors import StoreError
 from ..models import Checkout, Purchase
 from .base import ConversionKind, LinkRecord, OptOut, OutboxEntry, OutboxStatus, Stats
-from .sqlite import _contact_forms
+from .sqlite import DELIVERY_MEMORY, _contact_forms
 
 __all__ = ["PostgresStore", "migrations"]
 
@@ -334,7 +334,9 @@ class PostgresStore:
                 " ON CONFLICT (shop, id) DO UPDATE SET data = excluded.data,"
                 " email = excluded.email, phone = excluded.phone,"
                 " abandoned_at = excluded.abandoned_at, updated_at = excluded.updated_at,"
-                " last_seen = excluded.last_seen",
+                " last_seen = excluded.last_seen"
+                # an older version (a late webhook, a re-poll) never overwrites a newer one
+                " WHERE checkouts.updated_at <= excluded.updated_at",
                 (
                     self.shop,
                     checkout.id,
@@ -350,6 +352,19 @@ class PostgresStore:
             db.execute(
                 "DELETE FROM bad_checkouts WHERE shop = %s AND id = %s", (self.shop, checkout.id)
             )
+
+    def record_delivery(self, source: str, delivery_id: str, at: datetime) -> bool:
+        with self._tx() as db:
+            db.execute(
+                "DELETE FROM deliveries WHERE shop = %s AND at < %s",
+                (self.shop, _aware(at - DELIVERY_MEMORY)),
+            )
+            inserted = db.execute(
+                "INSERT INTO deliveries (shop, source, id, at) VALUES (%s, %s, %s, %s)"
+                " ON CONFLICT (shop, source, id) DO NOTHING",
+                (self.shop, source, delivery_id, _aware(at)),
+            ).rowcount
+        return bool(inserted)
 
     def record_bad_checkout(self, checkout_id: str, reason: str, at: datetime) -> None:
         self._run(

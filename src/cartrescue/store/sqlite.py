@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
@@ -146,7 +146,17 @@ _MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX clicks_checkout ON clicks (checkout_id);
     """,
+    # 2: inbound deliveries already taken (webhook and message ids), for deduplication.
+    """
+    CREATE TABLE deliveries (
+        source TEXT NOT NULL, id TEXT NOT NULL, at TEXT NOT NULL,
+        PRIMARY KEY (source, id)
+    );
+    CREATE INDEX deliveries_at ON deliveries (at);
+    """,
 )
+DELIVERY_MEMORY = timedelta(days=7)
+"""How long a delivery id is remembered: platforms retry for 48 hours (Shopify) or less."""
 
 SCHEMA_VERSION = len(_MIGRATIONS)
 _SENT_LIKE = ("claimed", "sent", "unknown")
@@ -344,7 +354,10 @@ class SQLiteStore:
                 " first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (id) DO UPDATE SET data = excluded.data, email = excluded.email,"
                 " phone = excluded.phone, abandoned_at = excluded.abandoned_at,"
-                " updated_at = excluded.updated_at, last_seen = excluded.last_seen",
+                " updated_at = excluded.updated_at, last_seen = excluded.last_seen"
+                # An older version (a webhook delivered late, an overlapping poll) never
+                # overwrites a newer one.
+                " WHERE excluded.updated_at >= checkouts.updated_at",
                 (
                     checkout.id,
                     data,
@@ -357,6 +370,16 @@ class SQLiteStore:
                 ),
             )
             db.execute("DELETE FROM bad_checkouts WHERE id = ?", (checkout.id,))
+
+    def record_delivery(self, source: str, delivery_id: str, at: datetime) -> bool:
+        with self._tx() as db:
+            db.execute("DELETE FROM deliveries WHERE at < ?", (_ts(at - DELIVERY_MEMORY),))
+            inserted = db.execute(
+                "INSERT INTO deliveries (source, id, at) VALUES (?, ?, ?) "
+                "ON CONFLICT (source, id) DO NOTHING",
+                (source, delivery_id, _ts(at)),
+            ).rowcount
+        return bool(inserted)
 
     def record_bad_checkout(self, checkout_id: str, reason: str, at: datetime) -> None:
         with self._tx() as db:

@@ -335,6 +335,26 @@ class StoreContract:
         assert stats.bad_payloads == 1
         assert stats.skip_reasons.get("no consent") == 1
 
+    def test_an_older_version_never_overwrites_a_newer_one(self, store: Store) -> None:
+        from dataclasses import replace
+
+        newer = replace(_checkout("c1"), updated_at=NOON + timedelta(hours=2), name="newer")
+        store.upsert_checkout(newer, NOON)
+        store.upsert_checkout(replace(newer, updated_at=NOON, name="older"), NOON)
+        [kept] = store.active_checkouts(NOON - timedelta(days=1))
+        assert kept.name == "newer"
+        store.upsert_checkout(replace(newer, name="polled again"), NOON)
+        [kept] = store.active_checkouts(NOON - timedelta(days=1))
+        assert kept.name == "polled again"
+
+    def test_a_delivery_is_taken_once_and_forgotten_after_a_week(self, store: Store) -> None:
+        assert store.record_delivery("shopify", "wh-1", NOON) is True
+        assert store.record_delivery("shopify", "wh-1", NOON + timedelta(hours=1)) is False
+        assert store.record_delivery("twilio", "wh-1", NOON) is True  # another source
+        later = NOON + timedelta(days=8)
+        assert store.record_delivery("shopify", "wh-2", later) is True
+        assert store.record_delivery("shopify", "wh-1", later) is True
+
     def test_runs(self, store: Store) -> None:
         first = store.begin_run(NOON)
         store.finish_run(first, NOON + timedelta(minutes=1), {"sent": 2}, None)
