@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -73,22 +74,31 @@ def waits():
     return []
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
+@contextmanager
+def restored_logging() -> Iterator[None]:
     """``cartrescue.cli.main`` sets logger levels and adds a handler, as a program should;
-    put them back so one test's command line does not change what the next test logs."""
+    put them back afterwards so one test's command line does not change what the next test
+    logs."""
     root = logging.getLogger()
     handlers = list(root.handlers)
     names = ("cartrescue", "urllib3", "requests", "shopify", "woocommerce")
     levels = {name: logging.getLogger(name).level for name in names}
     root_level = root.level
-    yield
-    for handler in list(root.handlers):
-        if handler not in handlers and getattr(handler, "cartrescue", False):
-            root.removeHandler(handler)
-    for name, level in levels.items():
-        logging.getLogger(name).setLevel(level)
-    root.setLevel(root_level)
+    try:
+        yield
+    finally:
+        for handler in list(root.handlers):
+            if handler not in handlers and getattr(handler, "cartrescue", False):
+                root.removeHandler(handler)
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+        root.setLevel(root_level)
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    with restored_logging():
+        yield
 
 
 class LogScan:

@@ -13,13 +13,16 @@ from jsonschema import Draft7Validator
 
 from cartrescue.cli import EXIT_OK, main
 
+from .conftest import restored_logging
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def validator() -> Draft7Validator:
     out = io.StringIO()
-    assert main(["schema"], out=out) == EXIT_OK
+    with restored_logging():  # module-scoped: the per-test fixture does not cover it
+        assert main(["schema"], out=out) == EXIT_OK
     schema = json.loads(out.getvalue())
     Draft7Validator.check_schema(schema)
     return Draft7Validator(schema)
