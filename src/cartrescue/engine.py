@@ -19,6 +19,7 @@ from .errors import (
     PermanentSendError,
     SendOutcomeUnknown,
     TransientSendError,
+    explain_connector_error,
 )
 from .links import LinkShortener
 from .logmask import mask_contact, mask_text
@@ -175,8 +176,10 @@ class Recovery:
         try:
             self._ingest(report, start_at, now, fetched if dry_run else None)
         except ConnectorError as err:
-            report.error = f"{self.connector.name}: {err}"
-            log.error("pass stopped: could not read the shop: %s", mask_text(str(err)))
+            report.error = mask_text(
+                explain_connector_error(err, shop=self.shop.name, connector=self.connector.name)
+            )
+            log.error("pass stopped: %s", report.error)
         if report.error is None:
             if not dry_run:
                 self.store.set_watermark(self.connector.name, now)
@@ -204,7 +207,10 @@ class Recovery:
             try:
                 self._shop_timezone = self.connector.shop_timezone()
             except ConnectorError as err:
-                log.warning("shop time zone unknown, using UTC: %s", err)
+                why = explain_connector_error(
+                    err, shop=self.shop.name, connector=self.connector.name
+                )
+                log.warning("shop time zone unknown, using UTC: %s", mask_text(why))
 
     def _ingest(
         self,
