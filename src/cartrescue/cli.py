@@ -31,6 +31,7 @@ from .policy import DEFAULT_STEPS
 from .preview import SAMPLE_RECOVERY_URL, SAMPLE_SHORT_LINK, PreviewRow, preview
 from .render import WHATSAPP_BODY_LIMIT, TemplateRenderer
 from .sms import SINGLE
+from .stats import stats_document, stats_table
 from .store.sqlite import SQLiteStore
 from .testing.demo import demo_orders, demo_shop, demo_shopify_records
 from .web import serve, web_settings
@@ -133,65 +134,12 @@ def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
     with config.store() as store:
         now = utc_now()
         stats = store.stats(now)
+    stale = stale_schedule(stats.last_pass_completed, config, now=now)
     if args.json:
-        out.write(
-            json.dumps(
-                {
-                    "checkouts_seen": stats.checkouts_seen,
-                    "checkouts_by_status": stats.checkouts_by_status,
-                    "messages": [
-                        {"step": s, "channel": c, "status": st, "count": n}
-                        for (s, c, st), n in sorted(stats.messages.items())
-                    ],
-                    "messaged_checkouts": stats.messaged_checkouts,
-                    "conversions": stats.conversions,
-                    "recovered": stats.recovered,
-                    "recovery_rate": stats.recovery_rate,
-                    "revenue_recovered": {k: str(v) for k, v in stats.revenue_recovered.items()},
-                    "clicks": stats.clicks,
-                    "opt_outs": stats.opt_outs,
-                    "bad_payloads": stats.bad_payloads,
-                    "passes_completed": stats.passes_completed,
-                    "last_pass_completed": stats.last_pass_completed.isoformat()
-                    if stats.last_pass_completed
-                    else None,
-                    "last_pass_error": stats.last_pass_error,
-                },
-                indent=2,
-            )
-            + "\n"
-        )
-        return EXIT_OK
-    out.write(f"Checkouts seen:      {stats.checkouts_seen}\n")
-    for status, n in sorted(stats.checkouts_by_status.items()):
-        out.write(f"  {status:<22} {n}\n")
-    out.write("Messages (step, channel, outcome):\n")
-    if not stats.messages:
-        out.write("  none yet\n")
-    for (step, channel, status), n in sorted(stats.messages.items()):
-        out.write(f"  step {step} {channel:<9} {status:<8} {n}\n")
-    rate = stats.recovery_rate
-    out.write(f"Conversions:         {dict(stats.conversions) or 'none'}\n")
-    out.write(
-        f"Recovered:           {stats.recovered} of {stats.messaged_checkouts} messaged"
-        f" ({'-' if rate is None else f'{rate:.1%}'})\n"
-    )
-    revenue = ", ".join(f"{v} {k}" for k, v in sorted(stats.revenue_recovered.items())) or "0"
-    out.write(f"Revenue recovered:   {revenue}\n")
-    out.write(f"Link clicks:         {stats.clicks}\n")
-    out.write(f"Opt-outs:            {stats.opt_outs}\n")
-    out.write(f"Bad payloads:        {stats.bad_payloads}\n")
-    for reason, n in sorted(stats.skip_reasons.items()):
-        out.write(f"  {reason}: {n}\n")
-    out.write(f"Passes completed:    {stats.passes_completed}\n")
-    out.write(f"Last pass completed: {_fmt_time(stats.last_pass_completed)}\n")
-    if stats.last_pass_error:
-        out.write(f"Last pass FAILED:    {stats.last_pass_error}\n")
-    stale = stale_schedule(stats.last_pass_completed, config)
-    if stale:
-        out.write(f"WARNING: {stale}\n")
-        return EXIT_FAILED
-    return EXIT_OK
+        out.write(json.dumps(stats_document(stats, now=now, stale=stale), indent=2) + "\n")
+    else:
+        out.write(stats_table(stats, now=now, locale=config.shop.locale, stale=stale))
+    return EXIT_FAILED if stale else EXIT_OK
 
 
 def _contact(raw: str) -> str:
@@ -210,7 +158,7 @@ def cmd_optout(args: argparse.Namespace, out: TextIO) -> int:
     config = _config(args)
     with config.store() as store:
         if args.action == "list":
-            for entry in store.list_optouts():
+            for entry in store.list_optouts(args.channel):
                 out.write(
                     f"{entry.contact}\t{entry.channel}\t{entry.source}\t{_fmt_time(entry.at)}\n"
                 )

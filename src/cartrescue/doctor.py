@@ -12,6 +12,7 @@ from .errors import CartRescueError, ConfigError, StoreError
 from .models import CHANNEL_KINDS
 from .preview import SAMPLE_RECOVERY_URL, preview
 from .registry import CHANNELS, CONNECTORS, discover
+from .stats import humanize_duration
 from .store.sqlite import SQLiteStore
 
 if TYPE_CHECKING:  # config builds connectors and channels, which import Problem from here
@@ -128,12 +129,16 @@ def _table_keys(value: object) -> list[str]:
     return [str(k) for k in value] if isinstance(value, dict) else []
 
 
-def stale_schedule(last: datetime | None, config: Config) -> str | None:
+def stale_schedule(
+    last: datetime | None, config: Config, *, now: datetime | None = None
+) -> str | None:
     """Why the schedule looks stopped: no pass completed in three run intervals; else None."""
+    now = now or utc_now()
     limit = config.run_interval * 3
-    if last is not None and utc_now() - last > limit:
+    if last is not None and now - last > limit:
         return (
-            f"no pass has completed for {utc_now() - last}; runs are expected every "
-            f"{config.run_interval} — is the cron job or timer still firing?"
+            f"no pass has completed for {humanize_duration(now - last)}; runs are expected "
+            f"every {humanize_duration(config.run_interval)}: is the cron job or timer still "
+            "firing?"
         )
     return None

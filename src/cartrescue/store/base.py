@@ -201,7 +201,9 @@ class Store(Protocol):
         """The channels (or ``*``) any of ``contacts`` opted out of."""
         ...
 
-    def list_optouts(self) -> list[OptOut]: ...
+    def list_optouts(self, channel: str | None = None) -> list[OptOut]:
+        """Opt-outs by contact, oldest first; with ``channel``, those that stop that channel
+        (its own and those for every channel, ``"*"``)."""
 
     # -- outcomes -------------------------------------------------------------------------
     def record_conversion(
