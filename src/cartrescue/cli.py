@@ -21,7 +21,7 @@ from .channels.console import ConsoleChannel
 from .clock import FrozenClock, utc_now
 from .config import Config, load_config
 from .connectors.base import WebhookCapable
-from .doctor import doctor_problems, stale_schedule
+from .doctor import doctor, stale_schedule
 from .engine import Recovery, RunReport
 from .errors import CartRescueError, ConfigError
 from .links import SelfHostedLinks
@@ -220,16 +220,19 @@ def init_config_text() -> str:
 
 
 def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
-    config = _config(args)
-    problems = doctor_problems(config)
-    if not problems:
-        out.write("All checks passed.\n")
-        return EXIT_OK
-    for problem in problems:
+    report = doctor(_config(args))
+    for check in report.checked:
+        out.write(f"  ok  {check.area:<16}{check.summary}\n")
+    for problem in report.problems:
         out.write(
             f"[{problem.severity}] {problem.area}: {problem.message}\n    fix: {problem.fix}\n"
         )
-    return EXIT_FAILED if any(p.severity == "error" for p in problems) else EXIT_OK
+    warnings = len(report.problems) - len(report.errors)
+    if report.errors:
+        out.write(f"{len(report.errors)} problem(s) to fix before 'cartrescue run' can work.\n")
+        return EXIT_CONFIG if report.config_errors else EXIT_FAILED
+    out.write("All checks passed" + (f", with {warnings} warning(s).\n" if warnings else ".\n"))
+    return EXIT_OK
 
 
 def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
