@@ -10,7 +10,6 @@ import shutil
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import TextIO
@@ -26,11 +25,8 @@ from .engine import Recovery, RunReport
 from .errors import CartRescueError, ConfigError
 from .links import SelfHostedLinks
 from .logmask import mask_contact
-from .models import CHANNEL_KINDS, ShopInfo, normalize_email, normalize_phone
-from .policy import DEFAULT_STEPS
-from .preview import SAMPLE_RECOVERY_URL, SAMPLE_SHORT_LINK, PreviewRow, preview
-from .render import WHATSAPP_BODY_LIMIT, TemplateRenderer
-from .sms import SINGLE
+from .models import CHANNEL_KINDS, normalize_email, normalize_phone
+from .preview import preview, preview_body, preview_line, preview_setup, write_html
 from .stats import stats_document, stats_table
 from .store.sqlite import SQLiteStore
 from .testing.demo import demo_orders, demo_shop, demo_shopify_records
@@ -44,6 +40,8 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_CONFIG = 3
 """The configuration is wrong: nothing ran."""
+DEFAULT_CONFIG = "cartrescue.toml"
+"""The file every command reads (``init`` writes) when no ``--config`` is given."""
 
 Handler = Callable[[argparse.Namespace, TextIO], int]
 
@@ -108,16 +106,31 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     # The demo shop "switched cartrescue on" three days ago, so older steps show too.
     store.start_at(clock() - timedelta(days=3))
     channels = [ConsoleChannel(kind, stream=out) for kind in CHANNEL_KINDS]
+    config = None if args.config is None else load_config(args.config)
     with fake:
         connector = ShopifyConnector(fake.shop, fake.token, base_url=fake.base_url)
-        links = SelfHostedLinks(
+        links = (None if config is None else config.links(store)) or SelfHostedLinks(
             "https://nordlys-design.example/r/", store, home_url=shop.home_url, clock=clock
         )
-        recovery = Recovery(connector, channels, store, clock=clock, shop=shop, links=links)
+        recovery = Recovery(
+            connector,
+            channels,
+            store,
+            clock=clock,
+            shop=shop if config is None else config.shop,
+            links=links,
+            policy=None if config is None else config.policy,
+            renderer=None if config is None else config.renderer(),
+        )
         out.write(
             f"cartrescue demo: {shop.name}, a made-up Shopify shop served on this machine "
             f"({fake.base_url}); nothing leaves it.\n"
-            f"Time of the pass: {clock():%Y-%m-%d %H:%M} UTC\n\n"
+            + (
+                ""
+                if config is None
+                else f"With {args.config}: its [shop], [policy], [templates] and [links].\n"
+            )
+            + f"Time of the pass: {clock():%Y-%m-%d %H:%M} UTC\n\n"
         )
         report = recovery.run()
     out.write("\n" + report.summary() + "\n")
@@ -185,9 +198,15 @@ def cmd_forget(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_init(args: argparse.Namespace, out: TextIO) -> int:
-    target = Path(args.directory)
+    if args.config is not None and args.directory is not None:
+        raise ConfigError("give a folder or --config FILE, not both")
+    if args.config is not None:
+        config_path = Path(args.config)
+        target = config_path.parent
+    else:
+        target = Path(args.directory or ".")
+        config_path = target / DEFAULT_CONFIG
     target.mkdir(parents=True, exist_ok=True)
-    config_path = target / "cartrescue.toml"
     if config_path.exists() and not args.force:
         raise ConfigError(f"{config_path} exists; use --force to overwrite")
     config_path.write_text(init_config_text(), encoding="utf-8")
@@ -272,91 +291,31 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-def _preview_setup(
-    args: argparse.Namespace,
-) -> tuple[TemplateRenderer, ShopInfo, list[tuple[int, Decimal | None]], str, str]:
-    """The renderer, shop, steps, link and a header line that ``preview`` uses."""
-    if args.config is None:
-        renderer = TemplateRenderer()
-        shop = demo_shop()
-        steps = [(s.number, s.discount.percent if s.discount else None) for s in DEFAULT_STEPS]
-        link = SAMPLE_SHORT_LINK
-        source = "package templates, no configuration"
-        why = "the length the default SMS templates are written for"
-    else:
-        config = load_config(args.config)
-        renderer = config.renderer()
-        shop = config.shop
-        steps = [
-            (s.number, s.discount.percent if s.discount else None) for s in config.policy.steps
-        ]
-        with SQLiteStore(":memory:") as scratch:
-            links = config.links(scratch)
-        if links is None:
-            link = SAMPLE_RECOVERY_URL
-            why = "no [links]: a raw Shopify recovery URL"
-        else:
-            link = links.example()
-            why = "as long as your [links] short links"
-        dirs = ", ".join(str(d) for d in renderer.template_dirs) or "none"
-        source = f"{args.config}; your templates: {dirs}, then the package's"
-    if args.link:
-        link, why = args.link, "given with --link"
-    header = (
-        f"cartrescue preview: {source}\n"
-        f"Shop {shop.name!r}, locale {shop.locale}; at most {renderer.max_segments} SMS "
-        f"segment(s); smart encoding {'on' if renderer.smart_encoding else 'off'}\n"
-        f"Link: {link} ({len(link)} characters; {why})\n"
-    )
-    return renderer, shop, steps, link, header
-
-
-def _preview_line(row: PreviewRow) -> str:
-    encoding: str
-    if row.channel == "sms" and row.length is not None:
-        limit = SINGLE[row.length.encoding]
-        length = f"{row.length.units}/{limit}"
-        encoding, segments = row.length.encoding, str(row.length.segments or "-")
-    elif row.channel == "whatsapp" and row.content is not None:
-        body = row.content.text.rsplit("\n[", 1)[0]
-        length, encoding, segments = f"{len(body)}/{WHATSAPP_BODY_LIMIT}", "-", "-"
-    else:
-        length, encoding, segments = "-", "-", "-"
-    fits = "yes" if row.fits else "NO"
-    return (
-        f"{row.channel:<9}{row.step:<5}{row.locale:<7}{row.sample:<11}{encoding:<9}"
-        f"{length:>9}  {segments:<4}{fits:<5}{row.template or '-'}"
-        + (f"  ({', '.join(row.notes)})" if row.notes else "")
-    )
-
-
-def _preview_text(row: PreviewRow) -> list[str]:
-    if row.problem is not None:
-        return [f"!! {row.problem}"]
-    assert row.content is not None
-    if row.channel == "email":
-        return [f"Subject: {row.content.subject}"]
-    lines = row.content.text.splitlines() or [""]
-    if row.channel == "whatsapp":
-        lines = [f"[{row.content.template} ({row.content.language})]", *lines]
-    return lines
+def _preview_config(args: argparse.Namespace) -> Config | None:
+    """``preview``'s configuration: ``--config FILE``, else ./cartrescue.toml when it exists."""
+    if args.config is not None:
+        return load_config(args.config)
+    default = Path(DEFAULT_CONFIG)
+    return load_config(default) if default.is_file() else None
 
 
 def cmd_preview(args: argparse.Namespace, out: TextIO) -> int:
-    renderer, shop, steps, link, header = _preview_setup(args)
+    setup = preview_setup(_preview_config(args), shop=demo_shop(), link=args.link)
+    renderer = setup.renderer
+    steps = setup.steps
     if args.step:
         steps = [(n, p) for n, p in steps if n in args.step]
     missing = [d for d in renderer.template_dirs if not d.is_dir()]
     locales = args.locale or renderer.locales()
     rows = preview(
         renderer,
-        shop=shop,
-        link=link,
+        shop=setup.shop,
+        link=setup.link,
         locales=locales,
         steps=steps,
         channels=args.channel or CHANNEL_KINDS,
     )
-    out.write(header)
+    out.write(setup.header)
     for folder in missing:
         out.write(f"WARNING: template folder {folder} does not exist\n")
     out.write(
@@ -368,8 +327,8 @@ def cmd_preview(args: argparse.Namespace, out: TextIO) -> int:
         f"{'SEG':<4}{'FITS':<5}TEMPLATE\n"
     )
     for row in rows:
-        out.write(_preview_line(row) + "\n")
-        for line in _preview_text(row):
+        out.write(preview_line(row) + "\n")
+        for line in preview_body(row):
             out.write(f"    | {line}".rstrip() + "\n")
     bad = [r for r in rows if not r.fits]
     out.write(
@@ -380,6 +339,9 @@ def cmd_preview(args: argparse.Namespace, out: TextIO) -> int:
             "An SMS that does not fit is not sent. Add a shorter variant to the template, "
             "or set [links] base_url to a short address so the link takes less room.\n"
         )
+    if args.html:
+        written = write_html(rows, args.html)
+        out.write(f"wrote {len(written)} HTML email(s) to {args.html}/ to open in a browser\n")
     return EXIT_FAILED if bad else EXIT_OK
 
 
@@ -423,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument(
             "--config",
             "-c",
-            default="cartrescue.toml",
+            default=DEFAULT_CONFIG,
             metavar="FILE",
             help="the configuration file (default: ./cartrescue.toml)",
         )
@@ -439,6 +401,13 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", cmd_demo, "a full pass against a made-up shop, printed; no network, no config"
     )
     demo.add_argument("--store", help="keep the demo's store in this file (default: in memory)")
+    demo.add_argument(
+        "--config",
+        "-c",
+        metavar="FILE",
+        help="use this file's [shop], [policy], [templates] and [links] with the made-up "
+        "checkouts; nothing is sent (default: none, so the demo is the same everywhere)",
+    )
     stats = add("stats", cmd_stats, "checkouts, messages, conversions and the last completed pass")
     with_config(stats)
     stats.add_argument("--json", action="store_true", help="print JSON")
@@ -451,7 +420,15 @@ def build_parser() -> argparse.ArgumentParser:
     forget.add_argument("contact", help="email or +E.164 phone number")
     with_config(forget)
     init = add("init", cmd_init, "write a commented cartrescue.toml and templates to customise")
-    init.add_argument("directory", nargs="?", default=".")
+    init.add_argument(
+        "directory", nargs="?", help="write DIR/cartrescue.toml and DIR/templates/ (default: .)"
+    )
+    init.add_argument(
+        "--config",
+        "-c",
+        metavar="FILE",
+        help="the file to write, templates/ beside it (default: ./cartrescue.toml)",
+    )
     init.add_argument("--force", action="store_true", help="overwrite existing files")
     doctor = add(
         "doctor", cmd_doctor, "read-only checks of config, credentials, templates, schedule"
@@ -477,7 +454,10 @@ def build_parser() -> argparse.ArgumentParser:
         "-c",
         metavar="FILE",
         help="use this configuration's templates, shop, steps and [links] "
-        "(default: the package's templates alone)",
+        "(default: ./cartrescue.toml if it exists, else the package's templates alone)",
+    )
+    preview_cmd.add_argument(
+        "--html", metavar="DIR", help="also write each email's HTML to DIR, to open in a browser"
     )
     preview_cmd.add_argument(
         "--locale", action="append", metavar="L", help="only this locale (repeatable)"
