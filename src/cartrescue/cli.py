@@ -24,12 +24,13 @@ from .doctor import doctor, stale_schedule
 from .engine import Recovery, RunReport
 from .errors import CartRescueError, ConfigError
 from .links import SelfHostedLinks
-from .logmask import mask_contact
+from .logmask import mask_contact, mask_text
 from .models import CHANNEL_KINDS, normalize_email, normalize_phone
 from .preview import preview, preview_body, preview_line, preview_setup, write_html
 from .stats import stats_document, stats_table
 from .store.sqlite import SQLiteStore
 from .testing.demo import demo_orders, demo_shop, demo_shopify_records
+from .testsend import send_test
 from .web import serve, web_settings
 
 __all__ = ["EXIT_CONFIG", "EXIT_FAILED", "EXIT_OK", "main"]
@@ -345,6 +346,37 @@ def cmd_preview(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_FAILED if bad else EXIT_OK
 
 
+def cmd_test_send(args: argparse.Namespace, out: TextIO) -> int:
+    config = _config(args)
+    with config.store() as store:
+        recovery = config.recovery(store=store)
+        result = send_test(
+            recovery, to=args.to, step=args.step, channel=args.channel, locale=args.locale
+        )
+    message = result.message
+    out.write(
+        f"--- test {message.channel} to {mask_contact(message.to)} · step {message.step}"
+        f" · locale {message.locale}\n"
+    )
+    if message.content.subject:
+        out.write(f"Subject: {message.content.subject}\n")
+    if message.content.template:
+        out.write(f"[WhatsApp template {message.content.template}]\n")
+    out.write(message.content.text.rstrip() + "\n")
+    if result.receipt is not None:
+        receipt = result.receipt
+        out.write(
+            f"sent via {receipt.provider}"
+            + (f" (id {receipt.provider_id})" if receipt.provider_id else "")
+            + "; recorded as a test, apart from the outbox\n"
+        )
+        return EXIT_OK
+    error = result.error
+    provider = getattr(error, "provider", None) or message.channel
+    out.write(f"NOT SENT: {provider} refused it: {mask_text(str(error))}\n")
+    return EXIT_FAILED
+
+
 def cmd_serve_links(args: argparse.Namespace, out: TextIO) -> int:
     config = _config(args)
     with config.store() as store:
@@ -469,6 +501,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--step", action="append", type=int, metavar="N", help="only this step (repeatable)"
     )
     preview_cmd.add_argument("--link", metavar="URL", help="preview with this link in messages")
+    test_send = add(
+        "test-send",
+        cmd_test_send,
+        "send one real message of a step, marked [TEST], to your own number or address",
+    )
+    with_config(test_send)
+    test_send.add_argument(
+        "--to", required=True, metavar="CONTACT", help="your +E.164 number or email address"
+    )
+    test_send.add_argument(
+        "--step", type=int, default=1, metavar="N", help="the step to send (default: 1)"
+    )
+    test_send.add_argument(
+        "--channel",
+        choices=CHANNEL_KINDS,
+        help="the channel (default: the step's first configured channel that reaches --to)",
+    )
+    test_send.add_argument(
+        "--locale", metavar="L", help="the language of the message (default: [shop] locale)"
+    )
     serve_links = add(
         "serve-links",
         cmd_serve_links,
