@@ -27,6 +27,7 @@ from .links import SelfHostedLinks
 from .logmask import mask_contact, mask_text
 from .models import CHANNEL_KINDS, normalize_email, normalize_phone
 from .preview import preview, preview_body, preview_line, preview_setup, write_html
+from .progress import terminal_progress
 from .stats import stats_document, stats_table
 from .store.sqlite import SQLiteStore
 from .testing.demo import demo_orders, demo_shop, demo_shopify_records
@@ -75,11 +76,14 @@ def _print_messages(report: RunReport, out: TextIO) -> None:
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     config = _config(args)
     store = config.store()
+    progress = terminal_progress(sys.stderr)
     try:
         recovery = config.recovery(store=store)
-        report = recovery.run(dry_run=args.dry_run)
+        report = recovery.run(dry_run=args.dry_run, progress=progress)
     finally:
         store.close()
+        if progress is not None:
+            progress.close()
     if args.dry_run:
         _print_messages(report, out)
     out.write(report.summary() + "\n")

@@ -38,12 +38,15 @@ from .policy import Action, Decision, History, Policy, StepRecord, contact_keys,
 from .render import MessageContext, Renderer, TemplateRenderer
 from .store.base import ConversionKind, Store
 
-__all__ = ["Recovery", "RunCount", "RunReport"]
+__all__ = ["Progress", "Recovery", "RunCount", "RunReport"]
 
 log = logging.getLogger("cartrescue.engine")
 
 Unsubscribe = Callable[[str, ChannelKind], str]
 """Given a recipient and a channel, the one-click unsubscribe URL to put in the message."""
+Progress = Callable[["RunReport", int], None]
+"""Called as a pass goes, after each checkout fetched and each decided: the report so far
+(``fetched``, ``counts``) and how many checkouts were decided. It must be cheap."""
 
 
 class RunCount(StrEnum):
@@ -161,11 +164,14 @@ class Recovery:
         self._purchases: dict[tuple[str, ...], Purchase | None] = {}
         self.batch_size = max(1, batch_size)
         self._pending: dict[ChannelKind, list[Message]] = {}
+        self._progress: Progress | None = None
 
     # -- the pass -------------------------------------------------------------------------
-    def run(self, *, dry_run: bool = False) -> RunReport:
+    def run(self, *, dry_run: bool = False, progress: Progress | None = None) -> RunReport:
         """One polling pass. With ``dry_run`` messages are rendered and reported, nothing is
-        sent, and nothing about sends, checkouts or the watermark is written."""
+        sent, and nothing about sends, checkouts or the watermark is written. ``progress``
+        is told how the pass goes (see :data:`Progress`)."""
+        self._progress = progress
         now = self.clock()
         report = RunReport(started_at=now, dry_run=dry_run)
         run_id = None if dry_run else self.store.begin_run(now)
@@ -187,8 +193,10 @@ class Recovery:
                 c.id: c for c in self.store.active_checkouts(now - self.policy.horizon)
             }
             checkouts.update(fetched)
-            for checkout in checkouts.values():
+            for decided, checkout in enumerate(checkouts.values(), start=1):
                 self._process(checkout, start_at, report, run_id)
+                if progress is not None:
+                    progress(report, decided)
         for kind in list(self._pending):
             self._flush(kind, report)
         for channel in self.channels.values():
@@ -223,6 +231,8 @@ class Recovery:
         since = watermark - self.watermark_overlap
         for item in self.connector.abandoned_checkouts(since):
             report.fetched += 1
+            if self._progress is not None:
+                self._progress(report, 0)
             if isinstance(item, BadCheckout):
                 reason = mask_text(item.reason)
                 report.counts[RunCount.BAD_PAYLOAD] += 1
