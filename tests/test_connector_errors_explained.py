@@ -74,3 +74,19 @@ def test_an_unreachable_shop_is_one_plain_line(tmp_path, monkeypatch, capsys):
 def test_connector_errors_name_the_shop_once(error, expected):
     connector = error.connector
     assert explain_connector_error(error, shop="Nordlys", connector=connector) == expected
+
+
+def test_doctor_tells_an_unreachable_shop_in_words(tmp_path, monkeypatch):
+    monkeypatch.setenv("SECRET", "cs_1")
+    config = tmp_path / "cartrescue.toml"
+    config.write_text(
+        '[shop]\nname = "Nordlys"\n[connector]\ntype = "woocommerce"\n'
+        f'url = "http://127.0.0.1:{_closed_port()}"\nconsumer_key = "ck_1"\n'
+        'consumer_secret_env = "SECRET"\nattempts = 1\nconsent = ["email"]\n'
+        '[channels.email]\ntype = "console"\n[store]\npath = "s.sqlite3"\n'
+    )
+    out = io.StringIO()
+    code = main(["doctor", "--config", str(config)], out=out)
+    assert code == EXIT_FAILED
+    assert "(woocommerce) could not be reached" in out.getvalue()
+    assert "HTTPConnectionPool" not in out.getvalue()

@@ -47,7 +47,13 @@ import requests
 
 from ..clock import Clock, utc_now
 from ..doctor import Problem
-from ..errors import BadPayloadError, ConfigError, ConnectorAuthError, ConnectorError
+from ..errors import (
+    BadPayloadError,
+    ConfigError,
+    ConnectorAuthError,
+    ConnectorError,
+    explain_connector_error,
+)
 from ..http import DEFAULT_TIMEOUT, header_map
 from ..models import (
     BadCheckout,
@@ -501,7 +507,11 @@ class WooCommerceConnector:
                     f"check url; is WooCommerce active? On a site with plain permalinks set "
                     f'base_url = "{self.url}/?rest_route="'
                 )
-            problems.append(Problem("connector", f"cannot read orders: {err}", fix))
+            if err.status is None:  # unreachable: say so in words
+                why = explain_connector_error(err, shop=self.url, connector=self.name)
+                problems.append(Problem("connector", why, fix))
+            else:
+                problems.append(Problem("connector", f"cannot read orders: {err}", fix))
             return problems
         problems += self._check_consent_keys(recent if isinstance(recent, list) else [])
         return problems
