@@ -139,3 +139,27 @@ def test_doctor_warns_when_the_store_is_not_writable_by_its_user():
         assert "is not readable and writable by nobody" in result.stdout
         with SQLiteStore(data / "store.sqlite3") as store:  # still a good store
             assert store.schema_version() >= 1
+
+
+def test_doctor_reports_every_broken_part_at_once(tmp_path, monkeypatch):
+    monkeypatch.delenv("UNSUB_SECRET", raising=False)
+    monkeypatch.delenv("NO_SUCH_TOKEN", raising=False)
+    config = tmp_path / "cartrescue.toml"
+    config.write_text(
+        '[connector]\ntype = "shopify"\nshop = "nordlys.myshopify.com"\n'
+        'token_env = "NO_SUCH_TOKEN"\n'
+        '[channels.sms]\ntype = "console"\n'
+        "[links]\ncode_length = 8\n"
+        "[store]\npath = 5\n" + WEB
+    )
+    code, out = run("doctor", "--config", str(config))
+    assert code == EXIT_CONFIG, out
+    for key in (
+        "connector.token_env",
+        "links.base_url",
+        "store.path",
+        "web.unsubscribe_secret_env",
+    ):
+        assert f"[error] {key}: " in out, (key, out)
+        assert f"{key}: {key}:" not in out
+    assert "All checks passed" not in out

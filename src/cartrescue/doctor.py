@@ -70,18 +70,22 @@ class DoctorReport:
 
     checked: tuple[Checked, ...]
     problems: tuple[Problem, ...]
+    config_errors: tuple[Problem, ...] = ()
+    """Those of ``problems`` that are mistakes in the file or its environment variables:
+    ``run`` would stop on them with exit status 3."""
 
     @property
     def errors(self) -> list[Problem]:
         return [p for p in self.problems if p.severity == "error"]
 
-    @property
-    def config_errors(self) -> list[Problem]:
-        """Problems that are mistakes in the configuration file or its environment."""
-        return [p for p in self.errors if p.fix == _FIX_CONFIG]
 
-
-_FIX_CONFIG = "correct this key in cartrescue.toml or set the environment variable it names"
+def _config_fix(key: str) -> str:
+    if key.endswith("_env"):
+        return (
+            "set that environment variable where cartrescue runs (the env file of the cron "
+            f"job or service), or correct {key} in the configuration file"
+        )
+    return f"add or correct {key} in the configuration file"
 
 
 def web_check(config: Config) -> WebSettings | None:
@@ -101,9 +105,12 @@ def doctor(config: Config) -> DoctorReport:
     anything: the store is opened read-only (or only its path checked)."""
     checked: list[Checked] = []
     problems: list[Problem] = []
+    config_errors: list[Problem] = []
 
     def config_error(area: str, err: ConfigError) -> None:
-        problems.append(Problem(err.key or area, str(err), _FIX_CONFIG))
+        message = str(err).removeprefix(f"{err.key}: ") if err.key else str(err)
+        config_errors.append(Problem(err.key or area, message, _config_fix(err.key or area)))
+        problems.append(config_errors[-1])
 
     where = str(config.path) if config.path else "configuration"
     checked.append(
@@ -142,7 +149,11 @@ def doctor(config: Config) -> DoctorReport:
         config_error("templates", err)
     except CartRescueError as err:
         problems.append(Problem("templates", str(err), "fix the template"))
-    store_checked, store_problems, last, last_error = _store_check(config)
+    try:
+        store_checked, store_problems, last, last_error = _store_check(config)
+    except ConfigError as err:
+        config_error("store", err)
+        store_checked, store_problems, last, last_error = None, [], None, None
     problems.extend(store_problems)
     if store_checked:
         checked.append(Checked("store", store_checked))
@@ -173,7 +184,7 @@ def doctor(config: Config) -> DoctorReport:
         )
     except ConfigError as err:
         config_error("web", err)
-    if not any(p.fix == _FIX_CONFIG for p in problems):
+    if not config_errors:
         try:  # what run builds, all together: catches what only shows when parts meet
             with SQLiteStore(":memory:") as scratch:
                 config.recovery(store=scratch)
@@ -192,7 +203,7 @@ def doctor(config: Config) -> DoctorReport:
         )
     if last_error:
         problems.append(Problem("last pass", last_error, "see the run's log", "warning"))
-    return DoctorReport(tuple(checked), tuple(problems))
+    return DoctorReport(tuple(checked), tuple(problems), tuple(config_errors))
 
 
 def _plugin_problems() -> list[Problem]:
@@ -224,10 +235,7 @@ def _store_check(
     config: Config,
 ) -> tuple[str | None, list[Problem], datetime | None, str | None]:
     """(summary, problems, last pass completed, last pass error) of the store, read-only."""
-    try:
-        path = config.store_path()
-    except ConfigError as err:
-        return None, [Problem(err.key or "store", str(err), _FIX_CONFIG)], None, None
+    path = config.store_path()
     if path == ":memory:":
         return "in memory: nothing is kept between passes", [], None, None
     file = Path(path)
@@ -328,7 +336,10 @@ def _template_problems(config: Config) -> tuple[list[Problem], int]:
     configured = set(_table_keys(config.data.get("channels")))
     used = {c for step in config.policy.steps for c in step.channels} & configured
     with SQLiteStore(":memory:") as scratch:
-        links = config.links(scratch)
+        try:
+            links = config.links(scratch)
+        except ConfigError:  # reported by the links check
+            links = None
         link = links.example() if links is not None else SAMPLE_RECOVERY_URL
     rows = preview(
         renderer,
