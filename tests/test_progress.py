@@ -52,16 +52,17 @@ def test_the_engine_reports_progress_to_a_callback(many):
     calls: list[tuple[int, int]] = []
 
     def progress(report: RunReport, decided: int) -> None:
-        calls.append((report.fetched, decided))
+        calls.append((report.fetched, decided, report.counts["sent"]))
 
     with SQLiteStore(":memory:") as store:
         connector = DemoConnector(str(many.parent / "many.json"))
         report = Recovery(connector, [MemoryChannel("email")], store).run(progress=progress)
     assert report.fetched == MANY
-    assert calls[0] == (1, 0)
-    assert calls[MANY - 1] == (MANY, 0)
-    assert calls[-1][1] == len(calls) - MANY  # one call per checkout decided
-    assert [d for _, d in calls[MANY:]] == list(range(1, len(calls) - MANY + 1))
+    assert calls[0] == (1, 0, 0)
+    assert calls[MANY - 1] == (MANY, 0, 0)
+    *deciding, final = calls[MANY:]
+    assert [d for _, d, _ in deciding] == list(range(1, len(deciding) + 1))  # one per checkout
+    assert final == (MANY, len(deciding), report.counts["sent"])  # after the last batch
 
 
 def test_terminal_progress_rewrites_one_line_and_stays_cheap():

@@ -179,6 +179,7 @@ class Recovery:
         start_at = self.store.start_at(now - self.policy.lookback)
         self._resolve_shop_timezone()
         fetched: dict[str, Checkout] = {}
+        decided = 0
         try:
             self._ingest(report, start_at, now, fetched if dry_run else None)
         except ConnectorError as err:
@@ -199,6 +200,8 @@ class Recovery:
                     progress(report, decided)
         for kind in list(self._pending):
             self._flush(kind, report)
+        if progress is not None:  # batches flushed last: the final figures
+            progress(report, decided)
         for channel in self.channels.values():
             try:
                 channel.close()
