@@ -165,7 +165,7 @@ def test_a_template_error_exits_1_shows_in_stats_and_the_step_is_sent_once_fixed
     assert "failed: not rendered: 1" in out
     assert "no_such_variable" in out
     code, out = run("stats", "--config", str(config))
-    assert "Not rendered:        1" in out
+    assert "Not rendered:         1" in out
     code, out = run("stats", "--config", str(config), "--json")
     assert json.loads(out)["not_rendered"] == 1
 

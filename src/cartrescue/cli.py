@@ -11,7 +11,6 @@ import shutil
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import TextIO
@@ -23,18 +22,18 @@ from .clock import FrozenClock, utc_now
 from .config import Config, load_config
 from .connectors.base import WebhookCapable
 from .demo import DemoConnector, demo_data, demo_shop
-from .doctor import doctor_problems, stale_schedule
+from .doctor import doctor, stale_schedule
 from .engine import Recovery, RunReport
 from .errors import CartRescueError, ConfigError
 from .links import SelfHostedLinks
-from .logmask import mask_contact
-from .models import CHANNEL_KINDS, ShopInfo, normalize_email, normalize_phone
-from .policy import DEFAULT_STEPS
-from .preview import SAMPLE_RECOVERY_URL, SAMPLE_SHORT_LINK, PreviewRow, preview
-from .render import WHATSAPP_BODY_LIMIT, TemplateRenderer
+from .logmask import mask_contact, mask_text
+from .models import CHANNEL_KINDS, normalize_email, normalize_phone
+from .preview import preview, preview_body, preview_line, preview_setup, write_html
+from .progress import terminal_progress
 from .settings import config_schema
-from .sms import SINGLE
+from .stats import stats_document, stats_table
 from .store.sqlite import SQLiteStore
+from .testsend import send_test
 from .web import serve
 from .web_server import Server, ServerName, waitress_installed
 from .web_settings import web_settings
@@ -47,6 +46,8 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_CONFIG = 3
 """The configuration is wrong: nothing ran."""
+DEFAULT_CONFIG = "cartrescue.toml"
+"""The file every command reads (``init`` writes) when no ``--config`` is given."""
 
 Handler = Callable[[argparse.Namespace, TextIO], int]
 
@@ -92,11 +93,14 @@ def _print_messages(report: RunReport, out: TextIO) -> None:
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     config = _config(args)
     store = config.store()
+    progress = terminal_progress(sys.stderr)
     try:
         recovery = config.recovery(store=store)
-        report = recovery.run(dry_run=args.dry_run)
+        report = recovery.run(dry_run=args.dry_run, progress=progress)
     finally:
         store.close()
+        if progress is not None:
+            progress.close()
     if args.dry_run:
         _print_messages(report, out)
     out.write(report.summary() + "\n")
@@ -112,14 +116,29 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     # The demo shop "switched cartrescue on" three days ago, so older steps show too.
     store.start_at(clock() - timedelta(days=3))
     channels = [ConsoleChannel(kind, stream=out) for kind in CHANNEL_KINDS]
-    links = SelfHostedLinks(
+    config = None if args.config is None else load_config(args.config, require_secrets=False)
+    links = (None if config is None else config.links(store)) or SelfHostedLinks(
         "https://nordlys-design.example/r/", store, home_url=shop.home_url, clock=clock
     )
-    recovery = Recovery(connector, channels, store, clock=clock, shop=shop, links=links)
+    recovery = Recovery(
+        connector,
+        channels,
+        store,
+        clock=clock,
+        shop=shop if config is None else config.shop,
+        links=links,
+        policy=None if config is None else config.policy,
+        renderer=None if config is None else config.renderer(),
+    )
     out.write(
         f"cartrescue demo: {shop.name}, a made-up shop bundled with cartrescue "
         f"({len(demo_data()['checkouts'])} checkouts); nothing leaves this machine.\n"
-        f"Time of the pass: {clock():%Y-%m-%d %H:%M} UTC\n\n"
+        + (
+            ""
+            if config is None
+            else f"With {args.config}: its [shop], [policy], [templates] and [links].\n"
+        )
+        + f"Time of the pass: {clock():%Y-%m-%d %H:%M} UTC\n\n"
     )
     report = recovery.run()
     out.write("\n" + report.summary() + "\n")
@@ -136,71 +155,12 @@ def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
     with config.store() as store:
         now = utc_now()
         stats = store.stats(now)
+    stale = stale_schedule(stats.last_pass_completed, config, now=now)
     if args.json:
-        out.write(
-            json.dumps(
-                {
-                    "checkouts_seen": stats.checkouts_seen,
-                    "checkouts_by_status": stats.checkouts_by_status,
-                    "messages": [
-                        {"step": s, "channel": c, "status": st, "count": n}
-                        for (s, c, st), n in sorted(stats.messages.items())
-                    ],
-                    "messaged_checkouts": stats.messaged_checkouts,
-                    "conversions": stats.conversions,
-                    "recovered": stats.recovered,
-                    "recovery_rate": stats.recovery_rate,
-                    "revenue_recovered": {k: str(v) for k, v in stats.revenue_recovered.items()},
-                    "clicks": stats.clicks,
-                    "opt_outs": stats.opt_outs,
-                    "bad_payloads": stats.bad_payloads,
-                    "passes_completed": stats.passes_completed,
-                    "not_rendered": stats.not_rendered,
-                    "last_pass_completed": stats.last_pass_completed.isoformat()
-                    if stats.last_pass_completed
-                    else None,
-                    "last_pass_error": stats.last_pass_error,
-                },
-                indent=2,
-            )
-            + "\n"
-        )
-        return EXIT_OK
-    out.write(f"Checkouts seen:      {stats.checkouts_seen}\n")
-    for status, n in sorted(stats.checkouts_by_status.items()):
-        out.write(f"  {status:<22} {n}\n")
-    out.write("Messages (step, channel, outcome):\n")
-    if not stats.messages:
-        out.write("  none yet\n")
-    for (step, channel, status), n in sorted(stats.messages.items()):
-        out.write(f"  step {step} {channel:<9} {status:<8} {n}\n")
-    rate = stats.recovery_rate
-    out.write(f"Conversions:         {dict(stats.conversions) or 'none'}\n")
-    out.write(
-        f"Recovered:           {stats.recovered} of {stats.messaged_checkouts} messaged"
-        f" ({'-' if rate is None else f'{rate:.1%}'})\n"
-    )
-    revenue = ", ".join(f"{v} {k}" for k, v in sorted(stats.revenue_recovered.items())) or "0"
-    out.write(f"Revenue recovered:   {revenue}\n")
-    out.write(f"Link clicks:         {stats.clicks}\n")
-    out.write(f"Opt-outs:            {stats.opt_outs}\n")
-    out.write(f"Bad payloads:        {stats.bad_payloads}\n")
-    if stats.not_rendered:
-        out.write(
-            f"Not rendered:        {stats.not_rendered} (fix the template: the steps are sent"
-            " on the next pass while still due)\n"
-        )
-    for reason, n in sorted(stats.skip_reasons.items()):
-        out.write(f"  {reason}: {n}\n")
-    out.write(f"Passes completed:    {stats.passes_completed}\n")
-    out.write(f"Last pass completed: {_fmt_time(stats.last_pass_completed)}\n")
-    if stats.last_pass_error:
-        out.write(f"Last pass FAILED:    {stats.last_pass_error}\n")
-    stale = stale_schedule(stats.last_pass_completed, config)
-    if stale:
-        out.write(f"WARNING: {stale}\n")
-        return EXIT_FAILED
-    return EXIT_OK
+        out.write(json.dumps(stats_document(stats, now=now, stale=stale), indent=2) + "\n")
+    else:
+        out.write(stats_table(stats, now=now, locale=config.shop.locale, stale=stale))
+    return EXIT_FAILED if stale else EXIT_OK
 
 
 def _contact(raw: str) -> str:
@@ -219,7 +179,7 @@ def cmd_optout(args: argparse.Namespace, out: TextIO) -> int:
     config = _config(args, require_secrets=False)
     with config.store() as store:
         if args.action == "list":
-            for entry in store.list_optouts():
+            for entry in store.list_optouts(args.channel):
                 out.write(
                     f"{entry.contact}\t{entry.channel}\t{entry.source}\t{_fmt_time(entry.at)}\n"
                 )
@@ -246,9 +206,15 @@ def cmd_forget(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_init(args: argparse.Namespace, out: TextIO) -> int:
-    target = Path(args.directory)
+    if args.config is not None and args.directory is not None:
+        raise ConfigError("give a folder or --config FILE, not both")
+    if args.config is not None:
+        config_path = Path(args.config)
+        target = config_path.parent
+    else:
+        target = Path(args.directory or ".")
+        config_path = target / DEFAULT_CONFIG
     target.mkdir(parents=True, exist_ok=True)
-    config_path = target / "cartrescue.toml"
     if config_path.exists() and not args.force:
         raise ConfigError(f"{config_path} exists; use --force to overwrite")
     config_path.write_text(init_config_text(), encoding="utf-8")
@@ -281,16 +247,28 @@ def init_config_text() -> str:
 
 
 def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
-    config = _config(args)
-    problems = doctor_problems(config)
-    if not problems:
-        out.write("All checks passed.\n")
-        return EXIT_OK
-    for problem in problems:
+    try:
+        config = _config(args)
+    except ConfigError as err:  # the file itself is wrong: every mistake, as doctor lines
+        for mistake in err.problems:
+            fix = mistake.fix or "correct the key in the configuration file"
+            where = f"{mistake.key}: " if mistake.key else ""
+            out.write(f"[error] {where}{mistake.message}\n    fix: {fix}\n")
+        out.write(f"{len(err.problems)} problem(s) to fix before 'cartrescue run' can work.\n")
+        raise  # and on standard error, as every command reports a configuration error
+    report = doctor(config)
+    for check in report.checked:
+        out.write(f"  ok  {check.area:<16}{check.summary}\n")
+    for problem in report.problems:
         out.write(
             f"[{problem.severity}] {problem.area}: {problem.message}\n    fix: {problem.fix}\n"
         )
-    return EXIT_FAILED if any(p.severity == "error" for p in problems) else EXIT_OK
+    warnings = len(report.problems) - len(report.errors)
+    if report.errors:
+        out.write(f"{len(report.errors)} problem(s) to fix before 'cartrescue run' can work.\n")
+        return EXIT_CONFIG if report.config_errors else EXIT_FAILED
+    out.write("All checks passed" + (f", with {warnings} warning(s).\n" if warnings else ".\n"))
+    return EXIT_OK
 
 
 def cmd_schema(args: argparse.Namespace, out: TextIO) -> int:
@@ -347,91 +325,31 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-def _preview_setup(
-    args: argparse.Namespace,
-) -> tuple[TemplateRenderer, ShopInfo, list[tuple[int, Decimal | None]], str, str]:
-    """The renderer, shop, steps, link and a header line that ``preview`` uses."""
-    if args.config is None:
-        renderer = TemplateRenderer()
-        shop = demo_shop()
-        steps = [(s.number, s.discount.percent if s.discount else None) for s in DEFAULT_STEPS]
-        link = SAMPLE_SHORT_LINK
-        source = "package templates, no configuration"
-        why = "the length the default SMS templates are written for"
-    else:
-        config = load_config(args.config, require_secrets=False)
-        renderer = config.renderer()
-        shop = config.shop
-        steps = [
-            (s.number, s.discount.percent if s.discount else None) for s in config.policy.steps
-        ]
-        with SQLiteStore(":memory:") as scratch:
-            links = config.links(scratch)
-        if links is None:
-            link = SAMPLE_RECOVERY_URL
-            why = "no [links]: a raw Shopify recovery URL"
-        else:
-            link = links.example()
-            why = "as long as your [links] short links"
-        dirs = ", ".join(str(d) for d in renderer.template_dirs) or "none"
-        source = f"{args.config}; your templates: {dirs}, then the package's"
-    if args.link:
-        link, why = args.link, "given with --link"
-    header = (
-        f"cartrescue preview: {source}\n"
-        f"Shop {shop.name!r}, locale {shop.locale}; at most {renderer.max_segments} SMS "
-        f"segment(s); smart encoding {'on' if renderer.smart_encoding else 'off'}\n"
-        f"Link: {link} ({len(link)} characters; {why})\n"
-    )
-    return renderer, shop, steps, link, header
-
-
-def _preview_line(row: PreviewRow) -> str:
-    encoding: str
-    if row.channel == "sms" and row.length is not None:
-        limit = SINGLE[row.length.encoding]
-        length = f"{row.length.units}/{limit}"
-        encoding, segments = row.length.encoding, str(row.length.segments or "-")
-    elif row.channel == "whatsapp" and row.content is not None:
-        body = row.content.text.rsplit("\n[", 1)[0]
-        length, encoding, segments = f"{len(body)}/{WHATSAPP_BODY_LIMIT}", "-", "-"
-    else:
-        length, encoding, segments = "-", "-", "-"
-    fits = "yes" if row.fits else "NO"
-    return (
-        f"{row.channel:<9}{row.step:<5}{row.locale:<7}{row.sample:<11}{encoding:<9}"
-        f"{length:>9}  {segments:<4}{fits:<5}{row.template or '-'}"
-        + (f"  ({', '.join(row.notes)})" if row.notes else "")
-    )
-
-
-def _preview_text(row: PreviewRow) -> list[str]:
-    if row.problem is not None:
-        return [f"!! {row.problem}"]
-    assert row.content is not None
-    if row.channel == "email":
-        return [f"Subject: {row.content.subject}"]
-    lines = row.content.text.splitlines() or [""]
-    if row.channel == "whatsapp":
-        lines = [f"[{row.content.template} ({row.content.language})]", *lines]
-    return lines
+def _preview_config(args: argparse.Namespace) -> Config | None:
+    """``preview``'s configuration: ``--config FILE``, else ./cartrescue.toml when it exists."""
+    if args.config is not None:
+        return load_config(args.config, require_secrets=False)
+    default = Path(DEFAULT_CONFIG)
+    return load_config(default, require_secrets=False) if default.is_file() else None
 
 
 def cmd_preview(args: argparse.Namespace, out: TextIO) -> int:
-    renderer, shop, steps, link, header = _preview_setup(args)
+    setup = preview_setup(_preview_config(args), shop=demo_shop(), link=args.link)
+    renderer = setup.renderer
+    steps = setup.steps
     if args.step:
         steps = [(n, p) for n, p in steps if n in args.step]
     missing = [d for d in renderer.template_dirs if not d.is_dir()]
     locales = args.locale or renderer.locales()
     rows = preview(
         renderer,
-        shop=shop,
-        link=link,
+        shop=setup.shop,
+        link=setup.link,
         locales=locales,
         steps=steps,
         channels=args.channel or CHANNEL_KINDS,
     )
-    out.write(header)
+    out.write(setup.header)
     for folder in missing:
         out.write(f"WARNING: template folder {folder} does not exist\n")
     out.write(
@@ -443,8 +361,8 @@ def cmd_preview(args: argparse.Namespace, out: TextIO) -> int:
         f"{'SEG':<4}{'FITS':<5}TEMPLATE\n"
     )
     for row in rows:
-        out.write(_preview_line(row) + "\n")
-        for line in _preview_text(row):
+        out.write(preview_line(row) + "\n")
+        for line in preview_body(row):
             out.write(f"    | {line}".rstrip() + "\n")
     bad = [r for r in rows if not r.fits]
     out.write(
@@ -455,7 +373,41 @@ def cmd_preview(args: argparse.Namespace, out: TextIO) -> int:
             "An SMS that does not fit is not sent. Add a shorter variant to the template, "
             "or set [links] base_url to a short address so the link takes less room.\n"
         )
+    if args.html:
+        written = write_html(rows, args.html)
+        out.write(f"wrote {len(written)} HTML email(s) to {args.html}/ to open in a browser\n")
     return EXIT_FAILED if bad else EXIT_OK
+
+
+def cmd_test_send(args: argparse.Namespace, out: TextIO) -> int:
+    config = _config(args)
+    with config.store() as store:
+        recovery = config.recovery(store=store)
+        result = send_test(
+            recovery, to=args.to, step=args.step, channel=args.channel, locale=args.locale
+        )
+    message = result.message
+    out.write(
+        f"--- test {message.channel} to {mask_contact(message.to)} · step {message.step}"
+        f" · locale {message.locale}\n"
+    )
+    if message.content.subject:
+        out.write(f"Subject: {message.content.subject}\n")
+    if message.content.template:
+        out.write(f"[WhatsApp template {message.content.template}]\n")
+    out.write(message.content.text.rstrip() + "\n")
+    if result.receipt is not None:
+        receipt = result.receipt
+        out.write(
+            f"sent via {receipt.provider}"
+            + (f" (id {receipt.provider_id})" if receipt.provider_id else "")
+            + "; recorded as a test, apart from the outbox\n"
+        )
+        return EXIT_OK
+    error = result.error
+    provider = getattr(error, "provider", None) or message.channel
+    out.write(f"NOT SENT: {provider} refused it: {mask_text(str(error))}\n")
+    return EXIT_FAILED
 
 
 def cmd_serve_links(args: argparse.Namespace, out: TextIO) -> int:
@@ -507,7 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument(
             "--config",
             "-c",
-            default="cartrescue.toml",
+            default=DEFAULT_CONFIG,
             metavar="FILE",
             help="the configuration file (default: ./cartrescue.toml)",
         )
@@ -523,6 +475,13 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", cmd_demo, "a full pass against a made-up shop, printed; no network, no config"
     )
     demo.add_argument("--store", help="keep the demo's store in this file (default: in memory)")
+    demo.add_argument(
+        "--config",
+        "-c",
+        metavar="FILE",
+        help="use this file's [shop], [policy], [templates] and [links] with the made-up "
+        "checkouts; nothing is sent (default: none, so the demo is the same everywhere)",
+    )
     stats = add("stats", cmd_stats, "checkouts, messages, conversions and the last completed pass")
     with_config(stats)
     stats.add_argument("--json", action="store_true", help="print JSON")
@@ -535,7 +494,15 @@ def build_parser() -> argparse.ArgumentParser:
     forget.add_argument("contact", help="email or +E.164 phone number")
     with_config(forget)
     init = add("init", cmd_init, "write a commented cartrescue.toml and templates to customise")
-    init.add_argument("directory", nargs="?", default=".")
+    init.add_argument(
+        "directory", nargs="?", help="write DIR/cartrescue.toml and DIR/templates/ (default: .)"
+    )
+    init.add_argument(
+        "--config",
+        "-c",
+        metavar="FILE",
+        help="the file to write, templates/ beside it (default: ./cartrescue.toml)",
+    )
     init.add_argument("--force", action="store_true", help="overwrite existing files")
     doctor = add(
         "doctor", cmd_doctor, "read-only checks of config, credentials, templates, schedule"
@@ -572,7 +539,10 @@ def build_parser() -> argparse.ArgumentParser:
         "-c",
         metavar="FILE",
         help="use this configuration's templates, shop, steps and [links] "
-        "(default: the package's templates alone)",
+        "(default: ./cartrescue.toml if it exists, else the package's templates alone)",
+    )
+    preview_cmd.add_argument(
+        "--html", metavar="DIR", help="also write each email's HTML to DIR, to open in a browser"
     )
     preview_cmd.add_argument(
         "--locale", action="append", metavar="L", help="only this locale (repeatable)"
@@ -584,6 +554,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--step", action="append", type=int, metavar="N", help="only this step (repeatable)"
     )
     preview_cmd.add_argument("--link", metavar="URL", help="preview with this link in messages")
+    test_send = add(
+        "test-send",
+        cmd_test_send,
+        "send one real message of a step, marked [TEST], to your own number or address",
+    )
+    with_config(test_send)
+    test_send.add_argument(
+        "--to", required=True, metavar="CONTACT", help="your +E.164 number or email address"
+    )
+    test_send.add_argument(
+        "--step", type=int, default=1, metavar="N", help="the step to send (default: 1)"
+    )
+    test_send.add_argument(
+        "--channel",
+        choices=CHANNEL_KINDS,
+        help="the channel (default: the step's first configured channel that reaches --to)",
+    )
+    test_send.add_argument(
+        "--locale", metavar="L", help="the language of the message (default: [shop] locale)"
+    )
     serve_links = add(
         "serve-links",
         cmd_serve_links,

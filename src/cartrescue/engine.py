@@ -23,6 +23,7 @@ from .errors import (
     SendOutcomeUnknown,
     StoreError,
     TransientSendError,
+    explain_connector_error,
 )
 from .links import LinkShortener
 from .logmask import mask_contact, mask_text
@@ -41,7 +42,7 @@ from .policy import Action, Decision, History, Policy, StepRecord, contact_keys,
 from .render import MessageContext, Renderer, TemplateRenderer
 from .store.base import ConversionKind, Store
 
-__all__ = ["Recovery", "RunCount", "RunReport"]
+__all__ = ["Progress", "Recovery", "RunCount", "RunReport"]
 
 log = logging.getLogger("cartrescue.engine")
 
@@ -87,6 +88,9 @@ _MAX_CONNECTOR_ERRORS = 1000
 Unsubscribe = Callable[[str, ChannelKind, str], str]
 """Given a recipient, a channel and the message's locale, the one-click unsubscribe URL to put
 in the message (:class:`~cartrescue.unsubscribe.UnsubscribeLinks` is one)."""
+Progress = Callable[["RunReport", int], None]
+"""Called as a pass goes, after each checkout fetched and each decided: the report so far
+(``fetched``, ``counts``) and how many checkouts were decided. It must be cheap."""
 
 
 @dataclass
@@ -188,11 +192,13 @@ class Recovery:
         self.batch_size = max(1, batch_size)  # accepted for compatibility; sends are not batched
         self._senders: dict[ChannelKind, _Sender] = {}
         self._connector_lock = threading.Lock()
+        self._progress: Progress | None = None
 
     # -- the pass -------------------------------------------------------------------------
-    def run(self, *, dry_run: bool = False) -> RunReport:
+    def run(self, *, dry_run: bool = False, progress: Progress | None = None) -> RunReport:
         """One polling pass. With ``dry_run`` messages are rendered and reported, nothing is
-        sent, and nothing about sends, checkouts or the watermark is written."""
+        sent, and nothing about sends, checkouts or the watermark is written. ``progress``
+        is told how the pass goes (see :data:`Progress`)."""
         now = self.clock()
         report = RunReport(started_at=now, dry_run=dry_run)
         run_id = None if dry_run else self.store.begin_run(now)
@@ -200,12 +206,16 @@ class Recovery:
         start_at = self.store.start_at(now - self.policy.lookback)
         self._resolve_shop_timezone()
         fetched: dict[str, Checkout] = {}
+        decided = 0
+        self._progress = progress
         try:
             try:
                 self._ingest(report, start_at, now, fetched if dry_run else None)
             except ConnectorError as err:
-                report.error = f"{self.connector.name}: {err}"
-                log.error("pass stopped: could not read the shop: %s", mask_text(str(err)))
+                report.error = mask_text(
+                    explain_connector_error(err, shop=self.shop.name, connector=self.connector.name)
+                )
+                log.error("pass stopped: %s", report.error)
             if report.error is None:
                 if not dry_run:
                     self.store.set_watermark(self.connector.name, now)
@@ -213,14 +223,18 @@ class Recovery:
                     c.id: c for c in self.store.active_checkouts(now - self.policy.horizon)
                 }
                 checkouts.update(fetched)
-                for checkout in checkouts.values():
+                for decided, checkout in enumerate(checkouts.values(), start=1):
                     self._process(checkout, start_at, report, run_id)
+                    if progress is not None:
+                        progress(report, decided)
         except BaseException:
             self._drain(report, cancel=True)
             self._close_channels()
             raise
         self._drain(report)
         self._close_channels()
+        if progress is not None:  # messages still in flight were recorded last
+            progress(report, decided)
         report.finished_at = self.clock()
         if run_id is not None:
             counts = {**report.counts, RunCount.FETCHED: report.fetched}
@@ -232,7 +246,10 @@ class Recovery:
             try:
                 self._shop_timezone = self.connector.shop_timezone()
             except ConnectorError as err:
-                log.warning("shop time zone unknown, using UTC: %s", err)
+                why = explain_connector_error(
+                    err, shop=self.shop.name, connector=self.connector.name
+                )
+                log.warning("shop time zone unknown, using UTC: %s", mask_text(why))
 
     def _ingest(
         self,
@@ -245,6 +262,8 @@ class Recovery:
         since = watermark - self.watermark_overlap
         for item in self._items(since):
             report.fetched += 1
+            if self._progress is not None:
+                self._progress(report, 0)
             try:
                 if isinstance(item, BadCheckout):
                     self._bad_payload(report, item.id, item.reason, now)

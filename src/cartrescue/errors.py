@@ -7,6 +7,7 @@ misconfigured channel. Errors that carry a response keep only a redacted snippet
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ __all__ = [
     "StoreError",
     "TemplateError",
     "TransientSendError",
+    "explain_connector_error",
 ]
 
 
@@ -215,3 +217,49 @@ class RetryableSendError(TransientSendError):
 class SendOutcomeUnknown(SendError):
     """The request may have reached a provider whose send is not idempotent (a read timeout,
     a 5xx after sending). It is never retried; the outbox records the key as ``unknown``."""
+
+
+_UNREACHABLE = (
+    (("Connection refused", "ConnectionRefused"), "the connection was refused"),
+    (
+        (
+            "Name or service not known",
+            "NameResolutionError",
+            "Temporary failure in name resolution",
+            "nodename nor servname",
+            "getaddrinfo failed",
+        ),
+        "its host name does not resolve",
+    ),
+    (("CERTIFICATE_VERIFY_FAILED", "SSLError"), "its TLS certificate was not accepted"),
+    (("Timeout", "timed out"), "it did not answer in time"),
+    (("ConnectionError", "Connection aborted", "Connection reset"), "the connection failed"),
+)
+
+
+def explain_connector_error(err: ConnectorError, *, shop: str, connector: str) -> str:
+    """One line for the store owner: which shop, what happened, and what to do.
+
+    The connector's own ``"name: "`` prefix is dropped (the line names the connector once),
+    and a connection failure is told in words rather than with the HTTP library's text.
+    """
+    text = " ".join(str(err).split())
+    message = text.removeprefix(f"{connector}: ")
+    who = f"shop {shop!r} ({connector})"
+    attempts = re.search(r"after (\d+) attempt", message)
+    tries = f" after {attempts.group(1)} attempt(s)" if attempts else ""
+    if err.status is None:
+        for markers, reason in _UNREACHABLE:
+            if any(marker in message for marker in markers):
+                return (
+                    f"{who} could not be reached{tries}: {reason}; check the shop's address "
+                    f"in [connector] and that the shop is up; the next run tries again"
+                )
+    if isinstance(err, ConnectorAuthError):
+        return f"{who} refused the credentials: {message}"
+    if err.status is not None and (err.status == 429 or err.status >= 500):
+        return (
+            f"{who} kept failing (HTTP {err.status}){tries}; the shop is down or overloaded: "
+            f"the next run tries again; if this lasts, check the shop's status"
+        )
+    return f"{who}: {message}; 'cartrescue doctor' checks the connection and credentials"

@@ -8,10 +8,13 @@ templates speak; a row says whether the message fits and, if not, why.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import MessageTooLong, RenderError, TemplateError
 from .models import (
@@ -24,15 +27,23 @@ from .models import (
     LineItem,
     ShopInfo,
 )
-from .render import MessageContext, TemplateRenderer, normalize_locale
-from .sms import SmsLength, measure
+from .render import WHATSAPP_BODY_LIMIT, MessageContext, TemplateRenderer, normalize_locale
+from .sms import SINGLE, SmsLength, measure
+
+if TYPE_CHECKING:  # config builds channels, whose doctor checks import preview
+    from .config import Config
 
 __all__ = [
     "SAMPLE_RECOVERY_URL",
     "SAMPLE_SHORT_LINK",
     "PreviewRow",
+    "PreviewSetup",
     "preview",
+    "preview_body",
+    "preview_line",
+    "preview_setup",
     "sample_checkout",
+    "write_html",
 ]
 
 SAMPLE_RECOVERY_URL = (
@@ -256,3 +267,107 @@ def _preview_one(
     return PreviewRow(
         channel, step, locale, sample, template, content=content, length=length, notes=notes
     )
+
+
+@dataclass(frozen=True, slots=True)
+class PreviewSetup:
+    """What ``preview`` renders with: a configuration's renderer, shop, steps and a link as
+    long as its real ones, or the package's alone; ``header`` says which."""
+
+    renderer: TemplateRenderer
+    shop: ShopInfo
+    steps: list[tuple[int, Decimal | None]]
+    link: str
+    header: str
+
+
+def preview_setup(
+    config: Config | None, *, shop: ShopInfo, link: str | None = None
+) -> PreviewSetup:
+    """Set up ``preview`` from ``config`` (its templates, shop, steps and ``[links]``), or,
+    without one, from the package's templates with ``shop``; ``link`` overrides the link."""
+    from .policy import DEFAULT_STEPS
+    from .store.sqlite import SQLiteStore
+
+    if config is None:
+        renderer = TemplateRenderer()
+        policy_steps = DEFAULT_STEPS
+        sample, why = SAMPLE_SHORT_LINK, "the length the default SMS templates are written for"
+        source = "package templates, no configuration (no ./cartrescue.toml)"
+    else:
+        renderer = config.renderer()
+        shop = config.shop
+        policy_steps = config.policy.steps
+        with SQLiteStore(":memory:") as scratch:
+            links = config.links(scratch)
+        if links is None:
+            sample, why = SAMPLE_RECOVERY_URL, "no [links]: a raw Shopify recovery URL"
+        else:
+            sample, why = links.example(), "as long as your [links] short links"
+        dirs = ", ".join(str(d) for d in renderer.template_dirs) or "none"
+        source = f"{config.path}; your templates: {dirs}, then the package's"
+    if link:
+        sample, why = link, "given with --link"
+    header = (
+        f"cartrescue preview: {source}\n"
+        f"Shop {shop.name!r}, locale {shop.locale}; at most {renderer.max_segments} SMS "
+        f"segment(s); smart encoding {'on' if renderer.smart_encoding else 'off'}\n"
+        f"Link: {sample} ({len(sample)} characters; {why})\n"
+    )
+    steps = [(s.number, s.discount.percent if s.discount else None) for s in policy_steps]
+    return PreviewSetup(renderer, shop, steps, sample, header)
+
+
+def preview_line(row: PreviewRow) -> str:
+    """The row of ``preview``'s table: channel, step, locale, data, encoding, length,
+    segments, fit and template."""
+    encoding: str
+    if row.channel == "sms" and row.length is not None:
+        limit = SINGLE[row.length.encoding]
+        length = f"{row.length.units}/{limit}"
+        encoding, segments = row.length.encoding, str(row.length.segments or "-")
+    elif row.channel == "whatsapp" and row.content is not None:
+        body = row.content.text.rsplit("\n[", 1)[0]
+        length, encoding, segments = f"{len(body)}/{WHATSAPP_BODY_LIMIT}", "-", "-"
+    else:
+        length, encoding, segments = "-", "-", "-"
+    fits = "yes" if row.fits else "NO"
+    return (
+        f"{row.channel:<9}{row.step:<5}{row.locale:<7}{row.sample:<11}{encoding:<9}"
+        f"{length:>9}  {segments:<4}{fits:<5}{row.template or '-'}"
+        + (f"  ({', '.join(row.notes)})" if row.notes else "")
+    )
+
+
+def preview_body(row: PreviewRow) -> list[str]:
+    """The whole message of a row: an SMS's text; a WhatsApp template and its text; an
+    email's subject, plain text and HTML. A row that did not render gives its problem."""
+    if row.problem is not None:
+        return [f"!! {row.problem}"]
+    assert row.content is not None
+    content = row.content
+    if row.channel == "email":
+        lines = [f"Subject: {content.subject}", "-- text --", *content.text.splitlines()]
+        if content.html:
+            lines += ["-- HTML --", *content.html.splitlines()]
+        return lines
+    lines = content.text.splitlines() or [""]
+    if row.channel == "whatsapp":
+        lines = [f"[{content.template} ({content.language})]", *lines]
+    return lines
+
+
+def write_html(rows: Iterable[PreviewRow], folder: str | Path) -> list[Path]:
+    """Write each rendered email's HTML to ``folder`` (created if missing), one file per
+    step, locale and sample, to open in a browser; return the files written."""
+    target = Path(folder)
+    target.mkdir(parents=True, exist_ok=True)
+    written = []
+    for row in rows:
+        if row.channel != "email" or row.content is None or not row.content.html:
+            continue
+        sample = re.sub(r"[^a-z0-9]+", "-", row.sample.lower())
+        path = target / f"email-{row.step}-{row.locale}-{sample}.html"
+        path.write_text(row.content.html, encoding="utf-8")
+        written.append(path)
+    return written

@@ -44,7 +44,13 @@ import shopify
 
 from ..clock import Clock, utc_now
 from ..doctor import Problem
-from ..errors import BadPayloadError, ConfigError, ConnectorAuthError, ConnectorError
+from ..errors import (
+    BadPayloadError,
+    ConfigError,
+    ConnectorAuthError,
+    ConnectorError,
+    explain_connector_error,
+)
 from ..http import CursorPaginator, HttpClient
 from ..models import (
     BadCheckout,
@@ -519,7 +525,9 @@ class ShopifyConnector:
             return [
                 Problem(
                     area,
-                    f"cannot reach the Shopify Admin API of {self.shop}: {err}",
+                    f"cannot reach the Shopify Admin API of {self.shop}: {err}"
+                    if err.status is not None
+                    else explain_connector_error(err, shop=self.shop, connector=self.name),
                     "check connector.shop, connector.api_version and the network",
                 )
             ]

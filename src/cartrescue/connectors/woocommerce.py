@@ -48,7 +48,13 @@ import requests
 
 from ..clock import Clock, utc_now
 from ..doctor import Problem
-from ..errors import BadPayloadError, ConfigError, ConnectorAuthError, ConnectorError
+from ..errors import (
+    BadPayloadError,
+    ConfigError,
+    ConnectorAuthError,
+    ConnectorError,
+    explain_connector_error,
+)
 from ..http import DEFAULT_TIMEOUT, PageNumberPaginator, PageRequest, header_map, paginate
 from ..models import (
     BadCheckout,
@@ -213,7 +219,7 @@ class WooCommerceConnector:
         """Unpaid shopper orders modified after ``since`` (``None``: the last 30 days), page
         by page. Raises ``ConnectorError`` when the shop cannot be read."""
         if not self.consent.configured:
-            log.warning("woocommerce: %s (set consent_meta or consent)", _NO_CONSENT)
+            log.warning("%s (set consent_meta or consent)", _NO_CONSENT)
         lower = since if since is not None else self.clock() - RECENT
         query = {
             "status": ",".join(self.statuses),
@@ -506,7 +512,11 @@ class WooCommerceConnector:
                     f"check url; is WooCommerce active? On a site with plain permalinks set "
                     f'base_url = "{self.url}/?rest_route="'
                 )
-            problems.append(Problem("connector", f"cannot read orders: {err}", fix))
+            if err.status is None:  # unreachable: say so in words
+                why = explain_connector_error(err, shop=self.url, connector=self.name)
+                problems.append(Problem("connector", why, fix))
+            else:
+                problems.append(Problem("connector", f"cannot read orders: {err}", fix))
             return problems
         problems += self._check_consent_keys(recent if isinstance(recent, list) else [])
         return problems

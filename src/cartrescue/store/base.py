@@ -249,7 +249,9 @@ class OptOutStore(Protocol):
         """The channels (or ``*``) any of ``contacts`` opted out of."""
         ...
 
-    def list_optouts(self) -> list[OptOut]: ...
+    def list_optouts(self, channel: str | None = None) -> list[OptOut]:
+        """Opt-outs by contact, oldest first; with ``channel``, those that stop that channel
+        (its own and those for every channel, ``"*"``)."""
 
 
 @runtime_checkable

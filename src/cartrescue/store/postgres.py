@@ -598,10 +598,15 @@ class PostgresStore:
         )
         return {str(r[0]) for r in rows}
 
-    def list_optouts(self) -> list[OptOut]:
+    def list_optouts(self, channel: str | None = None) -> list[OptOut]:
+        where, params = "", [self.shop]
+        if channel not in (None, "*"):
+            where, params = " AND channel IN (%s, '*')", [self.shop, str(channel)]
         rows = self._query(
-            "SELECT contact, channel, source, at FROM optouts WHERE shop = %s ORDER BY at, contact",
-            (self.shop,),
+            "SELECT contact, channel, source, at FROM optouts WHERE shop = %s"
+            + where
+            + " ORDER BY at, contact",
+            params,
         )
         return [OptOut(str(r[0]), str(r[1]), str(r[2]), r[3].astimezone(UTC)) for r in rows]
 

@@ -614,8 +614,13 @@ class SQLiteStore:
                     )
         return [(r[1],) for r in rows]
 
-    def list_optouts(self) -> list[OptOut]:
-        rows = self._query("SELECT contact, channel, source, at FROM optouts ORDER BY at")
+    def list_optouts(self, channel: str | None = None) -> list[OptOut]:
+        where, params = (
+            ("", ()) if channel in (None, "*") else (" WHERE channel IN (?, '*')", (channel,))
+        )
+        rows = self._query(
+            f"SELECT contact, channel, source, at FROM optouts{where} ORDER BY at", params
+        )
         return [
             OptOut(str(r[0]), str(r[1]), str(r[2]), datetime.fromisoformat(str(r[3]))) for r in rows
         ]

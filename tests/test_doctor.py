@@ -1,0 +1,169 @@
+"""``cartrescue doctor``: builds what ``run`` builds, lists what it checked, writes nothing."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from cartrescue.cli import EXIT_CONFIG, EXIT_OK, main
+from cartrescue.store import SQLiteStore
+
+BASE = (
+    '[shop]\nname = "Nordlys"\n[connector]\ntype = "cartrescue.demo:DemoConnector"\n'
+    '[channels.sms]\ntype = "console"\n[channels.email]\ntype = "console"\n'
+    '[links]\nbase_url = "https://go.shop.example/r/"\n'
+    '[store]\npath = "data/store.sqlite3"\n'
+)
+WEB = '[web]\npublic_url = "https://shop.example"\nunsubscribe_secret_env = "UNSUB_SECRET"\n'
+
+
+def run(*args: str) -> tuple[int, str]:
+    out = io.StringIO()
+    code = main(list(args), out=out)
+    return code, out.getvalue()
+
+
+@pytest.fixture
+def config(tmp_path):
+    path = tmp_path / "cartrescue.toml"
+    path.write_text(BASE + WEB)
+    return path
+
+
+@pytest.mark.parametrize(
+    "secret", [None, "short"], ids=["web secret unset", "web secret too short"]
+)
+def test_doctor_fails_where_run_fails(config, monkeypatch, capsys, secret):
+    if secret is None:
+        monkeypatch.delenv("UNSUB_SECRET", raising=False)
+    else:
+        monkeypatch.setenv("UNSUB_SECRET", secret)
+    run_code, _ = run("run", "--config", str(config))
+    assert run_code == EXIT_CONFIG
+    assert "web.unsubscribe_secret_env" in capsys.readouterr().err or secret is not None
+    code, out = run("doctor", "--config", str(config))
+    assert code == run_code, out
+    assert "All checks passed" not in out
+    assert "[error] web.unsubscribe_secret" in out
+
+
+def test_doctor_lists_every_check_when_all_pass(config, monkeypatch):
+    monkeypatch.setenv("UNSUB_SECRET", "s" * 40)
+    monkeypatch.setenv("CARTRESCUE_HASH_KEY", "k" * 40)
+    config.write_text(
+        config.read_text().replace("[store]\n", '[store]\nhash_key_env = "CARTRESCUE_HASH_KEY"\n')
+    )
+    code, out = run("doctor", "--config", str(config))
+    assert code == EXIT_OK, out
+    areas = [line.split()[1] for line in out.splitlines() if line.startswith("  ok  ")]
+    assert areas == [
+        "config",
+        "connector",
+        "channels.sms",
+        "channels.email",
+        "templates",
+        "store",
+        "links",
+        "web",
+        "schedule",
+    ]
+    assert "one-click unsubscribe on" in out
+    assert out.rstrip().endswith("All checks passed.")
+    assert run("run", "--config", str(config))[0] == EXIT_OK
+
+
+def test_doctor_writes_nothing(config, monkeypatch):
+    monkeypatch.setenv("UNSUB_SECRET", "s" * 40)
+    store = config.parent / "data" / "store.sqlite3"
+    assert run("doctor", "--config", str(config))[0] == EXIT_OK
+    assert not store.parent.exists()  # neither the store nor its folder was created
+    assert run("run", "--config", str(config))[0] == EXIT_OK
+    before = {p.name: p.stat().st_mtime_ns for p in store.parent.iterdir()}
+    code, out = run("doctor", "--config", str(config))
+    assert code == EXIT_OK, out
+    assert "last pass" in out and "never" not in out
+    assert {p.name: p.stat().st_mtime_ns for p in store.parent.iterdir()} == before
+
+
+def test_doctor_reports_a_damaged_store(config, monkeypatch):
+    monkeypatch.setenv("UNSUB_SECRET", "s" * 40)
+    store = config.parent / "data" / "store.sqlite3"
+    store.parent.mkdir()
+    store.write_bytes(b"this is not a database" * 100)
+    code, out = run("doctor", "--config", str(config))
+    assert code != EXIT_OK
+    assert "[error] store:" in out and "backup" in out
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("setpriv") is None,
+    reason="needs root to run doctor as another user",
+)
+def test_doctor_warns_when_the_store_is_not_writable_by_its_user():
+    """The store belongs to root (a doctor or run as root made it); the service user's
+    doctor names the problem and the chown that fixes it."""
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        root.chmod(0o755)
+        config = root / "cartrescue.toml"
+        config.write_text(BASE)
+        config.chmod(0o644)
+        assert main(["run", "--config", str(config)], out=io.StringIO()) == EXIT_OK
+        data = root / "data"
+        for path in (data, *data.iterdir()):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        result = subprocess.run(
+            [
+                "setpriv",
+                "--reuid=nobody",
+                "--regid=nogroup",
+                "--clear-groups",
+                sys.executable,
+                "-m",
+                "cartrescue.cli",
+                "doctor",
+                "--config",
+                str(config),
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "HOME": "/", "PYTHONDONTWRITEBYTECODE": "1"},
+            check=False,
+        )
+        assert "Traceback" not in result.stderr, result.stderr
+        assert f"[warning] store: the folder {data} is not writable by nobody" in result.stdout
+        assert "fix: chown nobody" in result.stdout
+        assert "is not readable and writable by nobody" in result.stdout
+        with SQLiteStore(data / "store.sqlite3") as store:  # still a good store
+            assert store.schema_version() >= 1
+
+
+def test_doctor_reports_every_broken_part_at_once(tmp_path, monkeypatch):
+    monkeypatch.delenv("UNSUB_SECRET", raising=False)
+    monkeypatch.delenv("NO_SUCH_TOKEN", raising=False)
+    config = tmp_path / "cartrescue.toml"
+    config.write_text(
+        '[connector]\ntype = "shopify"\nshop = "nordlys.myshopify.com"\n'
+        'token_env = "NO_SUCH_TOKEN"\n'
+        '[channels.sms]\ntype = "console"\n'
+        "[links]\ncode_length = 8\n"
+        "[store]\npath = 5\n" + WEB
+    )
+    code, out = run("doctor", "--config", str(config))
+    assert code == EXIT_CONFIG, out
+    for key in (
+        "connector.token_env",
+        "links.base_url",
+        "store.path",
+        "web.unsubscribe_secret_env",
+    ):
+        assert f"[error] {key}: " in out, (key, out)
+        assert f"{key}: {key}:" not in out
+    assert "All checks passed" not in out
