@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Literal
 
 import phonenumbers
@@ -27,16 +27,54 @@ __all__ = [
     "Purchase",
     "Receipt",
     "ShopInfo",
+    "clean_text",
     "normalize_email",
     "normalize_phone",
+    "parse_currency",
     "parse_money",
+    "parse_quantity",
     "parse_time",
 ]
 
 ChannelKind = Literal["sms", "whatsapp", "email"]
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_EMAIL_MAX = 254  # RFC 5321's limit for a whole address
+_PHONE_MAX = 64
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
+# Lone surrogates (unencodable), NUL and the other C0/C1 controls, and the bidi embedding,
+# override and isolate characters that can make a name or link read differently.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_SPACES = frozenset("\t\n\r\x0b\x0c\x85\u2028\u2029")
+_MONEY_DIGITS = 15  # a total of 10^15 or more in any currency is a malformed payload
+_MONEY_DECIMALS = 12
+_QUANTITY_MAX = 1_000_000
+_YEARS = (1970, 2999)
+_SHOWN = 40
+
+
+def _shown(raw: object) -> str:
+    """``raw`` for an error message: its repr, cut short (a payload may hold 100 KB)."""
+    try:
+        text = repr(raw)
+    except ValueError:  # an int too long to print
+        return f"<{type(raw).__name__}>"
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…"
+
+
+def clean_text(raw: object) -> str | None:
+    """Text from a payload made safe to store, log and send, or ``None``.
+
+    ``None`` unless ``raw`` is a string. Lone surrogates (which no encoder accepts), NUL and
+    the other C0/C1 control characters, and the bidi embedding, override and isolate
+    characters (U+202A–202E, U+2066–2069) are removed; line breaks and tabs become spaces;
+    the result is stripped, and ``None`` when nothing is left.
+    """
+    if not isinstance(raw, str):
+        return None
+    if _UNSAFE.search(raw):
+        raw = _UNSAFE.sub(lambda m: " " if m.group() in _SPACES else "", raw)
+    return raw.strip() or None
 
 
 def normalize_phone(raw: str | None, region: str | None = None) -> str | None:
@@ -47,6 +85,8 @@ def normalize_phone(raw: str | None, region: str | None = None) -> str | None:
     """
     if raw is None or not raw.strip():
         return None
+    if len(raw) > _PHONE_MAX:
+        raise ValueError("not a phone number (too long)")
     try:
         number = phonenumbers.parse(raw, (region or "").upper() or None)
     except phonenumbers.NumberParseException as err:
@@ -64,41 +104,85 @@ def normalize_email(raw: str | None) -> str | None:
     if raw is None or not raw.strip():
         return None
     value = raw.strip()
-    if not _EMAIL.match(value):
+    if len(value) > _EMAIL_MAX or not _EMAIL.match(value):
         raise ValueError("not an email address")
     local, _, domain = value.rpartition("@")
     return f"{local}@{domain.lower()}"
 
 
 def parse_money(raw: object, *, item: str | None = None) -> Decimal:
-    """Parse a price given as a string or number into a ``Decimal``; never through float."""
-    if isinstance(raw, bool) or raw is None:
-        raise BadPayloadError(f"price {raw!r} is not a number", item=item)
+    """Parse a price given as a string or number into a ``Decimal``; never through float.
+
+    Raises :class:`~cartrescue.errors.BadPayloadError` for anything that is not a finite
+    number, and for amounts no shop charges (10^15 or more, or more than 12 decimals), so
+    that arithmetic and formatting downstream cannot overflow.
+    """
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float | Decimal):
+        raise BadPayloadError(f"price {_shown(raw)} is not a number", item=item)
     try:
-        value = Decimal(str(raw).strip())
-    except InvalidOperation:
-        raise BadPayloadError(f"price {raw!r} is not a number", item=item) from None
+        value = Decimal(raw.strip() if isinstance(raw, str) else str(raw))
+    except (ArithmeticError, ValueError):
+        raise BadPayloadError(f"price {_shown(raw)} is not a number", item=item) from None
     if not value.is_finite():
-        raise BadPayloadError(f"price {raw!r} is not a number", item=item)
+        raise BadPayloadError(f"price {_shown(raw)} is not a number", item=item)
+    exponent = value.as_tuple().exponent
+    if value and (
+        value.adjusted() >= _MONEY_DIGITS
+        or (isinstance(exponent, int) and exponent < -_MONEY_DECIMALS)
+    ):
+        raise BadPayloadError(f"price {_shown(raw)} is out of range", item=item)
     return value
+
+
+def parse_quantity(raw: object, *, item: str | None = None) -> int:
+    """Parse a line item quantity: a whole number from 0 to 1 000 000, given as a number or
+    a string. Raises :class:`~cartrescue.errors.BadPayloadError` otherwise."""
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float | Decimal):
+        raise BadPayloadError(f"line item quantity {_shown(raw)} is not a number", item=item)
+    try:
+        value = Decimal(raw.strip() if isinstance(raw, str) else str(raw))
+    except (ArithmeticError, ValueError):
+        raise BadPayloadError(
+            f"line item quantity {_shown(raw)} is not a number", item=item
+        ) from None
+    if not value.is_finite() or value != value.to_integral_value():
+        raise BadPayloadError(f"line item quantity {_shown(raw)} is not a whole number", item=item)
+    if not 0 <= value <= _QUANTITY_MAX:
+        raise BadPayloadError(f"line item quantity {_shown(raw)} is out of range", item=item)
+    return int(value)
+
+
+def parse_currency(raw: object, *, item: str | None = None) -> str:
+    """An ISO 4217 code (``"NOK"``; lower case is accepted and upper-cased). Raises
+    :class:`~cartrescue.errors.BadPayloadError` otherwise."""
+    text = clean_text(raw)
+    code = text.upper() if text is not None and len(text) == 3 else None
+    if code is None or not _CURRENCY.match(code):
+        raise BadPayloadError(f"currency {_shown(raw)} is not ISO 4217", item=item)
+    return code
 
 
 def parse_time(raw: object, *, item: str | None = None, assume_utc: bool = False) -> datetime:
     """Parse an ISO 8601 time into an aware ``datetime`` in UTC.
 
     A time without an offset is refused unless ``assume_utc`` (for fields the platform
-    documents as UTC, such as WooCommerce's ``*_gmt``).
+    documents as UTC, such as WooCommerce's ``*_gmt``). Times before 1970 or after 2999 are
+    refused too: they are malformed payloads, and date arithmetic on them would overflow.
     """
     if not isinstance(raw, str) or not raw:
-        raise BadPayloadError(f"time {raw!r} is not an ISO 8601 string", item=item)
+        raise BadPayloadError(f"time {_shown(raw)} is not an ISO 8601 string", item=item)
     try:
         value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
-        raise BadPayloadError(f"time {raw!r} is not an ISO 8601 string", item=item) from None
+        raise BadPayloadError(f"time {_shown(raw)} is not an ISO 8601 string", item=item) from None
     if value.tzinfo is None:
         if not assume_utc:
-            raise BadPayloadError(f"time {raw!r} has no UTC offset", item=item)
+            raise BadPayloadError(f"time {_shown(raw)} has no UTC offset", item=item)
         value = value.replace(tzinfo=UTC)
+    if not _YEARS[0] <= value.year <= _YEARS[1]:  # checked first: astimezone may overflow
+        raise BadPayloadError(
+            f"time {_shown(raw)} is out of range ({_YEARS[0]}–{_YEARS[1]})", item=item
+        )
     return value.astimezone(UTC)
 
 

@@ -26,9 +26,12 @@ from ..models import (
     Checkout,
     Customer,
     LineItem,
+    clean_text,
     normalize_email,
     normalize_phone,
+    parse_currency,
     parse_money,
+    parse_quantity,
     parse_time,
 )
 
@@ -79,17 +82,21 @@ ORDER_FIELDS = ",".join(
 skips computing the others), a fraction of the full order."""
 
 _TAGS = re.compile(r"<[^>]+>")
+_REF_MAX = 100
 
 
 def order_ref(order: object) -> str:
-    """The order's id as text for error messages, ``"?"`` when there is none."""
-    if isinstance(order, Mapping) and order.get("id") is not None:
-        return str(order["id"])
-    return "?"
+    """The order's id as text for error messages, ``"?"`` when there is none (or when what
+    stands there is not an integer or a short text)."""
+    raw = order.get("id") if isinstance(order, Mapping) else None
+    if isinstance(raw, int) and not isinstance(raw, bool) and abs(raw) < 10**_REF_MAX:
+        return str(raw)
+    text = clean_text(raw)
+    return text if text is not None and len(text) <= _REF_MAX else "?"
 
 
 def _text(value: object) -> str:
-    return value.strip() if isinstance(value, str) else ""
+    return clean_text(value) or ""
 
 
 def _object(value: object) -> Mapping[str, Any]:
@@ -97,7 +104,9 @@ def _object(value: object) -> Mapping[str, Any]:
 
 
 def _plain(value: object) -> str:
-    return _TAGS.sub("", html.unescape(str(value))).strip()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)
+    return clean_text(_TAGS.sub("", html.unescape(clean_text(value) or ""))) or ""
 
 
 def paid_at(order: Mapping[str, Any], item: str) -> datetime | None:
@@ -212,18 +221,6 @@ def parse_consent(consent_meta: object, consent_meta_value: object, consent: obj
     return Consent(meta=meta, values=values, store_level=frozenset(store_level))
 
 
-def _quantity(raw: object, item: str) -> int:
-    if isinstance(raw, bool):
-        raise BadPayloadError(f"line item quantity {raw!r} is not a number", item=item)
-    try:
-        value = Decimal(str(raw))
-    except ArithmeticError:
-        raise BadPayloadError(f"line item quantity {raw!r} is not a number", item=item) from None
-    if not value.is_finite() or value != value.to_integral_value():
-        raise BadPayloadError(f"line item quantity {raw!r} is not a whole number", item=item)
-    return int(value)
-
-
 def _variant(meta_data: object, title: str) -> str | None:
     """Visible item meta (variation attributes, add-on choices) not already in the title."""
     if not isinstance(meta_data, list):
@@ -241,10 +238,19 @@ def _variant(meta_data: object, title: str) -> str | None:
     return ", ".join(parts) or None
 
 
+def _lines(order: Mapping[str, Any], item: str) -> list[Any]:
+    lines = order.get("line_items")
+    if lines is None:
+        return []
+    if not isinstance(lines, list):
+        raise BadPayloadError("line_items is not a list", item=item)
+    return lines
+
+
 def _line_item(raw: object, item: str, with_tax: bool) -> LineItem:
     if not isinstance(raw, Mapping):
         raise BadPayloadError("a line item is not an object", item=item)
-    quantity = _quantity(raw.get("quantity", 1), item)
+    quantity = parse_quantity(raw.get("quantity", 1), item=item)
     title = _plain(raw.get("name") or "") or "Item"
     if raw.get("subtotal") not in (None, "") and quantity > 0:
         subtotal = parse_money(raw["subtotal"], item=item)
@@ -280,12 +286,14 @@ class OrderMapper:
     def skip_reason(self, order: Mapping[str, Any]) -> str | None:
         """Why this order is not a shopper's checkout (admin or API created), else None."""
         via = order.get("created_via")
-        if via not in self.created_via:
-            return f"created via {via!r}, not a shopper checkout"
+        if not isinstance(via, str) or via not in self.created_via:
+            shown = repr(via) if isinstance(via, str | None) else f"a {type(via).__name__}"
+            return f"created via {shown[:40]}, not a shopper checkout"
         return None
 
     def is_paid(self, order: Mapping[str, Any]) -> bool:
-        return order.get("status") in self.paid_statuses
+        status = order.get("status")
+        return isinstance(status, str) and status in self.paid_statuses
 
     def checkout(self, order: object) -> Checkout:
         """Raises :class:`~cartrescue.errors.BadPayloadError` naming the order."""
@@ -317,11 +325,9 @@ class OrderMapper:
             abandoned_at=created,
             updated_at=max(modified, created),
             recovery_url=self._recovery_url(order, order_id, status, problems),
-            currency=_text(order.get("currency")).upper(),
+            currency=parse_currency(order.get("currency"), item=item),
             total=parse_money(order.get("total"), item=item),
-            line_items=tuple(
-                _line_item(li, item, with_tax) for li in order.get("line_items") or ()
-            ),
+            line_items=tuple(_line_item(li, item, with_tax) for li in _lines(order, item)),
             customer=self._customer(order, problems),
             completed_at=completed,
             name=f"#{_text(str(order.get('number') or order_id))}",
