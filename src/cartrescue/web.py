@@ -346,7 +346,7 @@ class _App:
             return FORBIDDEN
         try:
             payload = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             return _text("400 Bad Request", "not JSON\n")
         for value in _changes(payload):
             for kind, items in (
@@ -354,10 +354,16 @@ class _App:
                 ("messages", self._wa_message),
                 ("user_preferences", self._wa_preference),
             ):
-                for item in value.get(kind) or ():
+                for item in _list(value.get(kind)):
                     try:
                         items(item)
-                    except (KeyError, TypeError, ValueError, AttributeError) as err:
+                    except (
+                        KeyError,
+                        TypeError,
+                        ValueError,
+                        AttributeError,
+                        ArithmeticError,
+                    ) as err:
                         log.warning("web: WhatsApp %s item skipped: %s", kind, mask_text(str(err)))
         return _text("200 OK", "ok\n")
 
@@ -481,11 +487,15 @@ def _body(environ: WSGIEnvironment) -> bytes | None:
 def _changes(payload: object) -> Iterable[Mapping[str, Any]]:
     if not isinstance(payload, dict) or payload.get("object") != "whatsapp_business_account":
         return
-    for entry in payload.get("entry") or ():
-        for change in (entry.get("changes") if isinstance(entry, dict) else None) or ():
+    for entry in _list(payload.get("entry")):
+        for change in _list(entry.get("changes") if isinstance(entry, dict) else None):
             value = change.get("value") if isinstance(change, dict) else None
             if isinstance(value, dict):
                 yield value
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _key_parts(key: object) -> tuple[str | None, int | None]:

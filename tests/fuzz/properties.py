@@ -66,3 +66,9 @@ def assert_names_the_problem(err: BadPayloadError) -> None:
     assert err.detail.strip(), "no reason given"
     assert len(str(err)) < 600, f"error message of {len(str(err))} characters"
     assert not UNSAFE.search(str(err).replace("\\", "")), "raw control characters in the message"
+
+
+def assert_brief(err: BadPayloadError) -> None:
+    """A refusal of a whole body says what is wrong in a line, without echoing the body."""
+    assert err.detail.strip(), "no reason given"
+    assert len(str(err)) < 600, f"error message of {len(str(err))} characters"

@@ -372,25 +372,25 @@ _yes = st.sampled_from(["1", "yes", "0", "", True, 1])
 
 
 @st.composite
-def twilio_form(draw: st.DrawFn) -> list[tuple[str, str]]:
-    """The fields of a Twilio inbound SMS webhook (``application/x-www-form-urlencoded``)."""
+def twilio_form(draw: st.DrawFn) -> dict[str, Any]:
+    """The fields of a Twilio inbound SMS webhook; :func:`form_body` encodes them."""
     body = draw(
         st.sampled_from(["STOP", "stop", " Stop ", "START", "UNSUBSCRIBE", "hei", "STOPP", ""])
         | any_text()
     )
-    return [
-        ("ToCountry", "US"),
-        ("SmsMessageSid", "SM" + draw(_hex)),
-        ("NumMedia", "0"),
-        ("SmsStatus", "received"),
-        ("Body", body),
-        ("FromCountry", draw(_countries)),
-        ("To", "+14155552671"),
-        ("MessageSid", "SM" + draw(_hex)),
-        ("AccountSid", "AC0123456789abcdef0123456789abcdef"),
-        ("From", draw(_phones | any_text(20))),
-        ("ApiVersion", "2010-04-01"),
-    ]
+    return {
+        "ToCountry": "US",
+        "SmsMessageSid": "SM" + draw(_hex),
+        "NumMedia": "0",
+        "SmsStatus": "received",
+        "Body": body,
+        "FromCountry": draw(_countries),
+        "To": "+14155552671",
+        "MessageSid": "SM" + draw(_hex),
+        "AccountSid": "AC0123456789abcdef0123456789abcdef",
+        "From": draw(_phones | any_text(20)),
+        "ApiVersion": "2010-04-01",
+    }
 
 
 def whatsapp_notification() -> st.SearchStrategy[Any]:
@@ -501,8 +501,12 @@ def mutated(base: st.SearchStrategy[Any], max_mutations: int = 4) -> st.SearchSt
     return _mutate(base, max_mutations)
 
 
-def form_body(fields: list[tuple[str, str]]) -> bytes:
-    """URL-encode form fields as a provider would, keeping unencodable text as its bytes."""
+def form_body(fields: Any) -> bytes:
+    """URL-encode form fields as a provider would (a mutated field is sent as its text),
+    keeping unencodable text as its bytes."""
+    pairs = fields.items() if isinstance(fields, dict) else []
     return "&".join(
-        f"{quote(k)}={quote(v.encode('utf-8', 'surrogatepass'), safe='')}" for k, v in fields
+        f"{quote(str(k).encode('utf-8', 'surrogatepass'), safe='')}="
+        f"{quote(str(v).encode('utf-8', 'surrogatepass'), safe='')}"
+        for k, v in pairs
     ).encode("ascii")
