@@ -7,8 +7,11 @@ that the existence check, the frequency cap and the insert are one atomic step.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
+import os
 import secrets
 import sqlite3
 import threading
@@ -25,7 +28,7 @@ from ..errors import StoreError
 from ..models import Checkout, Purchase
 from .base import ConversionKind, LinkRecord, OptOut, OutboxEntry, OutboxStatus, Stats
 
-__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
+__all__ = ["SCHEMA_VERSION", "SQLiteStore", "store_error"]
 
 _MIGRATIONS: tuple[str, ...] = (
     # 1: the first schema.
@@ -154,6 +157,64 @@ def _marks(values: Sequence[object]) -> str:
     return ",".join("?" * len(values))
 
 
+# What SQLite (or the file system) says → what happened, and what the operator can do.
+_FAULTS: tuple[tuple[tuple[str, ...], str, str], ...] = (
+    (
+        ("locked", "busy"),
+        "is locked by another process",
+        "let the other cartrescue run finish (or stop what holds the file open), then run again",
+    ),
+    (
+        ("readonly", "read-only", "read only", "permission denied", "not permitted"),
+        "is read-only",
+        "make the file, its folder and its -wal and -shm files writable by the user "
+        "running cartrescue",
+    ),
+    (
+        ("disk is full", "no space left"),
+        "cannot be written because the disk is full",
+        "free space on the disk that holds it, then run again (nothing sent is sent twice)",
+    ),
+    (
+        ("not a database", "malformed", "corrupt"),
+        "is damaged or is not a cartrescue store",
+        "restore it from a backup, or move it aside so that a new store is created",
+    ),
+    (
+        ("unable to open", "cannot open"),
+        "cannot be opened",
+        "check that its folder exists and is writable by the user running cartrescue",
+    ),
+    (
+        ("i/o error", "input/output error"),
+        "could not be read or written (I/O error)",
+        "check the disk that holds it, then run again",
+    ),
+)
+
+
+def _writable(path: Path) -> bool:
+    target = path if path.exists() else path.parent
+    return not target.exists() or os.access(target, os.W_OK)
+
+
+def store_error(path: str, err: BaseException) -> StoreError:
+    """One line for the operator: which store, what happened, what to do. SQLite's own
+    text stays on the chained cause."""
+    text = str(err).lower()
+    if isinstance(err, OSError) and err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        text += " read-only"
+    elif isinstance(err, OSError) and err.errno == errno.ENOSPC:
+        text += " disk is full"
+    elif "unable to open" in text and path != ":memory:" and not _writable(Path(path)):
+        text += " read-only"  # SQLite says only that it could not open the file
+    for needles, what, fix in _FAULTS:
+        if any(needle in text for needle in needles):
+            return StoreError(f"store {path} {what}: {fix}")
+    detail = " ".join(str(err).split())[:120]
+    return StoreError(f"store {path} failed ({detail}): run cartrescue doctor")
+
+
 class SQLiteStore:
     """The default :class:`~cartrescue.store.base.Store`: a file, or ``":memory:"``.
 
@@ -163,40 +224,60 @@ class SQLiteStore:
 
     def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
         try:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(
                 self.path, timeout=timeout, isolation_level=None, check_same_thread=False
             )
-        except sqlite3.Error as err:
-            raise StoreError(f"cannot open store {self.path}: {err}") from err
-        self._lock = threading.RLock()
-        self._db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-        if self.path != ":memory:":
-            self._enable_wal(timeout)
-        self._db.execute("PRAGMA synchronous = NORMAL")
-        self._migrate()
-        self._salt = self._meta("salt") or ""
+        except (sqlite3.Error, OSError) as err:
+            raise store_error(self.path, err) from err
+        try:
+            with self._errors():
+                self._db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+                if self.path != ":memory:":
+                    self._enable_wal(timeout)
+                self._db.execute("PRAGMA synchronous = NORMAL")
+                self._migrate()
+                self._salt = self._meta("salt") or ""
+        except BaseException:
+            self._db.close()
+            raise
 
     # -- plumbing ---------------------------------------------------------------------------
     @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """The store's one boundary for SQLite errors: each becomes a :class:`StoreError`
+        naming the file, what happened and the fix."""
+        try:
+            yield
+        except sqlite3.Error as err:
+            raise store_error(self.path, err) from err
+
+    def _rollback(self) -> None:
+        # SQLite may already have rolled back (disk full, I/O error): never fail on that.
+        if self._db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+
+    @contextmanager
     def _tx(self, mode: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            try:
-                self._db.execute(f"BEGIN {mode}")
-            except sqlite3.Error as err:
-                raise StoreError(f"store {self.path} is unavailable: {err}") from err
+        with self._lock, self._errors():
+            self._db.execute(f"BEGIN {mode}")
             try:
                 yield self._db
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise
-            else:
+            try:
                 self._db.execute("COMMIT")
+            except sqlite3.Error:
+                self._rollback()
+                raise
 
     def _query(self, sql: str, params: Sequence[object] = ()) -> list[Any]:
-        with self._lock:
+        with self._lock, self._errors():
             return list(self._db.execute(sql, params))
 
     def _enable_wal(self, timeout: float) -> None:
@@ -211,7 +292,7 @@ class SQLiteStore:
                 return
             except sqlite3.OperationalError as err:
                 if "locked" not in str(err) or time.monotonic() > deadline:
-                    raise StoreError(f"cannot open store {self.path}: {err}") from err
+                    raise store_error(self.path, err) from err
                 time.sleep(0.05)
 
     def _migrate(self) -> None:
