@@ -475,9 +475,9 @@ def _set(document: Any, path: tuple[Any, ...], new: Any) -> Any:
 
 
 @st.composite
-def _mutate(draw: st.DrawFn, base: st.SearchStrategy[Any], max_mutations: int) -> Any:
+def _mutate(draw: st.DrawFn, base: st.SearchStrategy[Any], least: int, most: int) -> Any:
     document = json.loads(json.dumps(draw(base)))  # a private copy
-    for _ in range(draw(st.integers(0, max_mutations))):
+    for _ in range(draw(st.integers(least, most))):
         paths = _paths(document)
         path = draw(st.sampled_from(paths))
         current: Any = document
@@ -496,9 +496,12 @@ def _mutate(draw: st.DrawFn, base: st.SearchStrategy[Any], max_mutations: int) -
     return document
 
 
-def mutated(base: st.SearchStrategy[Any], max_mutations: int = 4) -> st.SearchStrategy[Any]:
-    """``base``'s documents with 0 to ``max_mutations`` places changed (0: left valid)."""
-    return _mutate(base, max_mutations)
+def mutated(
+    base: st.SearchStrategy[Any], max_mutations: int = 4, *, min_mutations: int = 0
+) -> st.SearchStrategy[Any]:
+    """``base``'s documents with ``min_mutations`` to ``max_mutations`` places changed (none:
+    the document stays valid)."""
+    return _mutate(base, min_mutations, max_mutations)
 
 
 def form_body(fields: Any) -> bytes:
