@@ -53,13 +53,15 @@ _YEARS = (1970, 2999)
 _SHOWN = 40
 
 
-def _shown(raw: object) -> str:
-    """``raw`` for an error message: its repr, cut short (a payload may hold 100 KB)."""
+def _shown(raw: object, limit: int = _SHOWN) -> str:
+    """``raw`` for an error message, cut short (a payload may hold 100 KB): its repr, or
+    for an exception its type and text."""
     try:
-        text = repr(raw)
+        text = f"{type(raw).__name__}: {raw}" if isinstance(raw, BaseException) else repr(raw)
     except ValueError:  # an int too long to print
         return f"<{type(raw).__name__}>"
-    return text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…"
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def clean_text(raw: object) -> str | None:

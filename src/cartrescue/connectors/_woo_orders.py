@@ -26,6 +26,7 @@ from ..models import (
     Checkout,
     Customer,
     LineItem,
+    _shown,
     clean_text,
     normalize_email,
     normalize_phone,
@@ -287,8 +288,8 @@ class OrderMapper:
         """Why this order is not a shopper's checkout (admin or API created), else None."""
         via = order.get("created_via")
         if not isinstance(via, str) or via not in self.created_via:
-            shown = repr(via) if isinstance(via, str | None) else f"a {type(via).__name__}"
-            return f"created via {shown[:40]}, not a shopper checkout"
+            shown = _shown(via) if isinstance(via, str | None) else f"a {type(via).__name__}"
+            return f"created via {shown}, not a shopper checkout"
         return None
 
     def is_paid(self, order: Mapping[str, Any]) -> bool:
@@ -305,12 +306,14 @@ class OrderMapper:
         except BadPayloadError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError) as err:
-            raise BadPayloadError(f"malformed order: {err}", item=item) from err
+            raise BadPayloadError(f"malformed order: {_shown(err, 120)}", item=item) from err
 
     def _checkout(self, order: Mapping[str, Any], item: str) -> Checkout:
         order_id = order.get("id")
         if not isinstance(order_id, int) or isinstance(order_id, bool) or order_id <= 0:
-            raise BadPayloadError(f"order id {order_id!r} is not a positive integer", item=item)
+            raise BadPayloadError(
+                f"order id {_shown(order_id)} is not a positive integer", item=item
+            )
         status = _text(order.get("status"))
         created = parse_time(order.get("date_created_gmt"), item=item, assume_utc=True)
         modified_raw = order.get("date_modified_gmt") or order.get("date_created_gmt")
@@ -380,7 +383,7 @@ class OrderMapper:
             problems.append("the order has no payment_url or order_key: the link is the shop")
         elif status not in self.paid_statuses:
             problems.append(
-                f"a {status or 'status-less'} order cannot be paid: the link is the shop"
+                f"a {status[:40] or 'status-less'} order cannot be paid: the link is the shop"
             )
         return f"{self.shop_url}/"
 

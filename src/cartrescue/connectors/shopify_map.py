@@ -26,6 +26,7 @@ from ..models import (
     Checkout,
     Customer,
     LineItem,
+    _shown,
     clean_text,
     normalize_email,
     normalize_phone,
@@ -65,7 +66,9 @@ def _mapper(function: Callable[_P, Checkout]) -> Callable[_P, Checkout]:
         except (TypeError, ValueError, KeyError, AttributeError, ArithmeticError) as err:
             raw = args[0] if args else None
             item = numeric_id(raw.get("id")) if isinstance(raw, Mapping) else ""
-            raise BadPayloadError(f"malformed checkout: {err}", item=item or "?") from err
+            raise BadPayloadError(
+                f"malformed checkout: {_shown(err, 120)}", item=item or "?"
+            ) from err
 
     return mapped
 
