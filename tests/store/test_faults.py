@@ -4,6 +4,7 @@ exits 1; nothing is sent twice."""
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -184,3 +185,19 @@ def test_a_disk_full_after_a_send_never_sends_it_again(tmp_path: Path, tmpfs: Mo
     assert code == 0, err
     keys = sent.read_text().split()
     assert sorted(keys) == ["c0:1:sms", "c1:1:sms", "c2:1:sms"]  # each once, none twice
+
+
+def test_a_stored_checkout_that_no_longer_reads_is_skipped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with SQLiteStore(tmp_path / "s.sqlite3") as store:
+        store.upsert_checkout(make_checkout("old"), NOON)
+        store.upsert_checkout(make_checkout("ok"), NOON + timedelta(seconds=1))
+        # What an older cartrescue stored before times were bounded to 1970-2999.
+        data = make_checkout("old").to_dict()
+        data["updated_at"] = "9999-12-31T23:59:59+00:00"
+        raw = sqlite3.connect(tmp_path / "s.sqlite3", isolation_level=None)
+        raw.execute("UPDATE checkouts SET data = ? WHERE id = 'old'", (json.dumps(data),))
+        raw.close()
+        assert [c.id for c in store.active_checkouts(NOON - timedelta(days=1))] == ["ok"]
+    assert "checkout old skipped" in caplog.text

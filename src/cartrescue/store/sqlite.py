@@ -11,6 +11,7 @@ import contextlib
 import errno
 import hashlib
 import json
+import logging
 import os
 import secrets
 import sqlite3
@@ -24,11 +25,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
 
-from ..errors import StoreError
+from ..errors import BadPayloadError, StoreError
 from ..models import Checkout, Purchase
 from .base import ConversionKind, LinkRecord, OptOut, OutboxEntry, OutboxStatus, Stats
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore", "store_error"]
+
+log = logging.getLogger(__name__)
 
 _MIGRATIONS: tuple[str, ...] = (
     # 1: the first schema.
@@ -405,12 +408,19 @@ class SQLiteStore:
 
     def active_checkouts(self, abandoned_after: datetime) -> Iterator[Checkout]:
         rows = self._query(
-            "SELECT data FROM checkouts WHERE status = 'open' AND abandoned_at >= ? "
+            "SELECT id, data FROM checkouts WHERE status = 'open' AND abandoned_at >= ? "
             "ORDER BY abandoned_at",
             (_ts(abandoned_after),),
         )
-        for (data,) in rows:
-            yield Checkout.from_dict(json.loads(str(data)))
+        for checkout_id, data in rows:
+            try:
+                yield Checkout.from_dict(json.loads(str(data)))
+            except (BadPayloadError, ValueError, RecursionError) as err:
+                # Written by an older cartrescue that accepted it (a year 9999, say): one
+                # such row must not end every pass.
+                log.warning(
+                    "store: checkout %s skipped, its stored data is unusable: %s", checkout_id, err
+                )
 
     def checkout(self, checkout_id: str) -> Checkout | None:
         rows = self._query("SELECT data FROM checkouts WHERE id = ?", (checkout_id,))
