@@ -27,6 +27,7 @@ from cartrescue.web import make_app, twilio_signature, whatsapp_signature
 
 from .properties import FUZZ, TALLY, assert_brief, assert_usable
 from .strategies import (
+    any_text,
     form_body,
     garbage_body,
     hostile,
@@ -75,12 +76,19 @@ def store() -> Iterator[SQLiteStore]:
         yield opened
 
 
-def _status(app: Any, path: str, body: bytes, headers: Mapping[str, str], query: str = "") -> int:
+def _status(
+    app: Any,
+    path: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    query: str = "",
+    method: str = "POST",
+) -> int:
     environ: dict[str, Any] = {}
     setup_testing_defaults(environ)
     environ.update(
         {
-            "REQUEST_METHOD": "POST",
+            "REQUEST_METHOD": method,
             "PATH_INFO": path,
             "QUERY_STRING": query,
             "CONTENT_LENGTH": str(len(body)),
@@ -216,3 +224,19 @@ def test_unauthenticated_requests_never_fail_the_server(
         "X-WC-Webhook-Signature": signature,
     }
     assert _status(app, path, b'{"id": 1}', headers) in (400, 401, 403)
+
+
+@FUZZ
+@given(
+    st.one_of(
+        any_text(200).map(lambda t: t.encode("utf-8", "surrogatepass").decode("latin-1")),
+        st.text(st.characters(max_codepoint=255), max_size=300),
+        st.sampled_from([".", "..", "a.b", "=.=", "AAAA.AAAA", "x" * 5000 + "." + "y" * 5000]),
+    ),
+    st.sampled_from(["GET", "POST"]),
+)
+def test_any_unsubscribe_link_is_answered(store: SQLiteStore, token: str, method: str) -> None:
+    TALLY["web: unsubscribe link"] += 1
+    app = make_app(store, public_url=PUBLIC, unsubscribe_secret="0123456789abcdef0123")
+    status = _status(app, "/unsubscribe/" + token, b"", {}, method=method)
+    assert status in (200, 403, 404)
