@@ -16,6 +16,7 @@ import pytest
 
 from cartrescue.errors import StoreError
 from cartrescue.store import SQLiteStore
+from cartrescue.store.sqlite import store_error
 
 from ..conftest import NOON, make_checkout
 from ..test_processes import cartrescue, write_shop
@@ -201,3 +202,37 @@ def test_a_stored_checkout_that_no_longer_reads_is_skipped(
         raw.close()
         assert [c.id for c in store.active_checkouts(NOON - timedelta(days=1))] == ["ok"]
     assert "checkout old skipped" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("raw", "what"),
+    [
+        (sqlite3.OperationalError("attempt to write a readonly database"), "is read-only"),
+        (sqlite3.OperationalError("database is locked"), "is locked by another process"),
+        (sqlite3.OperationalError("database table is locked"), "is locked by another process"),
+        (
+            sqlite3.OperationalError("database or disk is full"),
+            "cannot be written because the disk is full",
+        ),
+        (
+            sqlite3.DatabaseError("file is not a database"),
+            "is damaged or is not a cartrescue store",
+        ),
+        (
+            sqlite3.DatabaseError("database disk image is malformed"),
+            "is damaged or is not a cartrescue store",
+        ),
+        (sqlite3.OperationalError("disk I/O error"), "could not be read or written (I/O error)"),
+        (PermissionError(13, "Permission denied"), "is read-only"),
+        (OSError(28, "No space left on device"), "cannot be written because the disk is full"),
+    ],
+)
+def test_each_kind_of_fault_has_its_own_line(raw: BaseException, what: str) -> None:
+    err = store_error("/var/lib/cartrescue/shop.sqlite3", raw)
+    assert str(err).startswith(f"store /var/lib/cartrescue/shop.sqlite3 {what}: ")
+    assert "\n" not in str(err)
+
+
+def test_an_unknown_fault_still_names_the_file_and_a_next_step() -> None:
+    err = store_error("/srv/s.sqlite3", sqlite3.OperationalError("something\nnew"))
+    assert str(err) == "store /srv/s.sqlite3 failed (something new): run cartrescue doctor"
