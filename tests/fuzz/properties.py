@@ -14,7 +14,7 @@ from cartrescue.errors import BadPayloadError
 from cartrescue.models import Checkout
 from cartrescue.store import SQLiteStore
 
-EXAMPLES = int(os.environ.get("CARTRESCUE_FUZZ_EXAMPLES", "250"))
+EXAMPLES = int(os.environ.get("CARTRESCUE_FUZZ_EXAMPLES", "400"))
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,
