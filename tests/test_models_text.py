@@ -28,8 +28,8 @@ from .conftest import NOON, make_checkout
     ("raw", "single", "multi"),
     [
         ("Kari", "Kari", "Kari"),
-        ("Kari\ud83d", "Kari\ufffd", "Kari\ufffd"),  # a lone surrogate: valid JSON, no encoding
-        ("\udc80x\ud800", "\ufffdx\ufffd", "\ufffdx\ufffd"),
+        ("Kari\ud83d", "Kari", "Kari"),  # a lone surrogate: valid JSON, no encoding
+        ("\udc80x\ud800", "x", "x"),
         ("Ka\x00ri", "Kari", "Kari"),
         ("Ka\x1bri\x7f", "Kari", "Kari"),
         ("Ka\x85ri", "Ka ri", "Ka\nri"),  # NEL, a C1 line break
@@ -50,7 +50,7 @@ def test_clean_text(raw: str, single: str, multi: str) -> None:
 
 def test_every_text_field_is_cleaned_when_a_model_is_built() -> None:
     dirty = "Kari\ud83d\x00\u202e"
-    clean = "Kari\ufffd"
+    clean = "Kari"
     customer = Customer(
         first_name=dirty, last_name=dirty, email=f"k{dirty}@example.no", locale="nb\x00"
     )
@@ -86,7 +86,7 @@ def test_a_cleaned_checkout_round_trips_and_encodes() -> None:
     again = Checkout.from_dict(checkout.to_dict())
     assert again == checkout
     assert again.customer is not None
-    assert again.customer.first_name == "Kari\ufffd"
+    assert again.customer.first_name == "Kari"
     str(again.to_dict()).encode("utf-8")
 
 

@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Literal, get_args
 
 import phonenumbers
@@ -32,8 +32,11 @@ __all__ = [
     "clean_text",
     "normalize_email",
     "normalize_phone",
+    "parse_currency",
     "parse_money",
+    "parse_quantity",
     "parse_time",
+    "payload_text",
 ]
 
 ChannelKind = Literal["sms", "whatsapp", "email"]
@@ -42,6 +45,8 @@ CHANNEL_KINDS: tuple[ChannelKind, ...] = get_args(ChannelKind)
 """Every channel kind, in the order commands list them."""
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_EMAIL_MAX = 254  # RFC 5321's limit for a whole address
+_PHONE_MAX = 64
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _BREAKS = re.compile("\r\n|[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]")
 _TABS_AND_BREAKS = re.compile("(?:\r\n|[\t\r\n\v\f\x1c-\x1e\x85\u2028\u2029])+")
@@ -52,9 +57,10 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 def clean_text(value: str, *, multiline: bool = False) -> str:
     """``value`` made safe to store, render, encode and send.
 
-    A lone surrogate (text no encoder accepts, such as ``"Kari\\ud83d"`` from valid JSON)
-    becomes U+FFFD; NUL, the other C0 and C1 controls and the bidi embeddings and overrides
-    (U+202A–U+202E, U+2066–U+2069, which can make a message read backwards) are dropped.
+    Lone surrogates (text no encoder accepts, such as ``"Kari\\ud83d"`` from valid JSON: half
+    an emoji cut short), NUL, the other C0 and C1 controls and the bidi embeddings and
+    overrides (U+202A–U+202E, U+2066–U+2069, which can make a message read backwards) are
+    dropped, so the name reads "Kari", not "Kari\ufffd".
     Line breaks and tabs: a single-line field gets one space for each run of them; with
     ``multiline`` line breaks become ``\\n`` and tabs stay. Every text field of the models
     passes through this when the model is built, so connectors need not call it.
@@ -62,7 +68,7 @@ def clean_text(value: str, *, multiline: bool = False) -> str:
     if value.isascii() and value.isprintable():
         return value
     value = _BREAKS.sub("\n", value) if multiline else _TABS_AND_BREAKS.sub(" ", value)
-    return _SURROGATE.sub("\ufffd", _INVISIBLE.sub("", value))
+    return _SURROGATE.sub("", _INVISIBLE.sub("", value))
 
 
 def _clean_fields(obj: object, names: tuple[str, ...], *, multiline: bool = False) -> None:
@@ -75,6 +81,32 @@ def _clean_fields(obj: object, names: tuple[str, ...], *, multiline: bool = Fals
                 object.__setattr__(obj, name, cleaned)
 
 
+_MONEY_DIGITS = 15  # a total of 10^15 or more in any currency is a malformed payload
+_MONEY_DECIMALS = 12
+_QUANTITY_MAX = 1_000_000
+_YEARS = (1970, 2999)
+_SHOWN = 40
+
+
+def _shown(raw: object, limit: int = _SHOWN) -> str:
+    """``raw`` for an error message, cut short (a payload may hold 100 KB): its repr, or
+    for an exception its type and text."""
+    try:
+        text = f"{type(raw).__name__}: {raw}" if isinstance(raw, BaseException) else repr(raw)
+    except ValueError:  # an int too long to print
+        return f"<{type(raw).__name__}>"
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def payload_text(raw: object) -> str | None:
+    """Text from a payload, or ``None``: ``None`` unless ``raw`` is a string; otherwise
+    :func:`clean_text` (one line) and stripped, ``None`` when nothing is left."""
+    if not isinstance(raw, str):
+        return None
+    return clean_text(raw).strip() or None
+
+
 def normalize_phone(raw: str | None, region: str | None = None) -> str | None:
     """Return ``raw`` as an E.164 number (``+4791234567``), or ``None`` when it is empty.
 
@@ -83,6 +115,8 @@ def normalize_phone(raw: str | None, region: str | None = None) -> str | None:
     """
     if raw is None or not raw.strip():
         return None
+    if len(raw) > _PHONE_MAX:
+        raise ValueError("not a phone number (too long)")
     try:
         number = phonenumbers.parse(raw, (region or "").upper() or None)
     except phonenumbers.NumberParseException as err:
@@ -100,45 +134,86 @@ def normalize_email(raw: str | None) -> str | None:
     if raw is None or not raw.strip():
         return None
     value = raw.strip()
-    if not _EMAIL.match(value):
+    if len(value) > _EMAIL_MAX or not _EMAIL.match(value):
         raise ValueError("not an email address")
     local, _, domain = value.rpartition("@")
     return f"{local}@{domain.lower()}"
 
 
 def parse_money(raw: object, *, item: str | None = None) -> Decimal:
-    """Parse a price given as a string or number into a ``Decimal``; never through float."""
-    if isinstance(raw, bool) or raw is None:
-        raise BadPayloadError(f"price {raw!r} is not a number", item=item)
+    """Parse a price given as a string or number into a ``Decimal``; never through float.
+
+    Raises :class:`~cartrescue.errors.BadPayloadError` for anything that is not a finite
+    number, and for amounts no shop charges (10^15 or more, or more than 12 decimals), so
+    that arithmetic and formatting downstream cannot overflow.
+    """
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float | Decimal):
+        raise BadPayloadError(f"price {_shown(raw)} is not a number", item=item)
     try:
-        value = Decimal(str(raw).strip())
-    except InvalidOperation:
-        raise BadPayloadError(f"price {raw!r} is not a number", item=item) from None
+        value = Decimal(raw.strip() if isinstance(raw, str) else str(raw))
+    except (ArithmeticError, ValueError):
+        raise BadPayloadError(f"price {_shown(raw)} is not a number", item=item) from None
     if not value.is_finite():
-        raise BadPayloadError(f"price {raw!r} is not a number", item=item)
+        raise BadPayloadError(f"price {_shown(raw)} is not a number", item=item)
+    exponent = value.as_tuple().exponent
+    if value and (
+        value.adjusted() >= _MONEY_DIGITS
+        or (isinstance(exponent, int) and exponent < -_MONEY_DECIMALS)
+    ):
+        raise BadPayloadError(f"price {_shown(raw)} is out of range", item=item)
     return value
+
+
+def parse_quantity(raw: object, *, item: str | None = None) -> int:
+    """Parse a line item quantity: a whole number from 0 to 1 000 000, given as a number or
+    a string. Raises :class:`~cartrescue.errors.BadPayloadError` otherwise."""
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float | Decimal):
+        raise BadPayloadError(f"line item quantity {_shown(raw)} is not a number", item=item)
+    try:
+        value = Decimal(raw.strip() if isinstance(raw, str) else str(raw))
+    except (ArithmeticError, ValueError):
+        raise BadPayloadError(
+            f"line item quantity {_shown(raw)} is not a number", item=item
+        ) from None
+    if not value.is_finite() or value != value.to_integral_value():
+        raise BadPayloadError(f"line item quantity {_shown(raw)} is not a whole number", item=item)
+    if not 0 <= value <= _QUANTITY_MAX:
+        raise BadPayloadError(f"line item quantity {_shown(raw)} is out of range", item=item)
+    return int(value)
+
+
+def parse_currency(raw: object, *, item: str | None = None) -> str:
+    """An ISO 4217 code (``"NOK"``; lower case is accepted and upper-cased). Raises
+    :class:`~cartrescue.errors.BadPayloadError` otherwise."""
+    text = payload_text(raw)
+    code = text.upper() if text is not None and len(text) == 3 else None
+    if code is None or not _CURRENCY.match(code):
+        raise BadPayloadError(f"currency {_shown(raw)} is not ISO 4217", item=item)
+    return code
 
 
 def parse_time(raw: object, *, item: str | None = None, assume_utc: bool = False) -> datetime:
     """Parse an ISO 8601 time into an aware ``datetime`` in UTC.
 
     A time without an offset is refused unless ``assume_utc`` (for fields the platform
-    documents as UTC, such as WooCommerce's ``*_gmt``).
+    documents as UTC, such as WooCommerce's ``*_gmt``). Times before 1970 or after 2999 are
+    refused too: they are malformed payloads, and date arithmetic on them would overflow.
     """
     if not isinstance(raw, str) or not raw:
-        raise BadPayloadError(f"time {raw!r} is not an ISO 8601 string", item=item)
+        raise BadPayloadError(f"time {_shown(raw)} is not an ISO 8601 string", item=item)
     try:
         value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
-        raise BadPayloadError(f"time {raw!r} is not an ISO 8601 string", item=item) from None
+        raise BadPayloadError(f"time {_shown(raw)} is not an ISO 8601 string", item=item) from None
     if value.tzinfo is None:
         if not assume_utc:
-            raise BadPayloadError(f"time {raw!r} has no UTC offset", item=item)
+            raise BadPayloadError(f"time {_shown(raw)} has no UTC offset", item=item)
         value = value.replace(tzinfo=UTC)
-    try:
-        return value.astimezone(UTC)
-    except OverflowError:  # 0001-01-01T00:30:00+01:00 is before the first datetime in UTC
-        raise BadPayloadError(f"time {raw!r} is out of range", item=item) from None
+    if not _YEARS[0] <= value.year <= _YEARS[1]:  # checked first: astimezone may overflow
+        raise BadPayloadError(
+            f"time {_shown(raw)} is out of range ({_YEARS[0]}–{_YEARS[1]})", item=item
+        )
+    return value.astimezone(UTC)
 
 
 @dataclass(frozen=True, slots=True)

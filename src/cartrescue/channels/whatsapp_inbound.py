@@ -72,7 +72,7 @@ class WhatsAppInbound:
             return FORBIDDEN
         try:
             payload = json.loads(request.body)
-        except ValueError:
+        except (ValueError, RecursionError):
             return InboundResponse.text(400, "not JSON\n")
         for value in _changes(payload):
             for kind, items in (
@@ -80,10 +80,16 @@ class WhatsAppInbound:
                 ("messages", self._message),
                 ("user_preferences", self._preference),
             ):
-                for item in value.get(kind) or ():
+                for item in _list(value.get(kind)):
                     try:
                         items(item)
-                    except (KeyError, TypeError, ValueError, AttributeError) as err:
+                    except (
+                        KeyError,
+                        TypeError,
+                        ValueError,
+                        AttributeError,
+                        ArithmeticError,
+                    ) as err:
                         log.warning("web: WhatsApp %s item skipped: %s", kind, mask_text(str(err)))
         return InboundResponse.text(200, "ok\n")
 
@@ -176,11 +182,15 @@ class WhatsAppInbound:
 def _changes(payload: object) -> Iterable[Mapping[str, Any]]:
     if not isinstance(payload, dict) or payload.get("object") != "whatsapp_business_account":
         return
-    for entry in payload.get("entry") or ():
-        for change in (entry.get("changes") if isinstance(entry, dict) else None) or ():
+    for entry in _list(payload.get("entry")):
+        for change in _list(entry.get("changes") if isinstance(entry, dict) else None):
             value = change.get("value") if isinstance(change, dict) else None
             if isinstance(value, dict):
                 yield value
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _key_parts(key: object) -> tuple[str | None, int | None]:

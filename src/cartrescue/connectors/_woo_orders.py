@@ -27,10 +27,14 @@ from ..models import (
     Checkout,
     Customer,
     LineItem,
+    _shown,
     normalize_email,
     normalize_phone,
+    parse_currency,
     parse_money,
+    parse_quantity,
     parse_time,
+    payload_text,
 )
 
 __all__ = [
@@ -78,20 +82,21 @@ ORDER_FIELDS = ",".join(
 skips computing the others), a fraction of the full order."""
 
 _TAGS = re.compile(r"<[^>]+>")
+_REF_MAX = 100
 
 
 def order_ref(order: object) -> str:
-    """The order's id as text for error messages, ``"?"`` when there is none."""
-    if isinstance(order, Mapping) and order.get("id") is not None:
-        try:
-            return str(order["id"])
-        except ValueError:  # an integer too long to print
-            return "?"
-    return "?"
+    """The order's id as text for error messages, ``"?"`` when there is none (or when what
+    stands there is not an integer or a short text)."""
+    raw = order.get("id") if isinstance(order, Mapping) else None
+    if isinstance(raw, int) and not isinstance(raw, bool) and abs(raw) < 10**_REF_MAX:
+        return str(raw)
+    text = payload_text(raw)
+    return text if text is not None and len(text) <= _REF_MAX else "?"
 
 
-def _stripped(value: object) -> str:
-    return value.strip() if isinstance(value, str) else ""
+def _text(value: object) -> str:
+    return payload_text(value) or ""
 
 
 def _object(value: object) -> Mapping[str, Any]:
@@ -99,7 +104,9 @@ def _object(value: object) -> Mapping[str, Any]:
 
 
 def _plain(value: object) -> str:
-    return _TAGS.sub("", html.unescape(str(value))).strip()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)
+    return payload_text(_TAGS.sub("", html.unescape(payload_text(value) or ""))) or ""
 
 
 def paid_at(order: Mapping[str, Any], item: str) -> datetime | None:
@@ -214,18 +221,6 @@ def parse_consent(consent_meta: object, consent_meta_value: object, consent: obj
     return Consent(meta=meta, values=values, store_level=frozenset(store_level))
 
 
-def _quantity(raw: object, item: str) -> int:
-    if isinstance(raw, bool):
-        raise BadPayloadError(f"line item quantity {raw!r} is not a number", item=item)
-    try:
-        value = Decimal(str(raw))
-    except ArithmeticError:
-        raise BadPayloadError(f"line item quantity {raw!r} is not a number", item=item) from None
-    if not value.is_finite() or value != value.to_integral_value():
-        raise BadPayloadError(f"line item quantity {raw!r} is not a whole number", item=item)
-    return int(value)
-
-
 def _variant(meta_data: object, title: str) -> str | None:
     """Visible item meta (variation attributes, add-on choices) not already in the title."""
     if not isinstance(meta_data, list):
@@ -243,10 +238,19 @@ def _variant(meta_data: object, title: str) -> str | None:
     return ", ".join(parts) or None
 
 
+def _lines(order: Mapping[str, Any], item: str) -> list[Any]:
+    lines = order.get("line_items")
+    if lines is None:
+        return []
+    if not isinstance(lines, list):
+        raise BadPayloadError("line_items is not a list", item=item)
+    return lines
+
+
 def _line_item(raw: object, item: str, with_tax: bool) -> LineItem:
     if not isinstance(raw, Mapping):
         raise BadPayloadError("a line item is not an object", item=item)
-    quantity = _quantity(raw.get("quantity", 1), item)
+    quantity = parse_quantity(raw.get("quantity", 1), item=item)
     title = _plain(raw.get("name") or "") or "Item"
     if raw.get("subtotal") not in (None, "") and quantity > 0:
         subtotal = parse_money(raw["subtotal"], item=item)
@@ -262,7 +266,7 @@ def _line_item(raw: object, item: str, with_tax: bool) -> LineItem:
         quantity=quantity,
         price=price,
         variant=_variant(raw.get("meta_data"), title),
-        sku=_stripped(raw.get("sku")) or None,
+        sku=_text(raw.get("sku")) or None,
     )
 
 
@@ -282,12 +286,14 @@ class OrderMapper:
     def skip_reason(self, order: Mapping[str, Any]) -> str | None:
         """Why this order is not a shopper's checkout (admin or API created), else None."""
         via = order.get("created_via")
-        if via not in self.created_via:
-            return f"created via {via!r}, not a shopper checkout"
+        if not isinstance(via, str) or via not in self.created_via:
+            shown = _shown(via) if isinstance(via, str | None) else f"a {type(via).__name__}"
+            return f"created via {shown}, not a shopper checkout"
         return None
 
     def is_paid(self, order: Mapping[str, Any]) -> bool:
-        return order.get("status") in self.paid_statuses
+        status = order.get("status")
+        return isinstance(status, str) and status in self.paid_statuses
 
     def checkout(self, order: object) -> Checkout:
         """Raises :class:`~cartrescue.errors.BadPayloadError` naming the order."""
@@ -299,13 +305,15 @@ class OrderMapper:
         except BadPayloadError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError) as err:
-            raise BadPayloadError(f"malformed order: {err}", item=item) from err
+            raise BadPayloadError(f"malformed order: {_shown(err, 120)}", item=item) from err
 
     def _checkout(self, order: Mapping[str, Any], item: str) -> Checkout:
         order_id = order.get("id")
         if not isinstance(order_id, int) or isinstance(order_id, bool) or order_id <= 0:
-            raise BadPayloadError(f"order id {order_id!r} is not a positive integer", item=item)
-        status = _stripped(order.get("status"))
+            raise BadPayloadError(
+                f"order id {_shown(order_id)} is not a positive integer", item=item
+            )
+        status = _text(order.get("status"))
         created = parse_time(order.get("date_created_gmt"), item=item, assume_utc=True)
         modified_raw = order.get("date_modified_gmt") or order.get("date_created_gmt")
         modified = parse_time(modified_raw, item=item, assume_utc=True)
@@ -319,42 +327,38 @@ class OrderMapper:
             abandoned_at=created,
             updated_at=max(modified, created),
             recovery_url=self._recovery_url(order, order_id, status, problems),
-            currency=_stripped(order.get("currency")).upper(),
+            currency=parse_currency(order.get("currency"), item=item),
             total=parse_money(order.get("total"), item=item),
-            line_items=tuple(
-                _line_item(li, item, with_tax) for li in order.get("line_items") or ()
-            ),
+            line_items=tuple(_line_item(li, item, with_tax) for li in _lines(order, item)),
             customer=self._customer(order, problems),
             completed_at=completed,
-            name=f"#{_stripped(str(order.get('number') or order_id))}",
+            name=f"#{_text(str(order.get('number') or order_id))}",
             problems=tuple(problems),
         )
 
     def _customer(self, order: Mapping[str, Any], problems: list[str]) -> Customer:
         billing = _object(order.get("billing"))
         shipping = _object(order.get("shipping"))
-        country = _stripped(billing.get("country")) or _stripped(shipping.get("country")) or None
+        country = _text(billing.get("country")) or _text(shipping.get("country")) or None
         phone = None
         try:
             phone = normalize_phone(
-                _stripped(billing.get("phone")) or _stripped(shipping.get("phone")) or None, country
+                _text(billing.get("phone")) or _text(shipping.get("phone")) or None, country
             )
         except ValueError:
             where = f" in {country}" if country else " (and the order has no country)"
             problems.append(f"the billing phone is not a valid number{where}")
         email = None
         try:
-            email = normalize_email(_stripped(billing.get("email")) or None)
+            email = normalize_email(_text(billing.get("email")) or None)
         except ValueError:
             problems.append("the billing email is not an email address")
         allowed = self.consent.for_order(order.get("meta_data"))
         return Customer(
-            first_name=_stripped(billing.get("first_name"))
-            or _stripped(shipping.get("first_name"))
+            first_name=_text(billing.get("first_name"))
+            or _text(shipping.get("first_name"))
             or None,
-            last_name=_stripped(billing.get("last_name"))
-            or _stripped(shipping.get("last_name"))
-            or None,
+            last_name=_text(billing.get("last_name")) or _text(shipping.get("last_name")) or None,
             email=email,
             phone=phone,
             email_consent=allowed["email"],
@@ -366,10 +370,10 @@ class OrderMapper:
         self, order: Mapping[str, Any], order_id: int, status: str, problems: list[str]
     ) -> str:
         if status in PAYABLE_STATUSES:
-            url = _stripped(order.get("payment_url"))
+            url = _text(order.get("payment_url"))
             if url:
                 return url
-            key = _stripped(order.get("order_key"))
+            key = _text(order.get("order_key"))
             if key:
                 return (
                     f"{self.shop_url}/checkout/order-pay/{order_id}/"
@@ -378,7 +382,7 @@ class OrderMapper:
             problems.append("the order has no payment_url or order_key: the link is the shop")
         elif status not in self.paid_statuses:
             problems.append(
-                f"a {status or 'status-less'} order cannot be paid: the link is the shop"
+                f"a {status[:40] or 'status-less'} order cannot be paid: the link is the shop"
             )
         return f"{self.shop_url}/"
 

@@ -139,9 +139,10 @@ class _Walk(PageNumberPaginator):
         stamp = order.get("date_modified_gmt")
         if gmt is not None and gmt <= self.since:
             return False  # the server ignored modified_after
-        if self.seen.get(order["id"], (None, None))[0] == stamp and stamp is not None:
+        key = order["id"] if isinstance(order["id"], int | str) else repr(order["id"])
+        if self.seen.get(key, (None, None))[0] == stamp and stamp is not None:
             return False
-        self.seen[order["id"]] = (stamp, gmt)
+        self.seen[key] = (stamp, gmt)
         return True
 
 

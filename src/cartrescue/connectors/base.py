@@ -15,10 +15,12 @@ keys of that table are passed to its constructor as keyword arguments (a key end
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
+from ..errors import BadPayloadError
 from ..models import BadCheckout, Checkout, Discount, DiscountOffer, Purchase
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "PurchaseLookup",
     "ShopTimezone",
     "WebhookCapable",
+    "webhook_object",
 ]
 
 
@@ -97,3 +100,18 @@ class WebhookCapable(Protocol):
     def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> bool: ...
 
     def checkout_from_webhook(self, body: bytes) -> Checkout: ...
+
+
+def webhook_object(body: bytes, what: str = "a checkout") -> Mapping[str, Any]:
+    """The JSON object a webhook body holds, for ``checkout_from_webhook``.
+
+    Raises :class:`~cartrescue.errors.BadPayloadError` when the body is not JSON (or not
+    UTF-8, or nested too deeply to read) or holds something other than an object.
+    """
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError) as err:
+        raise BadPayloadError(f"webhook body is not JSON: {str(err)[:80]}") from None
+    if not isinstance(data, dict):
+        raise BadPayloadError(f"webhook body is not {what} object")
+    return data

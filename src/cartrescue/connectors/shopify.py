@@ -29,7 +29,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import re
 import secrets
 import time
@@ -63,6 +62,7 @@ from ..models import (
 )
 from ..settings.base import PluginSettings
 from ..settings.providers import ShopifySettings
+from .base import webhook_object
 from .shopify_api import CallLimitThrottle, CostThrottle, GraphQLClient, QueryTooCostly, rest_pages
 from .shopify_map import from_graphql, from_rest, numeric_id
 from .shopify_queries import (
@@ -492,12 +492,7 @@ class ShopifyConnector:
 
     def checkout_from_webhook(self, body: bytes) -> Checkout:
         """Map a verified ``checkouts/create`` or ``checkouts/update`` body (REST shape)."""
-        try:
-            raw = json.loads(body)
-        except (UnicodeDecodeError, ValueError) as err:
-            raise BadPayloadError(f"webhook body is not JSON: {err}") from None
-        if not isinstance(raw, dict):
-            raise BadPayloadError("webhook body is not a checkout object")
+        raw = webhook_object(body)
         item = numeric_id(raw.get("id")) or "?"
         try:
             return self._from_rest(raw)

@@ -16,43 +16,77 @@ makes the checkout unusable raises :class:`~cartrescue.errors.BadPayloadError`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any
+from functools import wraps
+from typing import Any, ParamSpec
 
 from ..errors import BadPayloadError
 from ..models import (
     Checkout,
     Customer,
     LineItem,
+    _shown,
     normalize_email,
     normalize_phone,
+    parse_currency,
     parse_money,
+    parse_quantity,
     parse_time,
+    payload_text,
 )
 
 __all__ = ["from_graphql", "from_rest", "numeric_id"]
 
 _SUBSCRIBED = "SUBSCRIBED"
+_ID_MAX = 100
+_P = ParamSpec("_P")
 
 
 def numeric_id(raw: object) -> str:
-    """``gid://shopify/AbandonedCheckout/123`` or ``123`` → ``"123"`` (empty when absent)."""
-    if raw is None or isinstance(raw, bool):
-        return ""
-    try:
-        text = str(raw).strip()
-    except ValueError:  # an integer too long to print
+    """``gid://shopify/AbandonedCheckout/123`` or ``123`` → ``"123"`` (empty when absent or
+    not an id: only an integer or a short string is one)."""
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return str(raw) if abs(raw) < 10**_ID_MAX else ""
+    text = payload_text(raw)
+    if text is None or len(text) > _ID_MAX:
         return ""
     return text.rsplit("/", 1)[-1] if text.startswith("gid://") else text
+
+
+def _mapper(function: Callable[_P, Checkout]) -> Callable[_P, Checkout]:
+    """Whatever the payload holds, the mapper raises only ``BadPayloadError`` naming it."""
+
+    @wraps(function)
+    def mapped(*args: _P.args, **kwargs: _P.kwargs) -> Checkout:
+        try:
+            return function(*args, **kwargs)
+        except BadPayloadError:
+            raise
+        except (TypeError, ValueError, KeyError, AttributeError, ArithmeticError) as err:
+            raw = args[0] if args else None
+            item = numeric_id(raw.get("id")) if isinstance(raw, Mapping) else ""
+            raise BadPayloadError(
+                f"malformed checkout: {_shown(err, 120)}", item=item or "?"
+            ) from err
+
+    return mapped
 
 
 def _obj(value: object) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def _stripped_or_none(value: object) -> str | None:
-    return value.strip() or None if isinstance(value, str) else None
+def _text(value: object) -> str | None:
+    return payload_text(value)
+
+
+def _items(value: object, item: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise BadPayloadError("line items are not a list", item=item)
+    return value
 
 
 def _subscribed(state: object) -> bool:
@@ -72,21 +106,21 @@ def _contact(
     problems: list[str],
 ) -> Customer:
     try:
-        email_value = normalize_email(_stripped_or_none(email))
+        email_value = normalize_email(_text(email))
     except ValueError as err:
         problems.append(f"email address dropped: {err}")
         email_value = None
     try:
-        phone_value = normalize_phone(_stripped_or_none(phone), region)
+        phone_value = normalize_phone(_text(phone), region)
     except ValueError as err:
         problems.append(f"invalid phone number: {err}")
         phone_value = None
     return Customer(
-        first_name=_stripped_or_none(first_name),
-        last_name=_stripped_or_none(last_name),
+        first_name=_text(first_name),
+        last_name=_text(last_name),
         email=email_value,
         phone=phone_value,
-        locale=_stripped_or_none(locale),
+        locale=_text(locale),
         email_consent=email_consent and email_value is not None,
         sms_consent=sms_consent and phone_value is not None,
     )
@@ -95,20 +129,20 @@ def _contact(
 def _money(raw: Mapping[str, Any], item: str) -> tuple[Decimal, str]:
     money = _obj(raw.get("presentmentMoney"))
     currency = money.get("currencyCode")
-    if not isinstance(currency, str):
+    if currency is None:
         raise BadPayloadError("price has no currency", item=item)
-    return parse_money(money.get("amount"), item=item), currency
+    return parse_money(money.get("amount"), item=item), parse_currency(currency, item=item)
 
 
 def _line(
     *, title: object, variant: object, quantity: object, price: Decimal, sku: object, item: str
 ) -> LineItem:
     return LineItem(
-        title=_stripped_or_none(title) or _stripped_or_none(variant) or "Item",
-        quantity=_quantity(quantity, item),
+        title=_text(title) or _text(variant) or "Item",
+        quantity=parse_quantity(quantity, item=item),
         price=price,
-        variant=_stripped_or_none(variant),
-        sku=_stripped_or_none(sku),
+        variant=_text(variant),
+        sku=_text(sku),
     )
 
 
@@ -116,30 +150,20 @@ def _region(raw: Mapping[str, Any], addresses: tuple[str, str], key: str) -> str
     """The country of the billing address, else the shipping address (for national
     phone numbers)."""
     for name in addresses:
-        found = _stripped_or_none(_obj(raw.get(name)).get(key))
+        found = _text(_obj(raw.get(name)).get(key))
         if found:
             return found
     return None
 
 
-def _quantity(raw: object, item: str) -> int:
-    if isinstance(raw, bool) or not isinstance(raw, int | str):
-        raise BadPayloadError(f"line item quantity {raw!r} is not a whole number", item=item)
-    try:
-        return int(raw)
-    except ValueError:
-        raise BadPayloadError(
-            f"line item quantity {raw!r} is not a whole number", item=item
-        ) from None
-
-
 def _required_text(raw: Mapping[str, Any], key: str, item: str) -> str:
-    value = _stripped_or_none(raw.get(key))
+    value = _text(raw.get(key))
     if value is None:
         raise BadPayloadError(f"{key} is missing", item=item)
     return value
 
 
+@_mapper
 def from_graphql(node: Mapping[str, Any]) -> Checkout:
     """Map one ``AbandonedCheckout`` node of :func:`~.shopify_queries.checkouts_query`."""
     item = numeric_id(node.get("id")) or "?"
@@ -147,7 +171,7 @@ def from_graphql(node: Mapping[str, Any]) -> Checkout:
         raise BadPayloadError("checkout has no id", item=item)
     total, currency = _money(_obj(node.get("totalPriceSet")), item)
     lines = []
-    for raw in _obj(node.get("lineItems")).get("nodes") or ():
+    for raw in _items(_obj(node.get("lineItems")).get("nodes"), item):
         raw = _obj(raw)
         price, _ = _money(_obj(raw.get("originalUnitPriceSet")), item)
         lines.append(
@@ -199,7 +223,7 @@ def from_graphql(node: Mapping[str, Any]) -> Checkout:
         line_items=tuple(lines),
         customer=customer,
         completed_at=parse_time(completed, item=item) if completed else None,
-        name=_stripped_or_none(node.get("name")),
+        name=_text(node.get("name")),
         problems=tuple(problems),
     )
 
@@ -213,20 +237,17 @@ def _rest_consent(customer_consent: object, checkout_flag: object) -> bool:
     return checkout_flag is True
 
 
+@_mapper
 def from_rest(raw: Mapping[str, Any], *, shop_currency: str | None = None) -> Checkout:
     """Map one REST abandoned checkout (``checkouts.json`` item or webhook body)."""
     item = numeric_id(raw.get("id")) or "?"
     if item == "?":
         raise BadPayloadError("checkout has no id", item=item)
-    currency = (
-        _stripped_or_none(raw.get("presentment_currency"))
-        or _stripped_or_none(raw.get("currency"))
-        or shop_currency
-    )
+    currency = _text(raw.get("presentment_currency")) or _text(raw.get("currency")) or shop_currency
     if currency is None:
         raise BadPayloadError("checkout has no currency", item=item)
     lines = []
-    for line in raw.get("line_items") or ():
+    for line in _items(raw.get("line_items"), item):
         line = _obj(line)
         lines.append(
             _line(
@@ -268,11 +289,11 @@ def from_rest(raw: Mapping[str, Any], *, shop_currency: str | None = None) -> Ch
         abandoned_at=parse_time(raw.get("created_at"), item=item),
         updated_at=parse_time(raw.get("updated_at"), item=item),
         recovery_url=_required_text(raw, "abandoned_checkout_url", item),
-        currency=currency,
+        currency=parse_currency(currency, item=item),
         total=parse_money(raw.get("total_price"), item=item),
         line_items=tuple(lines),
         customer=customer,
         completed_at=parse_time(completed, item=item) if completed else None,
-        name=_stripped_or_none(raw.get("name")),
+        name=_text(raw.get("name")),
         problems=tuple(problems),
     )

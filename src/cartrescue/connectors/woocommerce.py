@@ -33,7 +33,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import logging
 import re
 import secrets
@@ -79,6 +78,7 @@ from ._woo_orders import (
 )
 from ._woo_pages import gmt_param, walk_orders
 from ._woo_settings import DEFAULT_CREATED_VIA, DEFAULT_STATUSES, parse_settings
+from .base import webhook_object
 
 __all__ = ["WooCommerceConnector"]
 
@@ -446,16 +446,11 @@ class WooCommerceConnector:
         ping = _PING.match(body.strip())
         if ping:
             raise BadPayloadError(
-                f"a webhook ping (webhook {ping.group(1).decode()}), not an order: "
+                f"a webhook ping (webhook {ping.group(1).decode()[:20]}), not an order: "
                 "answer it with 200"
             )
-        try:
-            order = json.loads(body)
-        except ValueError as err:
-            raise BadPayloadError(f"webhook body is not JSON: {err}") from err
+        order = webhook_object(body, "an order")
         item = order_ref(order)
-        if not isinstance(order, Mapping):
-            raise BadPayloadError("webhook body is not an order object")
         if set(order) == {"id"}:
             raise BadPayloadError(
                 "the order was deleted (order.deleted carries only its id)", item=item

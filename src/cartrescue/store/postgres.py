@@ -35,6 +35,7 @@ import copy
 import hashlib
 import hmac
 import json
+import logging
 import re
 import secrets
 from collections import Counter
@@ -49,11 +50,12 @@ import psycopg
 from psycopg import sql as pgsql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from ..errors import StoreError
+from ..errors import BadPayloadError, StoreError
 from ..models import Checkout, Purchase
 from .base import ConversionKind, LinkRecord, OptOut, OutboxEntry, OutboxStatus, Stats
 from .sqlite import DELIVERY_MEMORY, _contact_forms
 
+log = logging.getLogger("cartrescue.store")
 __all__ = ["PostgresStore", "migrations"]
 
 _SENT_LIKE = ["claimed", "sent", "unknown"]
@@ -381,12 +383,20 @@ class PostgresStore:
 
     def active_checkouts(self, abandoned_after: datetime) -> Iterator[Checkout]:
         rows = self._query(
-            "SELECT data FROM checkouts WHERE shop = %s AND status = 'open'"
+            "SELECT id, data FROM checkouts WHERE shop = %s AND status = 'open'"
             " AND abandoned_at >= %s ORDER BY abandoned_at, id",
             (self.shop, _aware(abandoned_after)),
         )
-        for (data,) in rows:
-            yield Checkout.from_dict(json.loads(str(data)))
+        for checkout_id, data in rows:
+            try:
+                yield Checkout.from_dict(json.loads(str(data)))
+            except (BadPayloadError, ValueError, RecursionError) as err:
+                # As in SQLite: a row that no longer reads is a bad payload, not a stopped pass.
+                reason = f"stored data cannot be read: {' '.join(str(err).split())[:200]}"
+                log.warning("store: checkout %s skipped, %s", checkout_id, reason)
+                now = datetime.now(UTC)
+                self.record_bad_checkout(str(checkout_id), reason, now)
+                self.close_checkout(str(checkout_id), "stopped", "bad payload", now)
 
     def checkout(self, checkout_id: str) -> Checkout | None:
         rows = self._query(

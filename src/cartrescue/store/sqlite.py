@@ -7,17 +7,20 @@ that the existence check, the frequency cap and the insert are one atomic step.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import hmac
 import json
 import logging
+import os
 import secrets
 import sqlite3
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -35,7 +38,9 @@ from .base import (
     Stats,
 )
 
-__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
+__all__ = ["SCHEMA_VERSION", "SQLiteStore", "store_error"]
+
+log = logging.getLogger(__name__)
 
 log = logging.getLogger("cartrescue.store")
 
@@ -199,6 +204,64 @@ def _contact_forms(contact: str) -> list[str]:
     return list(dict.fromkeys(forms))
 
 
+# What SQLite (or the file system) says → what happened, and what the operator can do.
+_FAULTS: tuple[tuple[tuple[str, ...], str, str], ...] = (
+    (
+        ("locked", "busy"),
+        "is locked by another process",
+        "let the other cartrescue run finish (or stop what holds the file open), then run again",
+    ),
+    (
+        ("readonly", "read-only", "read only", "permission denied", "not permitted"),
+        "is read-only",
+        "make the file, its folder and its -wal and -shm files writable by the user "
+        "running cartrescue",
+    ),
+    (
+        ("disk is full", "no space left"),
+        "cannot be written because the disk is full",
+        "free space on the disk that holds it, then run again (nothing sent is sent twice)",
+    ),
+    (
+        ("not a database", "malformed", "corrupt"),
+        "is damaged or is not a cartrescue store",
+        "restore it from a backup, or move it aside so that a new store is created",
+    ),
+    (
+        ("unable to open", "cannot open"),
+        "cannot be opened",
+        "check that its folder exists and is writable by the user running cartrescue",
+    ),
+    (
+        ("i/o error", "input/output error"),
+        "could not be read or written (I/O error)",
+        "check the disk that holds it, then run again",
+    ),
+)
+
+
+def _writable(path: Path) -> bool:
+    target = path if path.exists() else path.parent
+    return not target.exists() or os.access(target, os.W_OK)
+
+
+def store_error(path: str, err: BaseException) -> StoreError:
+    """One line for the operator: which store, what happened, what to do. SQLite's own
+    text stays on the chained cause."""
+    text = str(err).lower()
+    if isinstance(err, OSError) and err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        text += " read-only"
+    elif isinstance(err, OSError) and err.errno == errno.ENOSPC:
+        text += " disk is full"
+    elif "unable to open" in text and path != ":memory:" and not _writable(Path(path)):
+        text += " read-only"  # SQLite says only that it could not open the file
+    for needles, what, fix in _FAULTS:
+        if any(needle in text for needle in needles):
+            return StoreError(f"store {path} {what}: {fix}")
+    detail = " ".join(str(err).split())[:120]
+    return StoreError(f"store {path} failed ({detail}): run cartrescue doctor")
+
+
 class SQLiteStore:
     """The default :class:`~cartrescue.store.base.Store`: a file, or ``":memory:"``.
 
@@ -212,50 +275,66 @@ class SQLiteStore:
         self.path = str(path)
         self._timeout = timeout
         self._key = hash_key.encode() if isinstance(hash_key, str) else hash_key
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
         try:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(
                 self.path, timeout=timeout, isolation_level=None, check_same_thread=False
             )
-        except sqlite3.Error as err:
-            raise StoreError(f"cannot open store {self.path}: {err}") from err
-        self._lock = threading.RLock()
-        self._db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-        # Deleted rows are overwritten with zeros, whatever SQLite was built with.
-        self._db.execute("PRAGMA secure_delete = ON")
-        if self.path != ":memory:":
-            self._enable_wal(timeout)
-        self._db.execute("PRAGMA synchronous = NORMAL")
-        self._migrate()
-        self._salt = self._meta("salt") or ""
+        except (sqlite3.Error, OSError) as err:
+            raise store_error(self.path, err) from err
+        try:
+            with self._errors():
+                self._db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+                # Deleted rows are overwritten with zeros, whatever SQLite was built with.
+                self._db.execute("PRAGMA secure_delete = ON")
+                if self.path != ":memory:":
+                    self._enable_wal(timeout)
+                self._db.execute("PRAGMA synchronous = NORMAL")
+                self._migrate()
+                self._salt = self._meta("salt") or ""
+        except BaseException:
+            self._db.close()
+            raise
 
     # -- plumbing ---------------------------------------------------------------------------
     @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """The store's one boundary for SQLite errors: one that means the store cannot be
+        used (locked, read-only, full, damaged) becomes a :class:`StoreError` naming the file,
+        what happened and the fix."""
+        try:
+            yield
+        except sqlite3.Error as err:
+            if not _broken(err):  # one value the store cannot take: the caller's to handle
+                raise
+            raise store_error(self.path, err) from err
+
+    def _rollback(self) -> None:
+        # SQLite may already have rolled back (disk full, I/O error): never fail on that.
+        if self._db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+
+    @contextmanager
     def _tx(self, mode: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            try:
-                self._db.execute(f"BEGIN {mode}")
-            except sqlite3.Error as err:
-                raise StoreError(f"store {self.path} is unavailable: {err}") from err
+        with self._lock, self._errors():
+            self._db.execute(f"BEGIN {mode}")
             try:
                 yield self._db
+            except BaseException:
+                self._rollback()
+                raise
+            try:
                 self._db.execute("COMMIT")
-            except BaseException as err:
-                with suppress(sqlite3.Error):  # SQLite may have rolled back (full disk, I/O)
-                    self._db.execute("ROLLBACK")
-                if isinstance(err, sqlite3.Error) and _broken(err):
-                    raise StoreError(f"store {self.path} failed: {err}") from err
+            except sqlite3.Error:
+                self._rollback()
                 raise
 
     def _query(self, sql: str, params: Sequence[object] = ()) -> list[Any]:
-        with self._lock:
-            try:
-                return list(self._db.execute(sql, params))
-            except sqlite3.Error as err:
-                if _broken(err):
-                    raise StoreError(f"store {self.path} failed: {err}") from err
-                raise
+        with self._lock, self._errors():
+            return list(self._db.execute(sql, params))
 
     def _enable_wal(self, timeout: float) -> None:
         # Switching a new file to WAL needs an exclusive lock and ignores busy_timeout, so a
@@ -269,7 +348,7 @@ class SQLiteStore:
                 return
             except sqlite3.OperationalError as err:
                 if "locked" not in str(err) or time.monotonic() > deadline:
-                    raise StoreError(f"cannot open store {self.path}: {err}") from err
+                    raise store_error(self.path, err) from err
                 time.sleep(0.05)
 
     def _migrate(self) -> None:
@@ -395,15 +474,25 @@ class SQLiteStore:
 
     def active_checkouts(self, abandoned_after: datetime) -> Iterator[Checkout]:
         rows = self._query(
-            "SELECT data FROM checkouts WHERE status = 'open' AND abandoned_at >= ? "
+            "SELECT id, data FROM checkouts WHERE status = 'open' AND abandoned_at >= ? "
             "ORDER BY abandoned_at",
             (_ts(abandoned_after),),
         )
-        for (data,) in rows:
+        for checkout_id, data in rows:
             try:
                 yield Checkout.from_dict(json.loads(str(data)))
-            except (BadPayloadError, ValueError) as err:  # one row must not stop every pass
-                log.warning("store %s: a stored checkout cannot be read: %s", self.path, err)
+            except (BadPayloadError, ValueError, RecursionError) as err:
+                # Data that no longer reads (a year 9999, a total of 1e999999, written by an
+                # older cartrescue or handed over by a connector): one such row must not end
+                # every pass. It is recorded as a bad payload and never worked on again.
+                self._unreadable(str(checkout_id), err)
+
+    def _unreadable(self, checkout_id: str, err: Exception) -> None:
+        reason = f"stored data cannot be read: {' '.join(str(err).split())[:200]}"
+        log.warning("store: checkout %s skipped, %s", checkout_id, reason)
+        now = datetime.now(UTC)
+        self.record_bad_checkout(checkout_id, reason, now)
+        self.close_checkout(checkout_id, "stopped", "bad payload", now)
 
     def checkout(self, checkout_id: str) -> Checkout | None:
         rows = self._query("SELECT data FROM checkouts WHERE id = ?", (checkout_id,))
