@@ -34,11 +34,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import jinja2
 import regex
 from babel import Locale, UnknownLocaleError
-from babel.dates import format_skeleton
-from babel.numbers import format_currency, format_decimal
 from jinja2 import nodes
 from jinja2.sandbox import SandboxedEnvironment
 
+from ._localeformat import format_date_skeleton, format_money, format_number
 from .errors import MessageTooLong, RenderError, TemplateError
 from .models import (
     CHANNEL_KINDS,
@@ -48,7 +47,7 @@ from .models import (
     Discount,
     ShopInfo,
 )
-from .sms import PART, SINGLE, Encoding, fits, is_gsm, size, to_gsm
+from .sms import PART, SINGLE, Encoding, fits, is_gsm, may_become_gsm, size, to_gsm
 
 __all__ = [
     "MessageContext",
@@ -136,13 +135,9 @@ def _zone_or_utc(name: str | None) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
-def _localized_number(value: Decimal, locale: Locale) -> str:
-    return format_decimal(value.normalize(), locale=locale)
-
-
 def _money(amount: Decimal, currency: str, locale: Locale) -> str:
     try:
-        return format_currency(amount, currency, locale=locale)
+        return format_money(amount, currency, locale)
     except (ValueError, KeyError):
         return f"{amount} {currency}"
 
@@ -169,19 +164,27 @@ def _cut(graphemes: list[str], keep: int | None) -> str:
 
 @dataclass
 class _Compiled:
-    """One template, compiled for plain text and (for email) for HTML."""
+    """One template, compiled for plain text and (for email) for HTML.
+
+    ``text_parents`` and ``html_parents`` are the templates it extends, nearest first, when
+    registering their blocks is all its top level does; ``None`` when the top level must run
+    before a block can be rendered (it sets variables, defines macros, imports, or extends
+    a name computed at render time).
+    """
 
     name: str
     locale: str
     text: jinja2.Template
     html: jinja2.Template | None
-    needs_root: bool
+    text_parents: tuple[jinja2.Template, ...] | None
+    html_parents: tuple[jinja2.Template, ...] | None
     variants: tuple[str, ...]
 
 
-def _needs_root(ast: nodes.Template) -> bool:
-    """Whether blocks can only be rendered after the template's top level has run: it
-    extends another template, sets variables, defines macros or imports."""
+def _static_parent(ast: nodes.Template) -> tuple[bool, str | None]:
+    """Whether the top level of ``ast`` holds only blocks, text and at most one ``extends``
+    of a constant name, and that name (``None`` when it extends nothing)."""
+    parent: str | None = None
     for node in ast.body:
         if isinstance(node, nodes.Block):
             continue
@@ -189,8 +192,16 @@ def _needs_root(ast: nodes.Template) -> bool:
             isinstance(child, nodes.TemplateData) for child in node.nodes
         ):
             continue
-        return True
-    return False
+        if (
+            isinstance(node, nodes.Extends)
+            and parent is None
+            and isinstance(node.template, nodes.Const)
+            and isinstance(node.template.value, str)
+        ):
+            parent = node.template.value
+            continue
+        return False, None
+    return True, parent
 
 
 @dataclass
@@ -314,9 +325,12 @@ class TemplateRenderer:
         try:
             text = self._text_env.get_template(name)
             html = self._html_env.get_template(name) if channel == "email" else None
-            loader = self._text_env.loader
-            assert loader is not None
-            ast = self._text_env.parse(loader.get_source(self._text_env, name)[0], name)
+            parents = self._parents(name)
+            text_parents = html_parents = None
+            if parents is not None:
+                text_parents = tuple(self._text_env.get_template(p) for p in parents)
+                if html is not None:
+                    html_parents = tuple(self._html_env.get_template(p) for p in parents)
         except jinja2.TemplateSyntaxError as err:
             raise TemplateError(
                 f"line {err.lineno}: {err.message}", template=err.name or name
@@ -326,9 +340,26 @@ class TemplateRenderer:
         variants = sorted(
             (n for n in text.blocks if _VARIANT.match(n)), key=lambda n: int(n[len("variant") :])
         )
-        compiled = _Compiled(name, locale, text, html, _needs_root(ast), tuple(variants))
+        compiled = _Compiled(name, locale, text, html, text_parents, html_parents, tuple(variants))
         self._compiled[name] = compiled
         return compiled
+
+    def _parents(self, name: str) -> list[str] | None:
+        """The names ``name`` extends, nearest first, when each of them is static (see
+        :class:`_Compiled`); else ``None``."""
+        loader = self._text_env.loader
+        assert loader is not None
+        chain: list[str] = []
+        current = name
+        while True:
+            source = loader.get_source(self._text_env, current)[0]
+            static, parent = _static_parent(self._text_env.parse(source, current))
+            if not static or parent in chain or parent == name:
+                return None
+            if parent is None:
+                return chain
+            chain.append(parent)
+            current = parent
 
     # -- rendering ------------------------------------------------------------------------
     def render(self, channel: ChannelKind, step: int, context: MessageContext) -> Content:
@@ -360,12 +391,21 @@ class TemplateRenderer:
         raise TemplateError(f"unknown channel {channel!r}", template=name)
 
     def _blocks(
-        self, template: jinja2.Template, needs_root: bool, variables: Mapping[str, Any]
+        self,
+        template: jinja2.Template,
+        parents: tuple[jinja2.Template, ...] | None,
+        variables: Mapping[str, Any],
     ) -> Callable[[str], str | None]:
         context = template.new_context(dict(variables))
-        if needs_root:
+        if parents is None:
             for _ in template.root_render_func(context):
                 pass
+        else:
+            # What the top level of an extending template does before it renders its parent
+            # (which would render every block once more, for nothing).
+            for parent in parents:
+                for name, function in parent.blocks.items():
+                    context.blocks.setdefault(name, []).append(function)
 
         def block(name: str) -> str | None:
             functions = context.blocks.get(name)
@@ -388,9 +428,11 @@ class TemplateRenderer:
             text = self._finish_sms(raw or "", keep)
             if not text:
                 return None  # a variant that does not apply here renders nothing
-            if fits(text, self.max_segments):
-                return text
             encoding, units = size(text)
+            if units <= SINGLE[encoding] or (
+                self.max_segments > 1 and fits(text, self.max_segments)
+            ):
+                return text
             over = units - SINGLE[encoding]
             if closest is None or over < closest[0]:
                 closest = (over, encoding, units)
@@ -399,7 +441,7 @@ class TemplateRenderer:
         def blocks(values: dict[str, Any]) -> Callable[[str], str | None]:
             if not compiled.variants:
                 return lambda _: compiled.text.render(values)
-            return self._blocks(compiled.text, compiled.needs_root, values)
+            return self._blocks(compiled.text, compiled.text_parents, values)
 
         variants: Sequence[str | None] = compiled.variants or (None,)
         block = blocks(variables)
@@ -488,13 +530,13 @@ class TemplateRenderer:
         return self._smart(text, keep)
 
     def _smart(self, text: str, keep: Sequence[str]) -> str:
-        if not self.smart_encoding or is_gsm(text):
+        if not self.smart_encoding or is_gsm(text) or not may_become_gsm(text):
             return text
         converted = _translate_outside(text, keep)
         return converted if is_gsm(converted) else text
 
     def _render_email(self, compiled: _Compiled, variables: dict[str, Any]) -> Content:
-        block = self._blocks(compiled.text, True, variables)
+        block = self._blocks(compiled.text, compiled.text_parents, variables)
         subject = block("subject")
         if subject is None or not subject.strip():
             raise TemplateError("an email template needs a subject block", template=compiled.name)
@@ -503,7 +545,7 @@ class TemplateRenderer:
             text = compiled.text.render(variables)
         html: str | None = None
         if compiled.html is not None:
-            html = self._blocks(compiled.html, True, variables)("html")
+            html = self._blocks(compiled.html, compiled.html_parents, variables)("html")
         return Content(
             text=_tidy_text(text),
             subject=" ".join(subject.split()),
@@ -511,7 +553,7 @@ class TemplateRenderer:
         )
 
     def _render_whatsapp(self, compiled: _Compiled, variables: dict[str, Any]) -> Content:
-        block = self._blocks(compiled.text, compiled.needs_root, variables)
+        block = self._blocks(compiled.text, compiled.text_parents, variables)
         name = (block("template") or "").strip()
         language = (block("language") or "").strip()
         where = compiled.name
@@ -636,10 +678,8 @@ def _variables(context: MessageContext, template_locale: str, *, whatsapp: bool)
         "link_path": _link_path(context.link),
         "discount": discount is not None,
         "discount_code": discount.code if discount else None,
-        "discount_percent": _localized_number(discount.percent, babel_locale) if discount else None,
-        "discount_expires": format_skeleton(
-            "MMMMd", discount.expires_at, tzinfo=zone, locale=babel_locale
-        )
+        "discount_percent": format_number(discount.percent, babel_locale) if discount else None,
+        "discount_expires": format_date_skeleton("MMMMd", discount.expires_at, zone, babel_locale)
         if discount
         else None,
         "discount_in_link": bool(discount and discount.url),
