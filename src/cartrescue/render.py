@@ -37,7 +37,7 @@ from babel import Locale, UnknownLocaleError
 from jinja2 import nodes
 from jinja2.sandbox import SandboxedEnvironment
 
-from ._localeformat import format_date_skeleton, format_money, format_number
+from ._localeformat import MoneyFormat, format_date_skeleton, format_number
 from .errors import MessageTooLong, RenderError, TemplateError
 from .models import (
     CHANNEL_KINDS,
@@ -135,9 +135,24 @@ def _zone_or_utc(name: str | None) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
-def _money(amount: Decimal, currency: str, locale: Locale) -> str:
+@lru_cache(maxsize=1024)
+def _normalized(raw: str | None) -> str:
+    return normalize_locale(raw)
+
+
+@lru_cache(maxsize=256)
+def _direction(locale: str) -> str:
+    return "rtl" if _babel_locale(locale).character_order == "right-to-left" else "ltr"
+
+
+@lru_cache(maxsize=1024)
+def _money_format(locale: str, currency: str) -> MoneyFormat:
+    return MoneyFormat(_babel_locale(locale), currency)
+
+
+def _money(amount: Decimal, currency: str, locale: str) -> str:
     try:
-        return format_money(amount, currency, locale)
+        return _money_format(locale, currency)(amount)
     except (ValueError, KeyError):
         return f"{amount} {currency}"
 
@@ -269,6 +284,7 @@ class TemplateRenderer:
                 self._available.setdefault(key, set()).add(normalize_locale(locale))
         self._resolved: dict[tuple[str, int, str, str], tuple[str, str]] = {}
         self._compiled: dict[str, _Compiled] = {}
+        self._globals: dict[jinja2.Template, dict[str, Any]] = {}
 
     # -- lookup -------------------------------------------------------------------------
     def locales(self, channel: str | None = None) -> list[str]:
@@ -396,7 +412,15 @@ class TemplateRenderer:
         parents: tuple[jinja2.Template, ...] | None,
         variables: Mapping[str, Any],
     ) -> Callable[[str], str | None]:
-        context = template.new_context(dict(variables))
+        # What ``template.new_context(variables)`` does, with the template's globals (a chain
+        # of mappings, slow to walk) copied once rather than on every render.
+        flat = self._globals.get(template)
+        if flat is None:
+            flat = self._globals[template] = dict(template.globals)
+        environment = template.environment
+        context = environment.context_class(
+            environment, {**flat, **variables}, template.name, template.blocks, globals=flat
+        )
         if parents is None:
             for _ in template.root_render_func(context):
                 pass
@@ -651,10 +675,9 @@ def _variables(context: MessageContext, template_locale: str, *, whatsapp: bool)
     """The names a template sees. See the README for the list."""
     checkout = context.checkout
     customer = checkout.customer
-    wanted = normalize_locale(context.locale)
-    babel_locale = _babel_locale(
-        wanted if _language(wanted) == _language(template_locale) else template_locale
-    )
+    wanted = _normalized(context.locale)
+    locale_key = wanted if _language(wanted) == _language(template_locale) else template_locale
+    babel_locale = _babel_locale(locale_key)
     items = [
         {
             "title": _clean(li.title, whatsapp),
@@ -671,7 +694,7 @@ def _variables(context: MessageContext, template_locale: str, *, whatsapp: bool)
         "product": items[0]["title"] if items else "",
         "more_items": max(len(items) - 1, 0),
         "item_count": sum(li.quantity for li in checkout.line_items),
-        "total": _money(checkout.total, checkout.currency, babel_locale),
+        "total": _money(checkout.total, checkout.currency, locale_key),
         "shop_name": context.shop.name,
         "shop_url": context.shop.home_url,
         "link": context.link,
@@ -686,5 +709,5 @@ def _variables(context: MessageContext, template_locale: str, *, whatsapp: bool)
         "unsubscribe_url": context.unsubscribe_url,
         "locale": template_locale,
         "language": _language(template_locale),
-        "direction": "rtl" if babel_locale.character_order == "right-to-left" else "ltr",
+        "direction": _direction(locale_key),
     }

@@ -87,9 +87,18 @@ class SmsLength:
         return f"{self.units} {self.encoding} units, {self.segments} segment(s)"
 
 
+def _outside(chars: frozenset[str]) -> re.Pattern[str]:
+    """A pattern matching any character not in ``chars`` (a search in C, about twice as fast
+    as a set test over the text, and it stops at the first such character)."""
+    return re.compile("[^" + "".join(re.escape(char) for char in sorted(chars)) + "]")
+
+
+_NOT_GSM = _outside(_GSM)
+
+
 def is_gsm(text: str) -> bool:
     """True when every character of ``text`` can be sent in GSM-7."""
-    return _GSM.issuperset(text)
+    return _NOT_GSM.search(text) is None
 
 
 def non_gsm_characters(text: str) -> list[str]:
@@ -220,7 +229,7 @@ def _look_alikes() -> dict[int, str]:
 _LOOK_ALIKES = _look_alikes()
 _ZWNJ = "\u200c"
 _LOOK_ALIKE = re.compile("[" + "".join(re.escape(chr(code)) for code in _LOOK_ALIKES) + "]")
-_CONVERTIBLE = _GSM | {chr(code) for code in _LOOK_ALIKES} | {_ZWNJ}
+_NOT_CONVERTIBLE = _outside(_GSM | {chr(code) for code in _LOOK_ALIKES} | {_ZWNJ})
 
 
 def _look_alike(match: re.Match[str]) -> str:
@@ -231,7 +240,7 @@ def may_become_gsm(text: str) -> bool:
     """False when :func:`to_gsm` cannot make ``text`` GSM-7 (it has a letter with no
     look-alike, such as Arabic or ``ő``), however much of it is converted; a set test, far
     cheaper than converting."""
-    return _CONVERTIBLE.issuperset(text)
+    return _NOT_CONVERTIBLE.search(text) is None
 
 
 def to_gsm(text: str) -> str:
