@@ -27,15 +27,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-import jinja2
-import regex
-from babel import Locale, UnknownLocaleError
-from jinja2 import nodes
-from jinja2.sandbox import SandboxedEnvironment
 
 from ._localeformat import MoneyFormat, format_date_skeleton, format_number
 from .errors import MessageTooLong, RenderError, TemplateError
@@ -48,6 +42,13 @@ from .models import (
     ShopInfo,
 )
 from .sms import PART, SINGLE, Encoding, fits, is_gsm, may_become_gsm, size, to_gsm
+
+if TYPE_CHECKING:
+    # Jinja2, Babel and regex are imported where they are first needed, so that importing
+    # this module (the CLI, the engine) costs nothing until a message is rendered.
+    import jinja2
+    from babel import Locale
+    from jinja2 import nodes
 
 __all__ = [
     "MessageContext",
@@ -63,7 +64,6 @@ _VARIANT = re.compile(r"^variant(\d+)$")
 _PLACEHOLDER = re.compile(r"\{\{\s*(\d+)\s*\}\}")
 _WHATSAPP_NAME = re.compile(r"^[a-z0-9_]{1,512}$")
 _WHATSAPP_LANGUAGE = re.compile(r"^[a-z]{2,3}(?:_[A-Z]{2})?$")
-_GRAPHEME = regex.compile(r"\X")
 _ELLIPSIS_MARK = "\ue000"
 """Stands for the ellipsis of a shortened value until the text's encoding is known."""
 _LANGUAGE_FALLBACK = {"no": "nb", "nn": "nb"}
@@ -118,6 +118,8 @@ def _language(locale: str) -> str:
 
 @lru_cache(maxsize=256)
 def _babel_locale(locale: str) -> Locale:
+    from babel import Locale, UnknownLocaleError
+
     try:
         return Locale.parse(locale.replace("-", "_"))
     except (UnknownLocaleError, ValueError, TypeError):
@@ -167,8 +169,15 @@ def _link_path(link: str) -> str:
     return path
 
 
+@lru_cache(maxsize=1)
+def _grapheme_pattern() -> Any:
+    import regex
+
+    return regex.compile(r"\X")
+
+
 def _graphemes(value: str) -> list[str]:
-    return list(_GRAPHEME.findall(value))
+    return list(_grapheme_pattern().findall(value))
 
 
 def _cut(graphemes: list[str], keep: int | None) -> str:
@@ -199,6 +208,8 @@ class _Compiled:
 def _static_parent(ast: nodes.Template) -> tuple[bool, str | None]:
     """Whether the top level of ``ast`` holds only blocks, text and at most one ``extends``
     of a constant name, and that name (``None`` when it extends nothing)."""
+    from jinja2 import nodes
+
     parent: str | None = None
     for node in ast.body:
         if isinstance(node, nodes.Block):
@@ -259,6 +270,9 @@ class TemplateRenderer:
         self.max_segments = max_segments
         self.smart_encoding = bool(smart_encoding)
         self.shop_locale = normalize_locale(shop_locale) or None
+        import jinja2
+        from jinja2.sandbox import SandboxedEnvironment
+
         loader = jinja2.ChoiceLoader(
             [
                 jinja2.FileSystemLoader([str(d) for d in self.template_dirs]),
@@ -338,6 +352,8 @@ class TemplateRenderer:
         compiled = self._compiled.get(name)
         if compiled is not None:
             return compiled
+        import jinja2
+
         try:
             text = self._text_env.get_template(name)
             html = self._html_env.get_template(name) if channel == "email" else None
@@ -386,6 +402,8 @@ class TemplateRenderer:
     ) -> tuple[Content, tuple[str, ...]]:
         """Like :meth:`render`, with notes on how the content was fitted (``variant 2 of 3``,
         a shortened field), for previews."""
+        import jinja2
+
         default = self.shop_locale or context.shop.locale
         name, locale = self._lookup(channel, step, context.locale, default)
         compiled = self._compile(name, locale, channel)

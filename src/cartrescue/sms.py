@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
-
-import regex
+from functools import lru_cache
+from typing import Any, Literal
 
 __all__ = [
     "GSM7_BASIC",
@@ -60,7 +59,14 @@ SINGLE: dict[Encoding, int] = {"GSM-7": 160, "UCS-2": 70}
 PART: dict[Encoding, int] = {"GSM-7": 153, "UCS-2": 67}
 """Units each part of a concatenated message holds."""
 
-_GRAPHEME = regex.compile(r"\X")
+
+@lru_cache(maxsize=1)
+def _grapheme_pattern() -> Any:
+    """Graphemes (``regex``'s ``\\X``); imported on first use, only a long UCS-2 text needs
+    it."""
+    import regex
+
+    return regex.compile(r"\X")
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +176,7 @@ def _pieces(text: str, encoding: Encoding) -> list[tuple[str, int]]:
         return [(char, 2 if char in _EXTENSION else 1) for char in text]
     pieces: list[tuple[str, int]] = []
     cap = PART["UCS-2"]
-    for grapheme in _GRAPHEME.findall(text):
+    for grapheme in _grapheme_pattern().findall(text):
         if grapheme == "\r\n":
             pieces += [("\r", 1), ("\n", 1)]
             continue
