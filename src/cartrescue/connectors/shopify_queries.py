@@ -139,3 +139,35 @@ DISCOUNT_MUTATION = """mutation DiscountCreate($input: DiscountCodeBasicInput!) 
     userErrors { field code message }
   }
 }"""
+
+PURCHASES_CHUNK = 50
+"""Checkouts asked about in one bulk purchase query: 2 + 9 points requested per checkout at
+most (452), well under ``MAX_QUERY_COST``."""
+
+
+def purchases_query(count: int) -> str:
+    """One query asking what :data:`PURCHASE_QUERY` asks, for ``count`` checkouts at once:
+    ``abandonedCheckouts`` by ``id:… OR id:…`` for their ``completedAt``, and per checkout
+    (aliases ``a{i}``, ``o{i}``) its abandonment and its buyer's first order since. Every
+    value is a variable, so the text depends only on ``count``."""
+    declared = ["$ids: String!"]
+    fields = [
+        f"checkouts: abandonedCheckouts(first: {count}, query: $ids) {{\n"
+        f"    nodes {{ id completedAt totalPriceSet {{ {_MONEY} }} }}\n  }}"
+    ]
+    for i in range(count):
+        declared.append(f"$a{i}: ID!, $o{i}: String!, $e{i}: Boolean!")
+        fields.append(
+            f"a{i}: abandonmentByAbandonedCheckoutId(abandonedCheckoutId: $a{i}) {{\n"
+            f"    customerHasNoOrderSinceAbandonment\n  }}\n"
+            f"  o{i}: orders(first: 1, sortKey: CREATED_AT, query: $o{i}) @include(if: $e{i}) {{\n"
+            f"    nodes {{ id name createdAt totalPriceSet {{ {_MONEY} }} }}\n  }}"
+        )
+    head = "query Purchases(\n  " + ",\n  ".join(declared) + "\n)"
+    return head + " {\n  " + "\n  ".join(fields) + "\n}"
+
+
+def purchases_cost(count: int) -> int:
+    """The requested cost of :func:`purchases_query` (every ``orders`` included)."""
+    money = 1 + 1  # totalPriceSet, presentmentMoney
+    return CONNECTION_COST + count * (1 + money) + count * (1 + CONNECTION_COST + 1 + money)
