@@ -240,6 +240,22 @@ def test_bulk_purchase_query_cost_is_what_the_fake_computes():
         shop = connect(fake)
         spent = fake.points_spent
         shop.find_purchases(checkouts)
-        # 50 checkouts with an email: 2 + 3 per completedAt node + 6 per checkout (each
-        # abandonment 1 and its orders 5) requested; no orders exist, so fewer are spent.
-        assert 0 < fake.points_spent - spent <= 2 + 9 * 50
+        # requested: 2 + 3 per checkout node, 2 + 3 per order node (100), 1 per abandonment;
+        # no orders exist, so fewer points are spent
+        assert 0 < fake.points_spent - spent <= (2 + 3 * 50) + (2 + 3 * 100) + 50
+
+
+def test_a_buyer_the_bulk_order_search_cut_off_is_asked_about_alone():
+    checkouts = make_checkouts(3)
+    with FakeShopify.from_checkouts(checkouts) as fake:
+        for n in range(120):  # more orders since than one bulk query reads, all by buyer 0
+            at = START + timedelta(hours=1, seconds=n)
+            fake.add_order(email="buyer0@example.com", created_at=at)
+        fake.add_order(email="buyer2@example.com", created_at=START + timedelta(hours=5))
+        shop = connect(fake, clock=lambda: START + timedelta(days=1))
+        before = fake.stats["graphql"]
+        bulk = shop.find_purchases(checkouts)
+        assert fake.stats["graphql"] - before == 1 + 2  # buyers 1 and 2 asked about alone
+        assert bulk == {c.id: shop.find_purchase(c) for c in checkouts}
+    assert bulk["100002"] is not None and bulk["100002"].placed_at == START + timedelta(hours=5)
+    assert bulk["100001"] is None

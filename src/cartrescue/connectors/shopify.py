@@ -393,36 +393,47 @@ class ShopifyConnector:
             ) from err
 
     def find_purchases(self, checkouts: Sequence[Checkout]) -> dict[str, PurchaseCheck]:
-        """:meth:`find_purchase` for many checkouts: one query per 50 (aliases, each with
-        the same three questions), instead of one per checkout."""
+        """:meth:`find_purchase` for many checkouts, one query per 50: their ``completedAt``,
+        their abandonments, and the orders since by their buyers' emails in one search
+        (oldest first, so each buyer's first is the one ``find_purchase`` finds). A buyer
+        the search's page may have cut off is asked about alone."""
         answers: dict[str, PurchaseCheck] = {}
         for start in range(0, len(checkouts), PURCHASES_CHUNK):
             chunk = checkouts[start : start + PURCHASES_CHUNK]
+            emails = {c.id: c.customer.email for c in chunk if c.customer and c.customer.email}
             variables: dict[str, Any] = {
-                "ids": " OR ".join(f"id:{checkout.id}" for checkout in chunk)
+                "ids": " OR ".join(f"id:{checkout.id}" for checkout in chunk),
+                "orders": " OR ".join(
+                    f"(email:{_search_value(email)} AND "
+                    f"created_at:>'{_iso(checkout.abandoned_at)}')"
+                    for checkout in chunk
+                    if (email := emails.get(checkout.id))
+                ),
+                "byEmail": bool(emails),
             }
             for i, checkout in enumerate(chunk):
-                email = checkout.customer.email if checkout.customer else None
                 variables[f"a{i}"] = f"gid://shopify/AbandonedCheckout/{checkout.id}"
-                variables[f"o{i}"] = (
-                    f"email:{_search_value(email)} AND created_at:>'{_iso(checkout.abandoned_at)}'"
-                    if email
-                    else ""
-                )
-                variables[f"e{i}"] = email is not None
             data = self.graphql.execute(
                 purchases_query(len(chunk)), variables, expected_cost=purchases_cost(len(chunk))
             )
             completed: dict[str, list[dict[str, Any]]] = {}
             for node in _nodes(data.get("checkouts")):
                 completed.setdefault(numeric_id(node.get("id")) or "", []).append(node)
+            orders = _nodes(data.get("orders"))
+            page = data.get("orders")
+            cut = isinstance(page, dict) and bool((page.get("pageInfo") or {}).get("hasNextPage"))
             for i, checkout in enumerate(chunk):
-                one = {
-                    "abandonedCheckouts": {"nodes": completed.get(checkout.id, [])},
-                    "abandonmentByAbandonedCheckoutId": data.get(f"a{i}"),
-                    "orders": data.get(f"o{i}"),
-                }
                 try:
+                    email = emails.get(checkout.id)
+                    first = self._first_order(orders, email, checkout) if email else None
+                    if email and first is None and cut:
+                        answers[checkout.id] = self.find_purchase(checkout)
+                        continue
+                    one = {
+                        "abandonedCheckouts": {"nodes": completed.get(checkout.id, [])},
+                        "abandonmentByAbandonedCheckoutId": data.get(f"a{i}"),
+                        "orders": {"nodes": [first] if first else []},
+                    }
                     answers[checkout.id] = self._purchase_from(one, checkout)
                 except BadPayloadError as err:
                     answers[checkout.id] = ConnectorError(
@@ -430,7 +441,24 @@ class ShopifyConnector:
                         f"{checkout.id} with something unreadable: {err.detail}",
                         connector="shopify",
                     )
+                except ConnectorError as err:
+                    answers[checkout.id] = err
         return answers
+
+    @staticmethod
+    def _first_order(
+        orders: Sequence[Mapping[str, Any]], email: str, checkout: Checkout
+    ) -> Mapping[str, Any] | None:
+        """The first of ``orders`` (oldest first) by ``email`` created after the checkout
+        was abandoned (in whole seconds, as the search compares)."""
+        after = parse_time(_iso(checkout.abandoned_at), item=checkout.id)
+        wanted = email.lower()
+        for order in orders:
+            if str(order.get("email") or "").lower() != wanted:
+                continue
+            if parse_time(order.get("createdAt"), item=checkout.id) > after:
+                return order
+        return None
 
     def _purchase_from(self, data: Mapping[str, Any], checkout: Checkout) -> Purchase | None:
         item = checkout.id

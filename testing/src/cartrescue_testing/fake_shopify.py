@@ -1146,20 +1146,28 @@ class _Root:
 
     def orders(self, info: GraphQLResolveInfo[Any], **args: Any) -> dict[str, Any]:
         self._require("read_orders", "orders")
-        terms = _parse_search(args.get("query"))
+        groups = _parse_groups(args.get("query"))
         first = args.get("first") or 0
+        emails = [[t.value for t in group if t.field == "email"] for group in groups]
+        if all(emails):  # looked up by email, as Shopify's search index does
+            chosen = {id(o): o for e in emails for o in self.fake._orders_of(e[0], None)}
+            candidates = sorted(chosen.values(), key=lambda o: int(o["id"]))
+        else:
+            candidates = self.fake.orders
         found = []
-        emails = [term.value for term in terms if term.field == "email"]
-        candidates = self.fake._orders_of(emails[0], None) if emails else self.fake.orders
         for order in candidates:
-            keep = True
-            for term in terms:
-                if term.field == "email":
-                    keep = keep and (order.get("email") or "").lower() == term.value.lower()
-                elif term.field == "created_at":
-                    keep = keep and _compare(_when(order["created_at"]), term.op, _when(term.value))
-            if keep:
-                found.append(order)
+            for terms in groups:
+                keep = True
+                for term in terms:
+                    if term.field == "email":
+                        keep = keep and (order.get("email") or "").lower() == term.value.lower()
+                    elif term.field == "created_at":
+                        keep = keep and _compare(
+                            _when(order["created_at"]), term.op, _when(term.value)
+                        )
+                if keep:
+                    found.append(order)
+                    break
         if args.get("sortKey") == "CREATED_AT":
             found.sort(key=lambda o: _when(o["created_at"]), reverse=bool(args.get("reverse")))
         nodes = [
