@@ -39,6 +39,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, ClassVar
@@ -80,6 +81,16 @@ _PURCHASE_FIELDS = (
     "date_completed_gmt,total,currency"
 )
 """What telling a later purchase needs of an order: a fraction of ``ORDER_FIELDS``."""
+
+
+@dataclass
+class _LaterOrders:
+    """Orders created since a time, oldest first, by lower-cased billing email and by
+    customer id (the two searches :meth:`WooCommerceConnector.find_purchase` makes)."""
+
+    by_email: dict[str, list[tuple[datetime, Mapping[str, Any]]]] = field(default_factory=dict)
+    by_customer: dict[int, list[tuple[datetime, Mapping[str, Any]]]] = field(default_factory=dict)
+
 
 __all__ = ["WooCommerceConnector"]
 
@@ -305,10 +316,11 @@ class WooCommerceConnector:
         return None
 
     def find_purchases(self, checkouts: Sequence[Checkout]) -> dict[str, PurchaseCheck]:
-        """:meth:`find_purchase` for many checkouts, per 100: one request for the orders
+        """:meth:`find_purchase` for many checkouts: one request per 100 for the orders
         themselves (``include``), and one search (paged) for the orders created since the
         earliest of them was abandoned, matched to each buyer by billing email or customer
-        account here, instead of two or three requests per checkout. An order the first
+        account here, instead of two or three requests per checkout. (That search reads every
+        order of the span, so pass a page of checkouts abandoned close together.) An order the first
         request does not return (a status ``any`` leaves out) is asked about alone."""
         answers: dict[str, PurchaseCheck] = {}
         numbered: list[tuple[Checkout, int]] = []
@@ -317,6 +329,7 @@ class WooCommerceConnector:
                 numbered.append((checkout, int(checkout.id)))
             except ValueError:
                 answers[checkout.id] = None
+        unpaid: list[tuple[Checkout, int, Mapping[str, Any]]] = []
         for start in range(0, len(numbered), 100):
             chunk = numbered[start : start + 100]
             query = {
@@ -326,7 +339,6 @@ class WooCommerceConnector:
                 "_fields": ORDER_FIELDS,
             }
             current = {o.get("id"): o for o in self._pages(query) if isinstance(o, Mapping)}
-            unpaid: list[tuple[Checkout, int, Mapping[str, Any]]] = []
             for checkout, order_id in chunk:
                 order = current.get(order_id)
                 if order is None:
@@ -340,13 +352,13 @@ class WooCommerceConnector:
                     )
                 else:
                     unpaid.append((checkout, order_id, order))
-            if unpaid:
-                earliest = min(checkout.abandoned_at for checkout, _, _ in unpaid)
-                later = self._orders_since(earliest - timedelta(seconds=1))
-                for checkout, order_id, order in unpaid:
-                    answers[checkout.id] = self._answer(
-                        partial(self._later_purchase, checkout, order_id, order, later)
-                    )
+        if unpaid:
+            earliest = min(checkout.abandoned_at for checkout, _, _ in unpaid)
+            later = self._orders_since(earliest - timedelta(seconds=1))
+            for checkout, order_id, order in unpaid:
+                answers[checkout.id] = self._answer(
+                    partial(self._later_purchase, checkout, order_id, order, later)
+                )
         return answers
 
     @staticmethod
@@ -356,9 +368,9 @@ class WooCommerceConnector:
         except ConnectorError as err:
             return err
 
-    def _orders_since(self, after: datetime) -> list[tuple[datetime, Mapping[str, Any]]]:
-        """Every order created after ``after`` (any status, oldest first), with its
-        creation time."""
+    def _orders_since(self, after: datetime) -> _LaterOrders:
+        """Every order created after ``after`` (any status, oldest first) with its creation
+        time, by billing email and by customer account."""
         query = {
             "status": "any",
             "after": gmt_param(after),
@@ -368,7 +380,7 @@ class WooCommerceConnector:
             "per_page": 100,
             "_fields": _PURCHASE_FIELDS,
         }
-        found = []
+        found = _LaterOrders()
         for other in self._pages(query):
             if not isinstance(other, Mapping):
                 continue
@@ -378,7 +390,12 @@ class WooCommerceConnector:
                 )
             except BadPayloadError:
                 continue
-            found.append((created, other))
+            email = self._email(other)
+            if email:
+                found.by_email.setdefault(email.lower(), []).append((created, other))
+            customer_id = other.get("customer_id")
+            if isinstance(customer_id, int) and not isinstance(customer_id, bool):
+                found.by_customer.setdefault(customer_id, []).append((created, other))
         return found
 
     def _later_purchase(
@@ -386,7 +403,7 @@ class WooCommerceConnector:
         checkout: Checkout,
         order_id: int,
         order: Mapping[str, Any],
-        later: Sequence[tuple[datetime, Mapping[str, Any]]],
+        later: _LaterOrders,
     ) -> Purchase | None:
         """What :meth:`find_purchase`'s searches would find among ``later``: the first paid
         order by the same billing email, else by the same customer account."""
@@ -398,15 +415,16 @@ class WooCommerceConnector:
         after = parse_time(
             gmt_param(checkout.abandoned_at - timedelta(seconds=1)), item="after", assume_utc=True
         )
-        mine = [o for created, o in later if created > after and o.get("id") != order_id]
-        tests: list[Callable[[Mapping[str, Any]], bool]] = []
+        searches: list[list[tuple[datetime, Mapping[str, Any]]]] = []
         if email:
-            tests.append(lambda o: (self._email(o) or "").lower() == email.lower())
+            searches.append(later.by_email.get(email.lower(), []))
         if customer_id is not None and customer_id > 0:
-            tests.append(lambda o: o.get("customer_id") == customer_id)
-        for same_buyer in tests:
-            for other in mine:
-                if same_buyer(other) and (self.mapper.is_paid(other) or other.get("date_paid_gmt")):
+            searches.append(later.by_customer.get(customer_id, []))
+        for found in searches:
+            for created, other in found:
+                if created <= after or other.get("id") == order_id:
+                    continue
+                if self.mapper.is_paid(other) or other.get("date_paid_gmt"):
                     return self._purchase(other, order_ref(other), same=False)
         return None
 
