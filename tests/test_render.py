@@ -541,3 +541,34 @@ def test_engine_records_a_message_that_does_not_fit(tmp_path: Path) -> None:
     stats = store.stats(clock())
     assert stats.messages == {(1, "sms", "not_rendered"): 1}
     assert stats.not_rendered == 1
+
+
+def test_a_parent_with_a_top_level_set_still_gives_its_variables_to_blocks(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path, "sms/base.j2", '{% set stop = "Svar STOP" %}{% block variant1 %}{% endblock %}')
+    write(
+        tmp_path,
+        "sms/1.nb.j2",
+        '{% extends "sms/base.j2" %}{% block variant1 %}{{ link }} {{ stop }}{% endblock %}',
+    )
+    assert TemplateRenderer([tmp_path]).render("sms", 1, context()).text == f"{LINK} Svar STOP"
+
+
+def test_blocks_of_every_ancestor_are_reachable_without_rendering_the_layout(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path, "sms/layout.j2", "{% block word %}{% endblock %}{% block stop %}{% endblock %}")
+    write(
+        tmp_path,
+        "sms/words.j2",
+        '{% extends "sms/layout.j2" %}{% block word %}Hei{% endblock %}'
+        "{% block stop %}Svar STOP{% endblock %}",
+    )
+    write(
+        tmp_path,
+        "sms/1.nb.j2",
+        '{% extends "sms/words.j2" %}'
+        "{% block variant1 %}{{ self.word() }} {{ link }} {{ self.stop() }}{% endblock %}",
+    )
+    assert TemplateRenderer([tmp_path]).render("sms", 1, context()).text == f"Hei {LINK} Svar STOP"

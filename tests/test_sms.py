@@ -18,6 +18,7 @@ from cartrescue.sms import (
     SmsLength,
     fits,
     is_gsm,
+    may_become_gsm,
     measure,
     non_gsm_characters,
     parts,
@@ -304,3 +305,21 @@ def test_to_gsm_is_idempotent_and_adds_only_gsm(text: str) -> None:
     once = to_gsm(text)
     assert to_gsm(once) == once
     assert set(once) - set(text) <= set(BASIC) | {"'", '"', "-", " ", ".", "\n"}
+
+
+LOOK_ALIKES = "’“”–—…\u00a0\u200b\u200c½×ＳＡＬＥ！"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([*BASIC, *LOOK_ALIKES, "ő", "中", "ا", "😀"]), max_size=60))
+def test_may_become_gsm_is_false_only_when_conversion_cannot_reach_gsm(chars: list[str]) -> None:
+    text = "".join(chars)
+    if not may_become_gsm(text):
+        assert not is_gsm(to_gsm(text))
+    else:
+        assert is_gsm(to_gsm(text)) or "\u200c" in text
+
+
+def test_to_gsm_replaces_only_look_alikes_in_a_long_text() -> None:
+    text = "Håndstrikket lusekofte – marineblå, str. XXL… “ull” " * 20
+    assert to_gsm(text) == ('Håndstrikket lusekofte - marineblå, str. XXL... "ull" ' * 20)

@@ -27,11 +27,14 @@ from .channels.base import (
 )
 from .clock import Clock, utc_now
 from .connectors.base import (
+    BulkPurchaseLookup,
     Connector,
     DiscountCapable,
+    PurchaseCheck,
     PurchaseLookup,
     ShopTimezone,
     WebhookCapable,
+    find_purchases,
 )
 from .doctor import Problem, SelfCheck
 from .errors import (
@@ -71,6 +74,7 @@ __all__ = [
     "BadCheckout",
     "BadPayloadError",
     "BatchChannel",
+    "BulkPurchaseLookup",
     "CartRescueError",
     "Channel",
     "ChannelKind",
@@ -97,6 +101,7 @@ __all__ = [
     "PluginSettings",
     "Problem",
     "Purchase",
+    "PurchaseCheck",
     "PurchaseLookup",
     "Receipt",
     "RetryableSendError",
@@ -110,6 +115,7 @@ __all__ = [
     "ShopTimezone",
     "TransientSendError",
     "WebhookCapable",
+    "find_purchases",
     "invalid",
     "is_gsm7",
     "normalize_email",

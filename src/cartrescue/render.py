@@ -37,18 +37,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import jinja2
-import regex
-from babel import Locale, UnknownLocaleError
-from babel.dates import format_skeleton
-from babel.numbers import format_currency, format_decimal
-from jinja2 import nodes
-from jinja2.sandbox import SandboxedEnvironment
-
+from ._localeformat import MoneyFormat, format_date_skeleton, format_number
 from .errors import MessageTooLong, RenderError, TemplateError
 from .models import (
     CHANNEL_KINDS,
@@ -58,7 +51,14 @@ from .models import (
     Discount,
     ShopInfo,
 )
-from .sms import PART, SINGLE, Encoding, fits, is_gsm, size, to_gsm
+from .sms import PART, SINGLE, Encoding, fits, is_gsm, may_become_gsm, size, to_gsm
+
+if TYPE_CHECKING:
+    # Jinja2, Babel and regex are imported where they are first needed, so that importing
+    # this module (the CLI, the engine) costs nothing until a message is rendered.
+    import jinja2
+    from babel import Locale
+    from jinja2 import nodes
 
 __all__ = [
     "NAME_LIMIT",
@@ -78,7 +78,6 @@ _VARIANT = re.compile(r"^variant(\d+)$")
 _PLACEHOLDER = re.compile(r"\{\{\s*(\d+)\s*\}\}")
 _WHATSAPP_NAME = re.compile(r"^[a-z0-9_]{1,512}$")
 _WHATSAPP_LANGUAGE = re.compile(r"^[a-z]{2,3}(?:_[A-Z]{2})?$")
-_GRAPHEME = regex.compile(r"\X")
 _ELLIPSIS_MARK = "\ue000"
 """Stands for the ellipsis of a shortened value until the text's encoding is known."""
 _LANGUAGE_FALLBACK = {"no": "nb", "nn": "nb"}
@@ -164,6 +163,8 @@ def _language(locale: str) -> str:
 
 @lru_cache(maxsize=256)
 def _babel_locale(locale: str) -> Locale:
+    from babel import Locale, UnknownLocaleError
+
     try:
         return Locale.parse(locale.replace("-", "_"))
     except (UnknownLocaleError, ValueError, TypeError):
@@ -181,13 +182,24 @@ def _zone_or_utc(name: str | None) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
-def _localized_number(value: Decimal, locale: Locale) -> str:
-    return format_decimal(value.normalize(), locale=locale)
+@lru_cache(maxsize=1024)
+def _normalized(raw: str | None) -> str:
+    return normalize_locale(raw)
 
 
-def _money(amount: Decimal, currency: str, locale: Locale) -> str:
+@lru_cache(maxsize=256)
+def _direction(locale: str) -> str:
+    return "rtl" if _babel_locale(locale).character_order == "right-to-left" else "ltr"
+
+
+@lru_cache(maxsize=1024)
+def _money_format(locale: str, currency: str) -> MoneyFormat:
+    return MoneyFormat(_babel_locale(locale), currency)
+
+
+def _money(amount: Decimal, currency: str, locale: str) -> str:
     try:
-        return format_currency(amount, currency, locale=locale)
+        return _money_format(locale, currency)(amount)
     except (ValueError, KeyError):
         return f"{amount} {currency}"
 
@@ -202,8 +214,15 @@ def _link_path(link: str) -> str:
     return path
 
 
+@lru_cache(maxsize=1)
+def _grapheme_pattern() -> Any:
+    import regex
+
+    return regex.compile(r"\X")
+
+
 def _graphemes(value: str) -> list[str]:
-    return list(_GRAPHEME.findall(value))
+    return list(_grapheme_pattern().findall(value))
 
 
 def _cut(graphemes: list[str], keep: int | None) -> str:
@@ -214,19 +233,29 @@ def _cut(graphemes: list[str], keep: int | None) -> str:
 
 @dataclass
 class _Compiled:
-    """One template, compiled for plain text and (for email) for HTML."""
+    """One template, compiled for plain text and (for email) for HTML.
+
+    ``text_parents`` and ``html_parents`` are the templates it extends, nearest first, when
+    registering their blocks is all its top level does; ``None`` when the top level must run
+    before a block can be rendered (it sets variables, defines macros, imports, or extends
+    a name computed at render time).
+    """
 
     name: str
     locale: str
     text: jinja2.Template
     html: jinja2.Template | None
-    needs_root: bool
+    text_parents: tuple[jinja2.Template, ...] | None
+    html_parents: tuple[jinja2.Template, ...] | None
     variants: tuple[str, ...]
 
 
-def _needs_root(ast: nodes.Template) -> bool:
-    """Whether blocks can only be rendered after the template's top level has run: it
-    extends another template, sets variables, defines macros or imports."""
+def _static_parent(ast: nodes.Template) -> tuple[bool, str | None]:
+    """Whether the top level of ``ast`` holds only blocks, text and at most one ``extends``
+    of a constant name, and that name (``None`` when it extends nothing)."""
+    from jinja2 import nodes
+
+    parent: str | None = None
     for node in ast.body:
         if isinstance(node, nodes.Block):
             continue
@@ -234,8 +263,16 @@ def _needs_root(ast: nodes.Template) -> bool:
             isinstance(child, nodes.TemplateData) for child in node.nodes
         ):
             continue
-        return True
-    return False
+        if (
+            isinstance(node, nodes.Extends)
+            and parent is None
+            and isinstance(node.template, nodes.Const)
+            and isinstance(node.template.value, str)
+        ):
+            parent = node.template.value
+            continue
+        return False, None
+    return True, parent
 
 
 @dataclass
@@ -278,6 +315,9 @@ class TemplateRenderer:
         self.max_segments = max_segments
         self.smart_encoding = bool(smart_encoding)
         self.shop_locale = normalize_locale(shop_locale) or None
+        import jinja2
+        from jinja2.sandbox import SandboxedEnvironment
+
         loader = jinja2.ChoiceLoader(
             [
                 jinja2.FileSystemLoader([str(d) for d in self.template_dirs]),
@@ -303,6 +343,7 @@ class TemplateRenderer:
                 self._available.setdefault(key, set()).add(normalize_locale(locale))
         self._resolved: dict[tuple[str, int, str, str], tuple[str, str]] = {}
         self._compiled: dict[str, _Compiled] = {}
+        self._globals: dict[jinja2.Template, dict[str, Any]] = {}
 
     # -- lookup -------------------------------------------------------------------------
     def locales(self, channel: str | None = None) -> list[str]:
@@ -356,12 +397,17 @@ class TemplateRenderer:
         compiled = self._compiled.get(name)
         if compiled is not None:
             return compiled
+        import jinja2
+
         try:
             text = self._text_env.get_template(name)
             html = self._html_env.get_template(name) if channel == "email" else None
-            loader = self._text_env.loader
-            assert loader is not None
-            ast = self._text_env.parse(loader.get_source(self._text_env, name)[0], name)
+            parents = self._parents(name)
+            text_parents = html_parents = None
+            if parents is not None:
+                text_parents = tuple(self._text_env.get_template(p) for p in parents)
+                if html is not None:
+                    html_parents = tuple(self._html_env.get_template(p) for p in parents)
         except jinja2.TemplateSyntaxError as err:
             raise TemplateError(
                 f"line {err.lineno}: {err.message}", template=err.name or name
@@ -371,9 +417,26 @@ class TemplateRenderer:
         variants = sorted(
             (n for n in text.blocks if _VARIANT.match(n)), key=lambda n: int(n[len("variant") :])
         )
-        compiled = _Compiled(name, locale, text, html, _needs_root(ast), tuple(variants))
+        compiled = _Compiled(name, locale, text, html, text_parents, html_parents, tuple(variants))
         self._compiled[name] = compiled
         return compiled
+
+    def _parents(self, name: str) -> list[str] | None:
+        """The names ``name`` extends, nearest first, when each of them is static (see
+        :class:`_Compiled`); else ``None``."""
+        loader = self._text_env.loader
+        assert loader is not None
+        chain: list[str] = []
+        current = name
+        while True:
+            source = loader.get_source(self._text_env, current)[0]
+            static, parent = _static_parent(self._text_env.parse(source, current))
+            if not static or parent in chain or parent == name:
+                return None
+            if parent is None:
+                return chain
+            chain.append(parent)
+            current = parent
 
     # -- rendering ------------------------------------------------------------------------
     def render(self, channel: ChannelKind, step: int, context: MessageContext) -> Content:
@@ -384,6 +447,8 @@ class TemplateRenderer:
     ) -> tuple[Content, tuple[str, ...]]:
         """Like :meth:`render`, with notes on how the content was fitted (``variant 2 of 3``,
         a shortened field), for previews."""
+        import jinja2
+
         default = self.shop_locale or context.shop.locale
         name, locale = self._lookup(channel, step, context.locale, default)
         compiled = self._compile(name, locale, channel)
@@ -405,12 +470,29 @@ class TemplateRenderer:
         raise TemplateError(f"unknown channel {channel!r}", template=name)
 
     def _blocks(
-        self, template: jinja2.Template, needs_root: bool, variables: Mapping[str, Any]
+        self,
+        template: jinja2.Template,
+        parents: tuple[jinja2.Template, ...] | None,
+        variables: Mapping[str, Any],
     ) -> Callable[[str], str | None]:
-        context = template.new_context(dict(variables))
-        if needs_root:
+        # What ``template.new_context(variables)`` does, with the template's globals (a chain
+        # of mappings, slow to walk) copied once rather than on every render.
+        flat = self._globals.get(template)
+        if flat is None:
+            flat = self._globals[template] = dict(template.globals)
+        environment = template.environment
+        context = environment.context_class(
+            environment, {**flat, **variables}, template.name, template.blocks, globals=flat
+        )
+        if parents is None:
             for _ in template.root_render_func(context):
                 pass
+        else:
+            # What the top level of an extending template does before it renders its parent
+            # (which would render every block once more, for nothing).
+            for parent in parents:
+                for name, function in parent.blocks.items():
+                    context.blocks.setdefault(name, []).append(function)
 
         def block(name: str) -> str | None:
             functions = context.blocks.get(name)
@@ -433,9 +515,11 @@ class TemplateRenderer:
             text = self._finish_sms(raw or "", keep)
             if not text:
                 return None  # a variant that does not apply here renders nothing
-            if fits(text, self.max_segments):
-                return text
             encoding, units = size(text)
+            if units <= SINGLE[encoding] or (
+                self.max_segments > 1 and fits(text, self.max_segments)
+            ):
+                return text
             over = units - SINGLE[encoding]
             if closest is None or over < closest[0]:
                 closest = (over, encoding, units)
@@ -444,7 +528,7 @@ class TemplateRenderer:
         def blocks(values: dict[str, Any]) -> Callable[[str], str | None]:
             if not compiled.variants:
                 return lambda _: compiled.text.render(values)
-            return self._blocks(compiled.text, compiled.needs_root, values)
+            return self._blocks(compiled.text, compiled.text_parents, values)
 
         variants: Sequence[str | None] = compiled.variants or (None,)
         block = blocks(variables)
@@ -533,13 +617,13 @@ class TemplateRenderer:
         return self._smart(text, keep)
 
     def _smart(self, text: str, keep: Sequence[str]) -> str:
-        if not self.smart_encoding or is_gsm(text):
+        if not self.smart_encoding or is_gsm(text) or not may_become_gsm(text):
             return text
         converted = _translate_outside(text, keep)
         return converted if is_gsm(converted) else text
 
     def _render_email(self, compiled: _Compiled, variables: dict[str, Any]) -> Content:
-        block = self._blocks(compiled.text, True, variables)
+        block = self._blocks(compiled.text, compiled.text_parents, variables)
         subject = block("subject")
         if subject is None or not subject.strip():
             raise TemplateError("an email template needs a subject block", template=compiled.name)
@@ -548,7 +632,7 @@ class TemplateRenderer:
             text = compiled.text.render(variables)
         html: str | None = None
         if compiled.html is not None:
-            html = self._blocks(compiled.html, True, variables)("html")
+            html = self._blocks(compiled.html, compiled.html_parents, variables)("html")
         return Content(
             text=_tidy_text(text),
             subject=_limit(" ".join(subject.split()), SUBJECT_LIMIT),
@@ -582,7 +666,7 @@ class TemplateRenderer:
         self, compiled: _Compiled, variables: dict[str, Any]
     ) -> tuple[Content, str | None]:
         """The content, and what makes it too long for WhatsApp (``None`` when it fits)."""
-        block = self._blocks(compiled.text, compiled.needs_root, variables)
+        block = self._blocks(compiled.text, compiled.text_parents, variables)
         name = (block("template") or "").strip()
         language = (block("language") or "").strip()
         where = compiled.name
@@ -676,7 +760,7 @@ def _limit(text: str, limit: int) -> str:
         return text
     kept: list[str] = []
     used = 1
-    for grapheme in _GRAPHEME.finditer(text):
+    for grapheme in _grapheme_pattern().finditer(text):
         used += len(grapheme.group())
         if used > limit:
             break
@@ -702,10 +786,9 @@ def _variables(context: MessageContext, template_locale: str, *, whatsapp: bool)
     """The names a template sees. See the README for the list."""
     checkout = context.checkout
     customer = checkout.customer
-    wanted = normalize_locale(context.locale)
-    babel_locale = _babel_locale(
-        wanted if _language(wanted) == _language(template_locale) else template_locale
-    )
+    wanted = _normalized(context.locale)
+    locale_key = wanted if _language(wanted) == _language(template_locale) else template_locale
+    babel_locale = _babel_locale(locale_key)
     items = [
         {
             "title": _clean(li.title, whatsapp),
@@ -722,22 +805,20 @@ def _variables(context: MessageContext, template_locale: str, *, whatsapp: bool)
         "product": items[0]["title"] if items else "",
         "more_items": max(len(items) - 1, 0),
         "item_count": sum(li.quantity for li in checkout.line_items),
-        "total": _money(checkout.total, checkout.currency, babel_locale),
+        "total": _money(checkout.total, checkout.currency, locale_key),
         "shop_name": context.shop.name,
         "shop_url": context.shop.home_url,
         "link": context.link,
         "link_path": _link_path(context.link),
         "discount": discount is not None,
         "discount_code": discount.code if discount else None,
-        "discount_percent": _localized_number(discount.percent, babel_locale) if discount else None,
-        "discount_expires": format_skeleton(
-            "MMMMd", discount.expires_at, tzinfo=zone, locale=babel_locale
-        )
+        "discount_percent": format_number(discount.percent, babel_locale) if discount else None,
+        "discount_expires": format_date_skeleton("MMMMd", discount.expires_at, zone, babel_locale)
         if discount
         else None,
         "discount_in_link": bool(discount and discount.url),
         "unsubscribe_url": context.unsubscribe_url,
         "locale": template_locale,
         "language": _language(template_locale),
-        "direction": "rtl" if babel_locale.character_order == "right-to-left" else "ltr",
+        "direction": _direction(locale_key),
     }

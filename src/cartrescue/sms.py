@@ -18,10 +18,10 @@ checked it against billed ``num_segments`` on live messages (issue 66 there: 160
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Literal
-
-import regex
+from functools import lru_cache
+from typing import Any, Literal
 
 __all__ = [
     "GSM7_BASIC",
@@ -30,6 +30,7 @@ __all__ = [
     "SmsLength",
     "fits",
     "is_gsm",
+    "may_become_gsm",
     "measure",
     "non_gsm_characters",
     "parts",
@@ -58,7 +59,14 @@ SINGLE: dict[Encoding, int] = {"GSM-7": 160, "UCS-2": 70}
 PART: dict[Encoding, int] = {"GSM-7": 153, "UCS-2": 67}
 """Units each part of a concatenated message holds."""
 
-_GRAPHEME = regex.compile(r"\X")
+
+@lru_cache(maxsize=1)
+def _grapheme_pattern() -> Any:
+    """Graphemes (``regex``'s ``\\X``); imported on first use, only a long UCS-2 text needs
+    it."""
+    import regex
+
+    return regex.compile(r"\X")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,9 +93,18 @@ class SmsLength:
         return f"{self.units} {self.encoding} units, {self.segments} segment(s)"
 
 
+def _outside(chars: frozenset[str]) -> re.Pattern[str]:
+    """A pattern matching any character not in ``chars`` (a search in C, about twice as fast
+    as a set test over the text, and it stops at the first such character)."""
+    return re.compile("[^" + "".join(re.escape(char) for char in sorted(chars)) + "]")
+
+
+_NOT_GSM = _outside(_GSM)
+
+
 def is_gsm(text: str) -> bool:
     """True when every character of ``text`` can be sent in GSM-7."""
-    return _GSM.issuperset(text)
+    return _NOT_GSM.search(text) is None
 
 
 def non_gsm_characters(text: str) -> list[str]:
@@ -104,6 +121,8 @@ def _utf16_units(text: str) -> int:
 
 
 def _gsm_units(text: str) -> int:
+    if _EXTENSION.isdisjoint(text):
+        return len(text)
     return len(text) + sum(text.count(char) for char in GSM7_EXTENSION)
 
 
@@ -157,7 +176,7 @@ def _pieces(text: str, encoding: Encoding) -> list[tuple[str, int]]:
         return [(char, 2 if char in _EXTENSION else 1) for char in text]
     pieces: list[tuple[str, int]] = []
     cap = PART["UCS-2"]
-    for grapheme in _GRAPHEME.findall(text):
+    for grapheme in _grapheme_pattern().findall(text):
         if grapheme == "\r\n":
             pieces += [("\r", 1), ("\n", 1)]
             continue
@@ -215,6 +234,19 @@ def _look_alikes() -> dict[int, str]:
 
 _LOOK_ALIKES = _look_alikes()
 _ZWNJ = "\u200c"
+_LOOK_ALIKE = re.compile("[" + "".join(re.escape(chr(code)) for code in _LOOK_ALIKES) + "]")
+_NOT_CONVERTIBLE = _outside(_GSM | {chr(code) for code in _LOOK_ALIKES} | {_ZWNJ})
+
+
+def _look_alike(match: re.Match[str]) -> str:
+    return _LOOK_ALIKES[ord(match.group())]
+
+
+def may_become_gsm(text: str) -> bool:
+    """False when :func:`to_gsm` cannot make ``text`` GSM-7 (it has a letter with no
+    look-alike, such as Arabic or ``ő``), however much of it is converted; a set test, far
+    cheaper than converting."""
+    return _NOT_CONVERTIBLE.search(text) is None
 
 
 def to_gsm(text: str) -> str:
@@ -226,7 +258,9 @@ def to_gsm(text: str) -> str:
     ``ç`` stay, and a text with them stays UCS-2. A zero-width non-joiner is dropped only when
     that makes the whole text GSM-7 (in Arabic or Persian script it shapes the letters).
     """
-    result = text.translate(_LOOK_ALIKES)
+    # A substitution over the few look-alikes present: ``str.translate`` with this table
+    # costs a dictionary lookup per character of the whole text.
+    result = _LOOK_ALIKE.sub(_look_alike, text)
     if _ZWNJ in result:
         without = result.replace(_ZWNJ, "")
         if is_gsm(without):

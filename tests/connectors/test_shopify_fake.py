@@ -1,5 +1,6 @@
 """ShopifyConnector against the loopback FakeShopify: pagination, limits, capabilities."""
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -199,3 +200,62 @@ base_url = "{fake.base_url}"
         assert isinstance(shop, ShopifyConnector)
         assert shop.api == "rest"
         assert len(list(shop.abandoned_checkouts(None))) == 2
+
+
+def test_bulk_purchase_checks_say_what_one_by_one_checks_say_in_one_query_per_50():
+    checkouts = make_checkouts(120)
+    phone_only = Checkout(
+        id="200001",
+        abandoned_at=START,
+        updated_at=START,
+        recovery_url="https://fake-shop.myshopify.com/1/checkouts/ac/p/recover?key=p",
+        currency="USD",
+        total=Decimal("5.00"),
+        line_items=(LineItem("Mug", 1, Decimal("5.00")),),
+        customer=Customer(phone="+4791234567", sms_consent=True),
+    )
+    with FakeShopify.from_checkouts([*checkouts, phone_only]) as fake:
+        for n in (1, 50, 99):
+            fake.add_order(email=f"buyer{n}@example.com", created_at=START + timedelta(days=1))
+        fake.add_order(email="buyer7@example.com", created_at=START - timedelta(days=1))  # before
+        fake.add_order(email=None, phone="+4791234567", created_at=START + timedelta(hours=1))
+        for n in (3, 60):
+            fake.complete_checkout(checkouts[n].id, START + timedelta(hours=3))
+        unknown = dataclasses.replace(phone_only, id="999999")
+        asked = [*checkouts, phone_only, unknown]
+        shop = connect(fake, clock=lambda: START + timedelta(days=2))
+        one_by_one = {c.id: shop.find_purchase(c) for c in asked}
+        before = fake.stats["graphql"]
+        bulk = shop.find_purchases(asked)
+        assert fake.stats["graphql"] - before == 3  # 122 checkouts, 50 a query
+    assert bulk == one_by_one
+    bought = {i for i, p in bulk.items() if p is not None}
+    assert bought == {"100001", "100050", "100099", "100003", "100060", "200001"}
+    assert bulk["100003"].same_checkout and not bulk["100001"].same_checkout
+
+
+def test_bulk_purchase_query_cost_is_what_the_fake_computes():
+    with FakeShopify.from_checkouts(make_checkouts(50)) as fake:
+        checkouts = list(connect(fake).abandoned_checkouts(None))
+        shop = connect(fake)
+        spent = fake.points_spent
+        shop.find_purchases(checkouts)
+        # requested: 2 + 3 per checkout node, 2 + 3 per order node (100), 1 per abandonment;
+        # no orders exist, so fewer points are spent
+        assert 0 < fake.points_spent - spent <= (2 + 3 * 50) + (2 + 3 * 100) + 50
+
+
+def test_a_buyer_the_bulk_order_search_cut_off_is_asked_about_alone():
+    checkouts = make_checkouts(3)
+    with FakeShopify.from_checkouts(checkouts) as fake:
+        for n in range(120):  # more orders since than one bulk query reads, all by buyer 0
+            at = START + timedelta(hours=1, seconds=n)
+            fake.add_order(email="buyer0@example.com", created_at=at)
+        fake.add_order(email="buyer2@example.com", created_at=START + timedelta(hours=5))
+        shop = connect(fake, clock=lambda: START + timedelta(days=1))
+        before = fake.stats["graphql"]
+        bulk = shop.find_purchases(checkouts)
+        assert fake.stats["graphql"] - before == 1 + 2  # buyers 1 and 2 asked about alone
+        assert bulk == {c.id: shop.find_purchase(c) for c in checkouts}
+    assert bulk["100002"] is not None and bulk["100002"].placed_at == START + timedelta(hours=5)
+    assert bulk["100001"] is None

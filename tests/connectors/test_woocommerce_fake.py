@@ -4,6 +4,7 @@ recovery pass through the engine."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections import Counter
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from cartrescue.clock import FrozenClock
 from cartrescue.connectors.woocommerce import WooCommerceConnector
 from cartrescue.demo import demo_checkouts
 from cartrescue.engine import Recovery
-from cartrescue.errors import ConnectorAuthError
+from cartrescue.errors import ConnectorAuthError, ConnectorError
 from cartrescue.models import BadCheckout, Checkout, DiscountOffer
 from cartrescue.store.sqlite import SQLiteStore
 from cartrescue_testing.fake_woocommerce import FakeWooCommerce, RecordedRequest
@@ -361,3 +362,51 @@ path = ":memory:"
         assert any("query_string_auth = true" in m for m in messages)
         assert all(shop.consumer_secret not in p.message + p.fix for p in problems)
         assert {r.method for r in shop.requests} == {"GET"}  # doctor changes nothing
+
+
+def test_bulk_purchase_checks_say_what_one_by_one_checks_say_in_few_requests() -> None:
+    clock = FrozenClock(T0)
+    with FakeWooCommerce(clock=clock) as shop:
+        ids = unpaid(shop, 150, start=T0 - timedelta(hours=20), step=timedelta(minutes=1))
+        conn = connect(shop, clock=clock)
+        checkouts = [c for c in conn.abandoned_checkouts(None) if isinstance(c, Checkout)]
+        shop.pay_order(ids[3], at=T0 - timedelta(hours=1))  # the order itself, paid since
+        later = T0 - timedelta(minutes=30)
+        shop.add_order(  # a later paid order by the same email
+            status="completed",
+            billing={"email": "BUYER10@example.com"},
+            date_created_gmt=later,
+            date_paid_gmt=later,
+        )
+        shop.add_order(status="pending", billing={"email": "buyer11@example.com"})  # unpaid
+        shop.update_order(ids[120], customer_id=77)
+        shop.add_order(
+            status="processing", customer_id=77, date_created_gmt=later, date_paid_gmt=later
+        )
+        early = T0 - timedelta(days=3)  # paid before buyer 12 abandoned: not a purchase since
+        shop.add_order(
+            status="completed",
+            billing={"email": "buyer12@example.com"},
+            date_created_gmt=early,
+            date_paid_gmt=early,
+        )
+        gone = dataclasses.replace(checkouts[0], id="999999")
+        asked = [*checkouts, gone]
+        one_by_one: dict[str, object] = {}
+        for checkout in asked:
+            try:
+                one_by_one[checkout.id] = conn.find_purchase(checkout)
+            except ConnectorError as err:
+                one_by_one[checkout.id] = str(err)
+        before = len(shop.requests)
+        bulk = conn.find_purchases(asked)
+        requests_made = len(shop.requests) - before
+    assert {k: str(v) if isinstance(v, ConnectorError) else v for k, v in bulk.items()} == (
+        one_by_one
+    )
+    bought = {k for k, v in bulk.items() if v is not None and not isinstance(v, ConnectorError)}
+    assert bought == {str(ids[3]), str(ids[10]), str(ids[120])}
+    assert "no longer exists" in str(bulk["999999"])
+    # per 100 checkouts: the orders themselves, and the orders since (one page or two);
+    # the one that no longer exists is asked about alone
+    assert requests_made <= 2 * (1 + 2) + 1

@@ -16,16 +16,18 @@ keys of that table are passed to its constructor as keyword arguments (a key end
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from ..errors import BadPayloadError
+from ..errors import BadPayloadError, ConnectorError
 from ..models import BadCheckout, Checkout, Discount, DiscountOffer, Purchase
 
 __all__ = [
+    "BulkPurchaseLookup",
     "Connector",
     "DiscountCapable",
+    "PurchaseCheck",
     "PurchaseLookup",
     "ShopTimezone",
     "WebhookCapable",
@@ -66,6 +68,49 @@ class PurchaseLookup(Protocol):
     """
 
     def find_purchase(self, checkout: Checkout) -> Purchase | None: ...
+
+
+PurchaseCheck = Purchase | None | ConnectorError
+"""One checkout's purchase check: the order found, ``None`` (no purchase), or why the
+platform could not say (the engine then holds that checkout's message)."""
+
+
+@runtime_checkable
+class BulkPurchaseLookup(Protocol):
+    """Capability: :class:`PurchaseLookup` for many checkouts in few requests.
+
+    ``find_purchases(checkouts)`` answers for every checkout given (typically one page of the
+    pass) with what ``find_purchase`` would answer for it, keyed by checkout id: the
+    ``Purchase`` found, ``None``, or the ``ConnectorError`` that one checkout's check ended
+    with. Raise ``ConnectorError`` when the platform cannot be asked at all. A connector
+    implementing this also implements ``find_purchase``; use :func:`find_purchases` to ask
+    either kind.
+    """
+
+    def find_purchases(self, checkouts: Sequence[Checkout]) -> dict[str, PurchaseCheck]: ...
+
+
+def find_purchases(connector: object, checkouts: Sequence[Checkout]) -> dict[str, PurchaseCheck]:
+    """Purchase checks for ``checkouts``, keyed by checkout id, in as few requests as the
+    connector allows: one ``find_purchases`` call when it is a :class:`BulkPurchaseLookup`,
+    else ``find_purchase`` per checkout; ``None`` for each when it can do neither. A
+    ``ConnectorError`` is returned for the checkouts it concerns, never raised."""
+    if isinstance(connector, BulkPurchaseLookup):
+        try:
+            found = connector.find_purchases(checkouts)
+        except ConnectorError as err:
+            return {checkout.id: err for checkout in checkouts}
+        missing = ConnectorError("the connector gave no answer for this checkout")
+        return {checkout.id: found.get(checkout.id, missing) for checkout in checkouts}
+    if not isinstance(connector, PurchaseLookup):
+        return {checkout.id: None for checkout in checkouts}
+    answers: dict[str, PurchaseCheck] = {}
+    for checkout in checkouts:
+        try:
+            answers[checkout.id] = connector.find_purchase(checkout)
+        except ConnectorError as err:
+            answers[checkout.id] = err
+    return answers
 
 
 @runtime_checkable

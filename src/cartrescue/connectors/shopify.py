@@ -32,7 +32,7 @@ import hmac
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar, Literal
@@ -62,7 +62,7 @@ from ..models import (
 )
 from ..settings.base import PluginSettings
 from ..settings.providers import ShopifySettings
-from .base import webhook_object
+from .base import PurchaseCheck, webhook_object
 from .shopify_api import CallLimitThrottle, CostThrottle, GraphQLClient, QueryTooCostly, rest_pages
 from .shopify_map import from_graphql, from_rest, numeric_id
 from .shopify_queries import (
@@ -71,10 +71,13 @@ from .shopify_queries import (
     DISCOUNT_MUTATION,
     MAX_QUERY_COST,
     PURCHASE_QUERY,
+    PURCHASES_CHUNK,
     SHOP_QUERY,
     checkouts_query,
     has_discount_context,
     node_cost,
+    purchases_cost,
+    purchases_query,
 )
 
 __all__ = ["DEFAULT_API_VERSION", "REQUIRED_SCOPES", "ShopifyConnector", "discount_url"]
@@ -393,6 +396,74 @@ class ShopifyConnector:
                 f"with something unreadable: {err.detail}",
                 connector="shopify",
             ) from err
+
+    def find_purchases(self, checkouts: Sequence[Checkout]) -> dict[str, PurchaseCheck]:
+        """:meth:`find_purchase` for many checkouts, one query per 50: their ``completedAt``,
+        their abandonments, and the orders since by their buyers' emails in one search
+        (oldest first, so each buyer's first is the one ``find_purchase`` finds). A buyer
+        the search's page may have cut off is asked about alone."""
+        answers: dict[str, PurchaseCheck] = {}
+        for start in range(0, len(checkouts), PURCHASES_CHUNK):
+            chunk = checkouts[start : start + PURCHASES_CHUNK]
+            emails = {c.id: c.customer.email for c in chunk if c.customer and c.customer.email}
+            variables: dict[str, Any] = {
+                "ids": " OR ".join(f"id:{checkout.id}" for checkout in chunk),
+                "orders": " OR ".join(
+                    f"(email:{_search_value(email)} AND "
+                    f"created_at:>'{_iso(checkout.abandoned_at)}')"
+                    for checkout in chunk
+                    if (email := emails.get(checkout.id))
+                ),
+                "byEmail": bool(emails),
+            }
+            for i, checkout in enumerate(chunk):
+                variables[f"a{i}"] = f"gid://shopify/AbandonedCheckout/{checkout.id}"
+            data = self.graphql.execute(
+                purchases_query(len(chunk)), variables, expected_cost=purchases_cost(len(chunk))
+            )
+            completed: dict[str, list[dict[str, Any]]] = {}
+            for node in _nodes(data.get("checkouts")):
+                completed.setdefault(numeric_id(node.get("id")) or "", []).append(node)
+            orders = _nodes(data.get("orders"))
+            page = data.get("orders")
+            cut = isinstance(page, dict) and bool((page.get("pageInfo") or {}).get("hasNextPage"))
+            for i, checkout in enumerate(chunk):
+                try:
+                    email = emails.get(checkout.id)
+                    first = self._first_order(orders, email, checkout) if email else None
+                    if email and first is None and cut:
+                        answers[checkout.id] = self.find_purchase(checkout)
+                        continue
+                    one = {
+                        "abandonedCheckouts": {"nodes": completed.get(checkout.id, [])},
+                        "abandonmentByAbandonedCheckoutId": data.get(f"a{i}"),
+                        "orders": {"nodes": [first] if first else []},
+                    }
+                    answers[checkout.id] = self._purchase_from(one, checkout)
+                except BadPayloadError as err:
+                    answers[checkout.id] = ConnectorError(
+                        f"shopify: {self.shop} answered the purchase check for checkout "
+                        f"{checkout.id} with something unreadable: {err.detail}",
+                        connector="shopify",
+                    )
+                except ConnectorError as err:
+                    answers[checkout.id] = err
+        return answers
+
+    @staticmethod
+    def _first_order(
+        orders: Sequence[Mapping[str, Any]], email: str, checkout: Checkout
+    ) -> Mapping[str, Any] | None:
+        """The first of ``orders`` (oldest first) by ``email`` created after the checkout
+        was abandoned (in whole seconds, as the search compares)."""
+        after = parse_time(_iso(checkout.abandoned_at), item=checkout.id)
+        wanted = email.lower()
+        for order in orders:
+            if str(order.get("email") or "").lower() != wanted:
+                continue
+            if parse_time(order.get("createdAt"), item=checkout.id) > after:
+                return order
+        return None
 
     def _purchase_from(self, data: Mapping[str, Any], checkout: Checkout) -> Purchase | None:
         item = checkout.id

@@ -38,6 +38,7 @@ fail with a status, to test retries.
 from __future__ import annotations
 
 import base64
+import bisect
 import json
 import math
 import re
@@ -253,6 +254,26 @@ def _parse_search(text: str | None) -> list[_Term]:
     return terms
 
 
+def _parse_groups(text: str | None) -> list[list[_Term]]:
+    """Shopify's search syntax with ``OR`` between groups of terms (``AND``, or a space,
+    within a group): ``id:1 OR id:2``."""
+    return [_parse_search(part) for part in re.split(r"\s+OR\s+", text or "")]
+
+
+def _ids_only(groups: list[list[_Term]]) -> list[int] | None:
+    """The ids asked for when every group is one ``id:N`` term (looked up by key, as
+    Shopify does, instead of scanning the shop); else None."""
+    ids = []
+    for group in groups:
+        if len(group) != 1 or group[0].field != "id" or group[0].op != "=":
+            return None
+        try:
+            ids.append(int(group[0].value))
+        except ValueError:
+            return None
+    return ids
+
+
 def _compare(left: Any, op: str, right: Any) -> bool:
     if op == ">":
         return bool(left > right)
@@ -425,6 +446,10 @@ class FakeShopify:
         self._documents: dict[tuple[str, str], tuple[DocumentNode, list[GraphQLError]]] = {}
         self.checkouts: dict[int, dict[str, Any]] = {}
         self.orders: list[dict[str, Any]] = []
+        self._sorted_ids: list[int] | None = None
+        self._indexed_orders = 0
+        self._by_email: dict[str, list[dict[str, Any]]] = {}
+        self._by_phone: dict[str, list[dict[str, Any]]] = {}
         self.discounts: list[dict[str, Any]] = []
         self.stats: Counter[str] = Counter()
         self.points_spent = 0.0
@@ -518,6 +543,8 @@ class FakeShopify:
         with self._lock:
             if data.get("customer") is not None and not data.get("customer_locale"):
                 data["customer_locale"] = self.locale
+            if int(data["id"]) not in self.checkouts:
+                self._sorted_ids = None
             self.checkouts[int(data["id"])] = data
 
     def add_order(
@@ -733,20 +760,46 @@ class FakeShopify:
         return True
 
     def _select_checkouts(
-        self, terms: list[_Term], after_id: int, limit: int
+        self, groups: list[list[_Term]], after_id: int, limit: int
     ) -> tuple[list[dict[str, Any]], bool]:
+        """Checkouts after ``after_id`` matching any of ``groups`` of terms, at most
+        ``limit``, and whether there are more. Ids alone are looked up by key."""
         with self._lock:
-            ids = sorted(self.checkouts)
+            wanted = _ids_only(groups)
+            if wanted is not None:
+                ids = sorted({i for i in wanted if i in self.checkouts})
+            else:
+                if self._sorted_ids is None:
+                    self._sorted_ids = sorted(self.checkouts)
+                ids = self._sorted_ids[bisect.bisect_right(self._sorted_ids, after_id) :]
             chosen: list[dict[str, Any]] = []
             for checkout_id in ids:
                 if checkout_id <= after_id:
                     continue
                 record = self.checkouts[checkout_id]
-                if self._matches(record, terms):
+                if any(self._matches(record, group) for group in groups):
                     if len(chosen) == limit:
                         return chosen, True
                     chosen.append(dict(record))
             return chosen, False
+
+    def _orders_of(self, email: str | None, phone: str | None) -> list[dict[str, Any]]:
+        """Orders placed with this email (any case) or phone, from an index, as Shopify's
+        search looks them up."""
+        with self._lock:
+            if self._indexed_orders != len(self.orders):
+                self._by_email, self._by_phone = {}, {}
+                for order in self.orders:
+                    if order.get("email"):
+                        self._by_email.setdefault(order["email"].lower(), []).append(order)
+                    if order.get("phone"):
+                        self._by_phone.setdefault(order["phone"], []).append(order)
+                self._indexed_orders = len(self.orders)
+            found = list(self._by_email.get(email.lower(), [])) if email else []
+            for order in self._by_phone.get(phone, []) if phone else []:
+                if order not in found:
+                    found.append(order)
+            return found
 
     # -- bucket ---------------------------------------------------------------------------
     def _take(self, requested: int) -> tuple[bool, float]:
@@ -929,7 +982,7 @@ class FakeShopify:
                 except ValueError:
                     return 400, {"errors": {key: "Invalid value."}}, {}
                 terms.append(_Term(field, op, str(state[key])))
-        chosen, more = self._select_checkouts(terms, int(state.get("after", 0)), limit)
+        chosen, more = self._select_checkouts([terms], int(state.get("after", 0)), limit)
         views = [self.rest_view(c) for c in chosen]
         if "fields" in params:
             wanted = {f.strip() for f in params["fields"].split(",")}
@@ -1049,7 +1102,7 @@ class _Root:
             except (ValueError, KeyError, TypeError):
                 raise GraphQLError("Invalid cursor for current pagination sort.") from None
         chosen, more = self.fake._select_checkouts(
-            _parse_search(args.get("query")), after_id, first
+            _parse_groups(args.get("query")), after_id, first
         )
         customers = "read_customers" in self.fake.scopes
         nodes = []
@@ -1083,7 +1136,7 @@ class _Root:
         ordered = any(
             _when(order["created_at"]) > since
             and ((email and order.get("email") == email) or (phone and order.get("phone") == phone))
-            for order in self.fake.orders
+            for order in self.fake._orders_of(email, phone)
         )
         return {
             "id": _GID.format("Abandonment", record["id"]),
@@ -1093,18 +1146,28 @@ class _Root:
 
     def orders(self, info: GraphQLResolveInfo[Any], **args: Any) -> dict[str, Any]:
         self._require("read_orders", "orders")
-        terms = _parse_search(args.get("query"))
+        groups = _parse_groups(args.get("query"))
         first = args.get("first") or 0
+        emails = [[t.value for t in group if t.field == "email"] for group in groups]
+        if all(emails):  # looked up by email, as Shopify's search index does
+            chosen = {id(o): o for e in emails for o in self.fake._orders_of(e[0], None)}
+            candidates = sorted(chosen.values(), key=lambda o: int(o["id"]))
+        else:
+            candidates = self.fake.orders
         found = []
-        for order in self.fake.orders:
-            keep = True
-            for term in terms:
-                if term.field == "email":
-                    keep = keep and (order.get("email") or "").lower() == term.value.lower()
-                elif term.field == "created_at":
-                    keep = keep and _compare(_when(order["created_at"]), term.op, _when(term.value))
-            if keep:
-                found.append(order)
+        for order in candidates:
+            for terms in groups:
+                keep = True
+                for term in terms:
+                    if term.field == "email":
+                        keep = keep and (order.get("email") or "").lower() == term.value.lower()
+                    elif term.field == "created_at":
+                        keep = keep and _compare(
+                            _when(order["created_at"]), term.op, _when(term.value)
+                        )
+                if keep:
+                    found.append(order)
+                    break
         if args.get("sortKey") == "CREATED_AT":
             found.sort(key=lambda o: _when(o["created_at"]), reverse=bool(args.get("reverse")))
         nodes = [

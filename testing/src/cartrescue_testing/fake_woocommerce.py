@@ -50,6 +50,7 @@ orders with :meth:`~FakeWooCommerce.update_order` and :meth:`~FakeWooCommerce.pa
 from __future__ import annotations
 
 import base64
+import bisect
 import copy
 import hashlib
 import heapq
@@ -300,6 +301,8 @@ class FakeWooCommerce:
         self.before_request: Callable[[RecordedRequest], None] | None = None
         self._orders: dict[int, dict[str, Any]] = {}
         self._index: dict[int, _Index] = {}
+        self._by_customer: dict[int, set[int]] = {}
+        self._by_created: list[tuple[datetime, int]] | None = None
         self._ids = itertools.count(100)
         self._item_ids = itertools.count(1)
         self._faults: list[_Fault] = []
@@ -691,6 +694,11 @@ class FakeWooCommerce:
             + [str(v) for v in order["shipping"].values()]
             + [str(li.get("name", "")) for li in order["line_items"]]
         ).lower()
+        previous = self._orders.get(order["id"])
+        if previous is not None:
+            self._by_customer.get(previous.get("customer_id") or 0, set()).discard(order["id"])
+        self._by_customer.setdefault(order.get("customer_id") or 0, set()).add(order["id"])
+        self._by_created = None
         self._orders[order["id"]] = order
         self._index[order["id"]] = _Index(
             created, modified, self._local(created), self._local(modified), text
@@ -1106,7 +1114,8 @@ class FakeWooCommerce:
         include = [int(i) for i in q.get("include", []) if i.isdigit()]
         exclude = {int(i) for i in q.get("exclude", []) if i.isdigit()}
         found = []
-        for order_id, order in self._orders.items():
+        for order_id in self._candidates(q, include, gmt):
+            order = self._orders[order_id]
             index = self._index[order_id]
             if order["status"] not in wanted or order_id in exclude:
                 continue
@@ -1144,6 +1153,22 @@ class FakeWooCommerce:
             headers,
             [self._only_fields(self._orders[i], request.query) for i in chunk],
         )
+
+    def _candidates(self, q: Mapping[str, Any], include: list[int], gmt: bool) -> Iterable[int]:
+        """The orders a listing has to look at, found the way the database finds them: by
+        primary key (``include``), by the customer index (``customer``) or by the creation
+        date index (``after`` in GMT); else every order. The filters still apply to them."""
+        if include:
+            return [i for i in dict.fromkeys(include) if i in self._orders]
+        if "customer" in q:
+            return sorted(self._by_customer.get(q["customer"], ()))
+        if "after" in q and gmt:
+            if self._by_created is None:
+                self._by_created = sorted((self._index[i].created_gmt, i) for i in self._orders)
+            bound = self._bound(q["after"])
+            start = bisect.bisect_right(self._by_created, (bound, math.inf))
+            return [i for _, i in self._by_created[start:]]
+        return list(self._orders)
 
     def _links(self, request: RecordedRequest, page: int, pages: int) -> str:
         params = [(k, v) for k, vs in request.query.items() for v in vs if k != "page"]
