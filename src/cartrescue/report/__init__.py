@@ -10,12 +10,45 @@ from __future__ import annotations
 import csv
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..store.base import Store
 from .build import Costs, ReportOptions, build_report
 
-__all__ = ["Costs", "ReportOptions", "build_report", "make_report", "render_html", "write_csv"]
+if TYPE_CHECKING:
+    from ..config import Config
+
+__all__ = [
+    "Costs",
+    "ReportOptions",
+    "build_report",
+    "make_report",
+    "options_from",
+    "render_html",
+    "write_csv",
+]
+
+
+def options_from(config: Config) -> ReportOptions:
+    """The report options a checked ``cartrescue.toml`` gives: shop, locale, ``[costs]``,
+    ``[attribution]`` and the experiments' controls and thresholds."""
+    settings = config.settings
+    costs = settings.costs
+    plan = config.experiments()
+    return ReportOptions(
+        shop=config.shop.name,
+        locale=config.shop.locale,
+        costs=Costs(
+            sms_segment=costs.sms_segment,
+            whatsapp_conversation=costs.whatsapp_conversation,
+            email=costs.email,
+            currency=costs.currency,
+        ),
+        windows=config.attribution(),
+        min_sample=settings.experiment.min_sample,
+        min_detectable_lift=settings.experiment.min_detectable_lift,
+        controls={e.name: e.control_arm for e in plan.experiments},
+    )
 
 
 def make_report(

@@ -292,6 +292,14 @@ class ExperimentSettings(SettingsModel):
         default=0.0, ge=0, lt=1, examples=[0.1], description="the share of people never messaged"
     )
     tests: list[ExperimentTestSettings] = Field(default_factory=list)
+    min_detectable_lift: float = Field(
+        default=0.03,
+        gt=0,
+        lt=1,
+        description="the report says 'not enough data yet' until each group is large enough "
+        "to detect this absolute lift in conversion rate (0.03 = 3 points)",
+    )
+    min_sample: int = Field(default=100, ge=1, description="and never below this per group")
 
 
 class CostsSettings(SettingsModel):
