@@ -67,10 +67,13 @@ def _figure(path: str, value: Any, text: str) -> str:
     return f'<span data-figure="{escape(path)}" data-value="{raw}">{escape(text)}</span>'
 
 
+_NO_METADATA = dict.fromkeys(("Creator", "Date", "Format", "Type"))
+
+
 def _svg(fig: Figure) -> str:
     buffer = io.StringIO()
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "cartrescue"}):
-        fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+        fig.savefig(buffer, format="svg", bbox_inches="tight", metadata=_NO_METADATA)
     text = buffer.getvalue()
     return text[text.index("<svg") :]
 
