@@ -18,7 +18,7 @@ from decimal import Decimal
 from cartrescue.clock import FrozenClock
 from cartrescue.engine import Recovery
 from cartrescue.experiments import ExperimentPlan
-from cartrescue.models import Checkout, Customer, LineItem
+from cartrescue.models import BadCheckout, Checkout, Customer, LineItem
 from cartrescue.policy import Policy, Step
 from cartrescue.store.base import Store
 
@@ -38,9 +38,9 @@ class SimulatedShop:
     def __init__(self) -> None:
         self.checkouts: dict[str, Checkout] = {}
 
-    def abandoned_checkouts(self, since: datetime) -> Iterator[Checkout]:
+    def abandoned_checkouts(self, since: datetime | None) -> Iterator[Checkout | BadCheckout]:
         for checkout in self.checkouts.values():
-            if checkout.updated_at >= since:
+            if since is None or checkout.updated_at >= since:
                 yield checkout
 
 
