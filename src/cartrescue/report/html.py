@@ -113,10 +113,10 @@ def _over_time(report: dict[str, Any]) -> Figure:
     fig = Figure(figsize=(7, 3))
     ax = fig.subplots()
     x = list(range(len(days)))
-    ax.plot(x, [d["attributed_revenue"] for d in days], label="attributed", color="#4c78a8")
+    ax.plot(x, [d["attributed_revenue"] for d in days], "o-", label="attributed", color="#4c78a8")
     inc = [(i, d["incremental_revenue"]) for i, d in enumerate(days)]
     inc = [(i, v) for i, v in inc if v is not None]
-    ax.plot([i for i, _ in inc], [v for _, v in inc], label="incremental", color="#54a24b")
+    ax.plot([i for i, _ in inc], [v for _, v in inc], "s-", label="incremental", color="#54a24b")
     if days:
         step = max(1, len(days) // 6)
         ax.set_xticks(x[::step], [d["day"] for d in days][::step])
@@ -281,7 +281,7 @@ def render_html(report: dict[str, Any]) -> str:
         f"{escape(report['until'][:10])}; generated {escape(report['generated_at'][:16])}.</p>",
         '<div class="kpis">',
         *(
-            f'<div class="kpi">{_figure("kpis." + key, k[key], fmt(k[key]))}'
+            f'<div class="kpi"><b>{_figure("kpis." + key, k[key], fmt(k[key]))}</b>'
             f"<span>{escape(label)}</span></div>"
             for key, label, fmt in kpis
         ),
