@@ -23,7 +23,7 @@ from .channels.console import ConsoleChannel
 from .clock import FrozenClock, utc_now
 from .config import Config, load_config, parse_duration
 from .connectors.base import WebhookCapable
-from .demo import DemoConnector, demo_data, demo_shop
+from .demo import DemoConnector, demo_data, demo_experiments, demo_shop
 from .doctor import doctor_problems, stale_schedule
 from .engine import Recovery, RunReport
 from .errors import CartRescueError, ConfigError
@@ -115,7 +115,10 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     links = SelfHostedLinks(
         "https://nordlys-design.example/r/", store, home_url=shop.home_url, clock=clock
     )
-    recovery = Recovery(connector, channels, store, clock=clock, shop=shop, links=links)
+    experiments = demo_experiments(clock())
+    recovery = Recovery(
+        connector, channels, store, clock=clock, shop=shop, links=links, experiments=experiments
+    )
     out.write(
         f"cartrescue demo: {shop.name}, a made-up shop bundled with cartrescue "
         f"({len(demo_data()['checkouts'])} checkouts); nothing leaves this machine.\n"
@@ -123,6 +126,13 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     )
     report = recovery.run()
     out.write("\n" + report.summary() + "\n")
+    for experiment in experiments.experiments:
+        counts = store.arm_counts(experiment.name)
+        arms = ", ".join(f"{a.name}: {counts.get(a.name, (0, 0))[0]}" for a in experiment.arms)
+        out.write(
+            f"Experiment {experiment.name} (step {experiment.step}), checkouts per arm: {arms};"
+            " 'cartrescue report' compares the arms once there is data.\n"
+        )
     store.close()
     return EXIT_OK if report.ok else EXIT_FAILED
 
