@@ -166,3 +166,33 @@ def test_person_key_is_the_first_contact_lower_cased():
     assert person_key(["Kari@Example.NO", "+4791234567"]) == "kari@example.no"
     assert person_key(["", "+4791234567"]) == "+4791234567"
     assert person_key([]) is None
+
+
+def test_experiment_costs_and_attribution_settings_are_read_and_checked():
+    from cartrescue.config import load_config
+    from cartrescue.errors import ConfigError
+
+    config = load_config(
+        None,
+        text='[experiment]\nholdout = 0.1\n[[experiment.tests]]\nname = "offer"\n'
+        'start = "2026-01-01T00:00:00Z"\nstep = 3\narms = [{ name = "plain" },'
+        ' { name = "none", discount = "none" }, { name = "five", discount = { percent = 5 },'
+        ' delay = "3h", channel = "sms" }]\n[attribution]\nclick_window = "3d"\n'
+        '[attribution.channels.sms]\nsend_window = "6h"\n',
+    )
+    plan = config.experiments()
+    assert plan.holdout == 0.1
+    (test,) = plan.experiments
+    assert [a.name for a in test.arms] == ["plain", "none", "five"]
+    assert test.arms[1].no_discount and test.arms[2].discount is not None
+    assert test.arms[2].delay == timedelta(hours=3) and test.arms[2].channel == "sms"
+    windows = config.attribution()
+    assert windows.of("sms") == (timedelta(days=3), timedelta(hours=6))
+    assert windows.of("email") == (timedelta(days=3), timedelta(hours=24))
+    with pytest.raises(ConfigError) as err:
+        load_config(
+            None,
+            text='[[experiment.tests]]\nname = "x"\nstart = "2026-01-01T00:00:00Z"\n'
+            'arms = [{ name = "a" }, { name = "a" }]\n',
+        )
+    assert "experiment.tests" in str(err.value) and "differ" in str(err.value)

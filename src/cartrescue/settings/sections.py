@@ -265,8 +265,8 @@ class ExperimentTestSettings(SettingsModel):
     """One ``[[experiment.tests]]``: an A/B test with a name, a start and arms."""
 
     name: str = Field(min_length=1, examples=["second-reminder-offer"])
-    start: datetime = Field(examples=["2026-01-01T00:00:00Z"])
-    end: datetime | None = None
+    start: datetime = Field(strict=False, examples=["2026-01-01T00:00:00Z"])
+    end: datetime | None = Field(default=None, strict=False)
     step: int | None = Field(default=None, ge=1, description="the step it varies (all if unset)")
     arms: list[ArmSettings] = Field(min_length=2)
     control: str | None = Field(default=None, description="the control arm (default: the first)")
