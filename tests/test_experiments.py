@@ -196,3 +196,59 @@ def test_experiment_costs_and_attribution_settings_are_read_and_checked():
             'arms = [{ name = "a" }, { name = "a" }]\n',
         )
     assert "experiment.tests" in str(err.value) and "differ" in str(err.value)
+
+
+def _engine_run(plan, at_hours: float, purchases=None):
+    from cartrescue import FrozenClock, Recovery, SQLiteStore
+    from cartrescue_testing import MemoryChannel
+
+    from .conftest import NOON, make_checkout
+    from .test_engine import ListConnector
+
+    store = SQLiteStore(":memory:")
+    store.start_at(NOON - timedelta(days=1))
+    clock = FrozenClock(NOON + timedelta(hours=at_hours))
+    channels = [MemoryChannel("sms"), MemoryChannel("email")]
+    connector = ListConnector([make_checkout("c1")], purchases)
+    recovery = Recovery(
+        connector, channels, store, clock=clock, experiments=plan, experiment_key=KEY
+    )
+    return recovery.run(), channels, store
+
+
+def _only(arm: Arm, step: int = 1) -> ExperimentPlan:
+    never = Arm("never", weight=1e-12)
+    return ExperimentPlan(experiments=(Experiment("t", (never, arm), start=T0, step=step),))
+
+
+def test_the_engine_sends_an_arm_on_its_channel_and_records_it():
+    report, (sms, email), store = _engine_run(_only(Arm("by-email", channel="email")), 1)
+    assert report.counts["sent"] == 1 and not sms.sent
+    assert [m.key for m in email.sent] == ["c1:1:email"]
+    assert store.assignments("c1") == {"t": "by-email"}
+    assert store._query("SELECT experiment, arm FROM outbox") == [("t", "by-email")]
+
+
+def test_the_engine_waits_for_an_arms_delay():
+    plan = _only(Arm("later", delay=timedelta(hours=3)))
+    report, _, store = _engine_run(plan, 1)
+    assert report.counts["sent"] == 0 and report.counts["held: experiment t"] == 1
+    assert store.assignments("c1") == {"t": "later"}
+    report, _, _ = _engine_run(plan, 3.5)
+    assert report.counts["sent"] == 1
+
+
+def test_the_engine_skips_a_held_out_persons_steps_but_checks_their_purchase():
+    from cartrescue import Purchase
+
+    from .conftest import NOON
+
+    plan = ExperimentPlan(holdout=0.999999)
+    report, (sms, email), store = _engine_run(plan, 1)
+    assert report.counts["step skipped: holdout"] == 1 and not sms.sent and not email.sent
+    assert store.skipped_steps("c1") == {1}
+    assert store.assignments("c1") == {"holdout": "holdout"}
+    bought = {"c1": Purchase("o1", NOON + timedelta(minutes=30), Decimal(499), "NOK", True)}
+    report, _, store = _engine_run(plan, 1, bought)
+    assert report.counts["converted"] == 1
+    assert store.checkout_status("c1") == "converted"
