@@ -154,7 +154,10 @@ def sizes(rows: list[int], workdir: Path) -> None:
         small, large = results[min(rows)], results[max(rows)]
         factor = max(rows) / min(rows)
         ratio = large["seconds"] / small["seconds"]
-        print(f"time ratio {max(rows):,}/{min(rows):,}: {ratio:.1f} (linear: {factor:.0f}; target < 12)")
+        print(
+            f"time ratio {max(rows):,}/{min(rows):,}: {ratio:.1f}"
+            f" (linear: {factor:.0f}; target < 12)"
+        )
         print(
             f"memory rise: {small['rise_kib'] / 1024:.1f} MiB vs {large['rise_kib'] / 1024:.1f} MiB"
         )
