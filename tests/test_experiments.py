@@ -252,3 +252,12 @@ def test_the_engine_skips_a_held_out_persons_steps_but_checks_their_purchase():
     report, _, store = _engine_run(plan, 1, bought)
     assert report.counts["converted"] == 1
     assert store.checkout_status("c1") == "converted"
+
+
+def test_adaptive_allocation_through_the_engine_reads_the_stored_counts():
+    experiment = Experiment("adapt", (Arm("a"), Arm("b")), start=T0, allocation="adaptive")
+    report, _, store = _engine_run(ExperimentPlan(experiments=(experiment,)), 1)
+    assert report.counts["sent"] == 1
+    (arm,) = store.assignments("c1").values()
+    assert arm in ("a", "b")
+    assert store.arm_counts("adapt") == {arm: (1, 0)}

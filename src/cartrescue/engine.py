@@ -201,6 +201,7 @@ class Recovery:
         self._connector_lock = threading.Lock()
         self.experiments = experiments if experiments and experiments.active else None
         self._experiment_key = experiment_key
+        self._arm_counts: tuple[datetime | None, dict[str, dict[str, ArmCounts]]] = (None, {})
 
     # -- the pass -------------------------------------------------------------------------
     def run(self, *, dry_run: bool = False) -> RunReport:
@@ -507,11 +508,13 @@ class Recovery:
         if self._experiment_key is None:
             self._experiment_key = self.store.assignment_key()
         recorded = self.store.assignments(checkout.id)
-        counts = {
-            e.name: {a: ArmCounts(*n) for a, n in self.store.arm_counts(e.name).items()}
-            for e in plan.experiments
-            if e.allocation == "adaptive" and e.name not in recorded and e.running(now)
-        }
+        if self._arm_counts[0] != report.started_at:  # adaptive counts: read once a pass
+            self._arm_counts = (report.started_at, {})
+        counts = self._arm_counts[1]
+        for e in plan.experiments:
+            if e.allocation == "adaptive" and e.name not in counts and e.running(now):
+                found_counts = self.store.arm_counts(e.name).items()
+                counts[e.name] = {a: ArmCounts(*n) for a, n in found_counts}
         contacts = contact_keys(checkout.customer)
         found = assign(
             plan, self._experiment_key, self.shop.name, contacts, step, now,
