@@ -261,3 +261,30 @@ def test_adaptive_allocation_through_the_engine_reads_the_stored_counts():
     (arm,) = store.assignments("c1").values()
     assert arm in ("a", "b")
     assert store.arm_counts("adapt") == {arm: (1, 0)}
+
+
+def test_templates_see_the_arms_template_variant(tmp_path):
+    from cartrescue import FrozenClock, Recovery, SQLiteStore, TemplateRenderer
+    from cartrescue_testing import MemoryChannel
+
+    from .conftest import NOON, make_checkout
+    from .test_engine import ListConnector
+
+    (tmp_path / "sms").mkdir()
+    (tmp_path / "sms" / "1.en.j2").write_text(
+        "{% if template_variant == 'urgent' %}Last chance{% else %}Hello{% endif %} {{ link }}"
+    )
+    store = SQLiteStore(":memory:")
+    store.start_at(NOON - timedelta(days=1))
+    sms = MemoryChannel("sms")
+    recovery = Recovery(
+        ListConnector([make_checkout("c1")]),
+        [sms],
+        store,
+        clock=FrozenClock(NOON + timedelta(hours=1)),
+        renderer=TemplateRenderer([tmp_path]),
+        experiments=_only(Arm("urgent-arm", template="urgent")),
+        experiment_key=KEY,
+    )
+    assert recovery.run().counts["sent"] == 1
+    assert sms.sent[0].text.startswith("Last chance")

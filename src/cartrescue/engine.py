@@ -548,7 +548,13 @@ class Recovery:
             recipient = customer.email if channel == "email" else customer.phone
         if not recipient:
             return decision
-        return replace(decision, channel=channel, discount=discount, recipient=recipient)
+        return replace(
+            decision,
+            channel=channel,
+            discount=discount,
+            recipient=recipient,
+            template_variant=arm.template,
+        )
 
     def _job(
         self, checkout: Checkout, decision: Decision, key: str, now: datetime, run_id: int | None
@@ -687,6 +693,7 @@ class Recovery:
                 link=link,
                 discount=discount,
                 unsubscribe_url=unsubscribe_url,
+                template_variant=decision.template_variant,
             ),
         )
         return Message(

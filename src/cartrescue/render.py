@@ -82,6 +82,8 @@ class MessageContext:
     link: str
     discount: Discount | None = None
     unsubscribe_url: str | None = None
+    template_variant: str | None = None
+    """The experiment arm's template variant (``template = "…"`` of the arm), if any."""
 
 
 @runtime_checkable
@@ -644,6 +646,7 @@ def _variables(context: MessageContext, template_locale: str, *, whatsapp: bool)
         else None,
         "discount_in_link": bool(discount and discount.url),
         "unsubscribe_url": context.unsubscribe_url,
+        "template_variant": context.template_variant,
         "locale": template_locale,
         "language": _language(template_locale),
         "direction": "rtl" if babel_locale.character_order == "right-to-left" else "ltr",
