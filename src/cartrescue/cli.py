@@ -19,9 +19,9 @@ from . import logsafe
 from ._version import __version__
 from .channels.console import ConsoleChannel
 from .clock import FrozenClock, utc_now
-from .config import Config, load_config
+from .config import Config, load_config, parse_duration
 from .connectors.base import WebhookCapable
-from .demo import DemoConnector, demo_data, demo_shop
+from .demo import DemoConnector, demo_data, demo_experiments, demo_shop
 from .doctor import doctor, stale_schedule
 from .engine import Recovery, RunReport
 from .errors import CartRescueError, ConfigError
@@ -120,6 +120,7 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     links = (None if config is None else config.links(store)) or SelfHostedLinks(
         "https://nordlys-design.example/r/", store, home_url=shop.home_url, clock=clock
     )
+    experiments = None if config is not None else demo_experiments(clock())
     recovery = Recovery(
         connector,
         channels,
@@ -129,6 +130,7 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
         links=links,
         policy=None if config is None else config.policy,
         renderer=None if config is None else config.renderer(),
+        experiments=experiments,
     )
     out.write(
         f"cartrescue demo: {shop.name}, a made-up shop bundled with cartrescue "
@@ -142,6 +144,13 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     )
     report = recovery.run()
     out.write("\n" + report.summary() + "\n")
+    for experiment in experiments.experiments if experiments is not None else ():
+        counts = store.arm_counts(experiment.name)
+        arms = ", ".join(f"{a.name}: {counts.get(a.name, (0, 0))[0]}" for a in experiment.arms)
+        out.write(
+            f"Experiment {experiment.name} (step {experiment.step}), checkouts per arm: {arms};"
+            " 'cartrescue report' compares the arms once there is data.\n"
+        )
     store.close()
     return EXIT_OK if report.ok else EXIT_FAILED
 
@@ -161,6 +170,36 @@ def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
     else:
         out.write(stats_table(stats, now=now, locale=config.shop.locale, stale=stale))
     return EXIT_FAILED if stale else EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        from .report import make_report, options_from, render_html, write_csv
+    except ImportError as err:
+        raise ConfigError(
+            f"the report needs the 'report' extra ({err.name} is not installed)",
+            fix="pip install 'cartrescue[report]'",
+        ) from None
+    config = _config(args, require_secrets=False)
+    now = utc_now()
+    with config.store() as store:
+        report = make_report(
+            store,
+            options_from(config),
+            since=now - parse_duration(args.since, key="--since"),
+            until=now + timedelta(seconds=1),
+            now=now,
+        )
+    if args.csv:
+        write_csv(report, Path(args.csv))
+    if args.out or not args.json:
+        target = Path(args.out or "report.html")
+        target.write_text(render_html(report), encoding="utf-8")
+        if not args.json:
+            out.write(f"wrote {target}\n")
+    if args.json:
+        out.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    return EXIT_OK
 
 
 def _contact(raw: str) -> str:
@@ -485,6 +524,18 @@ def build_parser() -> argparse.ArgumentParser:
     stats = add("stats", cmd_stats, "checkouts, messages, conversions and the last completed pass")
     with_config(stats)
     stats.add_argument("--json", action="store_true", help="print JSON")
+    report = add(
+        "report",
+        cmd_report,
+        "KPIs, attributed and incremental revenue, experiments: an HTML page, CSV or JSON",
+    )
+    with_config(report)
+    report.add_argument(
+        "--since", default="30d", help="checkouts abandoned this long ago (default: 30d)"
+    )
+    report.add_argument("--out", "-o", metavar="FILE", help="the HTML page (default report.html)")
+    report.add_argument("--csv", metavar="DIR", help="also write the tables as CSV files here")
+    report.add_argument("--json", action="store_true", help="print the figures as JSON")
     optout = add("optout", cmd_optout, "add, remove or list opt-outs")
     optout.add_argument("action", choices=("add", "remove", "list"))
     optout.add_argument("contact", nargs="?", help="email or +E.164 phone number")

@@ -28,6 +28,7 @@ from .clock import Clock, utc_now
 from .connectors.base import Connector
 from .engine import Recovery
 from .errors import CartRescueError, ConfigError, ConfigProblem, PluginError
+from .experiments import Arm, Experiment, ExperimentPlan
 from .links import SelfHostedLinks
 from .logsafe import register_secrets
 from .models import CHANNEL_KINDS, DiscountOffer, ShopInfo
@@ -37,8 +38,13 @@ from .render import TemplateRenderer
 from .settings.base import parse_duration, validate_table
 from .settings.problems import nearest_key, unknown_key_problem
 from .settings.schema import plugin_settings_model
-from .settings.sections import ConfigSettings, LinksSettings, PolicySettings
-from .store.base import Store
+from .settings.sections import (
+    ConfigSettings,
+    ExperimentSettings,
+    LinksSettings,
+    PolicySettings,
+)
+from .store.base import AttributionWindows, Store
 from .store.sqlite import SQLiteStore
 from .web_settings import web_settings
 
@@ -479,6 +485,28 @@ class Config:
             shop=self.shop,
             links=self.links(store),
             unsubscribe=None if web is None else web.unsubscribe_links(clock=clock),
+            experiments=self.experiments(),
+            experiment_key=self.store_hash_key(),
+        )
+
+    def experiments(self) -> ExperimentPlan:
+        """The holdout and A/B tests ``[experiment]`` describes (none by default)."""
+        return _experiments(self.settings.experiment)
+
+    def attribution(self) -> AttributionWindows:
+        """The attribution windows ``[attribution]`` describes (5 days after a click,
+        24 hours after a send, unless configured)."""
+        settings = self.settings.attribution
+        return AttributionWindows(
+            click=settings.click_window,
+            send=settings.send_window,
+            channels={
+                kind: (
+                    window.click_window or settings.click_window,
+                    window.send_window or settings.send_window,
+                )
+                for kind, window in settings.channels.items()
+            },
         )
 
     def validate(self) -> None:
@@ -492,6 +520,40 @@ class Config:
                 problems.extend(err.problems)
         if problems:
             raise ConfigError(problems=problems)
+
+
+def _experiments(settings: ExperimentSettings) -> ExperimentPlan:
+    tests = []
+    for test in settings.tests:
+        arms = []
+        for arm in test.arms:
+            discount = arm.discount
+            arms.append(
+                Arm(
+                    name=arm.name,
+                    weight=arm.weight,
+                    template=arm.template,
+                    delay=arm.delay,
+                    channel=arm.channel,
+                    discount=None
+                    if discount is None or discount == "none"
+                    else DiscountOffer(discount.percent, int(discount.valid_for.total_seconds())),
+                    no_discount=discount == "none",
+                )
+            )
+        tests.append(
+            Experiment(
+                name=test.name,
+                arms=tuple(arms),
+                start=test.start,
+                end=test.end,
+                step=test.step,
+                allocation=test.allocation,
+                floor=test.floor,
+                control=test.control,
+            )
+        )
+    return ExperimentPlan(holdout=settings.holdout, experiments=tuple(tests))
 
 
 def _link_options(links: LinksSettings) -> dict[str, Any]:
@@ -583,6 +645,12 @@ def load_config(
     policy = Policy()
     if settings is not None:
         policy = _policy(settings.policy, problems)
+        try:
+            _experiments(settings.experiment)
+        except ValueError as err:
+            problems.append(
+                ConfigProblem("experiment.tests", str(err), "correct the [[experiment.tests]]")
+            )
     if problems or settings is None:
         count = len(problems)
         raise ConfigError(

@@ -21,6 +21,7 @@ from typing import Any
 
 from .clock import Clock, utc_now
 from .errors import BadPayloadError
+from .experiments import Arm, Experiment, ExperimentPlan
 from .models import (
     BadCheckout,
     Checkout,
@@ -35,7 +36,28 @@ from .models import (
     parse_money,
 )
 
-__all__ = ["DemoConnector", "demo_checkouts", "demo_data", "demo_shop"]
+__all__ = [
+    "DemoConnector",
+    "demo_checkouts",
+    "demo_data",
+    "demo_experiments",
+    "demo_shop",
+]
+
+
+def demo_experiments(now: datetime) -> ExperimentPlan:
+    """The demo's small experiment: does the last reminder need its 10 % offer? Half the
+    people get it (the control), half the same reminder without a code."""
+    return ExperimentPlan(
+        experiments=(
+            Experiment(
+                "last-reminder-offer",
+                (Arm("10% off"), Arm("no offer", no_discount=True)),
+                start=now - timedelta(days=7),
+                step=3,
+            ),
+        )
+    )
 
 
 def demo_data(path: str | Path | None = None) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -25,6 +25,7 @@ from .errors import (
     TransientSendError,
     explain_connector_error,
 )
+from .experiments import ArmCounts, ExperimentPlan, assign, with_arm
 from .links import LinkShortener
 from .logmask import mask_contact, mask_text
 from .models import (
@@ -38,9 +39,18 @@ from .models import (
     Receipt,
     ShopInfo,
 )
-from .policy import Action, Decision, History, Policy, StepRecord, contact_keys, decide
+from .policy import (
+    Action,
+    Decision,
+    History,
+    Policy,
+    StepRecord,
+    _consents,
+    contact_keys,
+    decide,
+)
 from .render import MessageContext, Renderer, TemplateRenderer
-from .store.base import ConversionKind, Store
+from .store.base import ConversionKind, ExperimentStore, Store
 
 __all__ = ["Progress", "Recovery", "RunCount", "RunReport"]
 
@@ -166,6 +176,8 @@ class Recovery:
         unsubscribe: Unsubscribe | None = None,
         watermark_overlap: timedelta = timedelta(minutes=10),
         batch_size: int = 20,
+        experiments: ExperimentPlan | None = None,
+        experiment_key: bytes | None = None,
     ) -> None:
         self.connector = connector
         if isinstance(channels, Mapping):
@@ -193,6 +205,15 @@ class Recovery:
         self._senders: dict[ChannelKind, _Sender] = {}
         self._connector_lock = threading.Lock()
         self._progress: Progress | None = None
+        self.experiments = experiments if experiments and experiments.active else None
+        if self.experiments is not None and not isinstance(store, ExperimentStore):
+            raise ConfigError(
+                f"{type(store).__name__} cannot record experiment arms",
+                key="experiment",
+                fix="use the SQLite store for holdouts and A/B tests, or remove [experiment]",
+            )
+        self._experiment_key = experiment_key
+        self._arm_counts: tuple[datetime | None, dict[str, dict[str, ArmCounts]]] = (None, {})
 
     # -- the pass -------------------------------------------------------------------------
     def run(self, *, dry_run: bool = False, progress: Progress | None = None) -> RunReport:
@@ -459,7 +480,6 @@ class Recovery:
         assert decision.step is not None
         assert decision.channel is not None
         assert decision.recipient is not None
-        step, kind = decision.step, decision.channel
         try:
             purchase = self._purchase(checkout)
         except ConnectorError as err:
@@ -480,7 +500,13 @@ class Recovery:
                 self.store.close_checkout(checkout.id, kind_of, f"order {purchase.order_id}", now)
             return
 
-        key = OutboxKey(checkout.id, step, kind).format()
+        if self.experiments is not None:
+            decision = self._experiment(checkout, decision, report, now)
+            if decision.action != Action.SEND:
+                return
+        assert decision.step is not None
+        assert decision.channel is not None
+        key = OutboxKey(checkout.id, decision.step, decision.channel).format()
         if report.dry_run:
             try:
                 message = self._compose(checkout, decision, key, True, now)
@@ -492,7 +518,71 @@ class Recovery:
             report.counts[RunCount.WOULD_SEND] += 1
             report.messages.append(message)
             return
-        self._sender(kind).submit(lambda: self._job(checkout, decision, key, now, run_id))
+        self._sender(decision.channel).submit(
+            lambda: self._job(checkout, decision, key, now, run_id)
+        )
+
+    def _experiment(
+        self, checkout: Checkout, decision: Decision, report: RunReport, now: datetime
+    ) -> Decision:
+        """Put the person in the holdout or an experiment's arm (recorded once per
+        checkout) and apply the arm to ``decision``; a held-out step is skipped with the
+        reason ``holdout`` (the checkout is still watched), a delayed arm waits."""
+        assert self.experiments is not None
+        assert decision.step is not None
+        plan, step = self.experiments, decision.step
+        store = self.store
+        assert isinstance(store, ExperimentStore)  # checked when the Recovery was built
+        if self._experiment_key is None:
+            self._experiment_key = store.assignment_key()
+        recorded = store.assignments(checkout.id)
+        if self._arm_counts[0] != report.started_at:  # adaptive counts: read once a pass
+            self._arm_counts = (report.started_at, {})
+        counts = self._arm_counts[1]
+        for e in plan.experiments:
+            if e.allocation == "adaptive" and e.name not in counts and e.running(now):
+                found_counts = store.arm_counts(e.name).items()
+                counts[e.name] = {a: ArmCounts(*n) for a, n in found_counts}
+        contacts = contact_keys(checkout.customer)
+        found = assign(
+            plan, self._experiment_key, self.shop.name, contacts, step, now,
+            recorded=recorded, counts=counts,
+        )  # fmt: skip
+        new = [(e, a, _step_of(plan, e)) for e, a in found.arms.items() if e not in recorded]
+        if new and not report.dry_run:
+            store.record_assignments(checkout.id, new, now)
+        if found.held_out:
+            report.counts[RunCount.step_skipped("holdout")] += 1
+            if not report.dry_run:
+                self.store.skip_step(checkout.id, step, "holdout", now)
+            return replace(decision, action=Action.SKIP, reason="holdout")
+        arm = found.arm
+        if arm is None:
+            return decision
+        if arm.delay is not None and now < checkout.abandoned_at + arm.delay:
+            report.counts[RunCount.held(f"experiment {found.experiment}")] += 1
+            return replace(decision, action=Action.WAIT, reason="experiment delay")
+        customer, opted_out = checkout.customer, self.store.optouts_for(contacts)
+        allowed = [
+            k
+            for k in self.channels
+            if customer is not None
+            and _consents(customer, k, self.policy)
+            and not opted_out & {k, "*"}
+        ]
+        channel, discount = with_arm(arm, decision.channel, decision.discount, allowed)
+        recipient = decision.recipient
+        if channel != decision.channel and customer is not None:
+            recipient = customer.email if channel == "email" else customer.phone
+        if not recipient:
+            return decision
+        return replace(
+            decision,
+            channel=channel,
+            discount=discount,
+            recipient=recipient,
+            template_variant=arm.template,
+        )
 
     def _job(
         self, checkout: Checkout, decision: Decision, key: str, now: datetime, run_id: int | None
@@ -633,6 +723,7 @@ class Recovery:
                 link=link,
                 discount=discount,
                 unsubscribe_url=unsubscribe_url,
+                template_variant=decision.template_variant,
             ),
         )
         return Message(
@@ -740,6 +831,10 @@ class _Sender:
                 report._merge(future.result())
         if self._failed is not None:
             raise self._failed
+
+
+def _step_of(plan: ExperimentPlan, name: str) -> int | None:
+    return next((e.step for e in plan.experiments if e.name == name), None)
 
 
 def _concurrency(channel: Channel) -> int:

@@ -176,6 +176,8 @@ class Decision:
     until: datetime | None = None
     status: str | None = None
     superseded: tuple[int, ...] = ()
+    template_variant: str | None = None
+    """Set by an experiment's arm (:mod:`cartrescue.experiments`); templates see it."""
 
 
 def contact_keys(customer: Customer | None) -> tuple[str, ...]:

@@ -104,6 +104,8 @@ class MessageContext:
     link: str
     discount: Discount | None = None
     unsubscribe_url: str | None = None
+    template_variant: str | None = None
+    """The experiment arm's template variant (``template = "…"`` of the arm), if any."""
 
 
 @runtime_checkable
@@ -818,6 +820,7 @@ def _variables(context: MessageContext, template_locale: str, *, whatsapp: bool)
         else None,
         "discount_in_link": bool(discount and discount.url),
         "unsubscribe_url": context.unsubscribe_url,
+        "template_variant": context.template_variant,
         "locale": template_locale,
         "language": _language(template_locale),
         "direction": _direction(locale_key),

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -18,8 +19,14 @@ from ..models import ChannelKind
 from .base import Duration, SecretFromEnv, SettingsModel, _to_duration, invalid
 
 __all__ = [
+    "ArmSettings",
+    "AttributionSettings",
+    "ChannelAttributionSettings",
     "ConfigSettings",
+    "CostsSettings",
     "DiscountSettings",
+    "ExperimentSettings",
+    "ExperimentTestSettings",
     "LinksSettings",
     "PolicySettings",
     "RunSettings",
@@ -253,6 +260,89 @@ class PolicySettings(SettingsModel):
     )
 
 
+class ArmSettings(SettingsModel):
+    """One arm of ``[[experiment.tests]]``: what differs from the policy's step."""
+
+    name: str = Field(min_length=1, examples=["control"])
+    weight: float = Field(default=1.0, gt=0, examples=[1])
+    template: str | None = Field(
+        default=None, min_length=1, description="a template variant name, recorded"
+    )
+    delay: Duration | None = Field(
+        default=None, examples=["3h"], description="send the step this long after abandonment"
+    )
+    channel: ChannelKind | None = None
+    discount: DiscountSettings | Literal["none"] | None = Field(
+        default=None, description='an offer, or "none" to send the step without one'
+    )
+
+
+class ExperimentTestSettings(SettingsModel):
+    """One ``[[experiment.tests]]``: an A/B test with a name, a start and arms."""
+
+    name: str = Field(min_length=1, examples=["second-reminder-offer"])
+    start: datetime = Field(strict=False, examples=["2026-01-01T00:00:00Z"])
+    end: datetime | None = Field(default=None, strict=False)
+    step: int | None = Field(default=None, ge=1, description="the step it varies (all if unset)")
+    arms: list[ArmSettings] = Field(min_length=2)
+    control: str | None = Field(default=None, description="the control arm (default: the first)")
+    allocation: Literal["fixed", "adaptive"] = "fixed"
+    floor: float = Field(
+        default=0.1, ge=0, le=0.5, description="adaptive: the least share each arm keeps"
+    )
+
+    @model_validator(mode="after")
+    def _aware(self) -> ExperimentTestSettings:
+        for name in ("start", "end"):
+            value = getattr(self, name)
+            if value is not None and value.tzinfo is None:
+                fix = 'write it as "2026-01-01T00:00:00Z"'
+                raise invalid("expected a time with its offset", fix, key=name)
+        return self
+
+
+class ExperimentSettings(SettingsModel):
+    """``[experiment]``: a persistent holdout and A/B tests (off unless configured)."""
+
+    holdout: float = Field(
+        default=0.0, ge=0, lt=1, examples=[0.1], description="the share of people never messaged"
+    )
+    tests: list[ExperimentTestSettings] = Field(default_factory=list)
+    min_detectable_lift: float = Field(
+        default=0.03,
+        gt=0,
+        lt=1,
+        description="the report says 'not enough data yet' until each group is large enough "
+        "to detect this absolute lift in conversion rate (0.03 = 3 points)",
+    )
+    min_sample: int = Field(default=100, ge=1, description="and never below this per group")
+
+
+class CostsSettings(SettingsModel):
+    """``[costs]``: what each message costs, for ROI in the report."""
+
+    currency: str | None = Field(default=None, examples=["EUR"])
+    sms_segment: Decimal = Field(default=Decimal(0), ge=0, strict=False, examples=[0.07])
+    whatsapp_conversation: Decimal = Field(default=Decimal(0), ge=0, strict=False)
+    email: Decimal = Field(default=Decimal(0), ge=0, strict=False)
+
+
+class ChannelAttributionSettings(SettingsModel):
+    """``[attribution.channels.KIND]``: this channel's windows."""
+
+    click_window: Duration | None = Field(default=None, examples=["5d"])
+    send_window: Duration | None = Field(default=None, examples=["24h"])
+
+
+class AttributionSettings(SettingsModel):
+    """``[attribution]``: a purchase counts as attributed to a message when it comes within
+    ``click_window`` of a click on its link, or ``send_window`` of the send."""
+
+    click_window: Duration = Field(default=_to_duration("5d"), examples=["5d"])
+    send_window: Duration = Field(default=_to_duration("24h"), examples=["24h"])
+    channels: dict[ChannelKind, ChannelAttributionSettings] = Field(default_factory=dict)
+
+
 class ConfigSettings(SettingsModel):
     """The whole ``cartrescue.toml``. ``connector`` and each of ``channels`` are checked by
     the settings their plugin declares."""
@@ -266,3 +356,6 @@ class ConfigSettings(SettingsModel):
     links: LinksSettings | None = None
     web: WebSettingsModel | None = None
     run: RunSettings = RunSettings()
+    experiment: ExperimentSettings = ExperimentSettings()
+    costs: CostsSettings = CostsSettings()
+    attribution: AttributionSettings = AttributionSettings()

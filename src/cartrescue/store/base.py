@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Literal, Protocol, runtime_checkable
 
@@ -37,8 +37,13 @@ from ..models import Checkout, Purchase
 
 __all__ = [
     "RELEASED",
+    "AttributionWindows",
+    "BreakdownFacts",
     "CheckoutStore",
     "ConversionKind",
+    "DayFacts",
+    "ExperimentStore",
+    "GroupFacts",
     "LinkRecord",
     "LinkStore",
     "OptOut",
@@ -46,6 +51,7 @@ __all__ = [
     "OutboxEntry",
     "OutboxStatus",
     "OutboxStore",
+    "ReportFacts",
     "ReportStore",
     "Stats",
     "Store",
@@ -127,6 +133,95 @@ class Stats:
         if not self.messaged_checkouts:
             return None
         return self.recovered / self.messaged_checkouts
+
+
+@dataclass(frozen=True, slots=True)
+class AttributionWindows:
+    """A purchase is *attributed* to a message when it comes within ``click`` of a click on
+    the message's link, or within ``send`` of its send; ``channels`` overrides both per
+    channel kind (``{"sms": (click, send)}``)."""
+
+    click: timedelta = timedelta(days=5)
+    send: timedelta = timedelta(hours=24)
+    channels: Mapping[str, tuple[timedelta, timedelta]] = field(default_factory=dict)
+
+    def of(self, channel: str) -> tuple[timedelta, timedelta]:
+        """(click window, send window) of ``channel``."""
+        return self.channels.get(channel, (self.click, self.send))
+
+
+@dataclass(frozen=True, slots=True)
+class GroupFacts:
+    """The checkouts assigned to one arm of one experiment (the holdout is the experiment
+    ``holdout`` with arms ``holdout`` and ``treated``)."""
+
+    experiment: str
+    arm: str
+    eligible: int
+    messaged: int
+    clicked: int
+    converted: int
+    attributed: int
+    revenue: float
+    revenue_squares: float
+    """Sum of squared order totals, for the variance of revenue per person."""
+    opted_out: int
+
+
+@dataclass(frozen=True, slots=True)
+class BreakdownFacts:
+    """The messages sent for one (step, channel, locale, experiment, arm): how many, clicked,
+    and the conversions credited to them (the last qualifying message before the purchase
+    gets it)."""
+
+    step: int
+    channel: str
+    locale: str
+    experiment: str | None
+    arm: str | None
+    sent: int
+    recipients_days: int
+    """Distinct (recipient, day) pairs: the conversations a WhatsApp message opens."""
+    clicked: int
+    attributed: int
+    revenue: float
+    opted_out: int
+
+
+@dataclass(frozen=True, slots=True)
+class DayFacts:
+    """One day: attributed revenue (by purchase day), and the holdout comparison (by
+    assignment day)."""
+
+    day: str
+    attributed: int
+    attributed_revenue: float
+    treated: int
+    treated_revenue: float
+    held_out: int
+    held_out_revenue: float
+
+
+@dataclass(frozen=True, slots=True)
+class ReportFacts:
+    """What ``cartrescue report`` reads from a store: aggregates only, so reading stays
+    flat in memory however many rows there are. Checkouts abandoned in [since, until)."""
+
+    since: datetime
+    until: datetime
+    abandoned: int
+    abandoned_value: float
+    abandoned_items: int
+    converted: int
+    converted_revenue: float
+    attributed: int
+    attributed_revenue: float
+    hours_to_recovery: float | None
+    """Mean hours from abandonment to an attributed purchase."""
+    currency: str | None
+    groups: tuple[GroupFacts, ...] = ()
+    breakdown: tuple[BreakdownFacts, ...] = ()
+    days: tuple[DayFacts, ...] = ()
 
 
 @runtime_checkable
@@ -307,3 +402,40 @@ class Store(OutboxStore, CheckoutStore, OptOutStore, LinkStore, ReportStore, Pro
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class ExperimentStore(Protocol):
+    """What holdouts, A/B tests and ``cartrescue report`` need of a store, besides
+    :class:`Store`. :class:`~cartrescue.store.sqlite.SQLiteStore` has it; a store without it
+    runs passes but not experiments or reports."""
+
+    def assignment_key(self) -> bytes:
+        """A random secret kept in the store, created on first use, keying experiment
+        assignment when no ``[store] hash_key`` is configured."""
+        ...
+
+    def assignments(self, checkout_id: str) -> dict[str, str]:
+        """Experiment → arm recorded for this checkout."""
+        ...
+
+    def record_assignments(
+        self,
+        checkout_id: str,
+        arms: Sequence[tuple[str, str, int | None]],
+        at: datetime,
+    ) -> None:
+        """Record (experiment, arm, step or None for every step) for a checkout; an
+        experiment already recorded for it keeps its arm. An outbox entry claimed later
+        for a covered step carries the experiment and arm."""
+        ...
+
+    def arm_counts(self, experiment: str) -> dict[str, tuple[int, int]]:
+        """Arm → (checkouts assigned, of which converted), for adaptive allocation."""
+        ...
+
+    def report_facts(
+        self, since: datetime, until: datetime, windows: AttributionWindows
+    ) -> ReportFacts:
+        """The aggregates of :class:`ReportFacts` for checkouts abandoned in the span."""
+        ...

@@ -30,11 +30,16 @@ from ..errors import BadPayloadError, StoreError
 from ..models import Checkout, Purchase, normalize_phone
 from .base import (
     RELEASED,
+    AttributionWindows,
+    BreakdownFacts,
     ConversionKind,
+    DayFacts,
+    GroupFacts,
     LinkRecord,
     OptOut,
     OutboxEntry,
     OutboxStatus,
+    ReportFacts,
     Stats,
 )
 
@@ -158,6 +163,20 @@ _MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (source, id)
     );
     CREATE INDEX deliveries_at ON deliveries (at);
+    """,
+    # 3: experiments: the arm of each checkout, and on each outbox entry.
+    """
+    ALTER TABLE outbox ADD COLUMN experiment TEXT;
+    ALTER TABLE outbox ADD COLUMN arm TEXT;
+    CREATE TABLE assignments (
+        checkout_id TEXT NOT NULL,
+        experiment TEXT NOT NULL,
+        arm TEXT NOT NULL,
+        step INTEGER,
+        at TEXT NOT NULL,
+        PRIMARY KEY (checkout_id, experiment)
+    );
+    CREATE INDEX assignments_arm ON assignments (experiment, arm);
     """,
 )
 DELIVERY_MEMORY = timedelta(days=7)
@@ -579,6 +598,12 @@ class SQLiteStore:
             )
             if cur.rowcount != 1:
                 return False
+            db.execute(
+                "UPDATE outbox SET (experiment, arm) = (SELECT experiment, arm FROM assignments"
+                " WHERE checkout_id = ? AND experiment != 'holdout' AND (step IS NULL OR"
+                " step = ?) ORDER BY at DESC LIMIT 1) WHERE key = ?",
+                (checkout_id, step, key),
+            )
             db.executemany(
                 "INSERT OR REPLACE INTO touches (contact, key, at) VALUES (?, ?, ?)",
                 [(c, key, _ts(at)) for c in contacts],
@@ -929,6 +954,7 @@ class SQLiteStore:
                 ("events", "checkout_id"),
                 ("links", "checkout_id"),
                 ("clicks", "checkout_id"),
+                ("assignments", "checkout_id"),
                 ("bad_checkouts", "id"),
             ):
                 removed += db.execute(
@@ -1013,3 +1039,226 @@ class SQLiteStore:
                 "SELECT code, checkout_id, step, channel, ? FROM links WHERE code = ?",
                 (_ts(at), code),
             )
+
+    # -- experiments ------------------------------------------------------------------------
+    def assignment_key(self) -> bytes:
+        with self._tx() as db:
+            row = db.execute("SELECT value FROM meta WHERE key = 'assignment_key'").fetchone()
+            if row:
+                return str(row[0]).encode()
+            value = secrets.token_hex(32)
+            db.execute("INSERT INTO meta (key, value) VALUES ('assignment_key', ?)", (value,))
+            return value.encode()
+
+    def assignments(self, checkout_id: str) -> dict[str, str]:
+        rows = self._query(
+            "SELECT experiment, arm FROM assignments WHERE checkout_id = ?", (checkout_id,)
+        )
+        return {str(r[0]): str(r[1]) for r in rows}
+
+    def record_assignments(
+        self,
+        checkout_id: str,
+        arms: Sequence[tuple[str, str, int | None]],
+        at: datetime,
+    ) -> None:
+        with self._tx() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO assignments (checkout_id, experiment, arm, step, at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(checkout_id, e, a, step, _ts(at)) for e, a, step in arms],
+            )
+
+    def arm_counts(self, experiment: str) -> dict[str, tuple[int, int]]:
+        rows = self._query(
+            "SELECT a.arm, count(*), count(k.checkout_id) FROM assignments a"
+            " LEFT JOIN conversions k ON k.checkout_id = a.checkout_id"
+            " WHERE a.experiment = ? GROUP BY a.arm",
+            (experiment,),
+        )
+        return {str(r[0]): (int(r[1]), int(r[2])) for r in rows}
+
+    def report_facts(
+        self, since: datetime, until: datetime, windows: AttributionWindows
+    ) -> ReportFacts:
+        span = (_ts(since), _ts(until))
+        click_days, send_days = _window_cases(windows)
+        # A message qualifies for a purchase when the purchase came within its channel's
+        # send window after it was sent, or within the click window after its link was
+        # clicked; the last qualifying message before the purchase gets the credit.
+        qualifies = (
+            "(o{n}.status IN ('sent', 'unknown', 'claimed') AND o{n}.claimed_at <= k.at AND ("
+            f"julianday(k.at) - julianday(o{{n}}.claimed_at) <= {send_days.format(c='o{n}')}"
+            " OR EXISTS (SELECT 1 FROM clicks l WHERE l.checkout_id = o{n}.checkout_id"
+            " AND l.step = o{n}.step AND l.channel = o{n}.channel AND l.at <= k.at AND"
+            f" julianday(k.at) - julianday(l.at) <= {click_days.format(c='o{n}')})))"
+        )
+        q1, q2 = qualifies.format(n=1), qualifies.format(n=2)
+        attributed_checkout = (
+            f"EXISTS (SELECT 1 FROM outbox o1 WHERE o1.checkout_id = c.id AND {q1})"
+        )
+        opted = (
+            "EXISTS (SELECT 1 FROM optouts p WHERE p.contact = c.email OR p.contact ="
+            " lower(c.phone))"
+        )
+        base = (
+            "SELECT c.id AS id, c.abandoned_at AS abandoned_at, k.at AS conv_at,"
+            " k.checkout_id IS NOT NULL AS converted,"
+            " coalesce(CAST(k.total AS REAL), 0) AS total,"
+            f" (k.checkout_id IS NOT NULL AND {attributed_checkout}) AS attributed,"
+            " EXISTS (SELECT 1 FROM outbox m WHERE m.checkout_id = c.id AND m.status IN"
+            " ('sent', 'unknown', 'claimed')) AS messaged,"
+            " EXISTS (SELECT 1 FROM clicks l WHERE l.checkout_id = c.id) AS clicked,"
+            f" {opted} AS opted"
+            " FROM checkouts c LEFT JOIN conversions k ON k.checkout_id = c.id"
+            " WHERE c.abandoned_at >= ? AND c.abandoned_at < ?"
+        )
+        (
+            abandoned,
+            value,
+            items,
+            converted,
+            converted_revenue,
+            attributed,
+            attributed_revenue,
+            hours,
+        ) = self._query(
+            "SELECT count(*), coalesce(sum(CAST(json_extract(c.data, '$.total') AS REAL)), 0),"
+            " coalesce(sum((SELECT sum(CAST(json_extract(i.value, '$.quantity') AS INTEGER))"
+            " FROM json_each(c.data, '$.line_items') i)), 0),"
+            " coalesce(sum(b.converted), 0), coalesce(sum(b.total), 0),"
+            " coalesce(sum(b.attributed), 0),"
+            " coalesce(sum(CASE WHEN b.attributed THEN b.total ELSE 0 END), 0),"
+            " avg(CASE WHEN b.attributed THEN"
+            " (julianday(b.conv_at) - julianday(b.abandoned_at)) * 24 END)"
+            f" FROM ({base}) b JOIN checkouts c ON c.id = b.id",
+            span,
+        )[0]
+        currency = self._query(
+            "SELECT json_extract(data, '$.currency') AS cur, count(*) AS n FROM checkouts"
+            " WHERE abandoned_at >= ? AND abandoned_at < ? GROUP BY cur ORDER BY n DESC LIMIT 1",
+            span,
+        )
+        groups = tuple(
+            GroupFacts(
+                experiment=str(r[0]),
+                arm=str(r[1]),
+                eligible=int(r[2]),
+                messaged=int(r[3]),
+                clicked=int(r[4]),
+                converted=int(r[5]),
+                attributed=int(r[6]),
+                revenue=float(r[7]),
+                revenue_squares=float(r[8]),
+                opted_out=int(r[9]),
+            )
+            for r in self._query(
+                "SELECT a.experiment, a.arm, count(*), sum(b.messaged), sum(b.clicked),"
+                " sum(b.converted), sum(b.attributed), sum(b.total), sum(b.total * b.total),"
+                f" sum(b.opted) FROM assignments a JOIN ({base}) b ON b.id = a.checkout_id"
+                " GROUP BY a.experiment, a.arm ORDER BY a.experiment, a.arm",
+                span,
+            )
+        )
+        credited = (
+            f"(k.checkout_id IS NOT NULL AND {q1} AND NOT EXISTS (SELECT 1 FROM outbox o2"
+            f" WHERE o2.checkout_id = o1.checkout_id AND o2.claimed_at > o1.claimed_at AND {q2}))"
+        )
+        breakdown = tuple(
+            BreakdownFacts(
+                step=int(r[0]),
+                channel=str(r[1]),
+                locale=str(r[2]),
+                experiment=None if r[3] is None else str(r[3]),
+                arm=None if r[4] is None else str(r[4]),
+                sent=int(r[5]),
+                recipients_days=int(r[6]),
+                clicked=int(r[7]),
+                attributed=int(r[8]),
+                revenue=float(r[9]),
+                opted_out=int(r[10]),
+            )
+            for r in self._query(
+                "SELECT o1.step, o1.channel,"
+                " coalesce(json_extract(c.data, '$.customer.locale'), '') AS locale,"
+                " o1.experiment, o1.arm, count(*),"
+                " count(DISTINCT o1.recipient || date(o1.claimed_at)),"
+                " sum(EXISTS (SELECT 1 FROM clicks l WHERE l.checkout_id = o1.checkout_id"
+                " AND l.step = o1.step AND l.channel = o1.channel)),"
+                f" sum({credited}),"
+                f" sum(CASE WHEN {credited} THEN coalesce(CAST(k.total AS REAL), 0) ELSE 0 END),"
+                f" sum({opted})"
+                " FROM outbox o1 JOIN checkouts c ON c.id = o1.checkout_id"
+                " LEFT JOIN conversions k ON k.checkout_id = o1.checkout_id"
+                " WHERE o1.status IN ('sent', 'unknown', 'claimed')"
+                " AND c.abandoned_at >= ? AND c.abandoned_at < ?"
+                " GROUP BY o1.step, o1.channel, locale, o1.experiment, o1.arm"
+                " ORDER BY o1.step, o1.channel, locale, o1.experiment, o1.arm",
+                span,
+            )
+        )
+        by_day: dict[str, list[float]] = {}
+        for day, n, revenue in self._query(
+            "SELECT date(b.conv_at), count(*), sum(b.total) FROM"
+            f" ({base}) b WHERE b.attributed GROUP BY date(b.conv_at)",
+            span,
+        ):
+            by_day.setdefault(str(day), [0, 0, 0, 0, 0, 0])[0:2] = [int(n), float(revenue)]
+        for day, arm, n, revenue in self._query(
+            "SELECT date(a.at), a.arm, count(*), sum(b.total) FROM assignments a"
+            f" JOIN ({base}) b ON b.id = a.checkout_id WHERE a.experiment = 'holdout'"
+            " GROUP BY date(a.at), a.arm",
+            span,
+        ):
+            row = by_day.setdefault(str(day), [0, 0, 0, 0, 0, 0])
+            at = 2 if arm == "treated" else 4
+            row[at : at + 2] = [int(n), float(revenue)]
+        days = tuple(
+            DayFacts(
+                day=day,
+                attributed=int(r[0]),
+                attributed_revenue=r[1],
+                treated=int(r[2]),
+                treated_revenue=r[3],
+                held_out=int(r[4]),
+                held_out_revenue=r[5],
+            )
+            for day, r in sorted(by_day.items())
+        )
+        return ReportFacts(
+            since=since,
+            until=until,
+            abandoned=int(abandoned),
+            abandoned_value=float(value),
+            abandoned_items=int(items),
+            converted=int(converted),
+            converted_revenue=float(converted_revenue),
+            attributed=int(attributed),
+            attributed_revenue=float(attributed_revenue),
+            hours_to_recovery=None if hours is None else float(hours),
+            currency=str(currency[0][0]) if currency and currency[0][0] else None,
+            groups=groups,
+            breakdown=breakdown,
+            days=days,
+        )
+
+
+def _days(delta: Any) -> str:
+    return repr(delta.total_seconds() / 86400)
+
+
+def _window_cases(windows: AttributionWindows) -> tuple[str, str]:
+    """SQL expressions (with ``{c}`` standing for the outbox alias) for the click and send
+    windows in days of the message's channel. The windows are numbers from the settings,
+    written into the SQL as literals."""
+    for kind in windows.channels:
+        if not kind.isidentifier():
+            raise ValueError(f"not a channel kind: {kind!r}")
+    click = [f"WHEN '{kind}' THEN {_days(c)}" for kind, (c, _) in windows.channels.items()]
+    send = [f"WHEN '{kind}' THEN {_days(s)}" for kind, (_, s) in windows.channels.items()]
+    if not click:
+        return _days(windows.click), _days(windows.send)
+    return (
+        f"(CASE {{c}}.channel {' '.join(click)} ELSE {_days(windows.click)} END)",
+        f"(CASE {{c}}.channel {' '.join(send)} ELSE {_days(windows.send)} END)",
+    )

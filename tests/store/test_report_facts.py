@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+
+from cartrescue.models import Purchase
+from cartrescue.store.base import AttributionWindows, LinkRecord
+from cartrescue.store.sqlite import SQLiteStore
+
+from ..conftest import NOON, make_checkout
+
+SPAN = (NOON - timedelta(days=1), NOON + timedelta(days=1))
+
+
+@pytest.fixture
+def store():
+    with SQLiteStore(":memory:") as s:
+        yield s
+
+
+def _sent(store, cid, step, at, channel="email"):
+    key = f"{cid}:{step}:{channel}"
+    assert store.claim(
+        key, checkout_id=cid, step=step, channel=channel, recipient="kari@example.no",
+        contacts=[], at=at, cap_since=None, run_id=None,
+    )  # fmt: skip
+    store.finish(key, "sent", at)
+
+
+def _bought(store, cid, at):
+    purchase = Purchase(order_id=f"o-{cid}", placed_at=at, total=Decimal("100.00"), currency="NOK")
+    store.record_conversion(cid, "converted", purchase, at, at - timedelta(days=30))
+
+
+def test_attribution_follows_the_send_and_click_windows(store):
+    for cid in ("late", "clicked", "soon", "organic"):
+        store.upsert_checkout(make_checkout(cid), NOON)
+    sent = NOON + timedelta(hours=1)
+    for cid in ("late", "clicked", "soon"):
+        _sent(store, cid, 1, sent)
+    store.save_link(LinkRecord("code1", "clicked", 1, "email", "https://x", None, sent, None))
+    store.record_click("code1", sent + timedelta(hours=40))
+    _bought(store, "late", sent + timedelta(hours=30))  # after the 24 h send window
+    _bought(store, "clicked", sent + timedelta(hours=50))  # 10 h after a click
+    _bought(store, "soon", sent + timedelta(hours=2))
+    _bought(store, "organic", NOON + timedelta(hours=3))  # never messaged
+    facts = store.report_facts(*SPAN, AttributionWindows())
+    assert (facts.converted, facts.attributed) == (4, 2)
+    assert facts.attributed_revenue == 200.0
+    (row,) = facts.breakdown
+    assert (row.sent, row.clicked, row.attributed) == (3, 1, 2)
+    longer = store.report_facts(
+        *SPAN, AttributionWindows(channels={"email": (timedelta(days=5), timedelta(hours=36))})
+    )
+    assert longer.attributed == 3
+    shorter = store.report_facts(*SPAN, AttributionWindows(click=timedelta(hours=1)))
+    assert shorter.attributed == 1
+
+
+def test_the_last_qualifying_message_gets_the_credit(store):
+    store.upsert_checkout(make_checkout("c1"), NOON)
+    _sent(store, "c1", 1, NOON + timedelta(hours=1))
+    _sent(store, "c1", 2, NOON + timedelta(hours=20))
+    _bought(store, "c1", NOON + timedelta(hours=22))
+    facts = store.report_facts(*SPAN, AttributionWindows())
+    credit = {r.step: r.attributed for r in facts.breakdown}
+    assert credit == {1: 0, 2: 1}
+    assert facts.attributed == 1
+
+
+def test_groups_count_assigned_checkouts_and_outbox_carries_the_arm(store):
+    for cid in ("a1", "a2", "h1"):
+        store.upsert_checkout(make_checkout(cid, email=f"{cid}@example.com"), NOON)
+    store.record_assignments("a1", [("holdout", "treated", None), ("offer", "b", 1)], NOON)
+    store.record_assignments("a2", [("holdout", "treated", None), ("offer", "b", 2)], NOON)
+    store.record_assignments("h1", [("holdout", "holdout", None)], NOON)
+    store.record_assignments("a1", [("offer", "a", 1)], NOON)  # the first arm stays
+    assert store.assignments("a1") == {"holdout": "treated", "offer": "b"}
+    _sent(store, "a1", 1, NOON + timedelta(hours=1))
+    _sent(store, "a2", 1, NOON + timedelta(hours=1))  # its experiment covers step 2 only
+    arms = dict(store._query("SELECT checkout_id, arm FROM outbox"))
+    assert arms == {"a1": "b", "a2": None}
+    _bought(store, "h1", NOON + timedelta(hours=2))
+    store.add_optout("a2@example.com", "*", "reply", NOON + timedelta(hours=2))
+    facts = store.report_facts(*SPAN, AttributionWindows())
+    groups = {(g.experiment, g.arm): g for g in facts.groups}
+    treated, held = groups["holdout", "treated"], groups["holdout", "holdout"]
+    assert (treated.eligible, treated.messaged, treated.converted, treated.opted_out) == (
+        2,
+        2,
+        0,
+        1,
+    )
+    assert (held.eligible, held.messaged, held.converted, held.revenue) == (1, 0, 1, 100.0)
+    assert store.arm_counts("holdout") == {"holdout": (1, 1), "treated": (2, 0)}
+    assert store.forget("a1@example.com") > 0
+    assert store.assignments("a1") == {}
