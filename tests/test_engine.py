@@ -24,6 +24,9 @@ from cartrescue_testing import MemoryChannel
 
 from .conftest import NOON, make_checkout
 
+# Every engine test fails if cartrescue logs a watched contact or secret (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("scanned_logs")
+
 
 class ListConnector:
     """A connector over a list: the smallest thing that satisfies the protocol."""

@@ -99,3 +99,9 @@ class Mailbox:
             email.message_from_bytes(raw, policy=email.policy.default)
             for _, _, raw in self.received
         ]
+
+
+@pytest.fixture(autouse=True)
+def _no_contact_or_secret_in_logs(scanned_logs):
+    """Every channel test fails if cartrescue logs a watched contact or secret."""
+    return scanned_logs
