@@ -174,7 +174,7 @@ class HttpOptions(TypedDict, total=False):
     clock: Callable[[], float]
 
 
-def _number(value: object, key: str, *, minimum: float, integer: bool = False) -> float:
+def _setting_number(value: object, key: str, *, minimum: float, integer: bool = False) -> float:
     kind = "a whole number" if integer else "a number"
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(f"expected {kind}, got {value!r}", key=key)
@@ -189,9 +189,9 @@ def _timeout(value: float | Sequence[float]) -> tuple[float, float]:
     if isinstance(value, Sequence) and not isinstance(value, str):
         if len(value) != 2:
             raise ConfigError("expected seconds, or [connect, read] seconds", key="timeout")
-        connect, read = (_number(v, "timeout", minimum=0.001) for v in value)
+        connect, read = (_setting_number(v, "timeout", minimum=0.001) for v in value)
         return connect, read
-    read = _number(value, "timeout", minimum=0.001)
+    read = _setting_number(value, "timeout", minimum=0.001)
     return min(5.0, read), read
 
 
@@ -293,11 +293,11 @@ class HttpChannel:
                 f"expected an http(s) URL for {self.provider}, got {url!r}", key="base_url"
             )
         timeouts = _timeout(timeout)
-        rate = None if rate_limit is None else _number(rate_limit, "rate_limit", minimum=0)
+        rate = None if rate_limit is None else _setting_number(rate_limit, "rate_limit", minimum=0)
         self.rate_limit = rate or None
-        self.concurrency = int(_number(concurrency, "concurrency", minimum=1, integer=True))
-        self.attempts = int(_number(attempts, "attempts", minimum=1, integer=True))
-        self.max_wait = _number(max_wait, "max_wait", minimum=0)
+        self.concurrency = int(_setting_number(concurrency, "concurrency", minimum=1, integer=True))
+        self.attempts = int(_setting_number(attempts, "attempts", minimum=1, integer=True))
+        self.max_wait = _setting_number(max_wait, "max_wait", minimum=0)
         self.secrets = tuple(s for s in secrets if s)
         self.http = HttpClient(
             self.provider,

@@ -95,7 +95,7 @@ def order_ref(order: object) -> str:
     return text if text is not None and len(text) <= _REF_MAX else "?"
 
 
-def _text(value: object) -> str:
+def _text_or_empty(value: object) -> str:
     return payload_text(value) or ""
 
 
@@ -266,7 +266,7 @@ def _line_item(raw: object, item: str, with_tax: bool) -> LineItem:
         quantity=quantity,
         price=price,
         variant=_variant(raw.get("meta_data"), title),
-        sku=_text(raw.get("sku")) or None,
+        sku=_text_or_empty(raw.get("sku")) or None,
     )
 
 
@@ -313,7 +313,7 @@ class OrderMapper:
             raise BadPayloadError(
                 f"order id {_shown(order_id)} is not a positive integer", item=item
             )
-        status = _text(order.get("status"))
+        status = _text_or_empty(order.get("status"))
         created = parse_time(order.get("date_created_gmt"), item=item, assume_utc=True)
         modified_raw = order.get("date_modified_gmt") or order.get("date_created_gmt")
         modified = parse_time(modified_raw, item=item, assume_utc=True)
@@ -332,33 +332,42 @@ class OrderMapper:
             line_items=tuple(_line_item(li, item, with_tax) for li in _lines(order, item)),
             customer=self._customer(order, problems),
             completed_at=completed,
-            name=f"#{_text(str(order.get('number') or order_id))}",
+            name=f"#{_text_or_empty(str(order.get('number') or order_id))}",
             problems=tuple(problems),
         )
 
     def _customer(self, order: Mapping[str, Any], problems: list[str]) -> Customer:
         billing = _object(order.get("billing"))
         shipping = _object(order.get("shipping"))
-        country = _text(billing.get("country")) or _text(shipping.get("country")) or None
+        country = (
+            _text_or_empty(billing.get("country"))
+            or _text_or_empty(shipping.get("country"))
+            or None
+        )
         phone = None
         try:
             phone = normalize_phone(
-                _text(billing.get("phone")) or _text(shipping.get("phone")) or None, country
+                _text_or_empty(billing.get("phone"))
+                or _text_or_empty(shipping.get("phone"))
+                or None,
+                country,
             )
         except ValueError:
             where = f" in {country}" if country else " (and the order has no country)"
             problems.append(f"the billing phone is not a valid number{where}")
         email = None
         try:
-            email = normalize_email(_text(billing.get("email")) or None)
+            email = normalize_email(_text_or_empty(billing.get("email")) or None)
         except ValueError:
             problems.append("the billing email is not an email address")
         allowed = self.consent.for_order(order.get("meta_data"))
         return Customer(
-            first_name=_text(billing.get("first_name"))
-            or _text(shipping.get("first_name"))
+            first_name=_text_or_empty(billing.get("first_name"))
+            or _text_or_empty(shipping.get("first_name"))
             or None,
-            last_name=_text(billing.get("last_name")) or _text(shipping.get("last_name")) or None,
+            last_name=_text_or_empty(billing.get("last_name"))
+            or _text_or_empty(shipping.get("last_name"))
+            or None,
             email=email,
             phone=phone,
             email_consent=allowed["email"],
@@ -370,10 +379,10 @@ class OrderMapper:
         self, order: Mapping[str, Any], order_id: int, status: str, problems: list[str]
     ) -> str:
         if status in PAYABLE_STATUSES:
-            url = _text(order.get("payment_url"))
+            url = _text_or_empty(order.get("payment_url"))
             if url:
                 return url
-            key = _text(order.get("order_key"))
+            key = _text_or_empty(order.get("order_key"))
             if key:
                 return (
                     f"{self.shop_url}/checkout/order-pay/{order_id}/"

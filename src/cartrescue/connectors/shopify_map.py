@@ -77,7 +77,7 @@ def _obj(value: object) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def _text(value: object) -> str | None:
+def _text_or_none(value: object) -> str | None:
     return payload_text(value)
 
 
@@ -106,21 +106,21 @@ def _contact(
     problems: list[str],
 ) -> Customer:
     try:
-        email_value = normalize_email(_text(email))
+        email_value = normalize_email(_text_or_none(email))
     except ValueError as err:
         problems.append(f"email address dropped: {err}")
         email_value = None
     try:
-        phone_value = normalize_phone(_text(phone), region)
+        phone_value = normalize_phone(_text_or_none(phone), region)
     except ValueError as err:
         problems.append(f"invalid phone number: {err}")
         phone_value = None
     return Customer(
-        first_name=_text(first_name),
-        last_name=_text(last_name),
+        first_name=_text_or_none(first_name),
+        last_name=_text_or_none(last_name),
         email=email_value,
         phone=phone_value,
-        locale=_text(locale),
+        locale=_text_or_none(locale),
         email_consent=email_consent and email_value is not None,
         sms_consent=sms_consent and phone_value is not None,
     )
@@ -138,11 +138,11 @@ def _line(
     *, title: object, variant: object, quantity: object, price: Decimal, sku: object, item: str
 ) -> LineItem:
     return LineItem(
-        title=_text(title) or _text(variant) or "Item",
+        title=_text_or_none(title) or _text_or_none(variant) or "Item",
         quantity=parse_quantity(quantity, item=item),
         price=price,
-        variant=_text(variant),
-        sku=_text(sku),
+        variant=_text_or_none(variant),
+        sku=_text_or_none(sku),
     )
 
 
@@ -150,14 +150,14 @@ def _region(raw: Mapping[str, Any], addresses: tuple[str, str], key: str) -> str
     """The country of the billing address, else the shipping address (for national
     phone numbers)."""
     for name in addresses:
-        found = _text(_obj(raw.get(name)).get(key))
+        found = _text_or_none(_obj(raw.get(name)).get(key))
         if found:
             return found
     return None
 
 
 def _required_text(raw: Mapping[str, Any], key: str, item: str) -> str:
-    value = _text(raw.get(key))
+    value = _text_or_none(raw.get(key))
     if value is None:
         raise BadPayloadError(f"{key} is missing", item=item)
     return value
@@ -223,7 +223,7 @@ def from_graphql(node: Mapping[str, Any]) -> Checkout:
         line_items=tuple(lines),
         customer=customer,
         completed_at=parse_time(completed, item=item) if completed else None,
-        name=_text(node.get("name")),
+        name=_text_or_none(node.get("name")),
         problems=tuple(problems),
     )
 
@@ -243,7 +243,11 @@ def from_rest(raw: Mapping[str, Any], *, shop_currency: str | None = None) -> Ch
     item = numeric_id(raw.get("id")) or "?"
     if item == "?":
         raise BadPayloadError("checkout has no id", item=item)
-    currency = _text(raw.get("presentment_currency")) or _text(raw.get("currency")) or shop_currency
+    currency = (
+        _text_or_none(raw.get("presentment_currency"))
+        or _text_or_none(raw.get("currency"))
+        or shop_currency
+    )
     if currency is None:
         raise BadPayloadError("checkout has no currency", item=item)
     lines = []
@@ -294,6 +298,6 @@ def from_rest(raw: Mapping[str, Any], *, shop_currency: str | None = None) -> Ch
         line_items=tuple(lines),
         customer=customer,
         completed_at=parse_time(completed, item=item) if completed else None,
-        name=_text(raw.get("name")),
+        name=_text_or_none(raw.get("name")),
         problems=tuple(problems),
     )
