@@ -243,10 +243,11 @@ def dispatch(concurrency: int, rate: float, latency: float, seconds: float) -> f
 def bench_dispatch(repeats: int, seconds: float) -> None:
     latency, rate = 0.05, 1000.0
     print(
-        f"Recovery.run() through TwilioSMS, loopback provider answering after 50 ms, rate {rate:g}/s"
+        "Recovery.run() through TwilioSMS, loopback provider answering after 50 ms,"
+        f" rate {rate:g}/s"
     )
     for concurrency in (4, 8, 16):
-        ratio = median_of(repeats, lambda: dispatch(concurrency, rate, latency, seconds))
+        ratio = median_of(repeats, lambda c=concurrency: dispatch(c, rate, latency, seconds))
         bound = min(rate, concurrency / latency)
         verdict(
             f"  concurrency {concurrency:>2}: {ratio * bound:6.1f} msg/s of {bound:5.0f}, "
@@ -267,7 +268,7 @@ def bench_shopify(count: int, repeats: int) -> None:
     with FakeShopify.from_checkouts(items, throttle=False) as fake:
         for i in range(repeats):
             shop = ShopifyConnector(fake.shop, fake.token, base_url=fake.base_url)
-            fetches.append(timed(lambda: sum(1 for _ in shop.abandoned_checkouts(None))))
+            fetches.append(timed(lambda s=shop: sum(1 for _ in s.abandoned_checkouts(None))))
             with tempfile.TemporaryDirectory() as tmp:
                 store = SQLiteStore(Path(tmp) / f"shopify-{i}.db")
                 engine = Recovery(
