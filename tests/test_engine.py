@@ -295,7 +295,7 @@ def test_a_channel_sends_from_concurrency_workers_and_each_result_is_recorded_at
     ]
     sms = ConcurrentChannel(store, concurrency=4)
     r = Recovery(ListConnector(items), [sms, MemoryChannel("email")], store, clock=clock)
-    report = r.run()
+    report = r.run(keep_messages=True)
     assert 1 < sms.most_in_flight <= 4
     # a key is claimed only when a worker is about to send it, and recorded when it returns
     assert max(sms.claimed_at_send) <= 4

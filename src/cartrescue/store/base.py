@@ -20,6 +20,7 @@ from ..models import Checkout, Purchase
 __all__ = [
     "RELEASED",
     "ConversionKind",
+    "Histories",
     "LinkRecord",
     "OptOut",
     "OutboxEntry",
@@ -106,6 +107,24 @@ class Stats:
         return self.recovered / self.messaged_checkouts
 
 
+@dataclass(frozen=True, slots=True)
+class Histories:
+    """What the store remembers about a page of checkouts and their contacts, read at once
+    (:meth:`Store.histories`). Contacts are keyed lower-cased; a checkout or contact the
+    store knows nothing about is simply missing."""
+
+    steps: Mapping[str, tuple[tuple[int, str, OutboxStatus], ...]] = field(default_factory=dict)
+    """Checkout id → its outbox entries as (step, channel, status), oldest claim first."""
+    skipped: Mapping[str, frozenset[int]] = field(default_factory=dict)
+    """Checkout id → the steps recorded as skipped."""
+    last_contacted: Mapping[str, datetime] = field(default_factory=dict)
+    """Contact → when a message to it was last claimed (``claimed``/``sent``/``unknown``)."""
+    last_discount: Mapping[str, datetime] = field(default_factory=dict)
+    """Contact → when it was last given a discount code."""
+    optouts: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Contact → the channels (or ``*``) it opted out of, as :meth:`Store.optouts_for`."""
+
+
 @runtime_checkable
 class Store(Protocol):
     """Persistent memory of passes, checkouts, messages and opt-outs."""
@@ -135,10 +154,17 @@ class Store(Protocol):
         """Remember the newest version of a checkout (its status is kept)."""
         ...
 
+    def upsert_checkouts(self, checkouts: Sequence[Checkout], at: datetime) -> dict[str, str]:
+        """:meth:`upsert_checkout` for a page of checkouts, in one transaction; return each
+        one's status after the write (id → ``open``, ``done``, …; see :meth:`checkout_status`)."""
+        ...
+
     def record_bad_checkout(self, checkout_id: str, reason: str, at: datetime) -> None: ...
 
     def active_checkouts(self, abandoned_after: datetime) -> Iterator[Checkout]:
-        """Open checkouts abandoned after the given time, oldest first."""
+        """Open checkouts abandoned after the given time, oldest first. Read in batches, so
+        any number of them fits in memory; rows written while iterating may or may not be
+        seen."""
         ...
 
     def checkout_status(self, checkout_id: str) -> str | None:
@@ -155,6 +181,12 @@ class Store(Protocol):
     def outbox_for(self, checkout_id: str) -> list[OutboxEntry]: ...
 
     def skipped_steps(self, checkout_id: str) -> set[int]: ...
+
+    def histories(self, checkout_ids: Sequence[str], contacts: Sequence[str]) -> Histories:
+        """What :meth:`outbox_for`, :meth:`skipped_steps`, :meth:`last_contacted`,
+        :meth:`last_discount` and :meth:`optouts_for` say about these checkouts and
+        contacts, read in a few queries for a whole page."""
+        ...
 
     def skip_step(self, checkout_id: str, step: int, reason: str, at: datetime) -> None: ...
 
