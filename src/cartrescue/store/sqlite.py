@@ -554,31 +554,36 @@ class SQLiteStore:
         run_id: int | None,
     ) -> bool:
         contacts = [c.lower() for c in contacts if c]
+        values = (key, checkout_id, step, channel, recipient, run_id, _ts(at))
+        # The frequency cap, the take and the touches in one short transaction, in as few
+        # statements as SQLite allows: send threads wait for each other here.
+        cap = ""
+        cap_params: tuple[object, ...] = ()
+        if cap_since is not None and contacts:
+            cap = (
+                " WHERE NOT EXISTS (SELECT 1 FROM touches t JOIN outbox o ON o.key = t.key"
+                f" WHERE t.contact IN ({_marks(contacts)}) AND t.at >= ?"
+                f" AND o.status IN ({_marks(_SENT_LIKE)}))"
+            )
+            cap_params = (*contacts, _ts(cap_since), *_SENT_LIKE)
         with self._tx() as db:
-            if cap_since is not None and contacts:
-                hit = db.execute(
-                    "SELECT 1 FROM touches t JOIN outbox o ON o.key = t.key "
-                    f"WHERE t.contact IN ({_marks(contacts)}) AND t.at >= ? "
-                    f"AND o.status IN ({_marks(_SENT_LIKE)}) LIMIT 1",
-                    (*contacts, _ts(cap_since), *_SENT_LIKE),
-                ).fetchone()
-                if hit:
-                    return False
             cur = db.execute(
                 "INSERT INTO outbox (key, checkout_id, step, channel, recipient, status,"
-                " run_id, claimed_at) VALUES (?, ?, ?, ?, ?, 'claimed', ?, ?)"
+                f" run_id, claimed_at) SELECT ?, ?, ?, ?, ?, 'claimed', ?, ?{cap or ' WHERE 1'}"
                 " ON CONFLICT (key) DO UPDATE SET status = 'claimed',"
                 " attempts = attempts + 1, run_id = excluded.run_id,"
                 " claimed_at = excluded.claimed_at, finished_at = NULL, error = NULL"
                 f" WHERE outbox.status IN ({_marks(RELEASED)})",
-                (key, checkout_id, step, channel, recipient, run_id, _ts(at), *RELEASED),
+                (*values, *cap_params, *RELEASED),
             )
             if cur.rowcount != 1:
                 return False
-            db.executemany(
-                "INSERT OR REPLACE INTO touches (contact, key, at) VALUES (?, ?, ?)",
-                [(c, key, _ts(at)) for c in contacts],
-            )
+            if contacts:
+                db.execute(
+                    "INSERT OR REPLACE INTO touches (contact, key, at) VALUES "
+                    + ",".join("(?, ?, ?)" for _ in contacts),
+                    [v for c in contacts for v in (c, key, values[-1])],
+                )
             return True
 
     def finish(
