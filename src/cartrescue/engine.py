@@ -198,6 +198,7 @@ class Recovery:
         self._senders: dict[ChannelKind, _Sender] = {}
         self._connector_lock = threading.Lock()
         self._contacted: tuple[dict[str, datetime], dict[str, datetime]] = ({}, {})
+        self._lookup: PurchaseLookup | None = None
         """Contacts handed to a channel in the page before and in this one."""
 
     # -- the pass -------------------------------------------------------------------------
@@ -214,6 +215,8 @@ class Recovery:
         run_id = None if dry_run else self.store.begin_run(now)
         self._purchases = {}
         self._contacted = ({}, {})
+        connector = self.connector  # the Protocol check is slow: once a pass, not per send
+        self._lookup = connector if isinstance(connector, PurchaseLookup) else None
         start_at = self.store.start_at(now - self.policy.lookback)
         self._resolve_shop_timezone()
         seen: set[int] = set()
@@ -465,7 +468,7 @@ class Recovery:
         known: Histories,
     ) -> None:
         dry = report.dry_run
-        contact = mask_contact(next(iter(contact_keys(checkout.customer)), None))
+        contact = _Masked(next(iter(contact_keys(checkout.customer)), None))
         skipped: set[int] = set()
         for _ in range(len(self.policy.steps) + 1):
             now = self.clock()
@@ -534,11 +537,12 @@ class Recovery:
         self.store.close_checkout(checkout.id, status, decision.reason, now)
 
     def _purchase(self, checkout: Checkout) -> Purchase | None:
-        if not isinstance(self.connector, PurchaseLookup):
+        lookup = self._lookup
+        if lookup is None:
             return None
         cache_key = (checkout.id, *contact_keys(checkout.customer))
         if cache_key not in self._purchases:
-            self._purchases[cache_key] = self.connector.find_purchase(checkout)
+            self._purchases[cache_key] = lookup.find_purchase(checkout)
         return self._purchases[cache_key]
 
     def _send(
@@ -768,7 +772,7 @@ class Recovery:
                 log.warning("closing %s channel failed: %s", channel.kind, err)
 
     def _record(self, message: Message, result: Receipt | Exception, report: RunReport) -> None:
-        who = mask_contact(message.to)
+        who = _Masked(message.to)
         now = self.clock()
         if isinstance(result, Receipt):
             self.store.finish(message.key, "sent", now, provider_id=result.provider_id)
@@ -842,6 +846,18 @@ class _Sender:
         report._merge(self._tally)
         if self._failed is not None:
             raise self._failed
+
+
+class _Masked:
+    """A contact masked only if the log line that shows it is written."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str | None) -> None:
+        self.value = value
+
+    def __str__(self) -> str:
+        return mask_contact(self.value)
 
 
 def _concurrency(channel: Channel) -> int:
