@@ -472,7 +472,6 @@ class SQLiteStore:
         contacted: dict[str, datetime] = {}
         discounts: dict[str, datetime] = {}
         optouts: dict[str, set[str]] = {}
-        hashes = {self._hash(c): c for c in contacts}
         rekey = False
         with self._tx("DEFERRED") as db:
             for chunk in _chunks(ids):
@@ -507,10 +506,10 @@ class SQLiteStore:
                     f"SELECT contact, channel FROM optouts WHERE contact IN ({marks})", chunk
                 ):
                     optouts.setdefault(contact, set()).add(str(channel))
-                keys = [self._hash(c) for c in chunk]
+                hashes = {self._hash(c): c for c in chunk}
                 for digest, channel in db.execute(
-                    f"SELECT hash, channel FROM optout_hashes WHERE hash IN ({_marks(keys)})",
-                    keys,
+                    f"SELECT hash, channel FROM optout_hashes WHERE hash IN ({_marks(chunk)})",
+                    list(hashes),
                 ):
                     optouts.setdefault(hashes[digest], set()).add(str(channel))
                 if self._key:
