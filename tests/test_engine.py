@@ -298,7 +298,7 @@ def test_a_channel_sends_from_concurrency_workers_and_each_result_is_recorded_at
     ]
     sms = ConcurrentChannel(store, concurrency=4)
     r = Recovery(ListConnector(items), [sms, MemoryChannel("email")], store, clock=clock)
-    report = r.run()
+    report = r.run(keep_messages=True)
     assert 1 < sms.most_in_flight <= 4
     # a key is claimed only when a worker is about to send it, and recorded when it returns
     assert max(sms.claimed_at_send) <= 4
@@ -333,3 +333,53 @@ def test_a_run_saves_its_counts_under_their_plain_names(tmp_path, clock):
     with sqlite3.connect(path) as db:
         (saved,) = db.execute("SELECT counts FROM runs").fetchone()
     assert json.loads(saved) == {"fetched": 1, "sent": 1}
+
+
+class PagedConnector(ListConnector):
+    """Notes, as it yields each item, how many of its items the store already holds."""
+
+    def __init__(self, items, store):
+        super().__init__(items)
+        self.store = store
+        self.stored_when_yielding: list[int] = []
+
+    def abandoned_checkouts(self, since) -> Iterator[Checkout | BadCheckout]:
+        for item in self.items:
+            stored = sum(self.store.checkout(c.id) is not None for c in self.items)
+            self.stored_when_yielding.append(stored)
+            yield item
+
+
+def test_each_page_is_stored_and_decided_before_the_next_is_fetched(store, clock):
+    items = [
+        make_checkout(f"c{n}", phone=f"+479123{n:04d}", email=f"p{n}@example.no") for n in range(7)
+    ]
+    connector = PagedConnector(items, store)
+    r = Recovery(connector, [MemoryChannel("sms")], store, clock=clock, batch_size=3)
+    report = r.run()
+    assert connector.stored_when_yielding == [0, 0, 0, 3, 3, 3, 6]
+    assert report.counts["sent"] == 7
+    assert len(r.channels["sms"].sent) == 7
+
+
+def test_open_checkouts_the_shop_did_not_return_are_decided_once_each(store, clock):
+    items = [
+        make_checkout(f"c{n}", phone=f"+479123{n:04d}", email=f"p{n}@example.no") for n in range(5)
+    ]
+    recovery(ListConnector(items), store, clock, batch_size=2).run()  # all sent: step 1
+    clock.advance(timedelta(hours=23, minutes=30))
+    # the shop now returns only two of them (the others did not change)
+    r = recovery(ListConnector(items[3:]), store, clock, batch_size=2)
+    report = r.run()
+    assert report.counts["sent"] == 5  # step 2, by email, once per checkout
+    assert sorted(m.checkout_id for m in r.channels["email"].sent) == [f"c{n}" for n in range(5)]
+
+
+def test_the_report_keeps_messages_only_when_asked_or_in_a_dry_run(store, clock):
+    items = [make_checkout("c1"), make_checkout("c2", phone="+4791234568", email="b@example.no")]
+    assert recovery(ListConnector(items), store, clock).run(dry_run=True).messages
+    report = recovery(ListConnector(items[:1]), store, clock).run()
+    assert report.counts["sent"] == 1
+    assert report.messages == []
+    kept = recovery(ListConnector(items[1:]), store, clock).run(keep_messages=True)
+    assert [m.key for m in kept.messages] == ["c2:1:sms"]

@@ -245,3 +245,20 @@ def test_policy_validates():
         Policy(steps=(DEFAULT_STEPS[1],))
     with pytest.raises(ValueError, match="window"):
         SendWindow(time(20), time(9))
+
+
+def test_phone_zones_are_looked_up_once_per_area_not_per_number():
+    from cartrescue import policy
+
+    first = recipient_timezones(Customer(phone="+14155552671"), "Europe/Oslo")
+    misses = policy._number_zones.cache_info().misses
+    neighbour = recipient_timezones(Customer(phone="+14155559876"), "Europe/Oslo")
+    assert [z.key for z in first] == [z.key for z in neighbour] == ["America/Los_Angeles"]
+    assert policy._number_zones.cache_info().misses == misses  # a new buyer, same area
+
+
+def test_an_invalid_number_does_not_hide_the_zones_of_its_valid_neighbours():
+    # +31 14 0xx are Dutch municipal numbers: 14020 exists, 14034 does not.
+    assert [z.key for z in recipient_timezones(Customer(phone="+3114034"), "UTC")] == ["UTC"]
+    zones = recipient_timezones(Customer(phone="+3114020"), "UTC")
+    assert [z.key for z in zones] == ["Europe/Amsterdam"]

@@ -50,7 +50,7 @@ from .policy import (
     decide,
 )
 from .render import MessageContext, Renderer, TemplateRenderer
-from .store.base import ConversionKind, ExperimentStore, Store
+from .store.base import ConversionKind, ExperimentStore, Histories, Store
 
 __all__ = ["Progress", "Recovery", "RunCount", "RunReport"]
 
@@ -92,6 +92,11 @@ class RunCount(StrEnum):
         return f"step skipped: {reason}"
 
 
+_QUEUE_PER_WORKER = 2
+_QUEUE_MIN = 32
+"""A channel's jobs waiting or running at once: enough that a worker never waits for the
+pass to decide the next message, few enough that the pass stays close to its sends."""
+
 _MAX_CONNECTOR_ERRORS = 1000
 """Consecutive errors from a connector's iterator after which it counts as unreadable."""
 
@@ -106,8 +111,10 @@ Progress = Callable[["RunReport", int], None]
 @dataclass
 class RunReport:
     """What one pass did. ``counts`` maps an outcome (``sent``, ``held: quiet hours``, …) to
-    how many checkouts had it; ``messages`` are the messages sent (or, in a dry run, that
-    would have been sent); ``failures`` lists (checkout id, reason) for checkouts that went
+    how many checkouts had it; ``messages`` are the messages that would have been sent, in a
+    dry run, or the messages sent when the pass was asked to keep them
+    (``run(keep_messages=True)``; otherwise a pass keeps counts only, so its memory stays flat
+    however many it sends); ``failures`` lists (checkout id, reason) for checkouts that went
     wrong; ``error`` is set when the pass itself could not complete."""
 
     started_at: datetime
@@ -118,6 +125,7 @@ class RunReport:
     messages: list[Message] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
     error: str | None = None
+    keep_messages: bool = False
 
     @property
     def ok(self) -> bool:
@@ -131,7 +139,8 @@ class RunReport:
 
     def _merge(self, other: RunReport) -> None:
         self.counts.update(other.counts)
-        self.messages.extend(other.messages)
+        if self.dry_run or self.keep_messages:
+            self.messages.extend(other.messages)
         self.failures.extend(other.failures)
 
     def summary(self) -> str:
@@ -175,7 +184,7 @@ class Recovery:
         links: LinkShortener | None = None,
         unsubscribe: Unsubscribe | None = None,
         watermark_overlap: timedelta = timedelta(minutes=10),
-        batch_size: int = 20,
+        batch_size: int = 250,
         experiments: ExperimentPlan | None = None,
         experiment_key: bytes | None = None,
     ) -> None:
@@ -201,10 +210,15 @@ class Recovery:
         self.watermark_overlap = watermark_overlap
         self._shop_timezone: str | None = self.shop.timezone
         self._purchases: dict[tuple[str, ...], Purchase | None] = {}
-        self.batch_size = max(1, batch_size)  # accepted for compatibility; sends are not batched
+        self.batch_size = max(1, batch_size)
+        """Checkouts stored and decided together (a page); sends are not batched."""
         self._senders: dict[ChannelKind, _Sender] = {}
         self._connector_lock = threading.Lock()
+        self._contacted: tuple[dict[str, datetime], dict[str, datetime]] = ({}, {})
+        """Contacts handed to a channel in the page before and in this one."""
+        self._lookup: PurchaseLookup | None = None
         self._progress: Progress | None = None
+        self._decided = 0
         self.experiments = experiments if experiments and experiments.active else None
         if self.experiments is not None and not isinstance(store, ExperimentStore):
             raise ConfigError(
@@ -216,22 +230,34 @@ class Recovery:
         self._arm_counts: tuple[datetime | None, dict[str, dict[str, ArmCounts]]] = (None, {})
 
     # -- the pass -------------------------------------------------------------------------
-    def run(self, *, dry_run: bool = False, progress: Progress | None = None) -> RunReport:
+    def run(
+        self,
+        *,
+        dry_run: bool = False,
+        keep_messages: bool = False,
+        progress: Progress | None = None,
+    ) -> RunReport:
         """One polling pass. With ``dry_run`` messages are rendered and reported, nothing is
-        sent, and nothing about sends, checkouts or the watermark is written. ``progress``
-        is told how the pass goes (see :data:`Progress`)."""
+        sent, and nothing about sends, checkouts or the watermark is written.
+
+        Each page of checkouts is stored and decided as it arrives, then the open checkouts
+        the shop did not return are read back in batches, so memory stays flat however many
+        there are. The report keeps the messages only in a dry run or with
+        ``keep_messages``. ``progress`` is told how the pass goes (see :data:`Progress`)."""
         now = self.clock()
-        report = RunReport(started_at=now, dry_run=dry_run)
+        report = RunReport(started_at=now, dry_run=dry_run, keep_messages=keep_messages)
         run_id = None if dry_run else self.store.begin_run(now)
         self._purchases = {}
+        self._contacted = ({}, {})
+        connector = self.connector  # the Protocol check is slow: once a pass, not per send
+        self._lookup = connector if isinstance(connector, PurchaseLookup) else None
         start_at = self.store.start_at(now - self.policy.lookback)
         self._resolve_shop_timezone()
-        fetched: dict[str, Checkout] = {}
-        decided = 0
-        self._progress = progress
+        seen: set[int] = set()
+        self._progress, self._decided = progress, 0
         try:
             try:
-                self._ingest(report, start_at, now, fetched if dry_run else None)
+                self._ingest(report, start_at, now, run_id, seen)
             except ConnectorError as err:
                 report.error = mask_text(
                     explain_connector_error(err, shop=self.shop.name, connector=self.connector.name)
@@ -240,14 +266,7 @@ class Recovery:
             if report.error is None:
                 if not dry_run:
                     self.store.set_watermark(self.connector.name, now)
-                checkouts: dict[str, Checkout] = {
-                    c.id: c for c in self.store.active_checkouts(now - self.policy.horizon)
-                }
-                checkouts.update(fetched)
-                for decided, checkout in enumerate(checkouts.values(), start=1):
-                    self._process(checkout, start_at, report, run_id)
-                    if progress is not None:
-                        progress(report, decided)
+                self._leftovers(report, start_at, now, run_id, seen)
         except BaseException:
             self._drain(report, cancel=True)
             self._close_channels()
@@ -255,7 +274,7 @@ class Recovery:
         self._drain(report)
         self._close_channels()
         if progress is not None:  # messages still in flight were recorded last
-            progress(report, decided)
+            progress(report, self._decided)
         report.finished_at = self.clock()
         if run_id is not None:
             counts = {**report.counts, RunCount.FETCHED: report.fetched}
@@ -277,36 +296,124 @@ class Recovery:
         report: RunReport,
         start_at: datetime,
         now: datetime,
-        keep: dict[str, Checkout] | None,
+        run_id: int | None,
+        seen: set[int],
     ) -> None:
+        """Fetch, and store and decide each page as it arrives; ``seen`` gets the (hashed)
+        ids decided, so the leftovers read from the store afterwards skip them."""
         watermark = self.store.watermark(self.connector.name) or start_at
         since = watermark - self.watermark_overlap
+        page: dict[str, Checkout] = {}
         for item in self._items(since):
             report.fetched += 1
             if self._progress is not None:
-                self._progress(report, 0)
-            try:
-                if isinstance(item, BadCheckout):
-                    self._bad_payload(report, item.id, item.reason, now)
-                elif keep is None:
-                    self.store.upsert_checkout(item, now)
-                    if (
-                        item.completed_at is not None
-                        and self.store.checkout_status(item.id) == "done"
-                    ):
+                self._progress(report, self._decided)
+            if isinstance(item, BadCheckout):
+                self._bad_payload(report, item.id, item.reason, now)
+                continue
+            page[item.id] = item
+            if len(page) >= self.batch_size:
+                self._fetched_page(list(page.values()), report, start_at, now, run_id, seen)
+                page = {}
+        if page:
+            self._fetched_page(list(page.values()), report, start_at, now, run_id, seen)
+
+    def _fetched_page(
+        self,
+        page: list[Checkout],
+        report: RunReport,
+        start_at: datetime,
+        now: datetime,
+        run_id: int | None,
+        seen: set[int],
+    ) -> None:
+        horizon = now - self.policy.horizon
+        page = [c for c in page if hash(c.id) not in seen]  # a shop may repeat one
+        if report.dry_run:
+            todo = [c for c in page if c.abandoned_at >= horizon]
+        else:
+            statuses = self._store_page(page, report, now)
+            todo = []
+            for item in page:
+                status = statuses.get(item.id)
+                if item.completed_at is not None and status == "done":
+                    try:
                         self._stop(
                             item,
                             Decision(Action.STOP, "completed", status="converted"),
                             report,
                             now,
                         )
-                elif item.abandoned_at >= now - self.policy.horizon:
-                    keep[item.id] = item
+                    except StoreError:
+                        raise
+                    except Exception as err:  # this one checkout cannot be stored
+                        log.debug("checkout=%s cannot be stored", item.id, exc_info=True)
+                        self._bad_payload(
+                            report, item.id, f"cannot be stored: {_describe(err)}", now
+                        )
+                elif status == "open" and item.abandoned_at >= horizon:
+                    todo.append(item)
+        seen.update(hash(c.id) for c in todo)
+        self._decide_page(todo, report, start_at, run_id)
+
+    def _store_page(self, page: list[Checkout], report: RunReport, now: datetime) -> dict[str, str]:
+        """Upsert a page at once; when that fails for a reason other than a broken store,
+        one at a time, so only the checkouts that cannot be stored are bad payloads."""
+        try:
+            return self.store.upsert_checkouts(page, now)
+        except StoreError:
+            raise
+        except Exception:
+            log.debug("a page of checkouts cannot be stored at once", exc_info=True)
+        statuses: dict[str, str] = {}
+        for item in page:
+            try:
+                self.store.upsert_checkout(item, now)
+                status = self.store.checkout_status(item.id)
             except StoreError:
                 raise
             except Exception as err:  # this one checkout cannot be stored: the pass goes on
                 log.debug("checkout=%s cannot be stored", _printable(item.id), exc_info=True)
                 self._bad_payload(report, item.id, f"cannot be stored: {_describe(err)}", now)
+                continue
+            if status is not None:
+                statuses[item.id] = status
+        return statuses
+
+    def _leftovers(
+        self,
+        report: RunReport,
+        start_at: datetime,
+        now: datetime,
+        run_id: int | None,
+        seen: set[int],
+    ) -> None:
+        """Decide the open checkouts the shop did not return this pass, a batch at a time."""
+        page: list[Checkout] = []
+        for item in self.store.active_checkouts(now - self.policy.horizon):
+            if hash(item.id) in seen:
+                continue
+            page.append(item)
+            if len(page) >= self.batch_size:
+                self._decide_page(page, report, start_at, run_id)
+                page = []
+        self._decide_page(page, report, start_at, run_id)
+
+    def _decide_page(
+        self, page: list[Checkout], report: RunReport, start_at: datetime, run_id: int | None
+    ) -> None:
+        if not page:
+            return
+        self._purchases = {}
+        self._contacted = (self._contacted[1], {})
+        histories = self.store.histories(
+            [c.id for c in page], [k for c in page for k in contact_keys(c.customer)]
+        )
+        for checkout in page:
+            self._process(checkout, start_at, report, run_id, histories)
+            self._decided += 1
+            if self._progress is not None:
+                self._progress(report, self._decided)
 
     def _items(self, since: datetime) -> Iterator[Checkout | BadCheckout]:
         """The connector's items; an error it raises for one item becomes a bad payload (a
@@ -356,24 +463,34 @@ class Recovery:
             self.store.record_bad_checkout(item, why, now)
 
     # -- one checkout ---------------------------------------------------------------------
-    def _history(self, checkout: Checkout, start_at: datetime, skipped: set[int]) -> History:
-        contacts = contact_keys(checkout.customer)
+    def _history(
+        self, checkout: Checkout, start_at: datetime, skipped: set[int], known: Histories
+    ) -> History:
+        contacts = [c.lower() for c in contact_keys(checkout.customer)]
+        # A contact this pass just handed to a channel counts as contacted now, even if
+        # the worker has not claimed the key yet (the claim checks the cap again).
+        contacted = [known.last_contacted.get(c) for c in contacts]
+        contacted += [recent.get(c) for recent in self._contacted for c in contacts]
+        discounts = [known.last_discount.get(c) for c in contacts]
         return History(
             start_at=start_at,
-            records=tuple(
-                StepRecord(e.step, e.channel, e.status) for e in self.store.outbox_for(checkout.id)
-            ),
-            skipped_steps=frozenset(self.store.skipped_steps(checkout.id) | skipped),
-            last_contacted=self.store.last_contacted(contacts),
-            last_discount=self.store.last_discount(contacts),
-            opted_out=frozenset(self.store.optouts_for(contacts)),
+            records=tuple(StepRecord(*entry) for entry in known.steps.get(checkout.id, ())),
+            skipped_steps=known.skipped.get(checkout.id, frozenset()) | skipped,
+            last_contacted=max((at for at in contacted if at is not None), default=None),
+            last_discount=max((at for at in discounts if at is not None), default=None),
+            opted_out=frozenset().union(*(known.optouts.get(c, ()) for c in contacts)),
         )
 
     def _process(
-        self, checkout: Checkout, start_at: datetime, report: RunReport, run_id: int | None
+        self,
+        checkout: Checkout,
+        start_at: datetime,
+        report: RunReport,
+        run_id: int | None,
+        known: Histories,
     ) -> None:
         try:
-            self._decide_and_act(checkout, start_at, report, run_id)
+            self._decide_and_act(checkout, start_at, report, run_id, known)
         except StoreError:
             raise  # the store itself is broken: nothing more can be recorded
         except CartRescueError as err:
@@ -390,16 +507,21 @@ class Recovery:
             self.store.record_event("failed", self.clock(), checkout_id=item, detail=why)
 
     def _decide_and_act(
-        self, checkout: Checkout, start_at: datetime, report: RunReport, run_id: int | None
+        self,
+        checkout: Checkout,
+        start_at: datetime,
+        report: RunReport,
+        run_id: int | None,
+        known: Histories,
     ) -> None:
         dry = report.dry_run
-        contact = mask_contact(next(iter(contact_keys(checkout.customer)), None))
+        contact = _Masked(next(iter(contact_keys(checkout.customer)), None))
         skipped: set[int] = set()
         for _ in range(len(self.policy.steps) + 1):
             now = self.clock()
             decision = decide(
                 checkout,
-                self._history(checkout, start_at, skipped),
+                self._history(checkout, start_at, skipped, known),
                 self.policy,
                 list(self.channels),
                 now,
@@ -462,11 +584,12 @@ class Recovery:
         self.store.close_checkout(checkout.id, status, decision.reason, now)
 
     def _purchase(self, checkout: Checkout) -> Purchase | None:
-        if not isinstance(self.connector, PurchaseLookup):
+        lookup = self._lookup
+        if lookup is None:
             return None
         cache_key = (checkout.id, *contact_keys(checkout.customer))
         if cache_key not in self._purchases:
-            self._purchases[cache_key] = self.connector.find_purchase(checkout)
+            self._purchases[cache_key] = lookup.find_purchase(checkout)
         return self._purchases[cache_key]
 
     def _send(
@@ -506,7 +629,8 @@ class Recovery:
                 return
         assert decision.step is not None
         assert decision.channel is not None
-        key = OutboxKey(checkout.id, decision.step, decision.channel).format()
+        kind = decision.channel
+        key = OutboxKey(checkout.id, decision.step, kind).format()
         if report.dry_run:
             try:
                 message = self._compose(checkout, decision, key, True, now)
@@ -518,9 +642,9 @@ class Recovery:
             report.counts[RunCount.WOULD_SEND] += 1
             report.messages.append(message)
             return
-        self._sender(decision.channel).submit(
-            lambda: self._job(checkout, decision, key, now, run_id)
-        )
+        self._sender(kind, report).submit(lambda: self._job(checkout, decision, key, now, run_id))
+        for contact in contact_keys(checkout.customer):
+            self._contacted[1][contact.lower()] = now
 
     def _experiment(
         self, checkout: Checkout, decision: Decision, report: RunReport, now: datetime
@@ -737,10 +861,12 @@ class Recovery:
             unsubscribe_url=unsubscribe_url,
         )
 
-    def _sender(self, kind: ChannelKind) -> _Sender:
+    def _sender(self, kind: ChannelKind, report: RunReport) -> _Sender:
         sender = self._senders.get(kind)
         if sender is None:
-            sender = self._senders[kind] = _Sender(kind, _concurrency(self.channels[kind]))
+            tally = RunReport(started_at=report.started_at, keep_messages=report.keep_messages)
+            sender = _Sender(kind, _concurrency(self.channels[kind]), tally)
+            self._senders[kind] = sender
         return sender
 
     def _drain(self, report: RunReport, *, cancel: bool = False) -> None:
@@ -764,7 +890,7 @@ class Recovery:
                 log.warning("closing %s channel failed: %s", channel.kind, err)
 
     def _record(self, message: Message, result: Receipt | Exception, report: RunReport) -> None:
-        who = mask_contact(message.to)
+        who = _Masked(message.to)
         now = self.clock()
         if isinstance(result, Receipt):
             self.store.finish(message.key, "sent", now, provider_id=result.provider_id)
@@ -801,13 +927,16 @@ class Recovery:
 
 class _Sender:
     """One channel's worker threads for one pass, fed as each message is decided. At most
-    twice ``workers`` jobs wait or run at once, so the pass never runs far ahead of the
-    sends; a job claims its key only when a worker runs it."""
+    ``queue`` jobs wait or run at once, so the pass never runs far ahead of the sends; a
+    job claims its key only when a worker runs it, so the queue does not widen the window
+    in which a killed process leaves keys unknown. Each job's counts are added up as it
+    ends: nothing is kept per job."""
 
-    def __init__(self, kind: ChannelKind, workers: int) -> None:
+    def __init__(self, kind: ChannelKind, workers: int, tally: RunReport) -> None:
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix=f"cartrescue-{kind}")
-        self._room = threading.BoundedSemaphore(2 * workers)
-        self._jobs: list[Future[RunReport]] = []
+        self._room = threading.BoundedSemaphore(max(_QUEUE_PER_WORKER * workers, _QUEUE_MIN))
+        self._lock = threading.Lock()
+        self._tally = tally
         self._failed: BaseException | None = None
 
     def submit(self, job: Callable[[], RunReport]) -> None:
@@ -815,22 +944,38 @@ class _Sender:
         if self._failed is not None:
             self._room.release()
             raise self._failed
-        future = self._pool.submit(job)
-        self._jobs.append(future)
-        future.add_done_callback(self._done)
+        self._pool.submit(job).add_done_callback(self._done)
 
     def _done(self, future: Future[RunReport]) -> None:
-        self._room.release()
-        if not future.cancelled() and self._failed is None:
-            self._failed = future.exception()
+        try:
+            if future.cancelled():
+                return
+            error = future.exception()
+            if error is not None:
+                self._failed = self._failed or error
+                return
+            with self._lock:
+                self._tally._merge(future.result())
+        finally:
+            self._room.release()
 
     def finish(self, report: RunReport, *, cancel: bool = False) -> None:
         self._pool.shutdown(wait=True, cancel_futures=cancel or self._failed is not None)
-        for future in self._jobs:
-            if not future.cancelled() and future.exception() is None:
-                report._merge(future.result())
+        report._merge(self._tally)
         if self._failed is not None:
             raise self._failed
+
+
+class _Masked:
+    """A contact masked only if the log line that shows it is written."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str | None) -> None:
+        self.value = value
+
+    def __str__(self) -> str:
+        return mask_contact(self.value)
 
 
 def _step_of(plan: ExperimentPlan, name: str) -> int | None:

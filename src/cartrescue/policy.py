@@ -202,13 +202,36 @@ def _zone_or_none(name: str | None) -> ZoneInfo | None:
 
 
 @lru_cache(maxsize=4096)
-def _phone_zones(phone: str) -> tuple[str, ...]:
+def _number_zones(phone: str) -> tuple[str, ...]:
     try:
         number = phonenumbers.parse(phone)
     except phonenumbers.NumberParseException:
         return ()
     zones = phone_timezone.time_zones_for_number(number)
     return tuple(z for z in zones if z != "Etc/Unknown")
+
+
+_SUBSCRIBER_DIGITS = 4
+"""Trailing digits that never move a number to another time zone: the zone data's prefixes
+end before them, and numbering plans keep them free within a number's range."""
+_AREA_CACHE_SIZE = 8192
+_area_zones: dict[tuple[str, int], tuple[ZoneInfo, ...]] = {}
+
+
+def _phone_zones(phone: str) -> tuple[ZoneInfo, ...]:
+    """The zones of a phone number's area. Looking a number up costs more than the rest of
+    a decision, and every new buyer has a new number, so a valid number's zones are cached
+    by its area (all but its last digits, and its length); an invalid one is looked up on
+    its own, so it never hides the zones of its valid neighbours."""
+    area = (phone[:-_SUBSCRIBER_DIGITS], len(phone))
+    zones = _area_zones.get(area)
+    if zones is None:
+        zones = tuple(z for z in map(_zone_or_none, _number_zones(phone)) if z is not None)
+        if zones:
+            if len(_area_zones) >= _AREA_CACHE_SIZE:
+                _area_zones.clear()
+            _area_zones[area] = zones
+    return zones
 
 
 def recipient_timezones(
@@ -221,9 +244,7 @@ def recipient_timezones(
         if own is not None:
             return (own,)
         if customer.phone:
-            zones = tuple(
-                z for z in map(_zone_or_none, _phone_zones(customer.phone)) if z is not None
-            )
+            zones = _phone_zones(customer.phone)
             if zones:
                 return zones
     shop = _zone_or_none(shop_timezone)

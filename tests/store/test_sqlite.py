@@ -191,3 +191,61 @@ def test_a_clicked_link_wins_the_attribution_over_a_later_message(store):
     key = store.record_conversion("c1", "converted", purchase, NOON + timedelta(hours=25), NOON)
     assert key == "c1:1:sms"
     assert store.stats(NOON).clicks == 1
+
+
+def test_upsert_checkouts_stores_a_page_and_returns_each_status(store):
+    store.upsert_checkout(make_checkout("c1"), NOON)
+    store.close_checkout("c1", "done", "all steps done", NOON)
+    store.record_bad_checkout("c2", "bad price", NOON)
+    page = [make_checkout("c1"), make_checkout("c2"), make_checkout("c3", first_name="Ola")]
+    statuses = store.upsert_checkouts(page, NOON + timedelta(hours=1))
+    assert statuses == {"c1": "done", "c2": "open", "c3": "open"}
+    assert store.bad_checkouts() == []
+    assert store.checkout("c3") == page[2]
+
+
+def test_histories_answer_for_a_page_what_the_single_reads_do(store):
+    a, b = "kari@example.no", "+4791234567"
+    claim(store, "c1:1:sms", contacts=(b, a))
+    store.finish("c1:1:sms", "sent", NOON)
+    claim(store, "c1:2:email", contacts=(a,), at=NOON + timedelta(hours=1))
+    store.finish("c1:2:email", "retry", NOON + timedelta(hours=1))
+    store.skip_step("c2", 1, "overdue", NOON)
+    store.record_discount("c2", [a], "BACK10", NOON)
+    store.add_optout(b, "sms", "STOP", NOON)
+    known = store.histories(["c1", "c2", "c3"], [a.upper(), b, "nobody@example.no"])
+    assert known.steps == {"c1": ((1, "sms", "sent"), (2, "email", "retry"))}
+    assert known.skipped == {"c2": frozenset({1})}
+    assert known.last_contacted == {a: store.last_contacted([a]), b: store.last_contacted([b])}
+    assert known.last_discount == {a: NOON}
+    assert known.optouts == {b: frozenset({"sms"})}
+
+
+def test_histories_see_forgotten_opt_outs_by_their_hash(tmp_path):
+    with SQLiteStore(tmp_path / "k.sqlite3", hash_key="secret") as store:
+        store.add_optout("kari@example.no", "*", "STOP", NOON)
+        store.forget("kari@example.no")
+        known = store.histories([], ["Kari@example.no"])
+        assert known.optouts == {"kari@example.no": frozenset({"*"})}
+
+
+def test_active_checkouts_are_read_in_batches_oldest_first(store, monkeypatch):
+    from cartrescue.store import sqlite
+
+    monkeypatch.setattr(sqlite, "_ACTIVE_BATCH", 3)
+    same = NOON + timedelta(minutes=5)
+    ids = [f"c{n}" for n in range(8)]
+    store.upsert_checkouts(
+        [
+            make_checkout(i, abandoned_at=same if n % 2 else NOON + timedelta(minutes=n))
+            for n, i in enumerate(ids)
+        ],
+        NOON,
+    )
+    store.close_checkout("c4", "stopped", "opted out", NOON)
+    seen = [c.id for c in store.active_checkouts(NOON)]
+    assert sorted(seen) == sorted(set(ids) - {"c4"})
+    assert len(seen) == len(set(seen))
+    assert [c.abandoned_at for c in store.active_checkouts(NOON)] == sorted(
+        c.abandoned_at for c in store.active_checkouts(NOON)
+    )

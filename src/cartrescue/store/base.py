@@ -44,6 +44,7 @@ __all__ = [
     "DayFacts",
     "ExperimentStore",
     "GroupFacts",
+    "Histories",
     "LinkRecord",
     "LinkStore",
     "OptOut",
@@ -224,6 +225,24 @@ class ReportFacts:
     days: tuple[DayFacts, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Histories:
+    """What the store remembers about a page of checkouts and their contacts, read at once
+    (:meth:`Store.histories`). Contacts are keyed lower-cased; a checkout or contact the
+    store knows nothing about is simply missing."""
+
+    steps: Mapping[str, tuple[tuple[int, str, OutboxStatus], ...]] = field(default_factory=dict)
+    """Checkout id → its outbox entries as (step, channel, status), oldest claim first."""
+    skipped: Mapping[str, frozenset[int]] = field(default_factory=dict)
+    """Checkout id → the steps recorded as skipped."""
+    last_contacted: Mapping[str, datetime] = field(default_factory=dict)
+    """Contact → when a message to it was last claimed (``claimed``/``sent``/``unknown``)."""
+    last_discount: Mapping[str, datetime] = field(default_factory=dict)
+    """Contact → when it was last given a discount code."""
+    optouts: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Contact → the channels (or ``*``) it opted out of, as :meth:`Store.optouts_for`."""
+
+
 @runtime_checkable
 class OutboxStore(Protocol):
     """Outbox and claims: every message's idempotency key, the frequency cap, skipped steps
@@ -234,6 +253,12 @@ class OutboxStore(Protocol):
     def outbox_for(self, checkout_id: str) -> list[OutboxEntry]: ...
 
     def skipped_steps(self, checkout_id: str) -> set[int]: ...
+
+    def histories(self, checkout_ids: Sequence[str], contacts: Sequence[str]) -> Histories:
+        """What :meth:`outbox_for`, :meth:`skipped_steps`, :meth:`last_contacted`,
+        :meth:`last_discount` and :meth:`optouts_for` say about these checkouts and
+        contacts, read in a few queries for a whole page."""
+        ...
 
     def skip_step(self, checkout_id: str, step: int, reason: str, at: datetime) -> None: ...
 
@@ -305,6 +330,11 @@ class CheckoutStore(Protocol):
     def upsert_checkout(self, checkout: Checkout, at: datetime) -> None:
         """Remember the newest version of a checkout (its status is kept): a version whose
         ``updated_at`` is older than the stored one's changes nothing."""
+        ...
+
+    def upsert_checkouts(self, checkouts: Sequence[Checkout], at: datetime) -> dict[str, str]:
+        """:meth:`upsert_checkout` for a page of checkouts, in one transaction; return each
+        one's status after the write (id → ``open``, ``done``, …; see :meth:`checkout_status`)."""
         ...
 
     def record_bad_checkout(self, checkout_id: str, reason: str, at: datetime) -> None: ...

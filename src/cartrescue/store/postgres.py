@@ -52,7 +52,15 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..errors import BadPayloadError, StoreError
 from ..models import Checkout, Purchase
-from .base import ConversionKind, LinkRecord, OptOut, OutboxEntry, OutboxStatus, Stats
+from .base import (
+    ConversionKind,
+    Histories,
+    LinkRecord,
+    OptOut,
+    OutboxEntry,
+    OutboxStatus,
+    Stats,
+)
 from .sqlite import DELIVERY_MEMORY, _contact_forms
 
 log = logging.getLogger("cartrescue.store")
@@ -354,6 +362,42 @@ class PostgresStore:
             db.execute(
                 "DELETE FROM bad_checkouts WHERE shop = %s AND id = %s", (self.shop, checkout.id)
             )
+
+    def upsert_checkouts(self, checkouts: Sequence[Checkout], at: datetime) -> dict[str, str]:
+        for checkout in checkouts:
+            self.upsert_checkout(checkout, at)
+        ids = [c.id for c in checkouts]
+        rows = self._query(
+            "SELECT id, status FROM checkouts WHERE shop = %s AND id = ANY(%s)", (self.shop, ids)
+        )
+        return {str(r[0]): str(r[1]) for r in rows}
+
+    def histories(self, checkout_ids: Sequence[str], contacts: Sequence[str]) -> Histories:
+        """Built from the one-checkout and one-contact reads (a batched query is a later
+        optimisation for this store; the answers are the same)."""
+        contacts = list(dict.fromkeys(c.lower() for c in contacts if c))
+        steps = {
+            cid: tuple((e.step, e.channel, e.status) for e in self.outbox_for(cid))
+            for cid in dict.fromkeys(checkout_ids)
+        }
+        skipped = {cid: frozenset(self.skipped_steps(cid)) for cid in dict.fromkeys(checkout_ids)}
+        contacted: dict[str, datetime] = {}
+        discounts: dict[str, datetime] = {}
+        optouts: dict[str, frozenset[str]] = {}
+        for contact in contacts:
+            if (when := self.last_contacted([contact])) is not None:
+                contacted[contact] = when
+            if (given := self.last_discount([contact])) is not None:
+                discounts[contact] = given
+            if channels := self.optouts_for([contact]):
+                optouts[contact] = frozenset(channels)
+        return Histories(
+            steps={k: v for k, v in steps.items() if v},
+            skipped={k: v for k, v in skipped.items() if v},
+            last_contacted=contacted,
+            last_discount=discounts,
+            optouts=optouts,
+        )
 
     def record_delivery(self, source: str, delivery_id: str, at: datetime) -> bool:
         with self._tx() as db:

@@ -35,6 +35,7 @@ from .base import (
     ConversionKind,
     DayFacts,
     GroupFacts,
+    Histories,
     LinkRecord,
     OptOut,
     OutboxEntry,
@@ -184,6 +185,10 @@ DELIVERY_MEMORY = timedelta(days=7)
 
 SCHEMA_VERSION = len(_MIGRATIONS)
 _SENT_LIKE = ("claimed", "sent", "unknown")
+_CHUNK = 400
+"""Values bound in one ``IN (…)`` list (SQLite allows 32766 from 3.32, 999 before)."""
+_ACTIVE_BATCH = 500
+"""Rows :meth:`SQLiteStore.active_checkouts` reads at a time."""
 
 
 def _ts(value: datetime) -> str:
@@ -206,6 +211,11 @@ def _broken(err: sqlite3.Error) -> bool:
 
 def _marks(values: Sequence[object]) -> str:
     return ",".join("?" * len(values))
+
+
+def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start : start + _CHUNK]
 
 
 def _contact_forms(contact: str) -> list[str]:
@@ -441,33 +451,52 @@ class SQLiteStore:
             )
 
     # -- checkouts --------------------------------------------------------------------------
-    def upsert_checkout(self, checkout: Checkout, at: datetime) -> None:
+    _UPSERT = (
+        "INSERT INTO checkouts (id, data, email, phone, abandoned_at, updated_at,"
+        " first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (id) DO UPDATE SET data = excluded.data, email = excluded.email,"
+        " phone = excluded.phone, abandoned_at = excluded.abandoned_at,"
+        " updated_at = excluded.updated_at, last_seen = excluded.last_seen"
+        # An older version (a webhook delivered late, an overlapping poll) never overwrites
+        # a newer one.
+        " WHERE excluded.updated_at >= checkouts.updated_at"
+    )
+
+    @staticmethod
+    def _checkout_row(checkout: Checkout, at: str) -> tuple[object, ...]:
         customer = checkout.customer
-        email = customer.email.lower() if customer and customer.email else None
-        phone = customer.phone if customer else None
-        data = json.dumps(checkout.to_dict(), sort_keys=True)
+        return (
+            checkout.id,
+            json.dumps(checkout.to_dict(), sort_keys=True),
+            customer.email.lower() if customer and customer.email else None,
+            customer.phone if customer else None,
+            _ts(checkout.abandoned_at),
+            _ts(checkout.updated_at),
+            at,
+            at,
+        )
+
+    def upsert_checkout(self, checkout: Checkout, at: datetime) -> None:
+        row = self._checkout_row(checkout, _ts(at))
         with self._tx() as db:
-            db.execute(
-                "INSERT INTO checkouts (id, data, email, phone, abandoned_at, updated_at,"
-                " first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (id) DO UPDATE SET data = excluded.data, email = excluded.email,"
-                " phone = excluded.phone, abandoned_at = excluded.abandoned_at,"
-                " updated_at = excluded.updated_at, last_seen = excluded.last_seen"
-                # An older version (a webhook delivered late, an overlapping poll) never
-                # overwrites a newer one.
-                " WHERE excluded.updated_at >= checkouts.updated_at",
-                (
-                    checkout.id,
-                    data,
-                    email,
-                    phone,
-                    _ts(checkout.abandoned_at),
-                    _ts(checkout.updated_at),
-                    _ts(at),
-                    _ts(at),
-                ),
-            )
+            db.execute(self._UPSERT, row)
             db.execute("DELETE FROM bad_checkouts WHERE id = ?", (checkout.id,))
+
+    def upsert_checkouts(self, checkouts: Sequence[Checkout], at: datetime) -> dict[str, str]:
+        stamp = _ts(at)
+        rows = [self._checkout_row(c, stamp) for c in checkouts]
+        ids = [c.id for c in checkouts]
+        statuses: dict[str, str] = {}
+        with self._tx() as db:
+            db.executemany(self._UPSERT, rows)
+            for chunk in _chunks(ids):
+                db.execute(f"DELETE FROM bad_checkouts WHERE id IN ({_marks(chunk)})", chunk)
+                statuses.update(
+                    db.execute(
+                        f"SELECT id, status FROM checkouts WHERE id IN ({_marks(chunk)})", chunk
+                    )
+                )
+        return statuses
 
     def record_delivery(self, source: str, delivery_id: str, at: datetime) -> bool:
         with self._tx() as db:
@@ -492,19 +521,30 @@ class SQLiteStore:
         return [(str(r[0]), str(r[1])) for r in rows]
 
     def active_checkouts(self, abandoned_after: datetime) -> Iterator[Checkout]:
+        # Keyset pages rather than one open cursor: the connection is shared with the
+        # engine's send threads, and a batch at a time keeps memory flat.
+        columns = "SELECT abandoned_at, id, data FROM checkouts WHERE status = 'open'"
         rows = self._query(
-            "SELECT id, data FROM checkouts WHERE status = 'open' AND abandoned_at >= ? "
-            "ORDER BY abandoned_at",
-            (_ts(abandoned_after),),
+            f"{columns} AND abandoned_at >= ? ORDER BY abandoned_at, id LIMIT ?",
+            (_ts(abandoned_after), _ACTIVE_BATCH),
         )
-        for checkout_id, data in rows:
-            try:
-                yield Checkout.from_dict(json.loads(str(data)))
-            except (BadPayloadError, ValueError, RecursionError) as err:
-                # Data that no longer reads (a year 9999, a total of 1e999999, written by an
-                # older cartrescue or handed over by a connector): one such row must not end
-                # every pass. It is recorded as a bad payload and never worked on again.
-                self._unreadable(str(checkout_id), err)
+        while rows:
+            for _, checkout_id, data in rows:
+                try:
+                    yield Checkout.from_dict(json.loads(str(data)))
+                except (BadPayloadError, ValueError, RecursionError) as err:
+                    # Data that no longer reads (a year 9999, a total of 1e999999, written by
+                    # an older cartrescue or handed over by a connector): one such row must
+                    # not end every pass. It is recorded as a bad payload, not worked on again.
+                    self._unreadable(str(checkout_id), err)
+            if len(rows) < _ACTIVE_BATCH:
+                return
+            at, last = str(rows[-1][0]), str(rows[-1][1])
+            rows = self._query(
+                f"{columns} AND (abandoned_at > ? OR (abandoned_at = ? AND id > ?))"
+                " ORDER BY abandoned_at, id LIMIT ?",
+                (at, at, last, _ACTIVE_BATCH),
+            )
 
     def _unreadable(self, checkout_id: str, err: Exception) -> None:
         reason = f"stored data cannot be read: {' '.join(str(err).split())[:200]}"
@@ -555,6 +595,73 @@ class SQLiteStore:
         rows = self._query("SELECT step FROM skipped_steps WHERE checkout_id = ?", (checkout_id,))
         return {int(r[0]) for r in rows}
 
+    def histories(self, checkout_ids: Sequence[str], contacts: Sequence[str]) -> Histories:
+        ids = list(dict.fromkeys(checkout_ids))
+        contacts = list(dict.fromkeys(c.lower() for c in contacts if c))
+        steps: dict[str, list[tuple[int, str, OutboxStatus]]] = {}
+        skipped: dict[str, set[int]] = {}
+        contacted: dict[str, datetime] = {}
+        discounts: dict[str, datetime] = {}
+        optouts: dict[str, set[str]] = {}
+        rekey = False
+        with self._tx("DEFERRED") as db:
+            for chunk in _chunks(ids):
+                marks = _marks(chunk)
+                for checkout_id, step, channel, status in db.execute(
+                    "SELECT checkout_id, step, channel, status FROM outbox"
+                    f" WHERE checkout_id IN ({marks}) ORDER BY claimed_at",
+                    chunk,
+                ):
+                    steps.setdefault(checkout_id, []).append((int(step), str(channel), status))
+                for checkout_id, step in db.execute(
+                    f"SELECT checkout_id, step FROM skipped_steps WHERE checkout_id IN ({marks})",
+                    chunk,
+                ):
+                    skipped.setdefault(checkout_id, set()).add(int(step))
+            for chunk in _chunks(contacts):
+                marks = _marks(chunk)
+                for contact, at in db.execute(
+                    "SELECT t.contact, max(t.at) FROM touches t JOIN outbox o ON o.key = t.key"
+                    f" WHERE t.contact IN ({marks}) AND o.status IN ({_marks(_SENT_LIKE)})"
+                    " GROUP BY t.contact",
+                    (*chunk, *_SENT_LIKE),
+                ):
+                    contacted[contact] = datetime.fromisoformat(at)
+                for contact, at in db.execute(
+                    f"SELECT contact, max(at) FROM discounts WHERE contact IN ({marks})"
+                    " GROUP BY contact",
+                    chunk,
+                ):
+                    discounts[contact] = datetime.fromisoformat(at)
+                for contact, channel in db.execute(
+                    f"SELECT contact, channel FROM optouts WHERE contact IN ({marks})", chunk
+                ):
+                    optouts.setdefault(contact, set()).add(str(channel))
+                hashes = {self._hash(c): c for c in chunk}
+                for digest, channel in db.execute(
+                    f"SELECT hash, channel FROM optout_hashes WHERE hash IN ({_marks(chunk)})",
+                    list(hashes),
+                ):
+                    optouts.setdefault(hashes[digest], set()).add(str(channel))
+                if self._key:
+                    legacy = [self._legacy_hash(c) for c in chunk]
+                    rekey = rekey or bool(
+                        db.execute(
+                            f"SELECT 1 FROM optout_hashes WHERE hash IN ({_marks(legacy)}) LIMIT 1",
+                            legacy,
+                        ).fetchone()
+                    )
+        for chunk in _chunks(contacts) if rekey else ():
+            for contact, channel in self._rekey(chunk):
+                optouts.setdefault(contact, set()).add(channel)
+        return Histories(
+            steps={k: tuple(v) for k, v in steps.items()},
+            skipped={k: frozenset(v) for k, v in skipped.items()},
+            last_contacted=contacted,
+            last_discount=discounts,
+            optouts={k: frozenset(v) for k, v in optouts.items()},
+        )
+
     def skip_step(self, checkout_id: str, step: int, reason: str, at: datetime) -> None:
         with self._tx() as db:
             db.execute(
@@ -577,24 +684,27 @@ class SQLiteStore:
         run_id: int | None,
     ) -> bool:
         contacts = [c.lower() for c in contacts if c]
+        values = (key, checkout_id, step, channel, recipient, run_id, _ts(at))
+        # The frequency cap, the take and the touches in one short transaction, in as few
+        # statements as SQLite allows: send threads wait for each other here.
+        cap = ""
+        cap_params: tuple[object, ...] = ()
+        if cap_since is not None and contacts:
+            cap = (
+                " WHERE NOT EXISTS (SELECT 1 FROM touches t JOIN outbox o ON o.key = t.key"
+                f" WHERE t.contact IN ({_marks(contacts)}) AND t.at >= ?"
+                f" AND o.status IN ({_marks(_SENT_LIKE)}))"
+            )
+            cap_params = (*contacts, _ts(cap_since), *_SENT_LIKE)
         with self._tx() as db:
-            if cap_since is not None and contacts:
-                hit = db.execute(
-                    "SELECT 1 FROM touches t JOIN outbox o ON o.key = t.key "
-                    f"WHERE t.contact IN ({_marks(contacts)}) AND t.at >= ? "
-                    f"AND o.status IN ({_marks(_SENT_LIKE)}) LIMIT 1",
-                    (*contacts, _ts(cap_since), *_SENT_LIKE),
-                ).fetchone()
-                if hit:
-                    return False
             cur = db.execute(
                 "INSERT INTO outbox (key, checkout_id, step, channel, recipient, status,"
-                " run_id, claimed_at) VALUES (?, ?, ?, ?, ?, 'claimed', ?, ?)"
+                f" run_id, claimed_at) SELECT ?, ?, ?, ?, ?, 'claimed', ?, ?{cap or ' WHERE 1'}"
                 " ON CONFLICT (key) DO UPDATE SET status = 'claimed',"
                 " attempts = attempts + 1, run_id = excluded.run_id,"
                 " claimed_at = excluded.claimed_at, finished_at = NULL, error = NULL"
                 f" WHERE outbox.status IN ({_marks(RELEASED)})",
-                (key, checkout_id, step, channel, recipient, run_id, _ts(at), *RELEASED),
+                (*values, *cap_params, *RELEASED),
             )
             if cur.rowcount != 1:
                 return False
@@ -604,10 +714,12 @@ class SQLiteStore:
                 " step = ?) ORDER BY at DESC LIMIT 1) WHERE key = ?",
                 (checkout_id, step, key),
             )
-            db.executemany(
-                "INSERT OR REPLACE INTO touches (contact, key, at) VALUES (?, ?, ?)",
-                [(c, key, _ts(at)) for c in contacts],
-            )
+            if contacts:
+                db.execute(
+                    "INSERT OR REPLACE INTO touches (contact, key, at) VALUES "
+                    + ",".join("(?, ?, ?)" for _ in contacts),
+                    [v for c in contacts for v in (c, key, values[-1])],
+                )
             return True
 
     def finish(
@@ -619,12 +731,12 @@ class SQLiteStore:
         provider_id: str | None = None,
         error: str | None = None,
     ) -> None:
-        with self._tx() as db:
-            db.execute(
-                "UPDATE outbox SET status = ?, finished_at = ?, provider_id = ?, error = ? "
-                "WHERE key = ?",
-                (status, _ts(at), provider_id, error, key),
-            )
+        # One statement is atomic on its own: no BEGIN/COMMIT round trips.
+        self._query(
+            "UPDATE outbox SET status = ?, finished_at = ?, provider_id = ?, error = ? "
+            "WHERE key = ?",
+            (status, _ts(at), provider_id, error, key),
+        )
 
     def last_contacted(self, contacts: Sequence[str]) -> datetime | None:
         contacts = [c.lower() for c in contacts if c]
@@ -705,10 +817,10 @@ class SQLiteStore:
             f"SELECT channel FROM optout_hashes WHERE hash IN ({_marks(hashes)})", hashes
         )
         if self._key:
-            rows += self._rekey(contacts)
+            rows += [(channel,) for _, channel in self._rekey(contacts)]
         return {str(r[0]) for r in rows}
 
-    def _rekey(self, contacts: Sequence[str]) -> list[Any]:
+    def _rekey(self, contacts: Sequence[str]) -> list[tuple[str, str]]:
         """Opt-outs forgotten before a key was configured carry the salted hash; when one of
         ``contacts`` matches such a row, it is re-keyed (the contact is known right now)."""
         legacy = {self._legacy_hash(c): c for c in contacts}
@@ -726,7 +838,7 @@ class SQLiteStore:
                     db.execute(
                         "DELETE FROM optout_hashes WHERE hash = ? AND channel = ?", (old, channel)
                     )
-        return [(r[1],) for r in rows]
+        return [(legacy[str(r[0])], str(r[1])) for r in rows]
 
     def list_optouts(self, channel: str | None = None) -> list[OptOut]:
         where, params = (

@@ -176,6 +176,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # A real provider accepts as many connections as a client opens at once; with the
+    # default backlog of 5 a burst of connects loses SYNs and waits a 1 s retransmit.
+    request_queue_size = 128
     provider: LoopbackProvider
 
     def handle_error(self, request: Any, client_address: Any) -> None:

@@ -1,0 +1,338 @@
+"""Engine speed: what a pass costs beyond its I/O, its memory, and how busy it keeps channels.
+
+Every figure is a ratio of two timings taken in the same run (medians of ``--repeats``), so
+they compare across machines:
+
+- a synthetic shop: every checkout due (step 1, by SMS, inside the send window), an in-memory
+  connector that builds and yields one page at a time and honours ``since`` like a real
+  platform, ``MemoryChannel``, a fresh SQLite file per pass, a frozen clock;
+  * fetch alone: iterating the connector's checkouts;
+  * fetch + render: the same, rendering each checkout's step-1 SMS (the floor of a pass);
+  * full pass vs fetch + render (goal <= 2);
+  * second pass at the same time (nothing due, nothing fetched: every open checkout comes
+    from the store) vs fetch alone (goal <= 1.5);
+- extra peak RSS of a full pass at each size, each in a fresh subprocess
+  (``resource.getrusage`` max RSS after the pass minus the same before it, with a channel that
+  keeps nothing; goal: the largest within 20 MB of the smallest);
+- ``Recovery.run()`` dispatch: messages a second of a whole pass through ``TwilioSMS``
+  against a loopback provider answering after 50 ms, vs min(rate limit, concurrency /
+  latency), at concurrency 4, 8 and 16 (goal >= 0.9);
+- Shopify: a full pass vs fetching the same checkouts through ``ShopifyConnector`` from
+  ``FakeShopify`` (no throttle; goal <= 2).
+
+    python bench/engine.py            # the whole table (a few minutes)
+    python bench/engine.py --quick    # smaller sizes, one repeat less
+    python bench/engine.py --only pass,memory
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from cartrescue.channels.twilio import TwilioSMS
+from cartrescue.clock import FrozenClock
+from cartrescue.engine import Recovery
+from cartrescue.models import Checkout, Customer, LineItem, Message, Receipt, ShopInfo
+from cartrescue.render import MessageContext, TemplateRenderer
+from cartrescue.store.sqlite import SQLiteStore
+from cartrescue_testing.contracts import LoopbackProvider, Recorded, Reply
+from cartrescue_testing.memory import MemoryChannel
+
+NOW = datetime(2026, 11, 10, 20, 0, tzinfo=UTC)  # noon in San Francisco: inside the window
+SHOP = ShopInfo(name="Bench shop", locale="en", timezone="America/New_York")
+SID = "AC0123456789abcdef0123456789abcdef"
+ALL = ("pass", "memory", "dispatch", "shopify")
+
+
+def updated(n: int, now: datetime = NOW) -> datetime:
+    return now - timedelta(hours=2) - timedelta(milliseconds=n)
+
+
+def checkout(n: int, now: datetime = NOW) -> Checkout:
+    """Checkout ``n``: abandoned about two hours before ``now`` (step 1 due), one buyer each."""
+    at = updated(n, now)
+    return Checkout(
+        id=str(10_000_000 + n),
+        abandoned_at=at,
+        updated_at=at,
+        recovery_url=f"https://bench.example/checkouts/{n:032x}/recover?key=k{n}",
+        currency="USD",
+        total=Decimal("54.00"),
+        line_items=(
+            LineItem("Linen napkins", 2, Decimal("22.00"), variant="Sand", sku="LN-S"),
+            LineItem("Tea towel", 1, Decimal("10.00")),
+        ),
+        customer=Customer(
+            first_name="Emily",
+            last_name="Carter",
+            email=f"buyer{n}@example.com",
+            phone=f"+1415{2_000_000 + n % 7_000_000:07d}",
+            locale="en",
+            email_consent=True,
+            sms_consent=True,
+        ),
+    )
+
+
+class SyntheticShop:
+    """An in-memory connector: builds and yields its checkouts one page at a time, and only
+    those updated after ``since`` (as a platform's ``updated_at_min`` does)."""
+
+    name = "bench"
+
+    def __init__(self, count: int, page_size: int = 250) -> None:
+        self.count = count
+        self.page_size = page_size
+
+    def abandoned_checkouts(self, since: datetime | None) -> Iterator[Checkout]:
+        for start in range(0, self.count, self.page_size):
+            numbers = range(start, min(start + self.page_size, self.count))
+            # the platform filters: a checkout not updated since is never built
+            yield from [checkout(n) for n in numbers if since is None or updated(n) > since]
+
+
+def timed(work: Callable[[], object]) -> float:
+    gc.collect()
+    started = time.perf_counter()
+    work()
+    return time.perf_counter() - started
+
+
+def median_of(repeats: int, work: Callable[[], float]) -> float:
+    return statistics.median(work() for _ in range(repeats))
+
+
+# -- the synthetic pass -----------------------------------------------------------------------
+def fetch(count: int) -> None:
+    for _ in SyntheticShop(count).abandoned_checkouts(None):
+        pass
+
+
+def fetch_render(count: int, renderer: TemplateRenderer) -> None:
+    for item in SyntheticShop(count).abandoned_checkouts(None):
+        renderer.render(
+            "sms", 1, MessageContext(checkout=item, shop=SHOP, locale="en", link=item.recovery_url)
+        )
+
+
+class ForgetfulChannel(MemoryChannel):
+    """A MemoryChannel that keeps no message (MemoryChannel keeps them all, which would be
+    the memory figure's own growth)."""
+
+    def send(self, message: Message) -> Receipt:
+        receipt = super().send(message)
+        self.sent.clear()
+        return receipt
+
+
+def recovery(count: int, store: SQLiteStore, channel: object | None = None) -> Recovery:
+    return Recovery(
+        SyntheticShop(count),
+        [channel or MemoryChannel("sms")],  # type: ignore[list-item]
+        store,
+        clock=FrozenClock(NOW),
+        shop=SHOP,
+    )
+
+
+def passes(count: int, folder: Path, index: int) -> tuple[float, float, int]:
+    """A full pass on a fresh store, then a second pass at the same time: (seconds, seconds,
+    messages sent by the first)."""
+    store = SQLiteStore(folder / f"pass-{index}.db")
+    try:
+        first = recovery(count, store)
+        report: list[int] = []
+        full = timed(lambda: report.append(first.run().counts["sent"]))
+        second = timed(lambda: recovery(count, store).run())
+    finally:
+        store.close()
+    return full, second, report[0]
+
+
+def bench_pass(count: int, repeats: int) -> None:
+    renderer = TemplateRenderer()
+    fetch_render(50, renderer)  # load templates and locale data outside the timings
+    fetch_s = median_of(repeats, lambda: timed(lambda: fetch(count)))
+    render_s = median_of(repeats, lambda: timed(lambda: fetch_render(count, renderer)))
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = [passes(count, Path(tmp), i) for i in range(repeats)]
+    full_s = statistics.median(r[0] for r in runs)
+    second_s = statistics.median(r[1] for r in runs)
+    sent = runs[0][2]
+    print(f"synthetic shop, {count} checkouts, every one due; {sent} sent by the first pass")
+    print(f"  fetch alone            {fetch_s:8.3f} s  ({fetch_s / count * 1e6:6.1f} µs each)")
+    print(f"  fetch + render         {render_s:8.3f} s  ({render_s / count * 1e6:6.1f} µs each)")
+    print(f"  full pass              {full_s:8.3f} s  ({full_s / count * 1e6:6.1f} µs each)")
+    print(f"  second pass            {second_s:8.3f} s  ({second_s / count * 1e6:6.1f} µs each)")
+    print(f"  full pass / fetch alone          {full_s / fetch_s:6.2f}x")
+    verdict(f"  full pass / (fetch + render)     {full_s / render_s:6.2f}x", full_s / render_s, 2.0)
+    verdict(
+        f"  second pass / fetch alone        {second_s / fetch_s:6.2f}x", second_s / fetch_s, 1.5
+    )
+    print(f"  second pass / full pass          {second_s / full_s:6.2f}")
+
+
+def verdict(line: str, value: float, limit: float, *, at_least: bool = False) -> None:
+    ok = value >= limit if at_least else value <= limit
+    goal = f"{'>=' if at_least else '<='} {limit:g}"
+    print(f"{line}   goal {goal}: {'met' if ok else 'NOT MET'}")
+
+
+# -- memory -----------------------------------------------------------------------------------
+def memory_child(count: int) -> None:
+    """In a fresh process: one full pass of ``count`` checkouts; print the extra peak RSS."""
+    with tempfile.TemporaryDirectory() as tmp:
+        store = SQLiteStore(Path(tmp) / "memory.db")
+        fetch_render(50, TemplateRenderer())
+        recovery(50, SQLiteStore(":memory:")).run()  # warm every code path up
+        gc.collect()
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        recovery(count, store, ForgetfulChannel("sms")).run()
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        store.close()
+    print((after - before) / 1024)  # ru_maxrss is in KiB on Linux
+
+
+def bench_memory(sizes: list[int], repeats: int) -> None:
+    print("extra peak RSS of a full pass (fresh process each)")
+    figures = {}
+    for size in sizes:
+        samples = []
+        for _ in range(repeats):
+            out = subprocess.run(
+                [sys.executable, __file__, "--memory-child", str(size)],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+            samples.append(float(out.split()[-1]))
+        figures[size] = statistics.median(samples)
+        print(f"  {size:>7} checkouts: {figures[size]:7.1f} MB")
+    spread = figures[max(sizes)] - figures[min(sizes)]
+    verdict(f"  {max(sizes)} minus {min(sizes)}: {spread:7.1f} MB", spread, 20.0)
+
+
+# -- dispatch ---------------------------------------------------------------------------------
+def created(request: Recorded) -> Reply:
+    fields = request.form()
+    return Reply(201, {"sid": "SM" + fields["To"][-12:].rjust(32, "0"), "status": "queued"})
+
+
+def dispatch(concurrency: int, rate: float, latency: float, seconds: float) -> float:
+    bound = min(rate, concurrency / latency)
+    count = max(40, int(bound * seconds))
+    with (
+        LoopbackProvider(created, latency=latency) as provider,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        channel = TwilioSMS(
+            account_sid=SID,
+            auth_token="bench-token",
+            from_number="+4759440000",
+            base_url=provider.url,
+            rate_limit=rate,
+            concurrency=concurrency,
+        )
+        store = SQLiteStore(Path(tmp) / "dispatch.db")
+        engine = recovery(count, store, channel)
+        started = time.perf_counter()
+        report = engine.run()
+        elapsed = time.perf_counter() - started
+        store.close()
+        if report.counts["sent"] != count or len(provider.requests) != count:
+            sys.exit(f"dispatch: {dict(report.counts)}, {len(provider.requests)} requests")
+    return count / elapsed / bound
+
+
+def bench_dispatch(repeats: int, seconds: float) -> None:
+    latency, rate = 0.05, 1000.0
+    print(
+        "Recovery.run() through TwilioSMS, loopback provider answering after 50 ms,"
+        f" rate {rate:g}/s"
+    )
+    for concurrency in (4, 8, 16):
+        ratio = median_of(repeats, lambda c=concurrency: dispatch(c, rate, latency, seconds))
+        bound = min(rate, concurrency / latency)
+        verdict(
+            f"  concurrency {concurrency:>2}: {ratio * bound:6.1f} msg/s of {bound:5.0f}, "
+            f"ratio {ratio:5.3f}",
+            ratio,
+            0.9,
+            at_least=True,
+        )
+
+
+# -- shopify ----------------------------------------------------------------------------------
+def bench_shopify(count: int, repeats: int) -> None:
+    from cartrescue.connectors.shopify import ShopifyConnector
+    from cartrescue_testing.fake_shopify import FakeShopify
+
+    items = [checkout(n) for n in range(count)]
+    fetches, fulls = [], []
+    with FakeShopify.from_checkouts(items, throttle=False) as fake:
+        for i in range(repeats):
+            shop = ShopifyConnector(fake.shop, fake.token, base_url=fake.base_url)
+            fetches.append(timed(lambda s=shop: sum(1 for _ in s.abandoned_checkouts(None))))
+            with tempfile.TemporaryDirectory() as tmp:
+                store = SQLiteStore(Path(tmp) / f"shopify-{i}.db")
+                engine = Recovery(
+                    ShopifyConnector(fake.shop, fake.token, base_url=fake.base_url),
+                    [MemoryChannel("sms")],
+                    store,
+                    clock=FrozenClock(NOW),
+                    shop=SHOP,
+                )
+                fulls.append(timed(engine.run))
+                store.close()
+    fetch_s, full_s = statistics.median(fetches), statistics.median(fulls)
+    print(f"Shopify (FakeShopify, no throttle), {count} checkouts")
+    print(f"  fetch {fetch_s:.3f} s, full pass {full_s:.3f} s")
+    verdict(f"  full pass / fetch                {full_s / fetch_s:6.2f}x", full_s / fetch_s, 2.0)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, 2 repeats")
+    parser.add_argument("--checkouts", type=int, help="synthetic shop size (default 10000)")
+    parser.add_argument("--shopify", type=int, help="FakeShopify size (default 10000)")
+    parser.add_argument("--sizes", help="memory sizes, comma-separated (default 1k,10k,100k)")
+    parser.add_argument("--repeats", type=int, help="repeats per figure (default 3)")
+    parser.add_argument("--only", help=f"comma-separated parts to run: {','.join(ALL)}")
+    parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_child:
+        memory_child(args.memory_child)
+        return 0
+    repeats = args.repeats or (2 if args.quick else 3)
+    count = args.checkouts or (2_000 if args.quick else 10_000)
+    sizes = (
+        [int(s) for s in args.sizes.split(",")]
+        if args.sizes
+        else ([1_000, 10_000] if args.quick else [1_000, 10_000, 100_000])
+    )
+    parts = args.only.split(",") if args.only else list(ALL)
+    print(f"bench/engine.py: medians of {repeats}; Python {sys.version.split()[0]}")
+    if "pass" in parts:
+        bench_pass(count, repeats)
+    if "memory" in parts:
+        bench_memory(sizes, 1 if args.quick else repeats)
+    if "dispatch" in parts:
+        bench_dispatch(repeats, 1.5 if args.quick else 3.0)
+    if "shopify" in parts:
+        bench_shopify(args.shopify or (2_000 if args.quick else 10_000), repeats)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
