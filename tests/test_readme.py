@@ -114,8 +114,8 @@ def clean_env(home: Path, extra: dict[str, str]) -> dict[str, str]:
 def test_python_block_runs_as_written(block: Block, shops: dict[str, str], tmp_path: Path) -> None:
     env = clean_env(tmp_path, shops)
     if "cartrescue.toml" in block.code:  # the file `cartrescue init` writes, as the README says
-        cli = Path(sys.executable).with_name("cartrescue")
-        subprocess.run([cli, "init"], cwd=tmp_path, env=env, capture_output=True, check=True)
+        init = "from cartrescue.cli import main; raise SystemExit(main(['init']))"
+        subprocess.run([sys.executable, "-c", init], cwd=tmp_path, env=env, check=True)
     (tmp_path / block.module).write_text(block.code, encoding="utf-8")
     if block.is_pytest:
         command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", block.module]
