@@ -383,3 +383,26 @@ def test_the_report_keeps_messages_only_when_asked_or_in_a_dry_run(store, clock)
     assert report.messages == []
     kept = recovery(ListConnector(items[1:]), store, clock).run(keep_messages=True)
     assert [m.key for m in kept.messages] == ["c2:1:sms"]
+
+
+def test_a_page_of_due_checkouts_is_checked_for_purchases_in_bulk() -> None:
+    """Shopify answers a page's purchase checks in one query per 50 checkouts: a pass over
+    120 due checkouts makes a handful of requests, not one per checkout."""
+    from cartrescue.connectors.shopify import ShopifyConnector
+    from cartrescue_testing.fake_shopify import FakeShopify
+
+    checkouts = [
+        make_checkout(f"{7000 + n}", email=f"buyer{n}@example.no", phone=None) for n in range(120)
+    ]
+    clock = FrozenClock(NOON + timedelta(hours=2))
+    with (
+        FakeShopify.from_checkouts(checkouts, throttle=False) as fake,
+        SQLiteStore(":memory:") as store,
+    ):
+        store.start_at(NOON - timedelta(days=1))
+        shop = ShopifyConnector(fake.shop, fake.token, base_url=fake.base_url)
+        email = MemoryChannel("email")
+        report = Recovery(shop, [email], store, clock=clock).run()
+        assert report.ok, report.error
+        assert len(email.sent) == 120
+        assert len(fake.requests) < 15, len(fake.requests)

@@ -13,7 +13,15 @@ from enum import StrEnum
 
 from .channels.base import Channel
 from .clock import Clock, utc_now
-from .connectors.base import Connector, DiscountCapable, PurchaseLookup, ShopTimezone
+from .connectors.base import (
+    BulkPurchaseLookup,
+    Connector,
+    DiscountCapable,
+    PurchaseCheck,
+    PurchaseLookup,
+    ShopTimezone,
+    find_purchases,
+)
 from .errors import (
     BadPayloadError,
     CartRescueError,
@@ -209,7 +217,9 @@ class Recovery:
         self.unsubscribe = unsubscribe
         self.watermark_overlap = watermark_overlap
         self._shop_timezone: str | None = self.shop.timezone
-        self._purchases: dict[tuple[str, ...], Purchase | None] = {}
+        self._purchases: dict[tuple[str, ...], PurchaseCheck] = {}
+        self._bulk = False
+        self._deferred: list[tuple[Checkout, Decision, datetime]] = []
         self.batch_size = max(1, batch_size)
         """Checkouts stored and decided together (a page); sends are not batched."""
         self._senders: dict[ChannelKind, _Sender] = {}
@@ -251,6 +261,8 @@ class Recovery:
         self._contacted = ({}, {})
         connector = self.connector  # the Protocol check is slow: once a pass, not per send
         self._lookup = connector if isinstance(connector, PurchaseLookup) else None
+        self._bulk = isinstance(connector, BulkPurchaseLookup)
+        self._deferred = []
         start_at = self.store.start_at(now - self.policy.lookback)
         self._resolve_shop_timezone()
         seen: set[int] = set()
@@ -414,6 +426,29 @@ class Recovery:
             self._decided += 1
             if self._progress is not None:
                 self._progress(report, self._decided)
+        self._send_deferred(report, run_id)
+
+    def _send_deferred(self, report: RunReport, run_id: int | None) -> None:
+        """The page's sends, after one bulk purchase check for all of them (a connector
+        with ``find_purchases`` answers a page in a request or two instead of one each)."""
+        deferred, self._deferred = self._deferred, []
+        if not deferred:
+            return
+        answers = find_purchases(self.connector, [c for c, _, _ in deferred])
+        for checkout, _, _ in deferred:
+            self._purchases[(checkout.id, *contact_keys(checkout.customer))] = answers.get(
+                checkout.id
+            )
+        for checkout, decision, now in deferred:
+            try:
+                self._send(checkout, decision, report, run_id, now, deferred=False)
+            except StoreError:
+                raise
+            except CartRescueError as err:
+                self._fail(report, checkout.id, str(err))
+            except Exception as err:  # one bad checkout must not end the pass
+                log.exception("checkout=%s unexpected error", _printable(checkout.id))
+                self._fail(report, checkout.id, f"unexpected {_describe(err)}")
 
     def _items(self, since: datetime) -> Iterator[Checkout | BadCheckout]:
         """The connector's items; an error it raises for one item becomes a bad payload (a
@@ -590,7 +625,10 @@ class Recovery:
         cache_key = (checkout.id, *contact_keys(checkout.customer))
         if cache_key not in self._purchases:
             self._purchases[cache_key] = lookup.find_purchase(checkout)
-        return self._purchases[cache_key]
+        found = self._purchases[cache_key]
+        if isinstance(found, ConnectorError):  # the bulk check failed for this one
+            raise found
+        return found
 
     def _send(
         self,
@@ -599,10 +637,15 @@ class Recovery:
         report: RunReport,
         run_id: int | None,
         now: datetime,
+        *,
+        deferred: bool = True,
     ) -> None:
         assert decision.step is not None
         assert decision.channel is not None
         assert decision.recipient is not None
+        if deferred and self._bulk:  # checked for the whole page at once, then sent
+            self._deferred.append((checkout, decision, now))
+            return
         try:
             purchase = self._purchase(checkout)
         except ConnectorError as err:
