@@ -339,6 +339,7 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
             mounts={links.path: links.app()} if links else None,
             connector=connector if isinstance(connector, WebhookCapable) else None,
             shop=config.shop,
+            conversations=config.conversations(store),
         )
 
         name: ServerName = args.server or ("waitress" if waitress_installed() else "wsgiref")

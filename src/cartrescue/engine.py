@@ -14,6 +14,7 @@ from enum import StrEnum
 from .channels.base import Channel
 from .clock import Clock, utc_now
 from .connectors.base import Connector, DiscountCapable, PurchaseLookup, ShopTimezone
+from .conversations import paused_until
 from .errors import (
     BadPayloadError,
     CartRescueError,
@@ -367,6 +368,7 @@ class Recovery:
             last_contacted=self.store.last_contacted(contacts),
             last_discount=self.store.last_discount(contacts),
             opted_out=frozenset(self.store.optouts_for(contacts)),
+            paused_until=paused_until(self.store, checkout.id),
         )
 
     def _process(

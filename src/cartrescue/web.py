@@ -38,11 +38,12 @@ from .channels.whatsapp_inbound import WhatsAppInbound
 from .clock import Clock, utc_now
 from .connectors.base import WebhookCapable
 from .connectors.webhooks import CheckoutWebhooks
+from .conversations import Conversations
 from .errors import ConfigError
 from .inbound import InboundHandler, InboundRequest, InboundResponse
 from .logmask import mask_text
 from .models import ShopInfo
-from .store.base import Store
+from .store.base import ConversationStore, Store
 from .unsubscribe import UnsubscribeHandler, UnsubscribeLinks
 from .web_server import make_server, serve
 
@@ -192,6 +193,7 @@ def make_app(
     connector: WebhookCapable | None = None,
     handlers: Sequence[InboundHandler] = (),
     shop: ShopInfo | None = None,
+    conversations: Conversations | None = None,
 ) -> WSGIApplication:
     """The WSGI application described in this module's docstring.
 
@@ -204,16 +206,28 @@ def make_app(
     ``connector`` (one with the webhook capability) mounts ``/webhooks/checkouts``.
     ``handlers`` adds other :class:`~cartrescue.inbound.InboundHandler` s. ``shop`` names the
     shop on the unsubscribe page, and its locale is the page's language when the link does
-    not carry one.
+    not carry one. ``conversations`` is what replies that are not keywords go to (recorded,
+    paused, forwarded); by default, when ``store`` keeps conversations, they are recorded and
+    pause their checkout for :data:`~cartrescue.conversations.DEFAULT_PAUSE`.
     """
+    if conversations is None and isinstance(store, ConversationStore):
+        conversations = Conversations(store, clock=clock)
     if not public_url.startswith(("https://", "http://")):
         raise ConfigError(f"expected an http(s) URL, got {public_url!r}", key="web.public_url")
     routes: list[InboundHandler] = list(handlers)
     if twilio_auth_token:
-        routes.append(TwilioInbound(store, twilio_auth_token, clock=clock))
+        routes.append(
+            TwilioInbound(store, twilio_auth_token, clock=clock, conversations=conversations)
+        )
     if whatsapp_app_secret:
         routes.append(
-            WhatsAppInbound(store, whatsapp_app_secret, whatsapp_verify_token, clock=clock)
+            WhatsAppInbound(
+                store,
+                whatsapp_app_secret,
+                whatsapp_verify_token,
+                clock=clock,
+                conversations=conversations,
+            )
         )
     if connector is not None:
         routes.append(CheckoutWebhooks(connector, store, clock=clock))

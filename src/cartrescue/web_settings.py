@@ -11,6 +11,7 @@ from wsgiref.types import WSGIApplication
 
 from .clock import Clock, utc_now
 from .connectors.base import WebhookCapable
+from .conversations import Conversations
 from .errors import ConfigError
 from .models import ShopInfo
 from .store.base import Store
@@ -64,6 +65,7 @@ class WebSettings:
         connector: WebhookCapable | None = None,
         clock: Clock = utc_now,
         shop: ShopInfo | None = None,
+        conversations: Conversations | None = None,
     ) -> WSGIApplication:
         return make_app(
             store,
@@ -76,6 +78,7 @@ class WebSettings:
             connector=connector,
             clock=clock,
             shop=shop,
+            conversations=conversations,
         )
 
 

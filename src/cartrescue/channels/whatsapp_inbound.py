@@ -5,7 +5,8 @@
 ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body, keyed with the app secret>``.
 Failed statuses are recorded (131050 "user stopped marketing messages" is an opt-out; a failed
 message is marked failed in the outbox); STOP replies, the template's "Stop promotions" button
-and ``user_preferences`` stop/resume change the store's opt-outs. A message id (or a status
+and ``user_preferences`` stop/resume change the store's opt-outs; other text messages are
+replies handed to :class:`~cartrescue.conversations.Conversations`. A message id (or a status
 of a message id) taken before — Meta retries a notification until it is answered 200 —
 changes nothing.
 """
@@ -21,6 +22,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from ..clock import Clock, utc_now
+from ..conversations import Conversations, Reply
 from ..inbound import (
     FORBIDDEN,
     InboundRequest,
@@ -57,11 +59,13 @@ class WhatsAppInbound:
         verify_token: str | None = None,
         *,
         clock: Clock = utc_now,
+        conversations: Conversations | None = None,
     ) -> None:
         self.store = store
         self.app_secret = app_secret
         self.verify_token = verify_token
         self.clock = clock
+        self.conversations = conversations
 
     def handle(self, request: InboundRequest) -> InboundResponse:
         if request.method == "GET":
@@ -168,6 +172,19 @@ class WhatsAppInbound:
             contact = self._contact(message["from"])
             if contact:
                 self._opt(contact, word)
+        elif kind == "text" and self.conversations is not None and str(text).strip():
+            contact = self._contact(message["from"])
+            if contact:
+                message_id = message.get("id")
+                self.conversations.reply(
+                    Reply(
+                        "whatsapp",
+                        "whatsapp",
+                        contact,
+                        str(text).strip(),
+                        message_id[:300] if isinstance(message_id, str) else None,
+                    )
+                )
 
     def _preference(self, preference: Mapping[str, Any]) -> None:
         if preference.get("category") != "marketing_messages":

@@ -1,0 +1,160 @@
+"""Replies that are not keywords: recorded on the checkout, deduplicated, masked in logs, and
+holding the checkout's remaining reminders for the configured pause."""
+
+from datetime import timedelta
+
+import pytest
+
+from cartrescue.clock import FrozenClock
+from cartrescue.config import load_config
+from cartrescue.conversations import NEVER, Conversations
+from cartrescue.engine import Recovery
+from cartrescue.errors import ConfigError
+from cartrescue.store.sqlite import SQLiteStore
+from cartrescue.web import make_app
+from cartrescue_testing import MemoryChannel
+from tests.conftest import NOON, make_checkout
+from tests.test_engine import ListConnector
+from tests.test_web import (
+    APP_SECRET,
+    PUBLIC,
+    TWILIO_TOKEN,
+    post_whatsapp,
+    send_sms_with_sid,
+    whatsapp_text,
+)
+
+PHONE = "+4791234567"
+
+
+@pytest.fixture
+def clock():
+    return FrozenClock(NOON + timedelta(hours=1))
+
+
+@pytest.fixture
+def store():
+    with SQLiteStore(":memory:") as s:
+        s.start_at(NOON - timedelta(days=1))
+        yield s
+
+
+def app_for(store, clock, conversations=None):
+    return make_app(
+        store,
+        public_url=PUBLIC,
+        twilio_auth_token=TWILIO_TOKEN,
+        whatsapp_app_secret=APP_SECRET,
+        clock=clock,
+        conversations=conversations,
+    )
+
+
+def recovery(store, clock, *checkouts):
+    channels = [MemoryChannel("sms"), MemoryChannel("email")]
+    return Recovery(ListConnector(list(checkouts)), channels, store, clock=clock)
+
+
+def test_a_reply_between_step_1_and_2_holds_the_rest_for_the_pause_then_resumes(store, clock):
+    first = recovery(store, clock, make_checkout("c1"))
+    assert first.run().counts["sent"] == 1  # step 1, at 1 h
+    app = app_for(store, clock)
+    clock.advance(timedelta(hours=2))
+    assert send_sms_with_sid(app, "Does it come in blue?", "SM100")[0] == 200
+
+    (entry,) = store.conversation("c1")
+    assert (entry.text, entry.channel, entry.direction, entry.source) == (
+        "Does it come in blue?",
+        "sms",
+        "in",
+        "twilio",
+    )
+    assert store.paused_until("c1") == clock() + timedelta(hours=72)
+
+    clock.advance(timedelta(hours=22))  # step 2 is due (24 h), the buyer is talking
+    held = recovery(store, clock).run()
+    assert held.counts["sent"] == 0
+    assert held.counts["held: conversation"] == 1
+
+    clock.advance(timedelta(hours=51))  # the pause is over: the sequence resumes
+    resumed = recovery(store, clock).run()
+    assert resumed.counts["sent"] == 1
+    assert {e.step for e in store.outbox_for("c1")} == {1, 3}  # the latest due step
+    assert store.skipped_steps("c1") == {2}
+
+
+def test_never_resume_holds_for_good(store, clock):
+    recovery(store, clock, make_checkout("c1")).run()
+    app = app_for(store, clock, Conversations(store, pause=None, clock=clock))
+    send_sms_with_sid(app, "I'll think about it", "SM1")
+    assert store.paused_until("c1") == NEVER
+    clock.advance(timedelta(days=2))
+    report = recovery(store, clock).run()
+    assert report.counts["sent"] == 0
+    assert report.counts["held: conversation"] == 1
+
+
+def test_the_same_delivery_twice_makes_one_entry(store, clock):
+    store.upsert_checkout(make_checkout("c1"), clock())
+    app = app_for(store, clock)
+    send_sms_with_sid(app, "Is shipping free?", "SM7")
+    send_sms_with_sid(app, "Is shipping free?", "SM7")
+    assert [e.text for e in store.conversation("c1")] == ["Is shipping free?"]
+    assert [kind for kind, _ in store.events()].count("reply") == 1
+
+
+def test_a_whatsapp_text_is_a_reply_and_a_retry_changes_nothing(store, clock):
+    store.upsert_checkout(make_checkout("c1"), clock())
+    app = app_for(store, clock)
+    for _ in range(2):
+        assert post_whatsapp(app, whatsapp_text("Can I pay by invoice?", "wamid.9"))[0] == 200
+    (entry,) = store.conversation("c1")
+    assert (entry.text, entry.channel, entry.source) == (
+        "Can I pay by invoice?",
+        "whatsapp",
+        "whatsapp",
+    )
+    assert store.paused_until("c1") is not None
+
+
+def test_a_keyword_is_not_a_reply_and_the_latest_open_checkout_gets_it(store, clock):
+    store.upsert_checkout(make_checkout("old", abandoned_at=NOON - timedelta(days=3)), clock())
+    store.upsert_checkout(make_checkout("new"), clock())
+    app = app_for(store, clock)
+    send_sms_with_sid(app, "STOP", "SM1")
+    assert store.conversation("new") == []
+    send_sms_with_sid(app, "Hello?", "SM2")
+    assert [e.text for e in store.conversation("new")] == ["Hello?"]
+    assert store.conversation("old") == []
+
+
+def test_a_reply_from_a_stranger_is_answered_and_recorded_nowhere(store, clock):
+    app = app_for(store, clock)
+    assert send_sms_with_sid(app, "who is this?", "SM1")[0] == 200
+    assert [kind for kind, _ in store.events()] == []
+
+
+def test_replies_are_masked_in_logs_and_forgotten_with_the_contact(store, clock, log_scan):
+    log_scan.watch(contacts=[PHONE])
+    store.upsert_checkout(make_checkout("c1"), clock())
+    send_sms_with_sid(app_for(store, clock), "my number is +4791234567, call me", "SM1")
+    assert not any("call me" in line for line in log_scan.lines())
+    store.forget(PHONE)
+    assert store.conversation("c1") == []
+    assert store.paused_until("c1") is None
+
+
+def test_config_reads_the_pause(tmp_path):
+    path = tmp_path / "cartrescue.toml"
+    path.write_text('[conversations]\npause = "never"\n')
+    config = load_config(path, env={})
+    with SQLiteStore(":memory:") as store:
+        conversations = config.conversations(store)
+        assert conversations is not None and conversations.pause is None
+    path.write_text('[conversations]\npause = "36h"\n')
+    with SQLiteStore(":memory:") as store:
+        conversations = load_config(path, env={}).conversations(store)
+        assert conversations is not None and conversations.pause == timedelta(hours=36)
+    path.write_text('[conversations]\npause = "sometimes"\n')
+    with pytest.raises(ConfigError, match=r"conversations\.pause"):
+        load_config(path, env={})
