@@ -1,18 +1,30 @@
 """Replies that are not keywords: recorded on the checkout, deduplicated, masked in logs, and
 holding the checkout's remaining reminders for the configured pause."""
 
-from datetime import timedelta
+import base64
+import email
+import email.policy
+import hashlib
+import hmac
+import json
+import socket
+import time
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from aiosmtpd.controller import Controller
 
+from cartrescue.channels.email import SMTPEmail
 from cartrescue.clock import FrozenClock
 from cartrescue.config import load_config
-from cartrescue.conversations import NEVER, Conversations
+from cartrescue.conversations import NEVER, Conversations, EmailForwarder, WebhookForwarder
 from cartrescue.engine import Recovery
 from cartrescue.errors import ConfigError
 from cartrescue.store.sqlite import SQLiteStore
 from cartrescue.web import make_app
 from cartrescue_testing import MemoryChannel
+from cartrescue_testing.loopback import LoopbackServer
 from tests.conftest import NOON, make_checkout
 from tests.test_engine import ListConnector
 from tests.test_web import (
@@ -158,3 +170,147 @@ def test_config_reads_the_pause(tmp_path):
     path.write_text('[conversations]\npause = "sometimes"\n')
     with pytest.raises(ConfigError, match=r"conversations\.pause"):
         load_config(path, env={})
+
+
+# -- forwarding to the shop ----------------------------------------------------------------
+SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
+
+
+def verify_standard_webhook(secret, headers, body, now):
+    """The receiver's check, written from the Standard Webhooks specification: the key is the
+    base64 after ``whsec_``; the signed content is ``id.timestamp.body``; the header holds
+    space-separated ``v1,<base64>`` signatures; the timestamp must be within five minutes."""
+    key = base64.b64decode(secret.split("_", 1)[1])
+    msg_id, timestamp = headers["webhook-id"], headers["webhook-timestamp"]
+    if abs(now - int(timestamp)) > 300:
+        return False
+    content = f"{msg_id}.{timestamp}.{body.decode()}".encode()
+    expected = base64.b64encode(hmac.new(key, content, hashlib.sha256).digest()).decode()
+    for signature in headers["webhook-signature"].split(" "):
+        version, _, value = signature.partition(",")
+        if version == "v1" and hmac.compare_digest(value, expected):
+            return True
+    return False
+
+
+class Receiver(ThreadingHTTPServer):
+    received: list
+
+
+class ReceiverHandler(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        ok = verify_standard_webhook(SECRET, headers, body, time.time())
+        self.server.received.append((ok, headers, json.loads(body)))
+        self.send_response(204 if ok else 401)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def receiver():
+    server = LoopbackServer(ReceiverHandler, server_class=Receiver)
+    server.server.received = []
+    yield server
+    server.stop()
+
+
+class Mailbox:
+    def __init__(self):
+        self.received = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.received.append((list(envelope.rcpt_tos), envelope.original_content))
+        return "250 2.0.0 Ok: queued"
+
+
+@pytest.fixture
+def mailbox():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    box = Mailbox()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    box.port = port
+    yield box
+    controller.stop()
+
+
+def test_a_reply_is_forwarded_signed_and_by_email_once(store, mailbox, receiver):
+    clock = FrozenClock(NOON + timedelta(hours=2))
+    real_now = FrozenClock(datetime.now(UTC))  # the receiver checks the timestamp against now
+    recovery(store, clock, make_checkout("c1")).run()
+    smtp = SMTPEmail(
+        host="127.0.0.1", port=mailbox.port, security="none", sender="Shop <hei@shop.example>"
+    )
+    conversations = Conversations(
+        store,
+        forwarders=[
+            WebhookForwarder(receiver.url + "/replies", SECRET, clock=real_now),
+            EmailForwarder(smtp, "support@shop.example"),
+        ],
+        clock=clock,
+    )
+    app = app_for(store, clock, conversations)
+    send_sms_with_sid(app, "Does it come in blue?", "SM42")
+    send_sms_with_sid(app, "Does it come in blue?", "SM42")  # Twilio's retry
+    smtp.close()
+
+    ((ok, headers, payload),) = receiver.server.received
+    assert ok, "the signature did not verify"
+    assert headers["webhook-id"].startswith("msg_")
+    assert payload["type"] == "conversation.reply"
+    data = payload["data"]
+    assert data["reply"] == "Does it come in blue?"
+    assert data["channel"] == "sms"
+    assert data["first_name"] == "Kari"
+    assert data["contact"] != PHONE and data["contact"].endswith("67")
+    assert data["items"] == [{"title": "Wool socks", "quantity": 1, "price": "499.00"}]
+    assert (data["total"], data["currency"]) == ("499.00", "NOK")
+    assert data["recovery_url"].startswith("https://shop.example/checkouts/c1/recover")
+    assert [e["text"] for e in data["conversation"]] == ["Does it come in blue?"]
+
+    ((rcpt, raw),) = mailbox.received
+    assert rcpt == ["support@shop.example"]
+    mail = email.message_from_bytes(raw, policy=email.policy.default)
+    assert "Kari" in mail["Subject"]
+    text = mail.get_body(("plain",)).get_content()
+    assert "Does it come in blue?" in text and "Wool socks" in text
+    assert [kind for kind, _ in store.events()].count("forwarded") == 2
+
+
+def test_a_wrong_secret_does_not_verify(store, receiver):
+    other = "whsec_" + base64.b64encode(b"another-secret-of-32-bytes-long!").decode()
+    store.upsert_checkout(make_checkout("c1"), NOON)
+    clock = FrozenClock(datetime.now(UTC))
+    conversations = Conversations(
+        store, forwarders=[WebhookForwarder(receiver.url, other, clock=clock)], clock=clock
+    )
+    send_sms_with_sid(app_for(store, clock, conversations), "hello?", "SM1")
+    ((ok, _, _),) = receiver.server.received
+    assert not ok
+    # the reply stays recorded; the failed forward is counted
+    assert [e.text for e in store.conversation("c1")] == ["hello?"]
+    assert [kind for kind, _ in store.events()].count("forward_failed") == 1
+
+
+def test_forward_settings_are_checked(tmp_path):
+    path = tmp_path / "cartrescue.toml"
+    path.write_text('[conversations]\nwebhook_url = "https://shop.example/hooks"\n')
+    with pytest.raises(ConfigError, match="webhook_url"):
+        load_config(path, env={})
+    path.write_text('[conversations]\nemail_to = "support@shop.example"\n')
+    with SQLiteStore(":memory:") as store, pytest.raises(ConfigError, match="email"):
+        load_config(path, env={}).conversations(store)
+    path.write_text(
+        '[conversations]\nwebhook_url = "https://shop.example/hooks"\n'
+        'webhook_secret_env = "HOOK_SECRET"\n'
+    )
+    with SQLiteStore(":memory:") as store:
+        built = load_config(path, env={"HOOK_SECRET": SECRET}).conversations(store)
+        assert built is not None
+        assert [type(f).__name__ for f in built.forwarders] == ["WebhookForwarder"]
