@@ -11,16 +11,21 @@ import socket
 import time
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from io import StringIO
+from urllib.parse import urlencode
 
 import pytest
 from aiosmtpd.controller import Controller
 
 from cartrescue.channels.email import SMTPEmail
+from cartrescue.cli import main
 from cartrescue.clock import FrozenClock
 from cartrescue.config import load_config
 from cartrescue.conversations import NEVER, Conversations, EmailForwarder, WebhookForwarder
 from cartrescue.engine import Recovery
 from cartrescue.errors import ConfigError
+from cartrescue.reasons import reason_of
+from cartrescue.stats import stats_document, stats_table
 from cartrescue.store.sqlite import SQLiteStore
 from cartrescue.web import make_app
 from cartrescue_testing import MemoryChannel
@@ -31,6 +36,8 @@ from tests.test_web import (
     APP_SECRET,
     PUBLIC,
     TWILIO_TOKEN,
+    call,
+    hand_signed_twilio,
     post_whatsapp,
     send_sms_with_sid,
     whatsapp_text,
@@ -314,3 +321,85 @@ def test_forward_settings_are_checked(tmp_path):
         built = load_config(path, env={"HOOK_SECRET": SECRET}).conversations(store)
         assert built is not None
         assert [type(f).__name__ for f in built.forwarders] == ["WebhookForwarder"]
+
+
+# -- quick replies and why they left -------------------------------------------------------
+def whatsapp_message(message):
+    message = {"from": "4791234567", **message}
+    value = {"messaging_product": "whatsapp", "messages": [message]}
+    payload = {"object": "whatsapp_business_account", "entry": [{"changes": [{"value": value}]}]}
+    return json.dumps(payload).encode()
+
+
+def test_not_interested_ends_the_sequence_without_an_opt_out(store, clock):
+    recovery(store, clock, make_checkout("c1")).run()
+    app = app_for(store, clock)
+    button = {"payload": "NOT_INTERESTED", "text": "Ikke interessert"}
+    body = whatsapp_message({"id": "wamid.b1", "type": "button", "button": button})
+    assert post_whatsapp(app, body)[0] == 200
+    assert store.optouts_for([PHONE]) == set()
+    assert store.checkout_status("c1") == "done"
+    clock.advance(timedelta(hours=23))
+    assert recovery(store, clock).run().counts["sent"] == 0
+    assert [e.text for e in store.conversation("c1")] == ["Ikke interessert"]
+
+
+def test_i_have_a_question_forwards_and_pauses(store, clock):
+    store.upsert_checkout(make_checkout("c1"), clock())
+    app = app_for(store, clock)
+    reply = {"id": "QUESTION", "title": "I have a question"}
+    interactive = {"type": "button_reply", "button_reply": reply}
+    body = whatsapp_message({"id": "wamid.q1", "type": "interactive", "interactive": interactive})
+    post_whatsapp(app, body)
+    assert store.paused_until("c1") is not None
+    assert store.checkout_status("c1") == "open"
+    assert [kind for kind, _ in store.events()] == ["reply"]
+
+
+def test_why_they_left_by_list_reply_and_by_sms_digit_shows_in_stats(store, clock, tmp_path):
+    store.upsert_checkout(make_checkout("c1"), clock())
+    store.upsert_checkout(make_checkout("c2", phone="+4798765432"), clock())
+    app = app_for(store, clock)
+    row = {"id": "shipping_cost", "title": "Frakten koster for mye"}
+    interactive = {"type": "list_reply", "list_reply": row}
+    body = whatsapp_message({"id": "wamid.l1", "type": "interactive", "interactive": interactive})
+    post_whatsapp(app, body)
+    assert store.abandonment_reason("c1") == "shipping_cost"
+    assert store.paused_until("c1") is None  # an answer, not a question
+    body = urlencode({"Body": " 2 ", "From": "+4798765432", "MessageSid": "SM9"}).encode()
+    signature = hand_signed_twilio(f"{PUBLIC}/twilio/sms", body).decode()
+    call(app, "POST", "/twilio/sms", body, {"X-Twilio-Signature": signature})
+    assert store.abandonment_reason("c2") == "price"
+    assert store.reason_counts() == {"shipping_cost": 1, "price": 1}
+
+    stats = store.stats(clock())
+    table = stats_table(stats, now=clock(), locale="en", stale=None, reasons=store.reason_counts())
+    assert "Why they left" in table and "shipping cost" in table
+    document = stats_document(stats, now=clock(), stale=None, reasons=store.reason_counts())
+    assert document["abandonment_reasons"] == {"price": 1, "shipping_cost": 1}
+
+
+def test_stats_command_shows_the_reasons(tmp_path):
+    path = tmp_path / "cartrescue.toml"
+    db = tmp_path / "cartrescue.db"
+    path.write_text(f'[store]\npath = "{db}"\n')
+    with SQLiteStore(str(db)) as store:
+        store.upsert_checkout(make_checkout("c1"), NOON)
+        store.record_reason("c1", "delivery_time", NOON)
+    out = StringIO()
+    main(["stats", "--json", "--config", str(path)], out=out)
+    assert json.loads(out.getvalue())["abandonment_reasons"] == {"delivery_time": 1}
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("1", "shipping_cost"),
+        ("5.", "delivery_time"),
+        ("6", None),
+        ("12", None),
+        ("other", "other"),
+    ],
+)
+def test_reason_of(text, reason):
+    assert reason_of(text) == reason

@@ -32,6 +32,7 @@ from .preview import preview, preview_body, preview_line, preview_setup, write_h
 from .progress import terminal_progress
 from .settings import config_schema
 from .stats import stats_document, stats_table
+from .store.base import ConversationStore
 from .store.sqlite import SQLiteStore
 from .testsend import send_test
 from .web import serve
@@ -164,11 +165,15 @@ def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
     with config.store() as store:
         now = utc_now()
         stats = store.stats(now)
+        reasons = store.reason_counts() if isinstance(store, ConversationStore) else {}
     stale = stale_schedule(stats.last_pass_completed, config, now=now)
     if args.json:
-        out.write(json.dumps(stats_document(stats, now=now, stale=stale), indent=2) + "\n")
+        document = stats_document(stats, now=now, stale=stale, reasons=reasons)
+        out.write(json.dumps(document, indent=2) + "\n")
     else:
-        out.write(stats_table(stats, now=now, locale=config.shop.locale, stale=stale))
+        out.write(
+            stats_table(stats, now=now, locale=config.shop.locale, stale=stale, reasons=reasons)
+        )
     return EXIT_FAILED if stale else EXIT_OK
 
 

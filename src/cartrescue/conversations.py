@@ -18,7 +18,7 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
@@ -29,19 +29,26 @@ from .channels.base import Channel
 from .clock import Clock, utc_now
 from .errors import CartRescueError, ConfigError
 from .http import HttpClient
+from .inbound import fold
 from .logmask import mask_contact, mask_text
 from .models import ChannelKind, Checkout, Content, Message
+from .reasons import REASONS, reason_of
 from .store.base import ConversationEntry, ConversationStore, Store
 
 __all__ = [
     "DEFAULT_PAUSE",
     "NEVER",
+    "NOT_INTERESTED",
+    "QUESTION",
+    "REASONS",
     "Conversations",
     "EmailForwarder",
     "Forward",
     "Forwarder",
     "Reply",
     "WebhookForwarder",
+    "quick_reply",
+    "reason_of",
     "standard_webhook_signature",
 ]
 
@@ -51,6 +58,47 @@ DEFAULT_PAUSE = timedelta(hours=72)
 """How long a reply holds the checkout's remaining reminders by default."""
 NEVER = datetime.max.replace(tzinfo=UTC)
 """The end of a pause that never ends by itself."""
+
+NOT_INTERESTED = "not_interested"
+"""The quick reply that ends the sequence for the checkout (it is not an opt-out)."""
+QUESTION = "question"
+"""The quick reply that is forwarded to the shop and pauses the sequence, like a reply."""
+_QUICK_REPLIES: Mapping[str, frozenset[str]] = {
+    NOT_INTERESTED: frozenset(
+        {
+            "NOT_INTERESTED",
+            "NOT INTERESTED",
+            "IKKE INTERESSERT",
+            "EI KIINNOSTA",
+            "NEM ERDEKEL",
+            "غير مهتم",
+            "NAO TENHO INTERESSE",
+            "SEM INTERESSE",
+        }
+    ),
+    QUESTION: frozenset(
+        {
+            "QUESTION",
+            "I HAVE A QUESTION",
+            "JEG HAR ET SPORSMAL",
+            "MINULLA ON KYSYMYS",
+            "KERDESEM VAN",
+            "لدي سؤال",
+            "TENHO UMA PERGUNTA",
+        }
+    ),
+}
+"""A quick-reply button's payload (``NOT_INTERESTED``, ``QUESTION``) or its title in a
+shipped language, folded as :func:`~cartrescue.inbound.keyword` folds words."""
+
+
+def quick_reply(payload: str) -> str | None:
+    """:data:`NOT_INTERESTED`, :data:`QUESTION` or None for a button's payload or title."""
+    folded = fold(payload).strip(".!?")
+    for kind, words in _QUICK_REPLIES.items():
+        if folded in {fold(w) for w in words}:
+            return kind
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,19 +312,60 @@ class Conversations:
         self.forwarders = tuple(forwarders)
         self.clock = clock
 
-    def reply(self, reply: Reply) -> bool:
-        """Record ``reply``, pause its checkout and forward it; False when there is no
-        checkout for its sender or the same message was recorded before."""
+    def _record(self, reply: Reply) -> Checkout | None:
+        """The checkout ``reply`` is about, with the reply recorded on it; None when there is
+        none or the reply was recorded before."""
         checkout = self.conversations.checkout_for_contact(reply.contact)
         who = mask_contact(reply.contact)
         if checkout is None:
             log.info("conversation: reply from %s on %s matches no checkout", who, reply.channel)
-            return False
-        now = self.clock()
-        entry = ConversationEntry(checkout.id, now, reply.channel, "in", reply.text, reply.source)
+            return None
+        entry = ConversationEntry(
+            checkout.id, self.clock(), reply.channel, "in", reply.text, reply.source
+        )
         if not self.conversations.add_conversation_entry(entry, reply.message_id):
             log.info("conversation: reply from %s delivered again, ignored", who)
+            return None
+        return checkout
+
+    def not_interested(self, reply: Reply) -> bool:
+        """End the sequence of the checkout ``reply`` is about (the buyer pressed "Not
+        interested"); the contact is not opted out and a later purchase still counts."""
+        checkout = self._record(reply)
+        if checkout is None:
             return False
+        now = self.clock()
+        self.store.close_checkout(checkout.id, "done", "not interested", now)
+        self.store.record_event(
+            "not_interested", now, checkout_id=checkout.id, channel=reply.channel
+        )
+        log.info("conversation: checkout=%s not interested, sequence ended", checkout.id)
+        return True
+
+    def reason(self, reply: Reply, reason: str) -> bool:
+        """Record ``reason`` (a :data:`REASONS` id) as why the buyer left the checkout
+        ``reply`` is about."""
+        if reason not in REASONS:
+            raise ValueError(f"unknown reason {reason!r}")
+        checkout = self._record(reply)
+        if checkout is None:
+            return False
+        now = self.clock()
+        self.conversations.record_reason(checkout.id, reason, now)
+        self.store.record_event(
+            "reason", now, checkout_id=checkout.id, channel=reply.channel, detail=reason
+        )
+        log.info("conversation: checkout=%s left because of %s", checkout.id, REASONS[reason])
+        return True
+
+    def reply(self, reply: Reply) -> bool:
+        """Record ``reply``, pause its checkout and forward it; False when there is no
+        checkout for its sender or the same message was recorded before."""
+        checkout = self._record(reply)
+        if checkout is None:
+            return False
+        now = self.clock()
+        who = mask_contact(reply.contact)
         until = None if self.pause is None else min(now + self.pause, NEVER)
         self.conversations.pause_checkout(checkout.id, until, now)
         self.store.record_event("reply", now, checkout_id=checkout.id, channel=reply.channel)

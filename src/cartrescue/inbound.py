@@ -31,6 +31,7 @@ __all__ = [
     "InboundHandler",
     "InboundRequest",
     "InboundResponse",
+    "fold",
     "keyword",
     "record_opt",
     "secret_matches",
@@ -68,7 +69,7 @@ LOCALE_START_WORDS: Mapping[str, frozenset[str]] = {
 it is more often the answer to a question than a request for more messages."""
 
 
-def _fold(text: str) -> str:
+def fold(text: str) -> str:
     """Upper case without accents, Arabic short vowels or hamza seats, spaces collapsed."""
     decomposed = unicodedata.normalize("NFKD", " ".join(text.split()).upper())
     bare = "".join(c for c in decomposed if not unicodedata.combining(c) and c != "\u0640")
@@ -76,11 +77,11 @@ def _fold(text: str) -> str:
 
 
 _STOP = frozenset(
-    _fold(word)
+    fold(word)
     for word in STOP_WORDS | WHATSAPP_STOP | frozenset().union(*LOCALE_STOP_WORDS.values())
 )
 _START = frozenset(
-    _fold(word) for word in START_WORDS | frozenset().union(*LOCALE_START_WORDS.values())
+    fold(word) for word in START_WORDS | frozenset().union(*LOCALE_START_WORDS.values())
 )
 
 
@@ -167,7 +168,7 @@ def keyword(body: str) -> str | None:
     of spaces and final punctuation, in any case and with or without accents, must be one
     keyword of :data:`STOP_WORDS`, :data:`START_WORDS` or a shipped locale's words
     (:data:`LOCALE_STOP_WORDS`, :data:`LOCALE_START_WORDS`), whatever the buyer's locale."""
-    word = _fold(body).strip(".!¡؟?。 ")
+    word = fold(body).strip(".!¡؟?。 ")
     if word in _STOP:
         return "stop"
     if word in _START:

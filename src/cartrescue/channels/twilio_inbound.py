@@ -3,7 +3,8 @@
 ``POST /twilio/sms``: the ``X-Twilio-Signature`` header is checked (HMAC-SHA1, keyed with the
 auth token, over the full public URL followed by every POST parameter name and value sorted by
 name, base64 — twilio.com/docs/usage/security). A body of one STOP-family keyword opts the
-sender out of SMS, a START-family keyword opts them back in; any other text is a reply
+sender out of SMS, a START-family keyword opts them back in; a digit "1"–"5" answers why the
+buyer left (:data:`~cartrescue.conversations.REASONS`); any other text is a reply
 handed to :class:`~cartrescue.conversations.Conversations` (recorded, the checkout paused,
 forwarded to the shop). The answer is empty TwiML (Twilio sends its own confirmation). A
 message whose ``MessageSid`` was taken before (Twilio retries) changes nothing.
@@ -19,7 +20,7 @@ from collections.abc import Iterable
 from urllib.parse import parse_qsl
 
 from ..clock import Clock, utc_now
-from ..conversations import Conversations, Reply
+from ..conversations import Conversations, Reply, reason_of
 from ..inbound import (
     FORBIDDEN,
     InboundRequest,
@@ -100,5 +101,10 @@ class TwilioInbound:
         if word is not None:
             record_opt(self.store, self.clock, phone, "sms", word, "twilio")
         elif self.conversations is not None:
-            self.conversations.reply(Reply("twilio", "sms", phone, text.strip(), sid))
+            reply = Reply("twilio", "sms", phone, text.strip(), sid)
+            reason = reason_of(text)
+            if reason is not None:
+                self.conversations.reason(reply, reason)
+            else:
+                self.conversations.reply(reply)
         return InboundResponse(200, TWIML_EMPTY, "text/xml; charset=utf-8")

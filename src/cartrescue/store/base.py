@@ -487,3 +487,15 @@ class ConversationStore(Protocol):
         """When the checkout's pause ends: None when it is not paused, ``datetime.max``
         (UTC) when it is paused for good."""
         ...
+
+    def record_reason(self, checkout_id: str, reason: str, at: datetime) -> None:
+        """Record why the buyer says they left (a later answer replaces an earlier one)."""
+        ...
+
+    def abandonment_reason(self, checkout_id: str) -> str | None:
+        """The reason the buyer gave for this checkout, if any."""
+        ...
+
+    def reason_counts(self) -> dict[str, int]:
+        """Reason → how many checkouts gave it."""
+        ...

@@ -196,6 +196,9 @@ _MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE pauses (
         checkout_id TEXT PRIMARY KEY, until TEXT, at TEXT NOT NULL
     );
+    CREATE TABLE reasons (
+        checkout_id TEXT PRIMARY KEY, reason TEXT NOT NULL, at TEXT NOT NULL
+    );
     """,
 )
 DELIVERY_MEMORY = timedelta(days=7)
@@ -590,6 +593,23 @@ class SQLiteStore:
                 " ON CONFLICT (checkout_id) DO UPDATE SET until = excluded.until, at = excluded.at",
                 (checkout_id, None if until is None else _ts(until), _ts(at)),
             )
+
+    def record_reason(self, checkout_id: str, reason: str, at: datetime) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO reasons (checkout_id, reason, at) VALUES (?, ?, ?)"
+                " ON CONFLICT (checkout_id) DO UPDATE SET reason = excluded.reason,"
+                " at = excluded.at",
+                (checkout_id, reason, _ts(at)),
+            )
+
+    def abandonment_reason(self, checkout_id: str) -> str | None:
+        rows = self._query("SELECT reason FROM reasons WHERE checkout_id = ?", (checkout_id,))
+        return str(rows[0][0]) if rows else None
+
+    def reason_counts(self) -> dict[str, int]:
+        rows = self._query("SELECT reason, count(*) FROM reasons GROUP BY reason")
+        return {str(reason): int(n) for reason, n in rows}
 
     def paused_until(self, checkout_id: str) -> datetime | None:
         rows = self._query("SELECT until FROM pauses WHERE checkout_id = ?", (checkout_id,))
@@ -1038,6 +1058,7 @@ class SQLiteStore:
                 ("assignments", "checkout_id"),
                 ("conversation", "checkout_id"),
                 ("pauses", "checkout_id"),
+                ("reasons", "checkout_id"),
                 ("bad_checkouts", "id"),
             ):
                 removed += db.execute(
