@@ -5,6 +5,8 @@ the :class:`~cartrescue.inbound.InboundHandler` that owns the path:
 
 ``POST /twilio/sms``
     Twilio's incoming messages (:mod:`cartrescue.channels.twilio_inbound`).
+``GET /vonage/sms``, ``POST /vonage/sms``
+    Vonage's inbound SMS, signed (:mod:`cartrescue.channels.vonage_inbound`).
 ``GET /whatsapp``, ``POST /whatsapp``
     The WhatsApp Cloud API webhook (:mod:`cartrescue.channels.whatsapp_inbound`).
 ``GET /unsubscribe/<token>``, ``POST /unsubscribe/<token>``
@@ -34,6 +36,7 @@ from urllib.parse import urlsplit
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from .channels.twilio_inbound import TwilioInbound
+from .channels.vonage_inbound import VonageInbound
 from .channels.whatsapp_inbound import WhatsAppInbound
 from .clock import Clock, utc_now
 from .connectors.base import WebhookCapable
@@ -194,6 +197,8 @@ def make_app(
     handlers: Sequence[InboundHandler] = (),
     shop: ShopInfo | None = None,
     conversations: Conversations | None = None,
+    vonage_signature_secret: str | None = None,
+    vonage_signature_method: str = "md5hash",
 ) -> WSGIApplication:
     """The WSGI application described in this module's docstring.
 
@@ -218,6 +223,16 @@ def make_app(
     if twilio_auth_token:
         routes.append(
             TwilioInbound(store, twilio_auth_token, clock=clock, conversations=conversations)
+        )
+    if vonage_signature_secret:
+        routes.append(
+            VonageInbound(
+                store,
+                vonage_signature_secret,
+                method=vonage_signature_method,
+                clock=clock,
+                conversations=conversations,
+            )
         )
     if whatsapp_app_secret:
         routes.append(

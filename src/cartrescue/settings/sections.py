@@ -192,6 +192,8 @@ class WebSettingsModel(SettingsModel):
     twilio_auth_token: SecretFromEnv | None = None
     whatsapp_app_secret: SecretFromEnv | None = None
     whatsapp_verify_token: SecretFromEnv | None = None
+    vonage_signature_secret: SecretFromEnv | None = None
+    vonage_signature_method: Literal["md5hash", "md5", "sha1", "sha256", "sha512"] = "md5hash"
 
 
 class ConversationsSettings(SettingsModel):
