@@ -403,3 +403,13 @@ def test_stats_command_shows_the_reasons(tmp_path):
 )
 def test_reason_of(text, reason):
     assert reason_of(text) == reason
+
+
+def test_the_demo_shows_a_conversation():
+    out = StringIO()
+    assert main(["demo"], out=out) == 0
+    text = out.getvalue()
+    assert "Forwarded to the shop" in text
+    assert '"reply": "Can I pick it up in the shop?"' in text
+    assert "held: conversation" in text
+    assert "+4791234567" not in text.split("A reply:")[1]  # the forward masks the contact
