@@ -413,3 +413,10 @@ def test_the_demo_shows_a_conversation():
     assert '"reply": "Can I pick it up in the shop?"' in text
     assert "held: conversation" in text
     assert "+4791234567" not in text.split("A reply:")[1]  # the forward masks the contact
+
+
+def test_a_whatsapp_reply_with_a_lone_surrogate_is_kept_readable(store, clock):
+    store.upsert_checkout(make_checkout("c1"), clock())
+    body = whatsapp_text("hei \ud83d", "wamid.s1")
+    assert post_whatsapp(app_for(store, clock), body)[0] == 200
+    assert [e.text for e in store.conversation("c1")] == ["hei ?"]

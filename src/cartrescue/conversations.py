@@ -113,6 +113,13 @@ class Reply:
     text: str
     message_id: str | None = None
 
+    def __post_init__(self) -> None:
+        # Text from a JSON body may hold lone surrogates, which no store or email can carry.
+        for name in ("text", "message_id"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, value.encode("utf-8", "replace").decode("utf-8"))
+
 
 @dataclass(frozen=True, slots=True)
 class Forward:

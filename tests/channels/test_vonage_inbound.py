@@ -149,3 +149,8 @@ def test_web_settings_mount_vonage(store):
     assert call(app, "POST", "/vonage/sms", body)[0] == 200
     with pytest.raises(ConfigError, match="vonage_signature_method"):
         web_settings({"web": {**table, "vonage_signature_method": "crc32"}}, {"VONAGE_SIG": "x"})
+
+
+def test_a_json_body_with_a_lone_surrogate_is_400(store):
+    body = b'{"msisdn": "4791234567", "text": "\\ud83d", "sig": "x", "timestamp": "1"}'
+    assert call(app_for(store), "POST", "/vonage/sms", body)[0] == 400

@@ -131,7 +131,9 @@ def _params(request: InboundRequest) -> dict[str, str] | None:
             data = json.loads(body)
             if not isinstance(data, dict):
                 return None
-            return {str(k): "" if v is None else str(v) for k, v in data.items()}
+            params = {str(k): "" if v is None else str(v) for k, v in data.items()}
+            "".join(f"{k}{v}" for k, v in params.items()).encode("utf-8")  # no lone surrogates
+            return params
         return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
-    except (UnicodeDecodeError, ValueError, RecursionError):
+    except (UnicodeError, ValueError, RecursionError):
         return None
