@@ -178,7 +178,8 @@ def test_start_by_sms_does_not_undo_an_email_opt_out(app, store):
         ("yes", "start"),
         ("unstop", "start"),
         ("please stop", None),
-        ("stopp", None),
+        ("stopp", "stop"),  # Norwegian and Hungarian
+        ("stopper", None),
         ("", None),
     ],
 )

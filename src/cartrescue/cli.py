@@ -21,7 +21,7 @@ from .channels.console import ConsoleChannel
 from .clock import FrozenClock, utc_now
 from .config import Config, load_config, parse_duration
 from .connectors.base import WebhookCapable
-from .demo import DemoConnector, demo_data, demo_experiments, demo_shop
+from .demo import DemoConnector, demo_conversation, demo_data, demo_experiments, demo_shop
 from .doctor import doctor, stale_schedule
 from .engine import Recovery, RunReport
 from .errors import CartRescueError, ConfigError
@@ -32,6 +32,7 @@ from .preview import preview, preview_body, preview_line, preview_setup, write_h
 from .progress import terminal_progress
 from .settings import config_schema
 from .stats import stats_document, stats_table
+from .store.base import ConversationStore
 from .store.sqlite import SQLiteStore
 from .testsend import send_test
 from .web import serve
@@ -151,6 +152,7 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
             f"Experiment {experiment.name} (step {experiment.step}), checkouts per arm: {arms};"
             " 'cartrescue report' compares the arms once there is data.\n"
         )
+    demo_conversation(store, clock, out)
     store.close()
     return EXIT_OK if report.ok else EXIT_FAILED
 
@@ -164,11 +166,15 @@ def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
     with config.store() as store:
         now = utc_now()
         stats = store.stats(now)
+        reasons = store.reason_counts() if isinstance(store, ConversationStore) else {}
     stale = stale_schedule(stats.last_pass_completed, config, now=now)
     if args.json:
-        out.write(json.dumps(stats_document(stats, now=now, stale=stale), indent=2) + "\n")
+        document = stats_document(stats, now=now, stale=stale, reasons=reasons)
+        out.write(json.dumps(document, indent=2) + "\n")
     else:
-        out.write(stats_table(stats, now=now, locale=config.shop.locale, stale=stale))
+        out.write(
+            stats_table(stats, now=now, locale=config.shop.locale, stale=stale, reasons=reasons)
+        )
     return EXIT_FAILED if stale else EXIT_OK
 
 
@@ -339,6 +345,7 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
             mounts={links.path: links.app()} if links else None,
             connector=connector if isinstance(connector, WebhookCapable) else None,
             shop=config.shop,
+            conversations=config.conversations(store),
         )
 
         name: ServerName = args.server or ("waitress" if waitress_installed() else "wsgiref")

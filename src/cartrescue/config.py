@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from .channels.base import Channel
 from .clock import Clock, utc_now
 from .connectors.base import Connector
+from .conversations import Conversations, EmailForwarder, Forwarder, WebhookForwarder
 from .engine import Recovery
 from .errors import CartRescueError, ConfigError, ConfigProblem, PluginError
 from .experiments import Arm, Experiment, ExperimentPlan
@@ -44,7 +45,7 @@ from .settings.sections import (
     LinksSettings,
     PolicySettings,
 )
-from .store.base import AttributionWindows, Store
+from .store.base import AttributionWindows, ConversationStore, Store
 from .store.sqlite import SQLiteStore
 from .web_settings import web_settings
 
@@ -470,6 +471,34 @@ class Config:
         return SelfHostedLinks(
             store=store, home_url=self.shop.home_url, **_link_options(self.settings.links)
         )
+
+    def conversations(self, store: Store, *, clock: Clock = utc_now) -> Conversations | None:
+        """What ``[conversations]`` asks of replies (pause, forwards); None when ``store``
+        keeps no conversations."""
+        if not isinstance(store, ConversationStore):
+            return None
+        settings = self.settings.conversations
+        forwarders: list[Forwarder] = []
+        if settings.webhook_url and settings.webhook_secret:
+            forwarders.append(
+                WebhookForwarder(settings.webhook_url, settings.webhook_secret, clock=clock)
+            )
+        if settings.email_to:
+            options = (self.data.get("channels") or {}).get("email")
+            if not options:
+                raise ConfigError(
+                    "forwarding replies by email needs an email channel",
+                    key="conversations.email_to",
+                    fix="add [channels.email], or remove email_to",
+                )
+            channel = build_plugin(
+                CHANNELS, options, key="channels.email", env=self.env, extra={"kind": "email"}
+            )
+            if not isinstance(channel, Channel):
+                raise ConfigError("not a channel", key="channels.email.type")
+            forwarders.append(EmailForwarder(channel, settings.email_to))
+        pause = None if settings.pause == "never" else settings.pause
+        return Conversations(store, pause=pause, forwarders=forwarders, clock=clock)
 
     def recovery(self, *, clock: Clock = utc_now, store: Store | None = None) -> Recovery:
         """Build the whole :class:`~cartrescue.engine.Recovery` this file describes."""

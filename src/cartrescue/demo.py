@@ -17,11 +17,13 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
-from .clock import Clock, utc_now
+from .clock import Clock, FrozenClock, utc_now
+from .conversations import Conversations, Forward, Reply
 from .errors import BadPayloadError
 from .experiments import Arm, Experiment, ExperimentPlan
+from .logmask import mask_contact
 from .models import (
     BadCheckout,
     Checkout,
@@ -35,10 +37,12 @@ from .models import (
     normalize_phone,
     parse_money,
 )
+from .store.sqlite import SQLiteStore
 
 __all__ = [
     "DemoConnector",
     "demo_checkouts",
+    "demo_conversation",
     "demo_data",
     "demo_experiments",
     "demo_shop",
@@ -191,3 +195,44 @@ class DemoConnector:
         )
         self.discounts.append(discount)
         return discount
+
+
+class _PrintedForward:
+    """The demo's forward: the webhook's JSON body, printed instead of posted."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def forward(self, forward: Forward) -> None:
+        body = json.dumps(forward.payload()["data"], indent=2, ensure_ascii=False)
+        self.out.write(f"Forwarded to the shop (the webhook's data):\n{body}\n")
+
+
+def demo_conversation(store: SQLiteStore, clock: Clock, out: TextIO) -> str | None:
+    """One conversation after the pass: the first buyer who got an SMS writes back; the
+    reply is recorded, forwarded (printed) and their checkout's reminders are held. Returns
+    the checkout's id (None when no SMS went out)."""
+    now = clock()
+    for checkout in store.active_checkouts(now - timedelta(days=30)):
+        customer = checkout.customer
+        sent = [e for e in store.outbox_for(checkout.id) if e.channel == "sms"]
+        if customer is None or customer.phone is None or not sent:
+            continue
+        conversations = Conversations(
+            store,
+            forwarders=[_PrintedForward(out)],
+            clock=FrozenClock(now + timedelta(minutes=20)),
+        )
+        text = "Can I pick it up in the shop?"
+        out.write(
+            f"\nA reply: {customer.first_name or 'a buyer'} ({mask_contact(customer.phone)}) "
+            f'answers the SMS for checkout {checkout.id}: "{text}"\n'
+        )
+        conversations.reply(Reply("demo", "sms", customer.phone, text, "demo-reply-1"))
+        until = store.paused_until(checkout.id)
+        out.write(
+            f"Checkout {checkout.id}: the next reminders are held (held: conversation) until "
+            f"{until:%Y-%m-%d %H:%M} UTC, while the shop answers.\n"
+        )
+        return checkout.id
+    return None

@@ -22,6 +22,7 @@ from .connectors.base import (
     ShopTimezone,
     find_purchases,
 )
+from .conversations import paused_until
 from .errors import (
     BadPayloadError,
     CartRescueError,
@@ -514,6 +515,7 @@ class Recovery:
             last_contacted=max((at for at in contacted if at is not None), default=None),
             last_discount=max((at for at in discounts if at is not None), default=None),
             opted_out=frozenset().union(*(known.optouts.get(c, ()) for c in contacts)),
+            paused_until=paused_until(self.store, checkout.id),
         )
 
     def _process(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hmac
 import html
 import logging
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -23,11 +24,14 @@ from .logmask import mask_contact
 from .store.base import Store
 
 __all__ = [
+    "LOCALE_START_WORDS",
+    "LOCALE_STOP_WORDS",
     "START_WORDS",
     "STOP_WORDS",
     "InboundHandler",
     "InboundRequest",
     "InboundResponse",
+    "fold",
     "keyword",
     "record_opt",
     "secret_matches",
@@ -43,6 +47,42 @@ START_WORDS = frozenset({"START", "YES", "UNSTOP"})
 """Twilio's opt-in keywords."""
 WHATSAPP_STOP = frozenset({"STOP PROMOTIONS"})
 """The text of the marketing-template opt-out quick-reply button."""
+
+LOCALE_STOP_WORDS: Mapping[str, frozenset[str]] = {
+    "en": frozenset({"STOP ALL", "OPT OUT", "OPT-OUT", "REMOVE"}),
+    "nb": frozenset({"STOPP", "AVSLUTT", "AVMELD", "MELD AV", "AVMELDING", "SLUTT"}),
+    "fi": frozenset({"LOPETA", "LOPETUS", "PERU", "POISTU", "EI KIITOS"}),
+    "hu": frozenset({"STOPP", "LEIRATKOZAS", "LEIRATKOZOM", "ALLJ", "LEMONDOM"}),
+    "ar": frozenset({"توقف", "قف", "الغاء", "الغاء الاشتراك", "ايقاف"}),
+    "pt-BR": frozenset({"PARAR", "PARE", "SAIR", "CANCELAR", "DESCADASTRAR", "DESINSCREVER"}),
+}
+"""The opt-out words a buyer writes in each shipped locale, beyond the English keywords (written
+without accents: :func:`keyword` folds them away, so ``LEIRATKOZÁS`` and ``إلغاء`` match)."""
+LOCALE_START_WORDS: Mapping[str, frozenset[str]] = {
+    "nb": frozenset({"STARTE"}),
+    "fi": frozenset({"ALOITA"}),
+    "hu": frozenset({"INDITAS", "FELIRATKOZAS"}),
+    "ar": frozenset({"ابدا", "اشتراك"}),
+    "pt-BR": frozenset({"INICIAR", "VOLTAR", "RECOMECAR"}),
+}
+"""Opt-in words per locale. A local "yes" (``JA``, ``SIM``, ``IGEN``, ``نعم``) is not one:
+it is more often the answer to a question than a request for more messages."""
+
+
+def fold(text: str) -> str:
+    """Upper case without accents, Arabic short vowels or hamza seats, spaces collapsed."""
+    decomposed = unicodedata.normalize("NFKD", " ".join(text.split()).upper())
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c) and c != "\u0640")
+    return unicodedata.normalize("NFC", bare)
+
+
+_STOP = frozenset(
+    fold(word)
+    for word in STOP_WORDS | WHATSAPP_STOP | frozenset().union(*LOCALE_STOP_WORDS.values())
+)
+_START = frozenset(
+    fold(word) for word in START_WORDS | frozenset().union(*LOCALE_START_WORDS.values())
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,11 +165,13 @@ def secret_matches(expected: str, given: str) -> bool:
 
 def keyword(body: str) -> str | None:
     """``"stop"``, ``"start"`` or ``None`` for an inbound message body: the whole body, trimmed
-    of spaces and final punctuation and in any case, must be one keyword."""
-    word = " ".join(body.split()).strip(".!").upper()
-    if word in STOP_WORDS or word in WHATSAPP_STOP:
+    of spaces and final punctuation, in any case and with or without accents, must be one
+    keyword of :data:`STOP_WORDS`, :data:`START_WORDS` or a shipped locale's words
+    (:data:`LOCALE_STOP_WORDS`, :data:`LOCALE_START_WORDS`), whatever the buyer's locale."""
+    word = fold(body).strip(".!¡؟?。 ")
+    if word in _STOP:
         return "stop"
-    if word in START_WORDS:
+    if word in _START:
         return "start"
     return None
 

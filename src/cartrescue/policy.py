@@ -140,6 +140,8 @@ class History:
     last_discount: datetime | None = None
     opted_out: frozenset[str] = frozenset()
     """Channels the contact opted out of; ``*`` means all."""
+    paused_until: datetime | None = None
+    """The buyer replied: no reminder before this time (``datetime.max``: until resumed)."""
 
 
 class Action(StrEnum):
@@ -161,7 +163,8 @@ class Decision:
     - ``send``: send ``step`` on ``channel`` to ``recipient`` now, with ``discount`` if set;
       ``superseded`` lists earlier steps that never went out and are now skipped.
     - ``wait``: nothing to send now; ``until`` is when to look again (None: no time known),
-      ``reason`` says why (``quiet hours``, ``frequency cap``, ``not due``).
+      ``reason`` says why (``quiet hours``, ``frequency cap``, ``not due``, ``conversation``:
+      the buyer replied).
     - ``skip``: record ``step`` as skipped for ``reason`` and decide again.
     - ``stop``: no more messages for this checkout; ``status`` is what to record
       (``converted``, ``done`` or ``stopped``) and ``reason`` why.
@@ -331,6 +334,9 @@ def decide(
     pending = [s for s in policy.steps if s.number not in handled]
     if not pending:
         return Decision(Action.STOP, "all steps done", status="done")
+    if history.paused_until is not None and now < history.paused_until:
+        until = None if history.paused_until.year == datetime.max.year else history.paused_until
+        return Decision(Action.WAIT, "conversation", until=until, step=pending[0].number)
     due = [s for s in pending if checkout.abandoned_at + s.delay <= now]
     if not due:
         return Decision(Action.WAIT, "not due", until=checkout.abandoned_at + pending[0].delay)
@@ -362,6 +368,8 @@ def decide(
     due_at = checkout.abandoned_at + step.delay
     if history.last_contacted is not None:
         due_at = max(due_at, history.last_contacted + policy.frequency_cap)
+    if history.paused_until is not None:  # a pause that ended: count overdue from its end
+        due_at = max(due_at, history.paused_until)
     sendable_from = next_window_open(due_at, zones, policy.send_window) or due_at
     if now - sendable_from > policy.max_overdue:
         return Decision(Action.SKIP, "overdue", step=step.number, superseded=superseded)

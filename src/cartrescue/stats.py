@@ -8,6 +8,7 @@ removed or changes meaning.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from babel.dates import format_timedelta
 from babel.numbers import format_currency
 
+from .reasons import REASONS
 from .store.base import Stats
 
 __all__ = ["STATS_SCHEMA", "humanize_age", "humanize_duration", "stats_document", "stats_table"]
@@ -53,8 +55,11 @@ def _time(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat()
 
 
-def stats_document(stats: Stats, *, now: datetime, stale: str | None) -> dict[str, Any]:
-    """The ``stats --json`` document (see the README for every field)."""
+def stats_document(
+    stats: Stats, *, now: datetime, stale: str | None, reasons: Mapping[str, int] | None = None
+) -> dict[str, Any]:
+    """The ``stats --json`` document (see the README for every field); ``reasons`` counts
+    the checkouts per stated abandonment reason (:data:`~cartrescue.conversations.REASONS`)."""
     age = None if stats.last_pass_completed is None else now - stats.last_pass_completed
     return {
         "schema": STATS_SCHEMA,
@@ -75,6 +80,7 @@ def stats_document(stats: Stats, *, now: datetime, stale: str | None) -> dict[st
         "opt_outs": stats.opt_outs,
         "bad_payloads": stats.bad_payloads,
         "skip_reasons": dict(sorted(stats.skip_reasons.items())),
+        "abandonment_reasons": dict(sorted((reasons or {}).items())),
         "not_rendered": stats.not_rendered,
         "passes_completed": stats.passes_completed,
         "last_pass_started": _time(stats.last_pass_started),
@@ -100,8 +106,16 @@ def _matrix(stats: Stats) -> list[str]:
     return lines
 
 
-def stats_table(stats: Stats, *, now: datetime, locale: str, stale: str | None) -> str:
-    """The ``stats`` table; revenue is formatted for ``locale`` (the shop's)."""
+def stats_table(
+    stats: Stats,
+    *,
+    now: datetime,
+    locale: str,
+    stale: str | None,
+    reasons: Mapping[str, int] | None = None,
+) -> str:
+    """The ``stats`` table; revenue is formatted for ``locale`` (the shop's); ``reasons`` as
+    for :func:`stats_document`."""
     lines = [f"Checkouts seen:       {stats.checkouts_seen}"]
     lines += [f"  {status:<20}{n}" for status, n in sorted(stats.checkouts_by_status.items())]
     lines += ["", "Messages per step, channel and outcome:", *_matrix(stats), ""]
@@ -133,6 +147,12 @@ def stats_table(stats: Stats, *, now: datetime, locale: str, stale: str | None) 
         lines.append("Not messaged, by reason:")
         pad = max(34, *(len(r) + 2 for r in stats.skip_reasons))
         lines += [f"  {reason:<{pad}}{n}" for reason, n in sorted(stats.skip_reasons.items())]
+    if reasons:
+        lines.append("Why they left (as buyers answered):")
+        lines += [
+            f"  {REASONS.get(reason, reason):<34}{n}"
+            for reason, n in sorted(reasons.items(), key=lambda item: (-item[1], item[0]))
+        ]
     lines.append("")
     lines.append(f"Passes completed:     {stats.passes_completed}")
     last = stats.last_pass_completed

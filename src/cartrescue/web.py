@@ -5,6 +5,8 @@ the :class:`~cartrescue.inbound.InboundHandler` that owns the path:
 
 ``POST /twilio/sms``
     Twilio's incoming messages (:mod:`cartrescue.channels.twilio_inbound`).
+``GET /vonage/sms``, ``POST /vonage/sms``
+    Vonage's inbound SMS, signed (:mod:`cartrescue.channels.vonage_inbound`).
 ``GET /whatsapp``, ``POST /whatsapp``
     The WhatsApp Cloud API webhook (:mod:`cartrescue.channels.whatsapp_inbound`).
 ``GET /unsubscribe/<token>``, ``POST /unsubscribe/<token>``
@@ -34,15 +36,17 @@ from urllib.parse import urlsplit
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from .channels.twilio_inbound import TwilioInbound
+from .channels.vonage_inbound import VonageInbound
 from .channels.whatsapp_inbound import WhatsAppInbound
 from .clock import Clock, utc_now
 from .connectors.base import WebhookCapable
 from .connectors.webhooks import CheckoutWebhooks
+from .conversations import Conversations
 from .errors import ConfigError
 from .inbound import InboundHandler, InboundRequest, InboundResponse
 from .logmask import mask_text
 from .models import ShopInfo
-from .store.base import Store
+from .store.base import ConversationStore, Store
 from .unsubscribe import UnsubscribeHandler, UnsubscribeLinks
 from .web_server import make_server, serve
 
@@ -192,6 +196,9 @@ def make_app(
     connector: WebhookCapable | None = None,
     handlers: Sequence[InboundHandler] = (),
     shop: ShopInfo | None = None,
+    conversations: Conversations | None = None,
+    vonage_signature_secret: str | None = None,
+    vonage_signature_method: str = "md5hash",
 ) -> WSGIApplication:
     """The WSGI application described in this module's docstring.
 
@@ -204,16 +211,38 @@ def make_app(
     ``connector`` (one with the webhook capability) mounts ``/webhooks/checkouts``.
     ``handlers`` adds other :class:`~cartrescue.inbound.InboundHandler` s. ``shop`` names the
     shop on the unsubscribe page, and its locale is the page's language when the link does
-    not carry one.
+    not carry one. ``conversations`` is what replies that are not keywords go to (recorded,
+    paused, forwarded); by default, when ``store`` keeps conversations, they are recorded and
+    pause their checkout for :data:`~cartrescue.conversations.DEFAULT_PAUSE`.
     """
+    if conversations is None and isinstance(store, ConversationStore):
+        conversations = Conversations(store, clock=clock)
     if not public_url.startswith(("https://", "http://")):
         raise ConfigError(f"expected an http(s) URL, got {public_url!r}", key="web.public_url")
     routes: list[InboundHandler] = list(handlers)
     if twilio_auth_token:
-        routes.append(TwilioInbound(store, twilio_auth_token, clock=clock))
+        routes.append(
+            TwilioInbound(store, twilio_auth_token, clock=clock, conversations=conversations)
+        )
+    if vonage_signature_secret:
+        routes.append(
+            VonageInbound(
+                store,
+                vonage_signature_secret,
+                method=vonage_signature_method,
+                clock=clock,
+                conversations=conversations,
+            )
+        )
     if whatsapp_app_secret:
         routes.append(
-            WhatsAppInbound(store, whatsapp_app_secret, whatsapp_verify_token, clock=clock)
+            WhatsAppInbound(
+                store,
+                whatsapp_app_secret,
+                whatsapp_verify_token,
+                clock=clock,
+                conversations=conversations,
+            )
         )
     if connector is not None:
         routes.append(CheckoutWebhooks(connector, store, clock=clock))

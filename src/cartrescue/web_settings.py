@@ -9,8 +9,10 @@ from datetime import timedelta
 from typing import Any
 from wsgiref.types import WSGIApplication
 
+from .channels.vonage_inbound import SIGNATURE_METHODS
 from .clock import Clock, utc_now
 from .connectors.base import WebhookCapable
+from .conversations import Conversations
 from .errors import ConfigError
 from .models import ShopInfo
 from .store.base import Store
@@ -25,6 +27,7 @@ _SECRETS = (
     "twilio_auth_token",
     "whatsapp_app_secret",
     "whatsapp_verify_token",
+    "vonage_signature_secret",
 )
 
 
@@ -39,6 +42,8 @@ class WebSettings:
     twilio_auth_token: str | None = None
     whatsapp_app_secret: str | None = None
     whatsapp_verify_token: str | None = None
+    vonage_signature_secret: str | None = None
+    vonage_signature_method: str = "md5hash"
     host: str = "127.0.0.1"
     port: int = 8080
 
@@ -64,6 +69,7 @@ class WebSettings:
         connector: WebhookCapable | None = None,
         clock: Clock = utc_now,
         shop: ShopInfo | None = None,
+        conversations: Conversations | None = None,
     ) -> WSGIApplication:
         return make_app(
             store,
@@ -76,6 +82,9 @@ class WebSettings:
             connector=connector,
             clock=clock,
             shop=shop,
+            conversations=conversations,
+            vonage_signature_secret=self.vonage_signature_secret,
+            vonage_signature_method=self.vonage_signature_method,
         )
 
 
@@ -87,7 +96,8 @@ def web_settings(data: Mapping[str, Any], env: Mapping[str, str]) -> WebSettings
     from the environment variable it names, ``unsubscribe_secret_env``,
     ``unsubscribe_previous_secrets_env`` (older secrets still accepted after a rotation,
     separated by spaces or commas), ``twilio_auth_token_env``, ``whatsapp_app_secret_env``,
-    ``whatsapp_verify_token_env``.
+    ``whatsapp_verify_token_env``, ``vonage_signature_secret_env`` (with
+    ``vonage_signature_method``, ``md5hash`` by default).
     """
     table = data.get("web")
     if table is None:
@@ -99,6 +109,7 @@ def web_settings(data: Mapping[str, Any], env: Mapping[str, str]) -> WebSettings
         "host",
         "port",
         "unsubscribe_ttl_days",
+        "vonage_signature_method",
         *(f"{name}_env" for name in _SECRETS),
     }
     for name in table:
@@ -141,8 +152,15 @@ def web_settings(data: Mapping[str, Any], env: Mapping[str, str]) -> WebSettings
         raise ConfigError("expected an address such as '127.0.0.1'", key="web.host")
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port < 65536:
         raise ConfigError(f"expected a port number, got {port!r}", key="web.port")
+    method = table.get("vonage_signature_method", "md5hash")
+    if method not in SIGNATURE_METHODS:
+        raise ConfigError(
+            f"expected one of {', '.join(SIGNATURE_METHODS)}, got {method!r}",
+            key="web.vonage_signature_method",
+        )
     settings = WebSettings(
         public_url=url.rstrip("/"),
+        vonage_signature_method=method,
         host=host,
         port=port,
         unsubscribe_previous_secrets=previous,

@@ -9,8 +9,9 @@ import hmac
 import io
 import json
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 from wsgiref.util import setup_testing_defaults
 
 import pytest
@@ -18,7 +19,9 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from cartrescue.channels.twilio_inbound import twilio_signature
+from cartrescue.channels.vonage_inbound import vonage_signature
 from cartrescue.channels.whatsapp_inbound import whatsapp_signature
+from cartrescue.clock import FrozenClock
 from cartrescue.connectors.shopify import ShopifyConnector
 from cartrescue.connectors.woocommerce import WooCommerceConnector
 from cartrescue.errors import BadPayloadError
@@ -44,6 +47,8 @@ SECRET = "whsec-0123456789abcdef"
 TWILIO_TOKEN = "twilio-token-0123456789"
 WA_SECRET = "wa-app-secret-0123456789"
 PUBLIC = "https://shop.example/cartrescue"
+VONAGE_SECRET = "vonage-signature-secret-0123"
+VONAGE_NOW = 1_773_230_400  # 2026-03-11 12:00 UTC
 
 
 def _json(document: Any) -> bytes:
@@ -164,6 +169,56 @@ def test_signed_twilio_posts_never_fail_the_server(store: SQLiteStore, body: byt
     signature = twilio_signature(TWILIO_TOKEN, PUBLIC + "/twilio/sms", params)
     status = _status(app, "/twilio/sms", body, {"X-Twilio-Signature": signature})
     assert status in (200, 400, 413)
+
+
+@st.composite
+def vonage_inbound(draw: st.DrawFn) -> dict[str, Any]:
+    """The fields of a Vonage inbound SMS webhook (signed ones carry timestamp and nonce)."""
+    return {
+        "msisdn": draw(st.sampled_from(["4791234567", "36201234567", "", "+1 415"]) | any_text(20)),
+        "to": "4790000000",
+        "messageId": draw(st.text("0123456789ABCDEF", min_size=16, max_size=16)),
+        "text": draw(st.sampled_from(["STOP", "Stopp", "2", "hei", "", "a=b&c"]) | any_text()),
+        "type": draw(st.sampled_from(["text", "unicode", "binary"])),
+        "keyword": "STOP",
+        "message-timestamp": "2026-03-11 12:00:00",
+        "timestamp": str(VONAGE_NOW),
+        "nonce": draw(st.uuids().map(str)),
+    }
+
+
+@FUZZ
+@given(
+    st.one_of(mutated(vonage_inbound()).map(form_body), mutated(vonage_inbound()).map(_json)),
+    st.sampled_from(["md5hash", "sha256"]),
+)
+def test_signed_vonage_posts_never_fail_the_server(
+    store: SQLiteStore, body: bytes, method: str
+) -> None:
+    TALLY["web: vonage"] += 1
+    app = make_app(
+        store,
+        public_url=PUBLIC,
+        vonage_signature_secret=VONAGE_SECRET,
+        vonage_signature_method=method,
+        clock=FrozenClock(datetime.fromtimestamp(VONAGE_NOW, UTC)),
+    )
+    try:
+        if body.startswith(b"{"):
+            document = json.loads(body)
+            params = {str(k): "" if v is None else str(v) for k, v in document.items()}
+        else:
+            params = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+        "".join(f"{k}{v}" for k, v in params.items()).encode("utf-8")
+    except (UnicodeError, ValueError, AttributeError):
+        params = {"text": "\ud83d"}  # sent unsigned: the handler must refuse it, not fail
+    try:
+        sig = vonage_signature(VONAGE_SECRET, params, method)
+    except UnicodeError:
+        sig = "0" * 32
+    signed = urlencode({**params, "sig": sig}, errors="surrogatepass")
+    status = _status(app, "/vonage/sms", signed.encode(), {})
+    assert status in (200, 400, 403, 413)
 
 
 @FUZZ

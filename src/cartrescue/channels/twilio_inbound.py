@@ -3,9 +3,11 @@
 ``POST /twilio/sms``: the ``X-Twilio-Signature`` header is checked (HMAC-SHA1, keyed with the
 auth token, over the full public URL followed by every POST parameter name and value sorted by
 name, base64 — twilio.com/docs/usage/security). A body of one STOP-family keyword opts the
-sender out of SMS, a START-family keyword opts them back in; the answer is empty TwiML
-(Twilio sends its own confirmation). A message whose ``MessageSid`` was taken before (Twilio
-retries) changes nothing.
+sender out of SMS, a START-family keyword opts them back in; a digit "1"–"5" answers why the
+buyer left (:data:`~cartrescue.conversations.REASONS`); any other text is a reply
+handed to :class:`~cartrescue.conversations.Conversations` (recorded, the checkout paused,
+forwarded to the shop). The answer is empty TwiML (Twilio sends its own confirmation). A
+message whose ``MessageSid`` was taken before (Twilio retries) changes nothing.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Iterable
 from urllib.parse import parse_qsl
 
 from ..clock import Clock, utc_now
+from ..conversations import Conversations, Reply, reason_of
 from ..inbound import (
     FORBIDDEN,
     InboundRequest,
@@ -54,10 +57,18 @@ class TwilioInbound:
     route = "/twilio/sms"
     methods = ("POST",)
 
-    def __init__(self, store: Store, auth_token: str, *, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        store: Store,
+        auth_token: str,
+        *,
+        clock: Clock = utc_now,
+        conversations: Conversations | None = None,
+    ) -> None:
         self.store = store
         self.auth_token = auth_token
         self.clock = clock
+        self.conversations = conversations
 
     def handle(self, request: InboundRequest) -> InboundResponse:
         try:
@@ -75,13 +86,25 @@ class TwilioInbound:
         if sid and not self.store.record_delivery("twilio", sid[:200], self.clock()):
             log.info("web: Twilio message delivered again, ignored")
             return InboundResponse(200, TWIML_EMPTY, "text/xml; charset=utf-8")
-        word = keyword(fields.get("Body", ""))
+        text = fields.get("Body", "")
+        word = keyword(text)
+        if word is None and (self.conversations is None or not text.strip()):
+            return InboundResponse(200, TWIML_EMPTY, "text/xml; charset=utf-8")
+        try:
+            phone = normalize_phone(fields.get("From"))
+        except ValueError:
+            phone = None
+        if phone is None and word is None:
+            return InboundResponse(200, TWIML_EMPTY, "text/xml; charset=utf-8")
+        if phone is None:
+            return InboundResponse.text(400, "From is not a phone number\n")
         if word is not None:
-            try:
-                phone = normalize_phone(fields.get("From"))
-            except ValueError:
-                phone = None
-            if phone is None:
-                return InboundResponse.text(400, "From is not a phone number\n")
             record_opt(self.store, self.clock, phone, "sms", word, "twilio")
+        elif self.conversations is not None:
+            reply = Reply("twilio", "sms", phone, text.strip(), sid)
+            reason = reason_of(text)
+            if reason is not None:
+                self.conversations.reason(reply, reason)
+            else:
+                self.conversations.reply(reply)
         return InboundResponse(200, TWIML_EMPTY, "text/xml; charset=utf-8")

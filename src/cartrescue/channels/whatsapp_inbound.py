@@ -5,9 +5,12 @@
 ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body, keyed with the app secret>``.
 Failed statuses are recorded (131050 "user stopped marketing messages" is an opt-out; a failed
 message is marked failed in the outbox); STOP replies, the template's "Stop promotions" button
-and ``user_preferences`` stop/resume change the store's opt-outs. A message id (or a status
-of a message id) taken before — Meta retries a notification until it is answered 200 —
-changes nothing.
+and ``user_preferences`` stop/resume change the store's opt-outs. For
+:class:`~cartrescue.conversations.Conversations`: the "Not interested" quick reply ends the
+checkout's sequence, "I have a question" and other text are replies (recorded, paused,
+forwarded), an interactive list reply or a digit "1"–"5" is why the buyer left. A message
+id (or a status of a message id) taken before — Meta retries a notification until it is
+answered 200 — changes nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from ..clock import Clock, utc_now
+from ..conversations import NOT_INTERESTED, QUESTION, Conversations, Reply, quick_reply, reason_of
 from ..inbound import (
     FORBIDDEN,
     InboundRequest,
@@ -57,11 +61,13 @@ class WhatsAppInbound:
         verify_token: str | None = None,
         *,
         clock: Clock = utc_now,
+        conversations: Conversations | None = None,
     ) -> None:
         self.store = store
         self.app_secret = app_secret
         self.verify_token = verify_token
         self.clock = clock
+        self.conversations = conversations
 
     def handle(self, request: InboundRequest) -> InboundResponse:
         if request.method == "GET":
@@ -152,22 +158,47 @@ class WhatsAppInbound:
 
     def _message(self, message: Mapping[str, Any]) -> None:
         kind = message.get("type")
+        button = reason = None
         if kind == "text":
             text = message["text"]["body"]
-        elif kind == "button":
+        elif kind == "button":  # a template's quick-reply button
             text = message["button"].get("text") or message["button"].get("payload", "")
+            button = quick_reply(str(message["button"].get("payload") or text))
         elif kind == "interactive":
-            reply = message["interactive"].get("button_reply") or {}
-            text = reply.get("title", "")
+            interactive = message["interactive"]
+            choice = interactive.get("button_reply") or interactive.get("list_reply") or {}
+            text = choice.get("title", "")
+            button = quick_reply(str(choice.get("id") or text))
+            if interactive.get("list_reply"):
+                reason = reason_of(str(choice.get("id", "")))
         else:
             return
         if not self._first(message.get("id")):
             return
         word = keyword(str(text))
+        contact = self._contact(message["from"])
+        if contact is None:
+            return
         if word is not None:
-            contact = self._contact(message["from"])
-            if contact:
-                self._opt(contact, word)
+            self._opt(contact, word)
+            return
+        text = str(text).strip()
+        if self.conversations is None or not text:
+            return
+        message_id = message.get("id")
+        reply = Reply(
+            "whatsapp",
+            "whatsapp",
+            contact,
+            text,
+            message_id[:300] if isinstance(message_id, str) else None,
+        )
+        if button == NOT_INTERESTED:
+            self.conversations.not_interested(reply)
+        elif reason is not None or (kind == "text" and (reason := reason_of(text))):
+            self.conversations.reason(reply, reason)
+        elif kind == "text" or button == QUESTION:
+            self.conversations.reply(reply)
 
     def _preference(self, preference: Mapping[str, Any]) -> None:
         if preference.get("category") != "marketing_messages":

@@ -16,12 +16,15 @@ keys of that table are passed to its constructor as keyword arguments (a key end
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from ..errors import BadPayloadError, ConnectorError
 from ..models import BadCheckout, Checkout, Discount, DiscountOffer, Purchase
+
+log = logging.getLogger("cartrescue.connectors")
 
 __all__ = [
     "BulkPurchaseLookup",
@@ -100,8 +103,12 @@ def find_purchases(connector: object, checkouts: Sequence[Checkout]) -> dict[str
             found = connector.find_purchases(checkouts)
         except ConnectorError as err:
             return {checkout.id: err for checkout in checkouts}
-        missing = ConnectorError("the connector gave no answer for this checkout")
-        return {checkout.id: found.get(checkout.id, missing) for checkout in checkouts}
+        except Exception as err:  # a malformed answer must not end the pass: ask one by one
+            log.warning("bulk purchase check failed (%s); asking one by one", type(err).__name__)
+            found = {}
+        else:
+            missing = ConnectorError("the connector gave no answer for this checkout")
+            return {checkout.id: found.get(checkout.id, missing) for checkout in checkouts}
     if not isinstance(connector, PurchaseLookup):
         return {checkout.id: None for checkout in checkouts}
     answers: dict[str, PurchaseCheck] = {}
@@ -110,6 +117,10 @@ def find_purchases(connector: object, checkouts: Sequence[Checkout]) -> dict[str
             answers[checkout.id] = connector.find_purchase(checkout)
         except ConnectorError as err:
             answers[checkout.id] = err
+        except Exception as err:  # one malformed answer is that checkout's failed check
+            answers[checkout.id] = ConnectorError(
+                f"the purchase check failed: {type(err).__name__}"
+            )
     return answers
 
 

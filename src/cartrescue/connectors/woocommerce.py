@@ -343,7 +343,11 @@ class WooCommerceConnector:
                 "per_page": 100,
                 "_fields": ORDER_FIELDS,
             }
-            current = {o.get("id"): o for o in self._pages(query) if isinstance(o, Mapping)}
+            current = {
+                o["id"]: o
+                for o in self._pages(query)
+                if isinstance(o, Mapping) and isinstance(o.get("id"), int)
+            }
             for checkout, order_id in chunk:
                 order = current.get(order_id)
                 if order is None:

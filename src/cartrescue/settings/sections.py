@@ -23,6 +23,7 @@ __all__ = [
     "AttributionSettings",
     "ChannelAttributionSettings",
     "ConfigSettings",
+    "ConversationsSettings",
     "CostsSettings",
     "DiscountSettings",
     "ExperimentSettings",
@@ -191,6 +192,34 @@ class WebSettingsModel(SettingsModel):
     twilio_auth_token: SecretFromEnv | None = None
     whatsapp_app_secret: SecretFromEnv | None = None
     whatsapp_verify_token: SecretFromEnv | None = None
+    vonage_signature_secret: SecretFromEnv | None = None
+    vonage_signature_method: Literal["md5hash", "md5", "sha1", "sha256", "sha512"] = "md5hash"
+
+
+class ConversationsSettings(SettingsModel):
+    """``[conversations]``: what a reply that is not a keyword does. It is recorded on the
+    checkout, holds the checkout's remaining reminders for ``pause`` ("never" resumes them
+    never), and is forwarded to the shop: signed JSON to ``webhook_url`` (Standard Webhooks,
+    with a ``whsec_`` secret) and/or an email to ``email_to`` through ``[channels.email]``."""
+
+    pause: Duration | Literal["never"] = Field(
+        default=_to_duration("72h"), examples=["72h", "never"]
+    )
+    webhook_url: HttpUrl | None = None
+    webhook_secret: SecretFromEnv | None = None
+    email_to: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")] | None = Field(
+        default=None, examples=["support@myshop.example"]
+    )
+
+    @model_validator(mode="after")
+    def _webhook_has_a_secret(self) -> ConversationsSettings:
+        if (self.webhook_url is None) != (self.webhook_secret is None):
+            raise invalid(
+                "webhook_url and webhook_secret_env go together",
+                "set both (the secret is whsec_ followed by base64), or neither",
+                key="webhook_url",
+            )
+        return self
 
 
 class RunSettings(SettingsModel):
@@ -355,6 +384,7 @@ class ConfigSettings(SettingsModel):
     templates: TemplatesSettings = TemplatesSettings()
     links: LinksSettings | None = None
     web: WebSettingsModel | None = None
+    conversations: ConversationsSettings = ConversationsSettings()
     run: RunSettings = RunSettings()
     experiment: ExperimentSettings = ExperimentSettings()
     costs: CostsSettings = CostsSettings()

@@ -4,6 +4,8 @@ embedded SQLite default, and ``PostgresStore`` (``cartrescue.store.postgres``, w
 
 from .base import (
     CheckoutStore,
+    ConversationEntry,
+    ConversationStore,
     ConversionKind,
     LinkRecord,
     LinkStore,
@@ -21,6 +23,8 @@ from .sqlite import SCHEMA_VERSION, SQLiteStore
 __all__ = [
     "SCHEMA_VERSION",
     "CheckoutStore",
+    "ConversationEntry",
+    "ConversationStore",
     "ConversionKind",
     "LinkRecord",
     "LinkStore",

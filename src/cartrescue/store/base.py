@@ -14,6 +14,8 @@ be reasoned about (and tested) a job at a time:
 - :class:`LinkStore` — short links and their clicks, for the web redirect.
 - :class:`ReportStore` — events, conversions and stats: what ``stats`` and reports read.
   Append-only from the pass's point of view.
+- :class:`ConversationStore` (optional, outside :class:`Store`) — the replies a buyer wrote
+  and the pause they put on their checkout's reminders.
 
 The cut follows who reads and writes what: the web process needs links and opt-outs only,
 the send path outbox and opt-outs, reporting only the last. ``forget`` and ``close`` cross
@@ -40,6 +42,8 @@ __all__ = [
     "AttributionWindows",
     "BreakdownFacts",
     "CheckoutStore",
+    "ConversationEntry",
+    "ConversationStore",
     "ConversionKind",
     "DayFacts",
     "ExperimentStore",
@@ -468,4 +472,60 @@ class ExperimentStore(Protocol):
         self, since: datetime, until: datetime, windows: AttributionWindows
     ) -> ReportFacts:
         """The aggregates of :class:`ReportFacts` for checkouts abandoned in the span."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationEntry:
+    """One message of a checkout's conversation: ``direction`` is ``in`` (the buyer wrote)
+    or ``out``; ``source`` names the provider that delivered it (``twilio``)."""
+
+    checkout_id: str
+    at: datetime
+    channel: str
+    direction: Literal["in", "out"]
+    text: str
+    source: str
+
+
+@runtime_checkable
+class ConversationStore(Protocol):
+    """What conversations (replies that are not keywords) need of a store, besides
+    :class:`Store`. :class:`~cartrescue.store.sqlite.SQLiteStore` has it; with a store
+    without it replies are still verified and keywords still act, but other replies are
+    neither recorded nor pause anything."""
+
+    def checkout_for_contact(self, contact: str) -> Checkout | None:
+        """The checkout a reply from ``contact`` (E.164 phone or lower-case email) is about:
+        its latest open checkout, else its latest checkout; None when there is none."""
+        ...
+
+    def add_conversation_entry(self, entry: ConversationEntry, message_id: str | None) -> bool:
+        """Record ``entry``; False (and nothing recorded) when ``message_id`` from the same
+        ``source`` was recorded before."""
+        ...
+
+    def conversation(self, checkout_id: str) -> list[ConversationEntry]:
+        """The checkout's conversation, oldest first."""
+        ...
+
+    def pause_checkout(self, checkout_id: str, until: datetime | None, at: datetime) -> None:
+        """Hold the checkout's remaining reminders until ``until`` (None: for good)."""
+        ...
+
+    def paused_until(self, checkout_id: str) -> datetime | None:
+        """When the checkout's pause ends: None when it is not paused, ``datetime.max``
+        (UTC) when it is paused for good."""
+        ...
+
+    def record_reason(self, checkout_id: str, reason: str, at: datetime) -> None:
+        """Record why the buyer says they left (a later answer replaces an earlier one)."""
+        ...
+
+    def abandonment_reason(self, checkout_id: str) -> str | None:
+        """The reason the buyer gave for this checkout, if any."""
+        ...
+
+    def reason_counts(self) -> dict[str, int]:
+        """Reason → how many checkouts gave it."""
         ...

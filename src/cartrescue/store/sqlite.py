@@ -32,6 +32,7 @@ from .base import (
     RELEASED,
     AttributionWindows,
     BreakdownFacts,
+    ConversationEntry,
     ConversionKind,
     DayFacts,
     GroupFacts,
@@ -178,6 +179,27 @@ _MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (checkout_id, experiment)
     );
     CREATE INDEX assignments_arm ON assignments (experiment, arm);
+    """,
+    # 4: conversations: what buyers replied, and the pause a reply puts on the reminders.
+    """
+    CREATE TABLE conversation (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        checkout_id TEXT NOT NULL,
+        at TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        direction TEXT NOT NULL,
+        text TEXT NOT NULL,
+        source TEXT NOT NULL,
+        message_id TEXT,
+        UNIQUE (source, message_id)
+    );
+    CREATE INDEX conversation_checkout ON conversation (checkout_id, id);
+    CREATE TABLE pauses (
+        checkout_id TEXT PRIMARY KEY, until TEXT, at TEXT NOT NULL
+    );
+    CREATE TABLE reasons (
+        checkout_id TEXT PRIMARY KEY, reason TEXT NOT NULL, at TEXT NOT NULL
+    );
     """,
 )
 DELIVERY_MEMORY = timedelta(days=7)
@@ -556,6 +578,85 @@ class SQLiteStore:
     def checkout(self, checkout_id: str) -> Checkout | None:
         rows = self._query("SELECT data FROM checkouts WHERE id = ?", (checkout_id,))
         return Checkout.from_dict(json.loads(str(rows[0][0]))) if rows else None
+
+    # -- conversations ----------------------------------------------------------------------
+    def checkout_for_contact(self, contact: str) -> Checkout | None:
+        rows = self._query(
+            "SELECT data FROM checkouts WHERE phone = ? OR email = ? "
+            "ORDER BY status = 'open' DESC, abandoned_at DESC LIMIT 1",
+            (contact, contact.lower()),
+        )
+        try:
+            return Checkout.from_dict(json.loads(str(rows[0][0]))) if rows else None
+        except (BadPayloadError, ValueError, RecursionError):
+            return None
+
+    def add_conversation_entry(self, entry: ConversationEntry, message_id: str | None) -> bool:
+        with self._tx() as db:
+            inserted = db.execute(
+                "INSERT INTO conversation (checkout_id, at, channel, direction, text, source,"
+                " message_id) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (
+                    entry.checkout_id,
+                    _ts(entry.at),
+                    entry.channel,
+                    entry.direction,
+                    entry.text,
+                    entry.source,
+                    message_id,
+                ),
+            ).rowcount
+        return bool(inserted)
+
+    def conversation(self, checkout_id: str) -> list[ConversationEntry]:
+        rows = self._query(
+            "SELECT at, channel, direction, text, source FROM conversation"
+            " WHERE checkout_id = ? ORDER BY id",
+            (checkout_id,),
+        )
+        return [
+            ConversationEntry(
+                checkout_id,
+                datetime.fromisoformat(str(at)),
+                str(channel),
+                "out" if direction == "out" else "in",
+                str(text),
+                str(source),
+            )
+            for at, channel, direction, text, source in rows
+        ]
+
+    def pause_checkout(self, checkout_id: str, until: datetime | None, at: datetime) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO pauses (checkout_id, until, at) VALUES (?, ?, ?)"
+                " ON CONFLICT (checkout_id) DO UPDATE SET until = excluded.until, at = excluded.at",
+                (checkout_id, None if until is None else _ts(until), _ts(at)),
+            )
+
+    def record_reason(self, checkout_id: str, reason: str, at: datetime) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO reasons (checkout_id, reason, at) VALUES (?, ?, ?)"
+                " ON CONFLICT (checkout_id) DO UPDATE SET reason = excluded.reason,"
+                " at = excluded.at",
+                (checkout_id, reason, _ts(at)),
+            )
+
+    def abandonment_reason(self, checkout_id: str) -> str | None:
+        rows = self._query("SELECT reason FROM reasons WHERE checkout_id = ?", (checkout_id,))
+        return str(rows[0][0]) if rows else None
+
+    def reason_counts(self) -> dict[str, int]:
+        rows = self._query("SELECT reason, count(*) FROM reasons GROUP BY reason")
+        return {str(reason): int(n) for reason, n in rows}
+
+    def paused_until(self, checkout_id: str) -> datetime | None:
+        rows = self._query("SELECT until FROM pauses WHERE checkout_id = ?", (checkout_id,))
+        if not rows:
+            return None
+        until = rows[0][0]
+        return datetime.max.replace(tzinfo=UTC) if until is None else _dt(str(until))
 
     def checkout_status(self, checkout_id: str) -> str | None:
         rows = self._query("SELECT status FROM checkouts WHERE id = ?", (checkout_id,))
@@ -1067,6 +1168,9 @@ class SQLiteStore:
                 ("links", "checkout_id"),
                 ("clicks", "checkout_id"),
                 ("assignments", "checkout_id"),
+                ("conversation", "checkout_id"),
+                ("pauses", "checkout_id"),
+                ("reasons", "checkout_id"),
                 ("bad_checkouts", "id"),
             ):
                 removed += db.execute(

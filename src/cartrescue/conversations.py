@@ -1,0 +1,421 @@
+"""Conversations: a reply that is not a keyword is recorded on its checkout, pauses that
+checkout's remaining reminders, and is forwarded to the shop.
+
+The inbound handlers (:mod:`cartrescue.channels.twilio_inbound`,
+:mod:`cartrescue.channels.whatsapp_inbound`) hand each verified, first-seen reply to
+:meth:`Conversations.reply`. The checkout is the sender's latest open one; the reply is kept
+in the store (:class:`~cartrescue.store.base.ConversationStore`), the checkout is paused for
+``pause`` (``None``: until someone resumes it), and each :class:`Forwarder` gets a
+:class:`Forward`: :class:`WebhookForwarder` POSTs it as JSON signed in the Standard Webhooks
+style, :class:`EmailForwarder` mails it to a support address through the email channel.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol, runtime_checkable
+
+import requests
+
+from .channels.base import Channel
+from .clock import Clock, utc_now
+from .errors import CartRescueError, ConfigError
+from .http import HttpClient
+from .inbound import fold
+from .logmask import mask_contact, mask_text
+from .models import ChannelKind, Checkout, Content, Message
+from .reasons import REASONS, reason_of
+from .store.base import ConversationEntry, ConversationStore, Store
+
+__all__ = [
+    "DEFAULT_PAUSE",
+    "NEVER",
+    "NOT_INTERESTED",
+    "QUESTION",
+    "REASONS",
+    "Conversations",
+    "EmailForwarder",
+    "Forward",
+    "Forwarder",
+    "Reply",
+    "WebhookForwarder",
+    "quick_reply",
+    "reason_of",
+    "standard_webhook_signature",
+]
+
+log = logging.getLogger("cartrescue.conversations")
+
+DEFAULT_PAUSE = timedelta(hours=72)
+"""How long a reply holds the checkout's remaining reminders by default."""
+NEVER = datetime.max.replace(tzinfo=UTC)
+"""The end of a pause that never ends by itself."""
+
+NOT_INTERESTED = "not_interested"
+"""The quick reply that ends the sequence for the checkout (it is not an opt-out)."""
+QUESTION = "question"
+"""The quick reply that is forwarded to the shop and pauses the sequence, like a reply."""
+_QUICK_REPLIES: Mapping[str, frozenset[str]] = {
+    NOT_INTERESTED: frozenset(
+        {
+            "NOT_INTERESTED",
+            "NOT INTERESTED",
+            "IKKE INTERESSERT",
+            "EI KIINNOSTA",
+            "NEM ERDEKEL",
+            "غير مهتم",
+            "NAO TENHO INTERESSE",
+            "SEM INTERESSE",
+        }
+    ),
+    QUESTION: frozenset(
+        {
+            "QUESTION",
+            "I HAVE A QUESTION",
+            "JEG HAR ET SPORSMAL",
+            "MINULLA ON KYSYMYS",
+            "KERDESEM VAN",
+            "لدي سؤال",
+            "TENHO UMA PERGUNTA",
+        }
+    ),
+}
+"""A quick-reply button's payload (``NOT_INTERESTED``, ``QUESTION``) or its title in a
+shipped language, folded as :func:`~cartrescue.inbound.keyword` folds words."""
+
+
+def quick_reply(payload: str) -> str | None:
+    """:data:`NOT_INTERESTED`, :data:`QUESTION` or None for a button's payload or title."""
+    folded = fold(payload).strip(".!?")
+    for kind, words in _QUICK_REPLIES.items():
+        if folded in {fold(w) for w in words}:
+            return kind
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A verified reply as an inbound handler hands it over: ``source`` is the provider
+    (``twilio``), ``contact`` the sender in E.164 (or a lower-case email), ``message_id`` the
+    provider's id, which makes a second delivery change nothing."""
+
+    source: str
+    channel: ChannelKind
+    contact: str
+    text: str
+    message_id: str | None = None
+
+    def __post_init__(self) -> None:
+        # Text from a JSON body may hold lone surrogates, which no store or email can carry.
+        for name in ("text", "message_id"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, value.encode("utf-8", "replace").decode("utf-8"))
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """What the shop gets for one reply: the reply, its checkout and the conversation so far
+    (the reply last)."""
+
+    id: str
+    reply: Reply
+    checkout: Checkout
+    conversation: tuple[ConversationEntry, ...]
+    at: datetime
+
+    def payload(self) -> dict[str, Any]:
+        """The JSON document a webhook receives (Standard Webhooks' ``type``, ``timestamp``,
+        ``data``)."""
+        customer = self.checkout.customer
+        return {
+            "type": "conversation.reply",
+            "timestamp": self.at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "data": {
+                "checkout_id": self.checkout.id,
+                "channel": self.reply.channel,
+                "reply": self.reply.text,
+                "first_name": customer.first_name if customer else None,
+                "contact": mask_contact(self.reply.contact),
+                "items": [
+                    {"title": item.title, "quantity": item.quantity, "price": str(item.price)}
+                    for item in self.checkout.line_items
+                ],
+                "total": str(self.checkout.total),
+                "currency": self.checkout.currency,
+                "recovery_url": self.checkout.recovery_url,
+                "conversation": [
+                    {
+                        "at": entry.at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+                        "direction": entry.direction,
+                        "channel": entry.channel,
+                        "text": entry.text,
+                    }
+                    for entry in self.conversation
+                ],
+            },
+        }
+
+    def text(self) -> str:
+        """The forward as a plain-text email body."""
+        data = self.payload()["data"]
+        lines = [
+            f"{data['first_name'] or 'A buyer'} ({data['contact']}) replied by {data['channel']}:",
+            "",
+            f"  {self.reply.text}",
+            "",
+            f"Checkout {data['checkout_id']}, {data['total']} {data['currency']}:",
+            *(f"  {i['quantity']} × {i['title']} ({i['price']})" for i in data["items"]),
+            f"Recovery link: {data['recovery_url']}",
+            "",
+            "The conversation so far:",
+            *(
+                f"  {e['at']} {'buyer' if e['direction'] == 'in' else 'shop'} ({e['channel']}): "
+                f"{e['text']}"
+                for e in data["conversation"]
+            ),
+            "",
+            "The reminders for this checkout are paused. Answer the buyer from your own tools.",
+        ]
+        return "\n".join(lines) + "\n"
+
+
+@runtime_checkable
+class Forwarder(Protocol):
+    """Delivers a :class:`Forward` to the shop. ``forward`` raises
+    :class:`~cartrescue.errors.CartRescueError` when it could not; the reply stays recorded
+    and the failure is logged and counted (event ``forward_failed``)."""
+
+    def forward(self, forward: Forward) -> None: ...
+
+
+def _secret_key(secret: str) -> bytes:
+    try:
+        return base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+    except (binascii.Error, ValueError) as err:
+        raise ConfigError(
+            "expected a Standard Webhooks secret: whsec_ followed by base64",
+            key="conversations.webhook_secret_env",
+        ) from err
+
+
+def standard_webhook_signature(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """``webhook-signature`` for ``body``: ``v1,`` and the base64 HMAC-SHA256, keyed with the
+    base64-decoded part of ``secret`` after ``whsec_``, of ``"<id>.<timestamp>.<body>"``."""
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    digest = hmac.new(_secret_key(secret), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+class WebhookForwarder:
+    """POSTs each forward to ``url`` as JSON with ``webhook-id``, ``webhook-timestamp`` and
+    ``webhook-signature`` (Standard Webhooks), so a receiver can verify it with a ready-made
+    library. A retry carries the same ``webhook-id``."""
+
+    def __init__(
+        self,
+        url: str,
+        secret: str,
+        *,
+        session: requests.Session | None = None,
+        timeout: float = 10.0,
+        attempts: int = 3,
+        clock: Clock = utc_now,
+    ) -> None:
+        if len(_secret_key(secret)) < 16:
+            raise ConfigError(
+                "the webhook secret is too short: use at least 16 random bytes",
+                key="conversations.webhook_secret_env",
+            )
+        self.secret = secret
+        self.clock = clock
+        self.client = HttpClient(
+            "conversation webhook",
+            url,
+            session=session,
+            timeout=timeout,
+            attempts=attempts,
+            max_wait=5.0,
+            secrets=(secret,),
+            retry_statuses=(408, 429),
+        )
+
+    def forward(self, forward: Forward) -> None:
+        body = json.dumps(forward.payload(), ensure_ascii=False, sort_keys=True).encode()
+        timestamp = int(self.clock().timestamp())
+        headers = {
+            "Content-Type": "application/json",
+            "webhook-id": forward.id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": standard_webhook_signature(
+                self.secret, forward.id, timestamp, body
+            ),
+        }
+        self.client.request("POST", self.client.base_url, retry=True, data=body, headers=headers)
+
+
+class EmailForwarder:
+    """Mails each forward to ``to`` (the shop's support address) through ``channel``, the
+    configured email channel."""
+
+    def __init__(self, channel: Channel, to: str) -> None:
+        if channel.kind != "email":
+            raise ConfigError("forwarding by email needs the email channel", key="channels.email")
+        if "@" not in to:
+            raise ConfigError(
+                f"expected an email address, got {to!r}", key="conversations.email_to"
+            )
+        self.channel = channel
+        self.to = to
+
+    def forward(self, forward: Forward) -> None:
+        customer = forward.checkout.customer
+        who = (customer.first_name if customer else None) or mask_contact(forward.reply.contact)
+        message = Message(
+            key=f"{forward.checkout.id}:reply:{forward.id}",
+            channel="email",
+            to=self.to,
+            checkout_id=forward.checkout.id,
+            step=0,
+            locale="en",
+            content=Content(
+                text=forward.text(),
+                subject=f"Reply from {who} about checkout {forward.checkout.id}",
+            ),
+        )
+        self.channel.send(message)
+
+
+class Conversations:
+    """Records replies on their checkout, pauses it and forwards them (see the module)."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        pause: timedelta | None = DEFAULT_PAUSE,
+        forwarders: Sequence[Forwarder] = (),
+        clock: Clock = utc_now,
+    ) -> None:
+        if not isinstance(store, ConversationStore):
+            raise ConfigError(
+                f"{type(store).__name__} does not keep conversations",
+                key="conversations",
+                fix="use the SQLite store, or remove [conversations]",
+            )
+        if pause is not None and pause <= timedelta(0):
+            raise ConfigError("expected a positive pause", key="conversations.pause")
+        self.store = store
+        self.conversations: ConversationStore = store
+        self.pause = pause
+        self.forwarders = tuple(forwarders)
+        self.clock = clock
+
+    def _record(self, reply: Reply) -> Checkout | None:
+        """The checkout ``reply`` is about, with the reply recorded on it; None when there is
+        none or the reply was recorded before."""
+        checkout = self.conversations.checkout_for_contact(reply.contact)
+        who = mask_contact(reply.contact)
+        if checkout is None:
+            log.info("conversation: reply from %s on %s matches no checkout", who, reply.channel)
+            return None
+        entry = ConversationEntry(
+            checkout.id, self.clock(), reply.channel, "in", reply.text, reply.source
+        )
+        if not self.conversations.add_conversation_entry(entry, reply.message_id):
+            log.info("conversation: reply from %s delivered again, ignored", who)
+            return None
+        return checkout
+
+    def not_interested(self, reply: Reply) -> bool:
+        """End the sequence of the checkout ``reply`` is about (the buyer pressed "Not
+        interested"); the contact is not opted out and a later purchase still counts."""
+        checkout = self._record(reply)
+        if checkout is None:
+            return False
+        now = self.clock()
+        self.store.close_checkout(checkout.id, "done", "not interested", now)
+        self.store.record_event(
+            "not_interested", now, checkout_id=checkout.id, channel=reply.channel
+        )
+        log.info("conversation: checkout=%s not interested, sequence ended", checkout.id)
+        return True
+
+    def reason(self, reply: Reply, reason: str) -> bool:
+        """Record ``reason`` (a :data:`REASONS` id) as why the buyer left the checkout
+        ``reply`` is about."""
+        if reason not in REASONS:
+            raise ValueError(f"unknown reason {reason!r}")
+        checkout = self._record(reply)
+        if checkout is None:
+            return False
+        now = self.clock()
+        self.conversations.record_reason(checkout.id, reason, now)
+        self.store.record_event(
+            "reason", now, checkout_id=checkout.id, channel=reply.channel, detail=reason
+        )
+        log.info("conversation: checkout=%s left because of %s", checkout.id, REASONS[reason])
+        return True
+
+    def reply(self, reply: Reply) -> bool:
+        """Record ``reply``, pause its checkout and forward it; False when there is no
+        checkout for its sender or the same message was recorded before."""
+        checkout = self._record(reply)
+        if checkout is None:
+            return False
+        now = self.clock()
+        who = mask_contact(reply.contact)
+        until = None if self.pause is None else min(now + self.pause, NEVER)
+        self.conversations.pause_checkout(checkout.id, until, now)
+        self.store.record_event("reply", now, checkout_id=checkout.id, channel=reply.channel)
+        log.info(
+            "conversation: checkout=%s reply from %s on %s (%d characters), paused %s",
+            checkout.id,
+            who,
+            reply.channel,
+            len(reply.text),
+            "for good" if until is None else f"until {until.isoformat()}",
+        )
+        forward = Forward(
+            id=_forward_id(reply, checkout.id, now),
+            reply=reply,
+            checkout=checkout,
+            conversation=tuple(self.conversations.conversation(checkout.id)),
+            at=now,
+        )
+        for forwarder in self.forwarders:
+            name = type(forwarder).__name__
+            try:
+                forwarder.forward(forward)
+            except CartRescueError as err:
+                log.error(
+                    "conversation: checkout=%s %s failed: %s",
+                    checkout.id,
+                    name,
+                    mask_text(str(err)),
+                )
+                self.store.record_event("forward_failed", now, checkout_id=checkout.id, detail=name)
+            else:
+                self.store.record_event("forwarded", now, checkout_id=checkout.id, detail=name)
+        return True
+
+
+def _forward_id(reply: Reply, checkout_id: str, at: datetime) -> str:
+    seed = reply.message_id or f"{checkout_id}\0{reply.contact}\0{at.isoformat()}"
+    return "msg_" + hashlib.sha256(f"{reply.source}\0{seed}".encode()).hexdigest()[:32]
+
+
+def paused_until(store: object, checkout_id: str) -> datetime | None:
+    """When ``checkout_id``'s pause ends (:data:`NEVER` for good), None when it is not paused
+    or ``store`` keeps no conversations."""
+    if isinstance(store, ConversationStore):
+        return store.paused_until(checkout_id)
+    return None
