@@ -13,8 +13,6 @@ import pytest
 
 pytest.importorskip("celery", reason="pip install -e '.[celery]' to run the Celery tests")
 
-import itertools
-
 import redis
 
 from cartrescue.celery import RUN_SHOP, RedisRateLimiter, ShopLock, create_app, run_pass
@@ -64,10 +62,12 @@ def test_the_limiter_spaces_calls_across_clients(redis_url):
     for thread in threads:
         thread.join(timeout=10)
     times.sort()
-    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert len(times) == 24
-    assert min(gaps) > 0.02  # 1/40 s apart, less timer slack; unshared they would burst
-    assert times[-1] - times[0] >= 23 / 40 - 0.05
+    # Shared, the 24 calls are spaced 1/40 s apart; each client alone would let its 8 go in
+    # 0.2 s, all three together in the same 0.2 s. (Thread wake-ups jitter a little.)
+    assert times[-1] - times[0] >= 0.9 * 23 / 40
+    in_half_second = max(sum(1 for t in times if start <= t < start + 0.5) for start in times)
+    assert in_half_second <= 21
 
 
 def test_a_shop_runs_once_at_a_time_and_a_dead_holder_loses_the_lease(redis_url):
