@@ -134,3 +134,12 @@ def test_a_single_shop_file_is_its_own_shop(tmp_path):
     assert loaded.store_path().endswith("store.sqlite3")
     with pytest.raises(ConfigError):
         select_shops(loaded, "nordlys")
+
+
+def test_validate_checks_every_shop(config):
+    loaded = load_config(config)
+    loaded.validate()
+    loaded.shops["lisboa"].data["channels"]["sms"]["type"] = "nosuch"
+    with pytest.raises(ConfigError) as err:
+        loaded.validate()
+    assert [p.key for p in err.value.problems] == ["shops.lisboa.channels.sms.type"]

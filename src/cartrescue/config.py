@@ -526,7 +526,18 @@ class Config:
         """Build every part once (without network calls); one ConfigError lists every
         problem found."""
         problems: list[ConfigProblem] = []
-        for build in (self.connector, self.channels, self.renderer, self.store_hash_key):
+        for name, shop in self.shops.items():
+            try:
+                shop.validate()
+            except ConfigError as err:
+                problems.extend(
+                    ConfigProblem(
+                        f"shops.{name}.{p.key}" if p.key else f"shops.{name}", p.message, p.fix
+                    )
+                    for p in err.problems
+                )
+        builds = (self.connector, self.channels, self.renderer, self.store_hash_key)
+        for build in builds[2:] if self.shops else builds:
             try:
                 build()
             except ConfigError as err:
