@@ -31,6 +31,7 @@ from .models import CHANNEL_KINDS, normalize_email, normalize_phone
 from .preview import preview, preview_body, preview_line, preview_setup, write_html
 from .progress import terminal_progress
 from .settings import config_schema
+from .shops import combine_stats, select_shops
 from .stats import stats_document, stats_table
 from .store.base import ConversationStore
 from .store.sqlite import SQLiteStore
@@ -92,20 +93,24 @@ def _print_messages(report: RunReport, out: TextIO) -> None:
 
 
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
-    config = _config(args)
-    store = config.store()
-    progress = terminal_progress(sys.stderr)
-    try:
-        recovery = config.recovery(store=store)
-        report = recovery.run(dry_run=args.dry_run, progress=progress)
-    finally:
-        store.close()
-        if progress is not None:
-            progress.close()
-    if args.dry_run:
-        _print_messages(report, out)
-    out.write(report.summary() + "\n")
-    return EXIT_OK if report.ok and not report.not_rendered else EXIT_FAILED
+    code = EXIT_OK
+    for config in select_shops(_config(args), args.shop, every=args.all):
+        store = config.store()
+        progress = terminal_progress(sys.stderr)
+        try:
+            recovery = config.recovery(store=store)
+            report = recovery.run(dry_run=args.dry_run, progress=progress)
+        finally:
+            store.close()
+            if progress is not None:
+                progress.close()
+        if args.dry_run:
+            _print_messages(report, out)
+        prefix = f"{config.shop_key}: " if config.shop_key else ""
+        out.write(prefix + report.summary() + "\n")
+        if not report.ok or report.not_rendered:
+            code = EXIT_FAILED
+    return code
 
 
 def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
@@ -163,15 +168,24 @@ def _fmt_time(value: datetime | None) -> str:
 
 def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
     config = _config(args, require_secrets=False)
-    with config.store() as store:
-        now = utc_now()
-        stats = store.stats(now)
-        reasons = store.reason_counts() if isinstance(store, ConversationStore) else {}
+    chosen = select_shops(config, args.shop, every=args.shop is None)
+    now = utc_now()
+    figures = []
+    reasons: dict[str, int] = {}
+    for shop_config in chosen:
+        with shop_config.store() as store:
+            figures.append(store.stats(now))
+            if isinstance(store, ConversationStore):
+                for reason, n in store.reason_counts().items():
+                    reasons[reason] = reasons.get(reason, 0) + n
+    stats = figures[0] if len(figures) == 1 else combine_stats(figures)
     stale = stale_schedule(stats.last_pass_completed, config, now=now)
     if args.json:
         document = stats_document(stats, now=now, stale=stale, reasons=reasons)
         out.write(json.dumps(document, indent=2) + "\n")
     else:
+        if len(chosen) > 1:
+            out.write(f"All {len(chosen)} shops: " + ", ".join(c.shop_key for c in chosen) + "\n")
         out.write(
             stats_table(stats, now=now, locale=config.shop.locale, stale=stale, reasons=reasons)
         )
@@ -244,8 +258,10 @@ def cmd_optout(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_forget(args: argparse.Namespace, out: TextIO) -> int:
     config = _config(args, require_secrets=False)
     contact = _contact(args.contact)
-    with config.store() as store:
-        removed = store.forget(contact)
+    removed = 0
+    for shop_config in select_shops(config, every=True):
+        with shop_config.store() as store:
+            removed += store.forget(contact)
     out.write(f"erased {removed} row(s) naming {contact}; an opt-out is kept as a one-way hash\n")
     return EXIT_OK
 
@@ -517,6 +533,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="render and print what would be sent; send and record nothing",
     )
+    which = run.add_mutually_exclusive_group()
+    which.add_argument("--shop", metavar="NAME", help="run this [[shops]] entry only")
+    which.add_argument("--all", action="store_true", help="run every [[shops]] entry in turn")
     demo = add(
         "demo", cmd_demo, "a full pass against a made-up shop, printed; no network, no config"
     )
@@ -531,6 +550,9 @@ def build_parser() -> argparse.ArgumentParser:
     stats = add("stats", cmd_stats, "checkouts, messages, conversions and the last completed pass")
     with_config(stats)
     stats.add_argument("--json", action="store_true", help="print JSON")
+    stats.add_argument(
+        "--shop", metavar="NAME", help="one [[shops]] entry (default: every shop, added up)"
+    )
     report = add(
         "report",
         cmd_report,

@@ -300,6 +300,12 @@ class Config:
     unset_env: frozenset[str] = frozenset()
     """Variables named by ``*_env`` keys that are not set, in a config loaded with
     ``require_secrets=False``; a part that needs one raises ConfigError when built."""
+    shop_key: str = ""
+    """The ``[[shops]]`` name this configuration is for ("" in a single-shop file): part of
+    every key in the store."""
+    shops: dict[str, Config] = field(default_factory=dict)
+    """Each ``[[shops]]`` entry's own configuration, by name (empty in a single-shop file);
+    see :mod:`cartrescue.shops`."""
 
     @property
     def base_dir(self) -> Path:
@@ -310,8 +316,15 @@ class Config:
         return candidate if candidate.is_absolute() else self.base_dir / candidate
 
     def store_path(self) -> str:
+        """The SQLite file; with many shops, one file per shop beside it
+        (``cartrescue.sqlite3`` → ``cartrescue.SHOP.sqlite3``)."""
         value = self.settings.store.path
-        return value if value == ":memory:" else str(self._path(value))
+        if value == ":memory:":
+            return value
+        path = self._path(value)
+        if self.shop_key:
+            path = path.with_name(f"{path.stem}.{self.shop_key}{path.suffix or '.sqlite3'}")
+        return str(path)
 
     def store_hash_key(self) -> bytes | None:
         """The secret that keys the hashes a forgotten opt-out leaves behind, from
@@ -371,7 +384,7 @@ class Config:
                 key="store.url_env",
                 fix="pip install 'cartrescue[postgres]'",
             ) from None
-        return PostgresStore(settings.url, hash_key=hash_key)
+        return PostgresStore(settings.url, shop=self.shop_key, hash_key=hash_key)
 
     def secrets(self) -> list[str]:
         """Every secret value this file configures: each ``*_env`` key's variable (in any
@@ -542,7 +555,18 @@ class Config:
         """Build every part once (without network calls); one ConfigError lists every
         problem found."""
         problems: list[ConfigProblem] = []
-        for build in (self.connector, self.channels, self.renderer, self.store_hash_key):
+        for name, shop in self.shops.items():
+            try:
+                shop.validate()
+            except ConfigError as err:
+                problems.extend(
+                    ConfigProblem(
+                        f"shops.{name}.{p.key}" if p.key else f"shops.{name}", p.message, p.fix
+                    )
+                    for p in err.problems
+                )
+        builds = (self.connector, self.channels, self.renderer, self.store_hash_key)
+        for build in builds[2:] if self.shops else builds:
             try:
                 build()
             except ConfigError as err:
@@ -663,6 +687,25 @@ def load_config(
             fix="correct the syntax at the line and column shown (quotes, brackets, '=')",
         ) from None
     environment = dict(os.environ if env is None else env)
+    config = config_from_data(data, where, environment, require_secrets=require_secrets)
+    if config.settings.shops:
+        from .shops import shop_configs
+
+        config.shops = shop_configs(config, require_secrets=require_secrets)
+    register_secrets(config.secrets())
+    return config
+
+
+def config_from_data(
+    data: dict[str, Any],
+    where: Path | None,
+    environment: Mapping[str, str],
+    *,
+    require_secrets: bool = True,
+    shop_key: str = "",
+) -> Config:
+    """Check an already parsed file (``data``) as :func:`load_config` does, without its
+    ``[[shops]]``; one ConfigError lists every mistake found."""
     unset: frozenset[str] = frozenset()
     checked_env = environment
     if not require_secrets:
@@ -687,7 +730,7 @@ def load_config(
             problems=problems,
         )
     shop = settings.shop
-    config = Config(
+    return Config(
         path=where,
         data=data,
         env=environment,
@@ -698,6 +741,5 @@ def load_config(
         run_interval=settings.run.interval,
         settings=settings,
         unset_env=unset,
+        shop_key=shop_key,
     )
-    register_secrets(config.secrets())
-    return config

@@ -37,6 +37,7 @@ from ..sms import is_gsm
 
 __all__ = [
     "KINDS",
+    "Acquirer",
     "BatchChannel",
     "Channel",
     "HttpChannel",
@@ -108,6 +109,13 @@ def is_gsm7(text: str) -> bool:
     """Whether ``text`` can be sent in the GSM 03.38 alphabet (basic set and extension table);
     anything else makes an SMS UCS-2. The same test :mod:`cartrescue.sms` measures with."""
     return is_gsm(text)
+
+
+class Acquirer(Protocol):
+    """What :attr:`HttpChannel.rate_limiter` needs: ``acquire()`` returns when the next call
+    may go."""
+
+    def acquire(self) -> None: ...
 
 
 class RateLimiter:
@@ -312,7 +320,9 @@ class HttpChannel:
             pool_size=self.concurrency,
             retry_statuses=(408, 429),
         )
-        self._limiter = RateLimiter(self.rate_limit, clock=clock, sleep=sleep)
+        self.rate_limiter: Acquirer = RateLimiter(self.rate_limit, clock=clock, sleep=sleep)
+        """Waits before each provider call; replace it (anything with ``acquire()``) to share
+        the limit with other processes, as :mod:`cartrescue.celery` does through Redis."""
 
     @property
     def base_url(self) -> str:
@@ -512,7 +522,7 @@ class HttpChannel:
         )
 
     def _once(self, message: Message, request: HttpRequest) -> Receipt:
-        self._limiter.acquire()
+        self.rate_limiter.acquire()
         try:
             response = self.http.transmit(request.method, request.path, **request.options)
         except requests.RequestException as err:

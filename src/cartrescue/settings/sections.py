@@ -31,6 +31,7 @@ __all__ = [
     "LinksSettings",
     "PolicySettings",
     "RunSettings",
+    "ShopEntrySettings",
     "ShopSettings",
     "StepSettings",
     "StoreSettings",
@@ -372,6 +373,32 @@ class AttributionSettings(SettingsModel):
     channels: dict[ChannelKind, ChannelAttributionSettings] = Field(default_factory=dict)
 
 
+class ShopEntrySettings(SettingsModel):
+    """One ``[[shops]]`` entry: a shop of its own in a deployment of many, sharing the
+    ``[store]`` (its name is part of every key). Tables it leaves out are taken from the
+    top of the file; ``policy`` and ``templates`` keys are laid over the top-level ones."""
+
+    name: str = Field(
+        min_length=1,
+        max_length=63,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="the shop's key (run --shop NAME); letters, digits, '.', '_', '-'",
+        examples=["nordlys"],
+    )
+    display_name: str | None = Field(
+        default=None, description="shown in messages (default: name)", examples=["Nordlys"]
+    )
+    locale: str | None = Field(default=None, examples=["nb"])
+    timezone: Annotated[str, AfterValidator(_time_zone)] | None = Field(
+        default=None, description="quiet hours fall back to this zone", examples=["Europe/Oslo"]
+    )
+    home_url: HttpUrl | None = None
+    connector: dict[str, Any] | None = None
+    channels: dict[ChannelKind, dict[str, Any]] | None = None
+    templates: dict[str, Any] | None = None
+    policy: dict[str, Any] | None = None
+
+
 class ConfigSettings(SettingsModel):
     """The whole ``cartrescue.toml``. ``connector`` and each of ``channels`` are checked by
     the settings their plugin declares."""
@@ -389,3 +416,18 @@ class ConfigSettings(SettingsModel):
     experiment: ExperimentSettings = ExperimentSettings()
     costs: CostsSettings = CostsSettings()
     attribution: AttributionSettings = AttributionSettings()
+    shops: list[ShopEntrySettings] = Field(
+        default_factory=list, description="many shops in one deployment ([[shops]])"
+    )
+
+    @model_validator(mode="after")
+    def _unique_shops(self) -> ConfigSettings:
+        names = [shop.name for shop in self.shops]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise invalid(
+                f"shop names must be unique; found {', '.join(twice)} more than once",
+                "give each [[shops]] entry its own name",
+                key="shops",
+            )
+        return self
