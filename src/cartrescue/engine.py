@@ -395,7 +395,7 @@ class Recovery:
         dry = report.dry_run
         contact = mask_contact(next(iter(contact_keys(checkout.customer)), None))
         skipped: set[int] = set()
-        for _ in range(len(self.policy.steps) + 1):
+        for _ in range(self.policy.max_steps + 1):
             now = self.clock()
             decision = decide(
                 checkout,

@@ -225,6 +225,8 @@ class LineItem:
     price: Decimal
     variant: str | None = None
     sku: str | None = None
+    in_stock: bool | None = None
+    """Whether the item can be bought now; None when the platform did not say."""
 
     def __post_init__(self) -> None:
         _clean_fields(self, ("title", "variant", "sku"))
@@ -248,6 +250,8 @@ class Customer:
     sms_consent: bool = False
     whatsapp_consent: bool = False
     timezone: str | None = None
+    orders_count: int | None = None
+    """Paid orders this person placed before, when the platform says (0: a new customer)."""
 
     def __post_init__(self) -> None:
         _clean_fields(self, ("first_name", "last_name", "email", "phone", "locale", "timezone"))
@@ -277,9 +281,11 @@ class Checkout:
     completed_at: datetime | None = None
     name: str | None = None
     problems: tuple[str, ...] = ()
+    country: str | None = None
+    """ISO 3166-1 alpha-2 code of the billing (else shipping) address, when known."""
 
     def __post_init__(self) -> None:
-        _clean_fields(self, ("id", "recovery_url", "currency", "name"))
+        _clean_fields(self, ("id", "recovery_url", "currency", "name", "country"))
         problems = tuple(
             clean_text(p, multiline=True) if isinstance(p, str) else p for p in self.problems
         )
@@ -310,6 +316,7 @@ class Checkout:
                     "price": str(li.price),
                     "variant": li.variant,
                     "sku": li.sku,
+                    "in_stock": li.in_stock,
                 }
                 for li in self.line_items
             ],
@@ -325,10 +332,12 @@ class Checkout:
                 "sms_consent": customer.sms_consent,
                 "whatsapp_consent": customer.whatsapp_consent,
                 "timezone": customer.timezone,
+                "orders_count": customer.orders_count,
             },
             "completed_at": self.completed_at.isoformat() if self.completed_at else None,
             "name": self.name,
             "problems": list(self.problems),
+            "country": self.country,
         }
 
     @classmethod
@@ -350,6 +359,7 @@ class Checkout:
                         price=parse_money(li["price"], item=item),
                         variant=li.get("variant"),
                         sku=li.get("sku"),
+                        in_stock=li.get("in_stock"),
                     )
                     for li in data.get("line_items", ())
                 ),
@@ -359,6 +369,7 @@ class Checkout:
                 else None,
                 name=data.get("name"),
                 problems=tuple(data.get("problems", ())),
+                country=data.get("country"),
             )
         except BadPayloadError:
             raise

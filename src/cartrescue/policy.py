@@ -8,7 +8,7 @@ so every rule here is tested with plain values and an injected time.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -19,6 +19,7 @@ import phonenumbers
 from phonenumbers import timezone as phone_timezone
 
 from .models import CHANNEL_KINDS, ChannelKind, Checkout, Customer, DiscountOffer
+from .segments import DEFAULT_SEGMENT, Segment, first_match
 
 __all__ = [
     "DEFAULT_STEPS",
@@ -98,6 +99,9 @@ class Policy:
     whatsapp_consent_from_sms: bool = False
     """Treat SMS marketing consent as WhatsApp consent (for shops whose consent text covers
     both)."""
+    segments: tuple[Segment, ...] = ()
+    """Tried in order; the first a cart matches chooses its schedule (see
+    :mod:`cartrescue.segments`). A cart none matches gets ``steps``."""
 
     def __post_init__(self) -> None:
         if not self.steps:
@@ -113,11 +117,33 @@ class Policy:
                 raise ValueError(f"{name} must not be negative")
         if self.max_sms_per_checkout < 0:
             raise ValueError("max_sms_per_checkout must not be negative")
+        names = [s.name for s in self.segments]
+        if len(set(names)) != len(names) or DEFAULT_SEGMENT in names:
+            raise ValueError(f"segment names must be unique and not {DEFAULT_SEGMENT!r}")
+
+    def schedules(self) -> tuple[tuple[Step, ...], ...]:
+        """Every schedule a cart can get: the policy's and each segment's own."""
+        return (self.steps, *(s.steps for s in self.segments if s.steps is not None))
+
+    @property
+    def max_steps(self) -> int:
+        """The most steps any schedule has."""
+        return max(len(steps) for steps in self.schedules())
 
     @property
     def horizon(self) -> timedelta:
         """How long after abandonment a checkout can still get a message."""
-        return self.steps[-1].delay + self.max_overdue + timedelta(days=1)
+        last = max(steps[-1].delay for steps in self.schedules())
+        return last + self.max_overdue + timedelta(days=1)
+
+    def segment_for(self, checkout: Checkout) -> tuple[str, tuple[Step, ...] | None]:
+        """The name of ``checkout``'s segment and its schedule (None: skip the cart)."""
+        found = first_match(checkout, self.segments)
+        if found is None:
+            return DEFAULT_SEGMENT, self.steps
+        if found.skip:
+            return found.name, None
+        return found.name, found.steps if found.steps is not None else self.steps
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +204,8 @@ class Decision:
     superseded: tuple[int, ...] = ()
     template_variant: str | None = None
     """Set by an experiment's arm (:mod:`cartrescue.experiments`); templates see it."""
+    segment: str | None = None
+    """The segment the cart is in (:mod:`cartrescue.segments`), once the policy got that far."""
 
 
 def contact_keys(customer: Customer | None) -> tuple[str, ...]:
@@ -285,6 +313,27 @@ def decide(
         return Decision(
             Action.STOP, "abandoned before cartrescue was switched on", status="stopped"
         )
+    segment, steps = policy.segment_for(checkout)
+    if steps is None:
+        return Decision(
+            Action.STOP, f"segment {segment} is skipped", status="stopped", segment=segment
+        )
+    decision = _decide_steps(
+        checkout, history, policy, steps, channels, now, shop_timezone=shop_timezone
+    )
+    return replace(decision, segment=segment)
+
+
+def _decide_steps(
+    checkout: Checkout,
+    history: History,
+    policy: Policy,
+    steps: Sequence[Step],
+    channels: Sequence[ChannelKind],
+    now: datetime,
+    *,
+    shop_timezone: str | None,
+) -> Decision:
     customer = checkout.customer
     if customer is None or not (customer.email or customer.phone):
         detail = "; ".join(checkout.problems)
@@ -307,7 +356,7 @@ def decide(
     for record in history.records:
         if record.status in ("sent", "claimed", "unknown"):
             handled.add(record.step)
-    pending = [s for s in policy.steps if s.number not in handled]
+    pending = [s for s in steps if s.number not in handled]
     if not pending:
         return Decision(Action.STOP, "all steps done", status="done")
     due = [s for s in pending if checkout.abandoned_at + s.delay <= now]

@@ -30,6 +30,7 @@ __all__ = [
     "LinksSettings",
     "PolicySettings",
     "RunSettings",
+    "SegmentSettings",
     "ShopSettings",
     "StepSettings",
     "StoreSettings",
@@ -260,6 +261,44 @@ class PolicySettings(SettingsModel):
     )
 
 
+class SegmentSettings(SettingsModel):
+    """One ``[[segments]]``: the carts that meet every condition given get ``steps`` (the
+    ``[policy]`` steps when left out), or no reminder at all with ``skip = true``. The first
+    segment a cart matches wins; a condition on data the platform did not give never
+    matches."""
+
+    name: str = Field(min_length=1, examples=["high-value"])
+    min_value: Decimal | None = Field(
+        default=None, ge=0, strict=False, description="cart total at least this (shop currency)"
+    )
+    max_value: Decimal | None = Field(
+        default=None, gt=0, strict=False, description="cart total below this (shop currency)"
+    )
+    min_items: int | None = Field(default=None, ge=0, description="at least this many items")
+    max_items: int | None = Field(default=None, ge=1, description="fewer than this many items")
+    customer: Literal["new", "returning"] | None = Field(
+        default=None, description="whether the customer bought before"
+    )
+    countries: list[Annotated[str, Field(pattern=r"^[A-Za-z]{2}$")]] | None = Field(
+        default=None, min_length=1, examples=[["NO", "SE"]], description="ISO 3166-1 alpha-2"
+    )
+    all_in_stock: bool | None = Field(
+        default=None, description="true: every item in stock; false: some item out of stock"
+    )
+    skip: bool = Field(default=False, description="send these carts no reminder")
+    steps: list[StepSettings] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SegmentSettings:
+        if self.skip and self.steps is not None:
+            raise invalid("give steps or skip = true, not both", "remove one", key="skip")
+        for low, high in (("min_value", "max_value"), ("min_items", "max_items")):
+            lo, hi = getattr(self, low), getattr(self, high)
+            if lo is not None and hi is not None and lo >= hi:
+                raise invalid(f"{low} must be below {high}", f"lower {low}", key=low)
+        return self
+
+
 class ArmSettings(SettingsModel):
     """One arm of ``[[experiment.tests]]``: what differs from the policy's step."""
 
@@ -359,3 +398,13 @@ class ConfigSettings(SettingsModel):
     experiment: ExperimentSettings = ExperimentSettings()
     costs: CostsSettings = CostsSettings()
     attribution: AttributionSettings = AttributionSettings()
+    segments: list[SegmentSettings] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_segments(self) -> ConfigSettings:
+        names = [s.name for s in self.segments]
+        for name in names:
+            if name == "default" or names.count(name) > 1:
+                fix = "give each [[segments]] its own name (not 'default')"
+                raise invalid(f"segment name {name!r} is taken", fix, key="segments")
+        return self
