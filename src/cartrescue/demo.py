@@ -101,6 +101,7 @@ def _customer(raw: Mapping[str, Any] | None, problems: list[str]) -> Customer | 
         sms_consent=bool(raw.get("sms_consent", False)),
         whatsapp_consent=bool(raw.get("whatsapp_consent", False)),
         timezone=raw.get("timezone"),
+        orders_count=int(raw.get("orders_count", 0)),
     )
 
 
@@ -130,7 +131,13 @@ def _checkout(raw: Mapping[str, Any], now: datetime) -> Checkout:
         completed_at=None if completed is None else now - timedelta(minutes=float(completed)),
         name=f"#{item}",
         problems=tuple(problems),
+        country=_country(raw.get("customer")),
     )
+
+
+def _country(raw: Mapping[str, Any] | None) -> str | None:
+    country = raw.get("country") if raw is not None else None
+    return country.upper() if isinstance(country, str) and country else None
 
 
 def demo_checkouts(now: datetime, path: str | Path | None = None) -> list[Checkout | BadCheckout]:

@@ -104,6 +104,7 @@ def _contact(
     email_consent: bool,
     sms_consent: bool,
     problems: list[str],
+    orders_count: object = None,
 ) -> Customer:
     try:
         email_value = normalize_email(_text(email))
@@ -123,7 +124,19 @@ def _contact(
         locale=_text(locale),
         email_consent=email_consent and email_value is not None,
         sms_consent=sms_consent and phone_value is not None,
+        orders_count=_count(orders_count),
     )
+
+
+def _count(value: object) -> int | None:
+    """A non-negative count (GraphQL ``UnsignedInt64`` arrives as a string), or None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
 
 
 def _money(raw: Mapping[str, Any], item: str) -> tuple[Decimal, str]:
@@ -211,6 +224,7 @@ def from_graphql(node: Mapping[str, Any]) -> Checkout:
             email_consent=_subscribed(email_state),
             sms_consent=_subscribed(sms_state),
             problems=problems,
+            orders_count=raw_customer.get("numberOfOrders"),
         )
     completed = node.get("completedAt")
     return Checkout(
@@ -225,6 +239,7 @@ def from_graphql(node: Mapping[str, Any]) -> Checkout:
         completed_at=parse_time(completed, item=item) if completed else None,
         name=_text(node.get("name")),
         problems=tuple(problems),
+        country=_region(node, ("billingAddress", "shippingAddress"), "countryCodeV2"),
     )
 
 
@@ -282,6 +297,7 @@ def from_rest(raw: Mapping[str, Any], *, shop_currency: str | None = None) -> Ch
             ),
             sms_consent=sms_consent,
             problems=problems,
+            orders_count=raw_customer.get("orders_count"),
         )
     completed = raw.get("completed_at")
     return Checkout(
@@ -296,4 +312,5 @@ def from_rest(raw: Mapping[str, Any], *, shop_currency: str | None = None) -> Ch
         completed_at=parse_time(completed, item=item) if completed else None,
         name=_text(raw.get("name")),
         problems=tuple(problems),
+        country=_region(raw, ("billing_address", "shipping_address"), "country_code"),
     )

@@ -46,6 +46,7 @@ _CUSTOMER_2025_04 = """
         firstName
         lastName
         locale
+        numberOfOrders
         defaultEmailAddress { emailAddress marketingState }
         defaultPhoneNumber { phoneNumber marketingState }"""
 
@@ -53,6 +54,7 @@ _CUSTOMER_LEGACY = """
         firstName
         lastName
         locale
+        numberOfOrders
         email
         phone
         emailMarketingConsent { marketingState }

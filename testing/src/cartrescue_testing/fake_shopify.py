@@ -120,6 +120,7 @@ schema { query: QueryRoot mutation: Mutation }
 scalar DateTime
 scalar URL
 scalar Decimal
+scalar UnsignedInt64
 type QueryRoot {
   @LISTING
   abandonmentByAbandonedCheckoutId(abandonedCheckoutId: ID!): Abandonment
@@ -162,7 +163,7 @@ type MoneyV2 { amount: Decimal! currencyCode: String! }
 type MailingAddress { countryCodeV2: String country: String city: String zip: String }
 type Customer {
   id: ID! firstName: String lastName: String displayName: String! locale: String!
-  email: String phone: String
+  email: String phone: String numberOfOrders: UnsignedInt64!
   emailMarketingConsent: CustomerEmailMarketingConsentState
   smsMarketingConsent: CustomerSmsMarketingConsentState
   @DEFAULT_CONTACTS
@@ -508,8 +509,8 @@ class FakeShopify:
             "customer": None,
         }
         if customer is not None:
-            country = None
-            if customer.phone:
+            country = item.country
+            if country is None and customer.phone:
                 country = phonenumbers.region_code_for_number(phonenumbers.parse(customer.phone))
             record.update(
                 email=customer.email,
@@ -523,6 +524,7 @@ class FakeShopify:
                     "id": 500000 + len(self.checkouts),
                     "first_name": customer.first_name,
                     "last_name": customer.last_name,
+                    "orders_count": customer.orders_count or 0,
                     "email": customer.email,
                     "phone": customer.phone,
                     "email_marketing_consent": {
@@ -652,6 +654,7 @@ class FakeShopify:
         customer = record.get("customer")
         if isinstance(customer, Mapping):
             view["customer"] = {
+                "orders_count": 0,
                 **customer,
                 "admin_graphql_api_id": _GID.format("Customer", customer.get("id")),
             }
@@ -679,6 +682,7 @@ class FakeShopify:
                 )
                 or (email or ""),
                 "locale": record.get("customer_locale") or self.locale,
+                "numberOfOrders": str(customer.get("orders_count") or 0),
                 "email": email,
                 "phone": phone,
                 "emailMarketingConsent": {"marketingState": email_state} if email else None,
