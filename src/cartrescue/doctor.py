@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from .clock import utc_now
 from .errors import CartRescueError, ConfigError
 from .models import CHANNEL_KINDS
-from .preview import SAMPLE_RECOVERY_URL, preview
+from .preview import SAMPLE_RECOVERY_URL, preview, sample_segments, schedule_steps
 from .registry import CHANNELS, CONNECTORS, discover
 from .stats import humanize_age, humanize_duration
 from .store.sqlite import SCHEMA_VERSION, SQLiteStore
@@ -122,6 +122,14 @@ def doctor(config: Config) -> DoctorReport:
             f"{len(config.policy.steps)} step(s)",
         )
     )
+    if config.policy.segments:
+        checked.append(
+            Checked(
+                "segments",
+                f"{len(config.policy.segments)} segment(s); sample carts: "
+                f"{sample_segments(config.policy, config.shop.locale)}",
+            )
+        )
     problems.extend(_plugin_problems())
     connector: object = None
     try:
@@ -360,7 +368,9 @@ def _template_problems(config: Config) -> tuple[list[Problem], int]:
     sample and worst-case data and a link as long as the real ones; and how many rendered."""
     renderer = config.renderer()
     configured = set(_table_keys(config.data.get("channels")))
-    used = {c for step in config.policy.steps for c in step.channels} & configured
+    used = {
+        c for steps in config.policy.schedules() for step in steps for c in step.channels
+    } & configured
     with SQLiteStore(":memory:") as scratch:
         try:
             links = config.links(scratch)
@@ -372,7 +382,7 @@ def _template_problems(config: Config) -> tuple[list[Problem], int]:
         shop=config.shop,
         link=link,
         locales=renderer.locales(),
-        steps=[(s.number, s.discount.percent if s.discount else None) for s in config.policy.steps],
+        steps=schedule_steps(config.policy),
         channels=[c for c in CHANNEL_KINDS if c in used],
     )
     fix = (
