@@ -1,0 +1,117 @@
+"""Three segments against both platforms' fakes: each cart gets its segment's schedule, and
+codes are created only where its schedule offers one."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from cartrescue.clock import FrozenClock
+from cartrescue.config import load_config
+from cartrescue.connectors.shopify import ShopifyConnector
+from cartrescue.connectors.woocommerce import WooCommerceConnector
+from cartrescue.engine import Recovery
+from cartrescue.models import LineItem
+from cartrescue.store.sqlite import SQLiteStore
+from cartrescue_testing.fake_shopify import FakeShopify
+from cartrescue_testing.fake_woocommerce import FakeWooCommerce
+from cartrescue_testing.memory import MemoryChannel
+
+from .conftest import NOON, make_checkout
+
+SEGMENTS = """
+[[segments]]
+name = "high-value"
+min_value = 1000
+[[segments.steps]]
+delay = "1h"
+channels = ["email"]
+[[segments.steps]]
+delay = "24h"
+channels = ["email"]
+discount = { percent = 15, valid_for = "48h" }
+
+[[segments]]
+name = "returning"
+customer = "returning"
+[[segments.steps]]
+delay = "1h"
+channels = ["email"]
+[[segments.steps]]
+delay = "24h"
+channels = ["email"]
+"""
+# everyone else: the [policy] default, 1h, 24h, 48h with 10 % off at step 3
+
+POLICY = load_config(None, text=SEGMENTS, env={}).policy
+
+
+def run_schedule(connector, store_path, clock):
+    email = MemoryChannel("email")
+    start = clock()
+    with SQLiteStore(store_path) as store:
+        store.start_at(start - timedelta(days=1))
+        recovery = Recovery(connector, [email], store, policy=POLICY, clock=clock)
+        for hours in (1, 24, 48, 72):
+            clock.set(start + timedelta(hours=hours))
+            recovery.run()
+    steps: dict[str, list[int]] = {}
+    for message in email.sent:
+        steps.setdefault(message.checkout_id, []).append(message.step)
+    return steps
+
+
+def cart(id, total, orders):
+    base = make_checkout(id, email=f"buyer{id}@example.no", phone=None, sms_consent=False)
+    assert base.customer is not None
+    return replace(
+        base,
+        total=Decimal(total),
+        line_items=(LineItem("Wool blanket", 1, Decimal(total)),),
+        customer=replace(base.customer, orders_count=orders),
+    )
+
+
+def test_shopify(tmp_path):
+    carts = [cart("1", "1500.00", 4), cart("2", "300.00", 2), cart("3", "300.00", 0)]
+    with FakeShopify.from_checkouts(carts, throttle=False, timezone="Europe/Oslo") as fake:
+        connector = ShopifyConnector(fake.shop, fake.token, base_url=fake.base_url)
+        steps = run_schedule(connector, tmp_path / "s.sqlite3", FrozenClock(NOON))
+        discounts = list(fake.discounts)
+    assert steps == {"1": [1, 2], "2": [1, 2], "3": [1, 2, 3]}
+    # one code each for the high-value cart's step 2 and the default segment's step 3
+    percentages = sorted(d["customerGets"]["value"]["percentage"] for d in discounts)
+    assert percentages == [0.1, 0.15]
+
+
+def test_woocommerce(tmp_path):
+    start = datetime(2026, 3, 11, 12, 0, tzinfo=UTC)
+    clock = FrozenClock(start)
+    with FakeWooCommerce(clock=clock, timezone="Europe/Oslo") as shop:
+        ids = {}
+        for number, total in ((1, "1500.00"), (2, "300.00")):
+            ids[total] = str(
+                shop.add_order(
+                    currency="NOK",
+                    date_created_gmt=start,
+                    date_modified_gmt=start + timedelta(seconds=4),
+                    billing={
+                        "first_name": f"Buyer{number}",
+                        "email": f"buyer{number}@example.no",
+                        "country": "NO",
+                    },
+                    line_items=[{"name": "Wool blanket", "quantity": 1, "price": total}],
+                )["id"]
+            )
+        connector = WooCommerceConnector(
+            shop.base_url, shop.consumer_key, shop.consumer_secret, consent=["email"], clock=clock
+        )
+        steps = run_schedule(connector, tmp_path / "w.sqlite3", clock)
+        coupons = list(shop.coupons)
+    # WooCommerce does not say whether a buyer bought before: nobody is "returning"
+    assert steps == {ids["1500.00"]: [1, 2], ids["300.00"]: [1, 2, 3]}
+    assert sorted((c["discount_type"], c["amount"]) for c in coupons) == [
+        ("percent", "10.00"),
+        ("percent", "15.00"),
+    ]
