@@ -218,3 +218,11 @@ def test_cli_explain(tmp_path):
     out = io.StringIO()
     assert main(["explain", "nope", "--config", str(config)], out=out) == EXIT_FAILED
     assert "no checkout with this id" in out.getvalue()
+
+
+def test_offer_below_minimum_subtotal_is_explained(store):
+    stored(store, total=Decimal(300))
+    offer = DiscountOffer(Decimal(10), 3600, min_subtotal=Decimal(500))
+    policy = Policy(steps=(Step(1, timedelta(hours=1), ("email",), offer),))
+    _, text = trail(store, 1, policy)
+    assert "incentive: none: the cart is below the offer's minimum subtotal of 500" in text

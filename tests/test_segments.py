@@ -250,3 +250,46 @@ def test_unknown_customer_history_is_not_guessed():
     assert isinstance(base.customer, Customer)
     assert base.customer.orders_count is None
     assert first_match(base, (Segment("new", C(customer=CustomerKind.NEW)),)) is None
+
+
+OFFER = DiscountOffer(Decimal(10), 3600, min_subtotal=Decimal(500), first_time_only=True)
+
+
+@pytest.mark.parametrize(
+    ("total", "orders", "last_discount", "offered"),
+    [
+        ("600", 0, None, True),
+        ("500", 0, None, True),
+        ("499.99", 0, None, False),  # below the minimum subtotal
+        ("600", 1, None, False),  # bought before
+        ("600", None, None, False),  # unknown history: no code
+        ("600", 0, NOON - timedelta(days=2), False),  # cooldown
+    ],
+)
+def test_offer_conditions(total, orders, last_discount, offered):
+    policy = Policy(steps=(Step(1, timedelta(hours=1), ("email",), OFFER),))
+    d = decide(
+        cart(total=total, orders=orders),
+        History(start_at=START, last_discount=last_discount),
+        policy,
+        CHANNELS,
+        NOON + timedelta(hours=1),
+    )
+    assert d.action == "send"
+    assert (d.discount == OFFER) is offered
+
+
+def test_offer_rejects_a_non_positive_minimum():
+    with pytest.raises(ValueError, match="min_subtotal"):
+        DiscountOffer(Decimal(10), 3600, min_subtotal=Decimal(0))
+
+
+def test_config_reads_offer_conditions():
+    text = (
+        '[[policy.steps]]\ndelay = "1h"\n'
+        "discount = { percent = 10, min_subtotal = 500, first_time_only = true }\n"
+    )
+    [step] = load_config(None, text=text, env={}).policy.steps
+    assert step.discount == DiscountOffer(
+        Decimal(10), 48 * 3600, min_subtotal=Decimal(500), first_time_only=True
+    )

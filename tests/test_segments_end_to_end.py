@@ -12,7 +12,7 @@ from cartrescue.config import load_config
 from cartrescue.connectors.shopify import ShopifyConnector
 from cartrescue.connectors.woocommerce import WooCommerceConnector
 from cartrescue.engine import Recovery
-from cartrescue.models import LineItem
+from cartrescue.models import DiscountOffer, LineItem
 from cartrescue.store.sqlite import SQLiteStore
 from cartrescue_testing.fake_shopify import FakeShopify
 from cartrescue_testing.fake_woocommerce import FakeWooCommerce
@@ -115,3 +115,22 @@ def test_woocommerce(tmp_path):
         ("percent", "10.00"),
         ("percent", "15.00"),
     ]
+
+
+def test_minimum_subtotal_reaches_both_platforms():
+    offer = DiscountOffer(Decimal(10), 3600, min_subtotal=Decimal("500.00"))
+    checkout = cart("1", "600.00", 0)
+    with FakeShopify.from_checkouts([checkout], throttle=False) as fake:
+        ShopifyConnector(fake.shop, fake.token, base_url=fake.base_url).create_discount(
+            checkout, offer
+        )
+        [discount] = fake.discounts
+    assert discount["minimumRequirement"] == {
+        "subtotal": {"greaterThanOrEqualToSubtotal": "500.00"}
+    }
+    with FakeWooCommerce() as shop:
+        WooCommerceConnector(
+            shop.base_url, shop.consumer_key, shop.consumer_secret, consent=["email"]
+        ).create_discount(checkout, offer)
+        [coupon] = shop.coupons
+    assert coupon["minimum_amount"] == "500.00"

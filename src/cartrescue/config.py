@@ -41,6 +41,7 @@ from .settings.problems import nearest_key, unknown_key_problem
 from .settings.schema import plugin_settings_model
 from .settings.sections import (
     ConfigSettings,
+    DiscountSettings,
     ExperimentSettings,
     LinksSettings,
     PolicySettings,
@@ -240,16 +241,21 @@ def _window(value: str) -> SendWindow:
     return SendWindow(_clock_time(start), _clock_time(end))
 
 
+def _offer(settings: DiscountSettings) -> DiscountOffer:
+    return DiscountOffer(
+        settings.percent,
+        int(settings.valid_for.total_seconds()),
+        min_subtotal=settings.min_subtotal,
+        first_time_only=settings.first_time_only,
+    )
+
+
 def _steps(
     raws: Sequence[StepSettings], where: str, problems: list[ConfigProblem]
 ) -> tuple[Step, ...]:
     steps = []
     for index, raw in enumerate(raws, start=1):
-        discount = None
-        if raw.discount is not None:
-            discount = DiscountOffer(
-                raw.discount.percent, int(raw.discount.valid_for.total_seconds())
-            )
+        discount = _offer(raw.discount) if raw.discount is not None else None
         try:
             steps.append(Step(index, raw.delay, tuple(raw.channels), discount))
         except ValueError as err:
@@ -571,9 +577,7 @@ def _experiments(settings: ExperimentSettings) -> ExperimentPlan:
                     template=arm.template,
                     delay=arm.delay,
                     channel=arm.channel,
-                    discount=None
-                    if discount is None or discount == "none"
-                    else DiscountOffer(discount.percent, int(discount.valid_for.total_seconds())),
+                    discount=None if discount is None or discount == "none" else _offer(discount),
                     no_discount=discount == "none",
                 )
             )

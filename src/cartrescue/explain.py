@@ -14,7 +14,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from .models import ChannelKind, Checkout
-from .policy import Action, Decision, History, Policy, StepRecord, contact_keys, decide
+from .policy import (
+    Action,
+    Decision,
+    History,
+    Policy,
+    StepRecord,
+    contact_keys,
+    decide,
+    offer_withheld,
+)
 from .segments import customer_kind, item_count
 from .store.base import ExperimentStore, OutboxEntry, Store
 
@@ -64,7 +73,9 @@ def _history(store: Store, checkout: Checkout, start_at: datetime, skipped: set[
     )
 
 
-def _incentive(policy: Policy, checkout: Checkout, decision: Decision) -> str | None:
+def _incentive(
+    policy: Policy, checkout: Checkout, decision: Decision, history: History, now: datetime
+) -> str | None:
     if decision.action != Action.SEND or decision.step is None:
         return None
     _, steps = policy.segment_for(checkout)
@@ -74,7 +85,8 @@ def _incentive(policy: Policy, checkout: Checkout, decision: Decision) -> str | 
         hours = decision.discount.valid_for_seconds / 3600
         return f"{decision.discount.percent} % off, valid {hours:g}h"
     if offered is not None:
-        return "none: this person was given a code within the discount cooldown"
+        why = offer_withheld(offered, checkout, history.last_discount, policy, now)
+        return f"none: {why}"
     return "none: the step offers none"
 
 
@@ -142,7 +154,9 @@ def explain(
         outbox=outbox,
         skipped=tuple(steps_skipped),
         decision=decision,
-        incentive=_incentive(policy, checkout, decision),
+        incentive=_incentive(
+            policy, checkout, decision, _history(store, checkout, start_at, skipped), now
+        ),
         arms=arms,
         why_nothing_sent=why,
     )

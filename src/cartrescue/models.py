@@ -409,16 +409,24 @@ class ShopInfo:
 
 @dataclass(frozen=True, slots=True)
 class DiscountOffer:
-    """What a step offers: ``percent`` off, valid for ``valid_for`` seconds."""
+    """What a step offers: ``percent`` off, valid for ``valid_for`` seconds.
+
+    ``min_subtotal`` (shop currency): the code works only on carts of at least this much,
+    and carts below it are offered no code. ``first_time_only``: offered only to people the
+    platform knows never ordered (an unknown order history gets no code)."""
 
     percent: Decimal
     valid_for_seconds: int
+    min_subtotal: Decimal | None = None
+    first_time_only: bool = False
 
     def __post_init__(self) -> None:
         if not Decimal(0) < self.percent <= Decimal(100):
             raise ValueError(f"discount percent must be in (0, 100], got {self.percent}")
         if self.valid_for_seconds <= 0:
             raise ValueError("discount validity must be positive")
+        if self.min_subtotal is not None and self.min_subtotal <= 0:
+            raise ValueError("discount min_subtotal must be positive")
 
 
 @dataclass(frozen=True, slots=True)

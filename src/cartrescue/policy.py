@@ -19,7 +19,7 @@ import phonenumbers
 from phonenumbers import timezone as phone_timezone
 
 from .models import CHANNEL_KINDS, ChannelKind, Checkout, Customer, DiscountOffer
-from .segments import DEFAULT_SEGMENT, Segment, first_match
+from .segments import DEFAULT_SEGMENT, CustomerKind, Segment, customer_kind, first_match
 
 __all__ = [
     "DEFAULT_STEPS",
@@ -31,6 +31,7 @@ __all__ = [
     "Step",
     "contact_keys",
     "decide",
+    "offer_withheld",
     "recipient_timezones",
 ]
 
@@ -297,6 +298,23 @@ def _consents(customer: Customer, channel: ChannelKind, policy: Policy) -> bool:
     return customer.whatsapp_consent or (policy.whatsapp_consent_from_sms and customer.sms_consent)
 
 
+def offer_withheld(
+    offer: DiscountOffer,
+    checkout: Checkout,
+    last_discount: datetime | None,
+    policy: Policy,
+    now: datetime,
+) -> str | None:
+    """Why ``checkout`` gets no code for ``offer`` now, or None when it gets one."""
+    if last_discount is not None and now - last_discount < policy.discount_cooldown:
+        return "this person was given a code within the discount cooldown"
+    if offer.min_subtotal is not None and checkout.total < offer.min_subtotal:
+        return f"the cart is below the offer's minimum subtotal of {offer.min_subtotal}"
+    if offer.first_time_only and customer_kind(checkout) != CustomerKind.NEW:
+        return "the offer is for first-time buyers only"
+    return None
+
+
 def decide(
     checkout: Checkout,
     history: History,
@@ -409,10 +427,8 @@ def _decide_steps(
         )
 
     discount = step.discount
-    if (
-        discount is not None
-        and history.last_discount is not None
-        and (now - history.last_discount < policy.discount_cooldown)
+    if discount is not None and offer_withheld(
+        discount, checkout, history.last_discount, policy, now
     ):
         discount = None
     return Decision(

@@ -514,6 +514,10 @@ class ShopifyConnector:
                     "items": {"all": True},
                 },
             }
+            if offer.min_subtotal is not None:
+                discount["minimumRequirement"] = {
+                    "subtotal": {"greaterThanOrEqualToSubtotal": str(offer.min_subtotal)}
+                }
             if has_discount_context(self.api_version):
                 discount["context"] = {"all": "ALL"}
             else:

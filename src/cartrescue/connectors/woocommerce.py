@@ -504,6 +504,8 @@ class WooCommerceConnector:
             }
             if email:
                 payload["email_restrictions"] = [email]
+            if offer.min_subtotal is not None:
+                payload["minimum_amount"] = format(offer.min_subtotal, "f")
             try:
                 self.client.request("POST", "wc/v3/coupons", payload=payload)
             except ConnectorAuthError:

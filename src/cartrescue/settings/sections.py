@@ -205,6 +205,16 @@ class DiscountSettings(SettingsModel):
 
     percent: Decimal = Field(gt=0, le=100, strict=False, examples=[10])
     valid_for: Duration = Field(default=_to_duration("48h"), examples=["48h"])
+    min_subtotal: Decimal | None = Field(
+        default=None,
+        gt=0,
+        strict=False,
+        examples=[500],
+        description="only carts of at least this much (shop currency) get the code",
+    )
+    first_time_only: bool = Field(
+        default=False, description="only people the platform knows never ordered get the code"
+    )
 
 
 class StepSettings(SettingsModel):

@@ -194,8 +194,14 @@ input DiscountCodeBasicInput {
   title: String code: String startsAt: DateTime endsAt: DateTime usageLimit: Int
   appliesOncePerCustomer: Boolean customerGets: DiscountCustomerGetsInput
   customerSelection: DiscountCustomerSelectionInput
+  minimumRequirement: DiscountMinimumRequirementInput
   @CONTEXT
 }
+input DiscountMinimumRequirementInput {
+  quantity: DiscountMinimumQuantityInput subtotal: DiscountMinimumSubtotalInput
+}
+input DiscountMinimumQuantityInput { greaterThanOrEqualToQuantity: UnsignedInt64 }
+input DiscountMinimumSubtotalInput { greaterThanOrEqualToSubtotal: Decimal }
 input DiscountCustomerGetsInput {
   value: DiscountCustomerGetsValueInput items: DiscountItemsInput
 }
