@@ -293,3 +293,11 @@ def test_config_reads_offer_conditions():
     assert step.discount == DiscountOffer(
         Decimal(10), 48 * 3600, min_subtotal=Decimal(500), first_time_only=True
     )
+
+
+def test_config_reads_the_free_shipping_threshold():
+    text = '[shop]\nfree_shipping_threshold = 500\nfree_shipping_currency = "NOK"\n'
+    shop = load_config(None, text=text, env={}).shop
+    assert (shop.free_shipping_threshold, shop.free_shipping_currency) == (Decimal(500), "NOK")
+    with pytest.raises(ConfigError, match="free_shipping_threshold"):
+        load_config(None, text="[shop]\nfree_shipping_threshold = 0\n", env={})

@@ -704,7 +704,12 @@ def load_config(
         env=environment,
         policy=policy,
         shop=ShopInfo(
-            name=shop.name, locale=shop.locale, timezone=shop.timezone, home_url=shop.home_url
+            name=shop.name,
+            locale=shop.locale,
+            timezone=shop.timezone,
+            home_url=shop.home_url,
+            free_shipping_threshold=shop.free_shipping_threshold,
+            free_shipping_currency=shop.free_shipping_currency,
         ),
         run_interval=settings.run.interval,
         settings=settings,

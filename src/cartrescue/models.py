@@ -402,9 +402,27 @@ class ShopInfo:
     locale: str = "en"
     timezone: str | None = None
     home_url: str | None = None
+    free_shipping_threshold: Decimal | None = None
+    """Carts of at least this much ship free; templates see how far a cart is from it."""
+    free_shipping_currency: str | None = None
+    """The currency of the threshold; carts in another currency are not compared with it
+    (None: every cart is, for shops that sell in one currency)."""
 
     def __post_init__(self) -> None:
-        _clean_fields(self, ("name", "locale", "timezone", "home_url"))
+        _clean_fields(self, ("name", "locale", "timezone", "home_url", "free_shipping_currency"))
+        if self.free_shipping_threshold is not None and self.free_shipping_threshold <= 0:
+            raise ValueError("free_shipping_threshold must be positive")
+
+    def free_shipping_remaining(self, checkout: Checkout) -> Decimal | None:
+        """How much more ``checkout`` needs to ship free, or None (no threshold, another
+        currency, or already there)."""
+        threshold = self.free_shipping_threshold
+        if threshold is None:
+            return None
+        if self.free_shipping_currency not in (None, checkout.currency):
+            return None
+        remaining = threshold - checkout.total
+        return remaining if remaining > 0 else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -801,6 +801,10 @@ def _variables(context: MessageContext, template_locale: str, *, whatsapp: bool)
     ]
     discount = context.discount
     zone = _zone_or_utc(context.shop.timezone)
+    expires = (
+        format_date_skeleton("MMMMd", discount.expires_at, zone, babel_locale) if discount else None
+    )
+    remaining = context.shop.free_shipping_remaining(checkout)
     return {
         "first_name": printable_name(customer.first_name if customer else None),
         "items": items,
@@ -815,8 +819,18 @@ def _variables(context: MessageContext, template_locale: str, *, whatsapp: bool)
         "discount": discount is not None,
         "discount_code": discount.code if discount else None,
         "discount_percent": format_number(discount.percent, babel_locale) if discount else None,
-        "discount_expires": format_date_skeleton("MMMMd", discount.expires_at, zone, babel_locale)
+        "discount_expires": expires,
+        "incentive": {
+            "kind": "percent",
+            "amount": format_number(discount.percent, babel_locale),
+            "code": discount.code,
+            "expires": expires,
+            "in_link": bool(discount.url),
+        }
         if discount
+        else None,
+        "free_shipping_remaining": _money(remaining, checkout.currency, locale_key)
+        if remaining is not None
         else None,
         "discount_in_link": bool(discount and discount.url),
         "unsubscribe_url": context.unsubscribe_url,

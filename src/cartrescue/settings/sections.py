@@ -87,6 +87,19 @@ class ShopSettings(SettingsModel):
         default=None, description="quiet hours fall back to this zone", examples=["Europe/Oslo"]
     )
     home_url: HttpUrl | None = None
+    free_shipping_threshold: Decimal | None = Field(
+        default=None,
+        gt=0,
+        strict=False,
+        examples=[500],
+        description="carts of at least this much ship free; templates get free_shipping_remaining",
+    )
+    free_shipping_currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] | None = Field(
+        default=None,
+        examples=["NOK"],
+        description="the threshold's currency; carts in other currencies are not compared "
+        "(default: every cart is)",
+    )
 
 
 class StoreSettings(SettingsModel):
