@@ -301,3 +301,29 @@ def test_config_reads_the_free_shipping_threshold():
     assert (shop.free_shipping_threshold, shop.free_shipping_currency) == (Decimal(500), "NOK")
     with pytest.raises(ConfigError, match="free_shipping_threshold"):
         load_config(None, text="[shop]\nfree_shipping_threshold = 0\n", env={})
+
+
+@pytest.mark.parametrize(
+    ("stock", "skip_sold_out", "action"),
+    [
+        ((False,), True, "stop"),
+        ((False, False), True, "stop"),
+        ((False, True), True, "send"),
+        ((False, None), True, "send"),  # one item's stock unknown: it may be buyable
+        ((None,), True, "send"),
+        ((False,), False, "send"),
+    ],
+)
+def test_sold_out_carts_get_no_reminder(stock, skip_sold_out, action):
+    checkout = cart(quantities=(1,) * len(stock), stock=stock)
+    policy = Policy(skip_sold_out=skip_sold_out)
+    d = decide(checkout, History(start_at=START), policy, CHANNELS, NOON + timedelta(hours=1))
+    assert d.action == action
+    if action == "stop":
+        assert d.reason == "every item in the cart is sold out"
+
+
+def test_config_reads_skip_sold_out():
+    assert load_config(None, text="", env={}).policy.skip_sold_out is True
+    text = "[policy]\nskip_sold_out = false\n"
+    assert load_config(None, text=text, env={}).policy.skip_sold_out is False

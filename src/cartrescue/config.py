@@ -279,6 +279,7 @@ def _policy(
             "attribution_window",
             "max_sms_per_checkout",
             "whatsapp_consent_from_sms",
+            "skip_sold_out",
         )
         if getattr(settings, name) is not None
     }

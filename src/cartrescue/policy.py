@@ -100,6 +100,8 @@ class Policy:
     whatsapp_consent_from_sms: bool = False
     """Treat SMS marketing consent as WhatsApp consent (for shops whose consent text covers
     both)."""
+    skip_sold_out: bool = True
+    """A cart whose every item the platform reports out of stock gets no reminder."""
     segments: tuple[Segment, ...] = ()
     """Tried in order; the first a cart matches chooses its schedule (see
     :mod:`cartrescue.segments`). A cart none matches gets ``steps``."""
@@ -332,6 +334,14 @@ def decide(
             Action.STOP, "abandoned before cartrescue was switched on", status="stopped"
         )
     segment, steps = policy.segment_for(checkout)
+    if (
+        policy.skip_sold_out
+        and checkout.line_items
+        and all(li.in_stock is False for li in checkout.line_items)
+    ):
+        return Decision(
+            Action.STOP, "every item in the cart is sold out", status="stopped", segment=segment
+        )
     if steps is None:
         return Decision(
             Action.STOP, f"segment {segment} is skipped", status="stopped", segment=segment

@@ -282,6 +282,11 @@ class PolicySettings(SettingsModel):
     whatsapp_consent_from_sms: bool | None = Field(
         default=None, description="treat SMS consent as WhatsApp consent (default false)"
     )
+    skip_sold_out: bool | None = Field(
+        default=None,
+        description="no reminder for a cart whose every item the platform reports out of "
+        "stock (default true)",
+    )
 
 
 class SegmentSettings(SettingsModel):
