@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 
 from cartrescue.cli import EXIT_FAILED, EXIT_OK, main
+from cartrescue.experiments import Arm, Experiment, ExperimentPlan
 from cartrescue.explain import explain, format_explanation
 from cartrescue.models import DiscountOffer
 from cartrescue.policy import Policy, Step
@@ -226,3 +227,34 @@ def test_offer_below_minimum_subtotal_is_explained(store):
     policy = Policy(steps=(Step(1, timedelta(hours=1), ("email",), offer),))
     _, text = trail(store, 1, policy)
     assert "incentive: none: the cart is below the offer's minimum subtotal of 500" in text
+
+
+PLAN = ExperimentPlan(
+    experiments=(
+        Experiment("offer-test", (Arm("A"), Arm("B", no_discount=True)), NOON - timedelta(days=1)),
+    )
+)
+
+
+def test_the_arm_the_next_pass_records_is_shown(store):
+    stored(store)
+    found = explain(
+        "c1", store, POLICY, CHANNELS, NOON + timedelta(hours=1),
+        experiments=PLAN, experiment_key=b"k" * 32, shop_name="Nordlys",
+    )  # fmt: skip
+    assert set(found.arms) == {"offer-test"}
+    assert found.arms["offer-test"] in {"A", "B"}
+    assert store.assignments("c1") == {}  # nothing recorded
+
+
+def test_a_held_out_person_is_explained(store):
+    stored(store)
+    plan = replace(PLAN, holdout=0.9999)
+    found = explain(
+        "c1", store, POLICY, CHANNELS, NOON + timedelta(hours=1),
+        experiments=plan, experiment_key=b"k" * 32, shop_name="Nordlys",
+    )  # fmt: skip
+    text = format_explanation(found)
+    assert found.arms == {"holdout": "holdout"}
+    assert "decision: skip (holdout)" in text
+    assert "nothing sent: held out" in text

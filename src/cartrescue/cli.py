@@ -236,10 +236,16 @@ def cmd_optout(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_explain(args: argparse.Namespace, out: TextIO) -> int:
+    from .experiments import ExperimentPlan
     from .explain import explain, format_explanation
 
     config = _config(args, require_secrets=False)
     kinds = [k for k in CHANNEL_KINDS if k in (config.settings.channels or {})]
+    plan: ExperimentPlan | None = config.experiments()
+    try:
+        key = config.store_hash_key()
+    except ConfigError:  # its variable is unset here: the arm cannot be predicted
+        plan, key = None, None
     with config.store() as store:
         found = explain(
             args.checkout_id,
@@ -248,6 +254,9 @@ def cmd_explain(args: argparse.Namespace, out: TextIO) -> int:
             kinds,
             utc_now(),
             shop_timezone=config.shop.timezone,
+            experiments=plan,
+            experiment_key=key,
+            shop_name=config.shop.name,
         )
     out.write(format_explanation(found))
     return EXIT_OK if found.status is not None else EXIT_FAILED

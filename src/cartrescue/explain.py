@@ -10,9 +10,10 @@ experiment arms recorded for the checkout, and why nothing is sent.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+from .experiments import ExperimentPlan, assign
 from .models import ChannelKind, Checkout
 from .policy import (
     Action,
@@ -49,6 +50,8 @@ class Explanation:
     decision: Decision | None = None
     incentive: str | None = None
     arms: dict[str, str] = field(default_factory=dict)
+    """Experiment → arm: recorded, or (for a step about to be sent) the arm the person's
+    keyed hash puts them in, which the next pass records."""
     why_nothing_sent: str | None = None
 
 
@@ -98,8 +101,13 @@ def explain(
     now: datetime,
     *,
     shop_timezone: str | None = None,
+    experiments: ExperimentPlan | None = None,
+    experiment_key: bytes | None = None,
+    shop_name: str = "Shop",
 ) -> Explanation:
-    """The decision trail for ``checkout_id`` at ``now``; reads the store, changes nothing."""
+    """The decision trail for ``checkout_id`` at ``now``; reads the store and changes
+    nothing (but the store's experiment key, created on first use when ``experiments`` is
+    active and no ``experiment_key`` is given, as the next pass would)."""
     status = store.checkout_status(checkout_id)
     outbox = tuple(store.outbox_for(checkout_id))
     arms = store.assignments(checkout_id) if isinstance(store, ExperimentStore) else {}
@@ -140,6 +148,26 @@ def explain(
                 (number, decision.reason if number == decision.step else "superseded")
             )
     why: str | None = None
+    if (
+        decision.action == Action.SEND
+        and decision.step is not None
+        and experiments is not None
+        and experiments.active
+        and isinstance(store, ExperimentStore)
+    ):
+        found = assign(
+            experiments,
+            experiment_key or store.assignment_key(),
+            shop_name,
+            contact_keys(checkout.customer),
+            decision.step,
+            now,
+            recorded=arms,
+        )
+        arms = dict(found.arms)
+        if found.held_out:
+            decision = replace(decision, action=Action.SKIP, reason="holdout")
+            why = "held out: this person is in the holdout, watched but never messaged"
     if decision.action == Action.WAIT:
         until = f" until {decision.until:%Y-%m-%d %H:%M} UTC" if decision.until else ""
         why = f"held: {decision.reason}{until}"
