@@ -1,5 +1,6 @@
 """Three segments against both platforms' fakes: each cart gets its segment's schedule, and
-codes are created only where its schedule offers one."""
+codes of the right kind are created only where its schedule offers one (high value: free
+shipping at step 2; returning customers: no code; everyone else: 10 % at step 3)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ channels = ["email"]
 [[segments.steps]]
 delay = "24h"
 channels = ["email"]
-discount = { percent = 15, valid_for = "48h" }
+discount = { free_shipping = true, valid_for = "48h" }
 
 [[segments]]
 name = "returning"
@@ -80,9 +81,12 @@ def test_shopify(tmp_path):
         steps = run_schedule(connector, tmp_path / "s.sqlite3", FrozenClock(NOON))
         discounts = list(fake.discounts)
     assert steps == {"1": [1, 2], "2": [1, 2], "3": [1, 2, 3]}
-    # one code each for the high-value cart's step 2 and the default segment's step 3
-    percentages = sorted(d["customerGets"]["value"]["percentage"] for d in discounts)
-    assert percentages == [0.1, 0.15]
+    # free shipping for the high-value cart's step 2, 10 % for the default segment's step 3
+    assert sorted(d["type"] for d in discounts) == ["basic", "free_shipping"]
+    [basic] = [d for d in discounts if d["type"] == "basic"]
+    assert basic["customerGets"]["value"] == {"percentage": 0.1}
+    [shipping] = [d for d in discounts if d["type"] == "free_shipping"]
+    assert shipping["title"].endswith("(checkout 1)")
 
 
 def test_woocommerce(tmp_path):
@@ -111,9 +115,9 @@ def test_woocommerce(tmp_path):
         coupons = list(shop.coupons)
     # WooCommerce does not say whether a buyer bought before: nobody is "returning"
     assert steps == {ids["1500.00"]: [1, 2], ids["300.00"]: [1, 2, 3]}
-    assert sorted((c["discount_type"], c["amount"]) for c in coupons) == [
-        ("percent", "10.00"),
-        ("percent", "15.00"),
+    assert sorted((c["discount_type"], c["amount"], c["free_shipping"]) for c in coupons) == [
+        ("fixed_cart", "0.00", True),
+        ("percent", "10.00", False),
     ]
 
 

@@ -247,6 +247,8 @@ def _offer(settings: DiscountSettings) -> DiscountOffer:
         int(settings.valid_for.total_seconds()),
         min_subtotal=settings.min_subtotal,
         first_time_only=settings.first_time_only,
+        amount=settings.amount,
+        free_shipping=settings.free_shipping,
     )
 
 

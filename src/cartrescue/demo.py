@@ -14,7 +14,6 @@ import json
 import secrets
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
-from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -189,12 +188,15 @@ class DemoConnector:
         return None
 
     def create_discount(self, checkout: Checkout, offer: DiscountOffer) -> Discount:
-        code = f"BACK{int(offer.percent)}-{secrets.token_hex(3).upper()}"
-        discount = Discount(
-            code=code,
-            percent=Decimal(offer.percent),
-            expires_at=self._clock() + timedelta(seconds=offer.valid_for_seconds),
-            url=f"{checkout.recovery_url}&discount={code}",
+        label = int(offer.percent) if offer.percent is not None else "SHIP"
+        if offer.amount is not None:
+            label = int(offer.amount)
+        code = f"BACK{label}-{secrets.token_hex(3).upper()}"
+        discount = Discount.of(
+            offer,
+            code,
+            self._clock() + timedelta(seconds=offer.valid_for_seconds),
+            f"{checkout.recovery_url}&discount={code}",
         )
         self.discounts.append(discount)
         return discount

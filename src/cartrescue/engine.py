@@ -678,10 +678,10 @@ class Recovery:
         discount: Discount | None = None
         if decision.discount is not None and isinstance(self.connector, DiscountCapable):
             if dry_run:
-                discount = Discount(
-                    code="PREVIEW",
-                    percent=decision.discount.percent,
-                    expires_at=now + timedelta(seconds=decision.discount.valid_for_seconds),
+                discount = Discount.of(
+                    decision.discount,
+                    "PREVIEW",
+                    now + timedelta(seconds=decision.discount.valid_for_seconds),
                 )
             else:
                 try:

@@ -84,9 +84,14 @@ def _incentive(
     _, steps = policy.segment_for(checkout)
     step = next((s for s in steps or () if s.number == decision.step), None)
     offered = step.discount if step is not None else None
-    if decision.discount is not None:
-        hours = decision.discount.valid_for_seconds / 3600
-        return f"{decision.discount.percent} % off, valid {hours:g}h"
+    offer = decision.discount
+    if offer is not None:
+        hours = offer.valid_for_seconds / 3600
+        if offer.percent is not None:
+            what = f"{offer.percent} % off"
+        else:
+            what = f"{offer.amount} off" if offer.amount is not None else "free shipping"
+        return f"{what}, valid {hours:g}h"
     if offered is not None:
         why = offer_withheld(offered, checkout, history.last_discount, policy, now)
         return f"none: {why}"

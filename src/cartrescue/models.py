@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any, Literal, get_args
 
 import phonenumbers
@@ -23,6 +24,7 @@ __all__ = [
     "Customer",
     "Discount",
     "DiscountOffer",
+    "IncentiveKind",
     "LineItem",
     "Message",
     "OutboxKey",
@@ -425,26 +427,46 @@ class ShopInfo:
         return remaining if remaining > 0 else None
 
 
+class IncentiveKind(StrEnum):
+    """What a code gives: a percentage off, an amount off the cart, or free shipping."""
+
+    PERCENT = "percent"
+    AMOUNT = "amount"
+    FREE_SHIPPING = "free_shipping"
+
+
 @dataclass(frozen=True, slots=True)
 class DiscountOffer:
-    """What a step offers: ``percent`` off, valid for ``valid_for`` seconds.
+    """What a step offers: ``percent`` off, or ``amount`` off the cart (shop currency), or
+    ``free_shipping`` — exactly one — valid for ``valid_for`` seconds.
 
     ``min_subtotal`` (shop currency): the code works only on carts of at least this much,
     and carts below it are offered no code. ``first_time_only``: offered only to people the
     platform knows never ordered (an unknown order history gets no code)."""
 
-    percent: Decimal
+    percent: Decimal | None
     valid_for_seconds: int
     min_subtotal: Decimal | None = None
     first_time_only: bool = False
+    amount: Decimal | None = None
+    free_shipping: bool = False
 
     def __post_init__(self) -> None:
-        if not Decimal(0) < self.percent <= Decimal(100):
+        given = (self.percent is not None) + (self.amount is not None) + self.free_shipping
+        if given != 1:
+            raise ValueError("an offer gives exactly one of percent, amount or free_shipping")
+        if self.percent is not None and not Decimal(0) < self.percent <= Decimal(100):
             raise ValueError(f"discount percent must be in (0, 100], got {self.percent}")
+        if self.amount is not None and self.amount <= 0:
+            raise ValueError(f"discount amount must be positive, got {self.amount}")
         if self.valid_for_seconds <= 0:
             raise ValueError("discount validity must be positive")
         if self.min_subtotal is not None and self.min_subtotal <= 0:
             raise ValueError("discount min_subtotal must be positive")
+
+    @property
+    def kind(self) -> IncentiveKind:
+        return _kind(self.percent, self.amount)
 
 
 @dataclass(frozen=True, slots=True)
@@ -454,12 +476,39 @@ class Discount:
     code."""
 
     code: str
-    percent: Decimal
+    percent: Decimal | None
     expires_at: datetime
     url: str | None = None
+    amount: Decimal | None = None
+    """For an amount-off code: how much, in the shop's currency."""
+    free_shipping: bool = False
 
     def __post_init__(self) -> None:
         _clean_fields(self, ("code", "url"))
+
+    @property
+    def kind(self) -> IncentiveKind:
+        return _kind(self.percent, self.amount)
+
+    @classmethod
+    def of(
+        cls, offer: DiscountOffer, code: str, expires_at: datetime, url: str | None = None
+    ) -> Discount:
+        """The code ``offer`` was created as."""
+        return cls(
+            code=code,
+            percent=offer.percent,
+            expires_at=expires_at,
+            url=url,
+            amount=offer.amount,
+            free_shipping=offer.free_shipping,
+        )
+
+
+def _kind(percent: Decimal | None, amount: Decimal | None) -> IncentiveKind:
+    if percent is not None:
+        return IncentiveKind.PERCENT
+    return IncentiveKind.AMOUNT if amount is not None else IncentiveKind.FREE_SHIPPING
 
 
 @dataclass(frozen=True, slots=True)

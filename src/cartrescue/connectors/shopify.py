@@ -69,6 +69,7 @@ from .shopify_queries import (
     CHECK_QUERY,
     CONNECTION_COST,
     DISCOUNT_MUTATION,
+    FREE_SHIPPING_MUTATION,
     MAX_QUERY_COST,
     PURCHASE_QUERY,
     PURCHASES_CHUNK,
@@ -495,13 +496,34 @@ class ShopifyConnector:
 
     # -- discounts ------------------------------------------------------------------------
     def create_discount(self, checkout: Checkout, offer: DiscountOffer) -> Discount:
-        """Create a unique single-use percentage code (``discountCodeBasicCreate``) and return
-        it with the recovery URL that applies it."""
+        """Create a unique single-use code — percentage or amount off
+        (``discountCodeBasicCreate``), or free shipping (``discountCodeFreeShippingCreate``)
+        — and return it with the recovery URL that applies it."""
         now = self._clock()
         ends = now + timedelta(seconds=offer.valid_for_seconds)
-        percent = offer.percent.normalize()
+        if offer.percent is not None:
+            label, mutation, field = (
+                str(int(offer.percent)),
+                DISCOUNT_MUTATION,
+                "discountCodeBasicCreate",
+            )
+            gets: dict[str, Any] = {"percentage": float(offer.percent / 100)}
+        elif offer.amount is not None:
+            label, mutation, field = (
+                f"{int(offer.amount)}OFF",
+                DISCOUNT_MUTATION,
+                "discountCodeBasicCreate",
+            )
+            gets = {"discountAmount": {"amount": str(offer.amount), "appliesOnEachItem": False}}
+        else:
+            label, mutation, field = (
+                "SHIP",
+                FREE_SHIPPING_MUTATION,
+                "discountCodeFreeShippingCreate",
+            )
+            gets = {}
         for _ in range(3):
-            code = f"{self._discount_prefix}{int(offer.percent)}-{secrets.token_hex(4).upper()}"
+            code = f"{self._discount_prefix}{label}-{secrets.token_hex(4).upper()}"
             discount: dict[str, Any] = {
                 "title": f"cartrescue {code} (checkout {checkout.id})",
                 "code": code,
@@ -509,11 +531,11 @@ class ShopifyConnector:
                 "endsAt": _iso(ends),
                 "usageLimit": 1,
                 "appliesOncePerCustomer": True,
-                "customerGets": {
-                    "value": {"percentage": float(offer.percent / 100)},
-                    "items": {"all": True},
-                },
             }
+            if gets:
+                discount["customerGets"] = {"value": gets, "items": {"all": True}}
+            else:
+                discount["destination"] = {"all": True}
             if offer.min_subtotal is not None:
                 discount["minimumRequirement"] = {
                     "subtotal": {"greaterThanOrEqualToSubtotal": str(offer.min_subtotal)}
@@ -522,8 +544,8 @@ class ShopifyConnector:
                 discount["context"] = {"all": "ALL"}
             else:
                 discount["customerSelection"] = {"all": True}
-            data = self.graphql.execute(DISCOUNT_MUTATION, {"input": discount}, mutation=True)
-            payload = data.get("discountCodeBasicCreate")
+            data = self.graphql.execute(mutation, {"input": discount}, mutation=True)
+            payload = data.get(field)
             errors = payload.get("userErrors") if isinstance(payload, dict) else None
             if isinstance(errors, list) and errors:
                 if any(isinstance(e, dict) and e.get("code") == "TAKEN" for e in errors):
@@ -539,12 +561,7 @@ class ShopifyConnector:
                     f"shopify: {self.shop} created no discount for checkout {checkout.id}",
                     connector="shopify",
                 )
-            return Discount(
-                code=code,
-                percent=percent,
-                expires_at=ends,
-                url=discount_url(checkout.recovery_url, code),
-            )
+            return Discount.of(offer, code, ends, discount_url(checkout.recovery_url, code))
         raise ConnectorError(
             f"shopify: {self.shop}: every discount code tried was taken", connector="shopify"
         )

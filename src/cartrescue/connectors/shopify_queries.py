@@ -22,6 +22,7 @@ __all__ = [
     "CHECK_QUERY",
     "CONNECTION_COST",
     "DISCOUNT_MUTATION",
+    "FREE_SHIPPING_MUTATION",
     "MAX_QUERY_COST",
     "NODE_BASE_COST",
     "PURCHASE_QUERY",
@@ -137,6 +138,13 @@ PURCHASE_QUERY = f"""query Purchase(
 
 DISCOUNT_MUTATION = """mutation DiscountCreate($input: DiscountCodeBasicInput!) {
   discountCodeBasicCreate(basicCodeDiscount: $input) {
+    codeDiscountNode { id }
+    userErrors { field code message }
+  }
+}"""
+
+FREE_SHIPPING_MUTATION = """mutation FreeShippingCreate($input: DiscountCodeFreeShippingInput!) {
+  discountCodeFreeShippingCreate(freeShippingCodeDiscount: $input) {
     codeDiscountNode { id }
     userErrors { field code message }
   }

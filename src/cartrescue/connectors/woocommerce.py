@@ -476,13 +476,18 @@ class WooCommerceConnector:
 
     # -- discount codes ------------------------------------------------------------------
     def create_discount(self, checkout: Checkout, offer: DiscountOffer) -> Discount:
-        """Create a single-use percent coupon for this checkout's buyer (restricted to the
+        """Create a single-use coupon (``percent``, ``fixed_cart``, or one granting
+        ``free_shipping``) for this checkout's buyer (restricted to the
         billing email when there is one) and return its code. WooCommerce has no link that
         applies a coupon, so ``url`` is None and the message shows the code. Needs a
         Read/Write key; raises ``ConnectorError`` on failure."""
         expires = (self.clock() + timedelta(seconds=offer.valid_for_seconds)).replace(microsecond=0)
         email = checkout.customer.email if checkout.customer else None
-        amount = format(offer.percent.normalize(), "f")
+        kind, value = "percent", offer.percent
+        if offer.percent is None:
+            # an amount off the cart; free shipping: 0 off, with free_shipping set below
+            kind, value = "fixed_cart", offer.amount
+        amount = format(value.normalize(), "f") if value is not None else "0"
         for _ in range(3):
             code = "-".join(
                 p
@@ -494,7 +499,7 @@ class WooCommerceConnector:
             )
             payload: dict[str, Any] = {
                 "code": code,
-                "discount_type": "percent",
+                "discount_type": kind,
                 "amount": amount,
                 "individual_use": True,
                 "usage_limit": 1,
@@ -504,6 +509,8 @@ class WooCommerceConnector:
             }
             if email:
                 payload["email_restrictions"] = [email]
+            if offer.free_shipping:
+                payload["free_shipping"] = True
             if offer.min_subtotal is not None:
                 payload["minimum_amount"] = format(offer.min_subtotal, "f")
             try:
@@ -516,9 +523,9 @@ class WooCommerceConnector:
                 # After a 5xx or a lost connection the POST may still have reached the shop;
                 # a code this random exists only if it did.
                 if (err.status is None or err.status >= 500) and self._coupon_exists(code):
-                    return Discount(code=code, percent=offer.percent, expires_at=expires)
+                    return Discount.of(offer, code, expires)
                 raise
-            return Discount(code=code, percent=offer.percent, expires_at=expires)
+            return Discount.of(offer, code, expires)
         raise ConnectorError(
             "woocommerce: three random coupon codes already existed", connector=self.name
         )

@@ -214,9 +214,14 @@ class RunSettings(SettingsModel):
 
 
 class DiscountSettings(SettingsModel):
-    """A step's offer: ``{ percent = 10, valid_for = "48h" }``."""
+    """A step's offer: ``{ percent = 10, valid_for = "48h" }``, ``{ amount = 50 }`` (off the
+    cart, shop currency) or ``{ free_shipping = true }`` — one of the three."""
 
-    percent: Decimal = Field(gt=0, le=100, strict=False, examples=[10])
+    percent: Decimal | None = Field(default=None, gt=0, le=100, strict=False, examples=[10])
+    amount: Decimal | None = Field(
+        default=None, gt=0, strict=False, examples=[50], description="off the cart (shop currency)"
+    )
+    free_shipping: bool = Field(default=False, description="a free-shipping code")
     valid_for: Duration = Field(default=_to_duration("48h"), examples=["48h"])
     min_subtotal: Decimal | None = Field(
         default=None,
@@ -228,6 +233,16 @@ class DiscountSettings(SettingsModel):
     first_time_only: bool = Field(
         default=False, description="only people the platform knows never ordered get the code"
     )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> DiscountSettings:
+        if (self.percent is not None) + (self.amount is not None) + self.free_shipping != 1:
+            raise invalid(
+                "an offer gives one of percent, amount or free_shipping",
+                "write { percent = 10 }, { amount = 50 } or { free_shipping = true }",
+                key="percent",
+            )
+        return self
 
 
 class StepSettings(SettingsModel):

@@ -132,6 +132,8 @@ type QueryRoot {
 type Mutation {
   discountCodeBasicCreate(basicCodeDiscount: DiscountCodeBasicInput!):
     DiscountCodeBasicCreatePayload
+  discountCodeFreeShippingCreate(freeShippingCodeDiscount: DiscountCodeFreeShippingInput!):
+    DiscountCodeFreeShippingCreatePayload
 }
 enum AbandonedCheckoutSortKeys {
   CHECKOUT_ID CREATED_AT CUSTOMER_NAME ID RELEVANCE TOTAL_PRICE
@@ -205,7 +207,19 @@ input DiscountMinimumSubtotalInput { greaterThanOrEqualToSubtotal: Decimal }
 input DiscountCustomerGetsInput {
   value: DiscountCustomerGetsValueInput items: DiscountItemsInput
 }
-input DiscountCustomerGetsValueInput { percentage: Float }
+input DiscountCustomerGetsValueInput { percentage: Float discountAmount: DiscountAmountInput }
+input DiscountAmountInput { amount: Decimal appliesOnEachItem: Boolean }
+input DiscountCodeFreeShippingInput {
+  title: String code: String startsAt: DateTime endsAt: DateTime usageLimit: Int
+  appliesOncePerCustomer: Boolean customerSelection: DiscountCustomerSelectionInput
+  minimumRequirement: DiscountMinimumRequirementInput
+  destination: DiscountShippingDestinationSelectionInput maximumShippingPrice: Decimal
+  @CONTEXT
+}
+input DiscountShippingDestinationSelectionInput { all: Boolean }
+type DiscountCodeFreeShippingCreatePayload {
+  codeDiscountNode: DiscountCodeNode userErrors: [DiscountUserError!]!
+}
 input DiscountItemsInput { all: Boolean }
 input DiscountCustomerSelectionInput { all: Boolean }
 input DiscountContextInput { all: DiscountBuyerSelection }
@@ -1021,13 +1035,23 @@ class FakeShopify:
             },
         )
 
-    def create_discount(self, data: Mapping[str, Any]) -> dict[str, Any]:
+    def create_discount(
+        self, data: Mapping[str, Any], *, argument: str = "basicCodeDiscount"
+    ) -> dict[str, Any]:
+        """Create a code discount (``basicCodeDiscount``: a percentage or an amount off;
+        ``freeShippingCodeDiscount``: free shipping), refusing what Shopify refuses."""
         errors = []
-        for key in ("code", "title", "startsAt", "customerGets"):
+        basic = argument == "basicCodeDiscount"
+        required = (
+            ("code", "title", "startsAt", "customerGets")
+            if basic
+            else ("code", "title", "startsAt")
+        )
+        for key in required:
             if not data.get(key):
                 errors.append(
                     {
-                        "field": ["basicCodeDiscount", key],
+                        "field": [argument, key],
                         "code": "BLANK",
                         "message": f"{key} can't be blank",
                     }
@@ -1035,12 +1059,31 @@ class FakeShopify:
         if not data.get("context") and not data.get("customerSelection"):
             errors.append(
                 {
-                    "field": ["basicCodeDiscount", "context"],
+                    "field": [argument, "context"],
                     "code": "BLANK",
                     "message": "Context can't be blank",
                 }
             )
-        percentage = (((data.get("customerGets") or {}).get("value")) or {}).get("percentage")
+        value = ((data.get("customerGets") or {}).get("value")) or {}
+        if basic and data.get("customerGets") and len(value) != 1:
+            errors.append(
+                {
+                    "field": [argument, "customerGets", "value"],
+                    "code": "INVALID",
+                    "message": "Value must have exactly one of percentage, discountAmount "
+                    "or discountOnQuantity",
+                }
+            )
+        amount = (value.get("discountAmount") or {}).get("amount")
+        if amount is not None and not Decimal(str(amount)) > 0:
+            errors.append(
+                {
+                    "field": [argument, "customerGets", "value", "discountAmount", "amount"],
+                    "code": "GREATER_THAN",
+                    "message": "Value must be greater than 0",
+                }
+            )
+        percentage = value.get("percentage")
         if percentage is not None and not 0 <= percentage <= 1:
             errors.append(
                 {
@@ -1053,7 +1096,7 @@ class FakeShopify:
             if any(d["code"].lower() == str(data.get("code", "")).lower() for d in self.discounts):
                 errors.append(
                     {
-                        "field": ["basicCodeDiscount", "code"],
+                        "field": [argument, "code"],
                         "code": "TAKEN",
                         "message": "Code must be unique. Please try a different code.",
                     }
@@ -1061,7 +1104,8 @@ class FakeShopify:
             if errors:
                 return {"codeDiscountNode": None, "userErrors": errors}
             node_id = _GID.format("DiscountCodeNode", 1000 + len(self.discounts))
-            self.discounts.append({"id": node_id, **data})
+            kind = "basic" if basic else "free_shipping"
+            self.discounts.append({"id": node_id, "type": kind, **data})
         return {"codeDiscountNode": {"id": node_id}, "userErrors": []}
 
 
@@ -1215,6 +1259,16 @@ class _Root:
     ) -> dict[str, Any]:
         self._require("write_discounts", "discountCodeBasicCreate")
         return self.fake.create_discount(basicCodeDiscount)
+
+    def discountCodeFreeShippingCreate(
+        self,
+        info: GraphQLResolveInfo[Any],
+        freeShippingCodeDiscount: dict[str, Any],
+    ) -> dict[str, Any]:
+        self._require("write_discounts", "discountCodeFreeShippingCreate")
+        return self.fake.create_discount(
+            freeShippingCodeDiscount, argument="freeShippingCodeDiscount"
+        )
 
 
 def _denied_customer(fake: FakeShopify) -> Callable[[GraphQLResolveInfo[Any]], None]:
