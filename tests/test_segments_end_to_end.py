@@ -4,13 +4,17 @@ shipping at step 2; returning customers: no code; everyone else: 10 % at step 3)
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import requests
+
 from cartrescue.clock import FrozenClock
 from cartrescue.config import load_config
 from cartrescue.connectors.shopify import ShopifyConnector
+from cartrescue.connectors.shopify_queries import node_cost
 from cartrescue.connectors.woocommerce import WooCommerceConnector
 from cartrescue.engine import Recovery
 from cartrescue.models import DiscountOffer, LineItem
@@ -138,3 +142,37 @@ def test_minimum_subtotal_reaches_both_platforms():
         ).create_discount(checkout, offer)
         [coupon] = shop.coupons
     assert coupon["minimum_amount"] == "500.00"
+
+
+def test_shopify_stock_and_a_sold_out_cart(tmp_path):
+    sold_out = replace(
+        cart("1", "300.00", 0), line_items=(LineItem("Gone", 1, Decimal(300), in_stock=False),)
+    )
+    carts = [sold_out, cart("2", "300.00", 0)]
+    with FakeShopify.from_checkouts(carts, timezone="Europe/Oslo") as fake:
+        plain = ShopifyConnector(fake.shop, fake.token, base_url=fake.base_url)
+        assert {li.in_stock for c in plain.abandoned_checkouts(None) for li in c.line_items} == {
+            None
+        }
+        session = requests.Session()
+        costs = []
+
+        def cost(response, *args, **kwargs):
+            body = json.loads(response.request.body or b"{}")
+            if body.get("query", "").startswith("query AbandonedCheckouts("):
+                requested = response.json()["extensions"]["cost"]["requestedQueryCost"]
+                costs.append((body["variables"]["first"], requested))
+
+        session.hooks["response"].append(cost)
+        stocked = ShopifyConnector(
+            fake.shop, fake.token, base_url=fake.base_url, check_stock=True, session=session
+        )
+        by_id = {c.id: c for c in stocked.abandoned_checkouts(None)}
+        assert [li.in_stock for li in by_id["1"].line_items] == [False]
+        assert [li.in_stock for li in by_id["2"].line_items] == [True]
+        # the connector sizes its pages by the cost Shopify counts for the variant objects
+        assert costs
+        assert all(req == 2 + first * node_cost(10, stock=True) for first, req in costs)
+        steps = run_schedule(stocked, tmp_path / "s.sqlite3", FrozenClock(NOON))
+        assert fake.failed == 0
+    assert steps == {"2": [1, 2, 3]}  # the sold-out cart gets nothing

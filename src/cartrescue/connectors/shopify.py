@@ -167,7 +167,9 @@ class ShopifyConnector:
     is the ``requests.Session`` every call goes through; ``timeout`` is the read timeout in
     seconds. ``webhook_secret`` is the app's client secret that signs webhooks.
     ``line_items`` is how many lines of each cart are read (it sets the query cost);
-    ``max_page_size`` caps the page size the cost would allow. ``sleep``, ``monotonic``
+    ``max_page_size`` caps the page size the cost would allow. ``check_stock`` (GraphQL only)
+    also reads whether each line's variant can still be bought (one more cost point a
+    line), so sold-out carts can be left alone. ``sleep``, ``monotonic``
     and ``clock`` are injectable so tests do not wait.
 
     Implements :class:`~cartrescue.connectors.Connector` and the optional
@@ -194,6 +196,7 @@ class ShopifyConnector:
         max_page_size: int = _GRAPHQL_PAGE_MAX,
         rest_leak_rate: float = 2.0,
         discount_prefix: str = "BACK",
+        check_stock: bool = False,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
         clock: Clock = utc_now,
@@ -251,8 +254,9 @@ class ShopifyConnector:
         self.rest_throttle = CallLimitThrottle(
             leak_rate=_positive(rest_leak_rate, "rest_leak_rate"), monotonic=monotonic, sleep=sleep
         )
-        self._query = checkouts_query(self.api_version, self.line_items)
-        self._node_cost = float(node_cost(self.line_items))
+        self.check_stock = bool(check_stock)
+        self._query = checkouts_query(self.api_version, self.line_items, stock=self.check_stock)
+        self._node_cost = float(node_cost(self.line_items, stock=self.check_stock))
         self._shop_info: dict[str, Any] | None = None
 
     def __repr__(self) -> str:

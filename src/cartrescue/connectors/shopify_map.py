@@ -148,7 +148,14 @@ def _money(raw: Mapping[str, Any], item: str) -> tuple[Decimal, str]:
 
 
 def _line(
-    *, title: object, variant: object, quantity: object, price: Decimal, sku: object, item: str
+    *,
+    title: object,
+    variant: object,
+    quantity: object,
+    price: Decimal,
+    sku: object,
+    item: str,
+    in_stock: bool | None = None,
 ) -> LineItem:
     return LineItem(
         title=_text(title) or _text(variant) or "Item",
@@ -156,7 +163,20 @@ def _line(
         price=price,
         variant=_text(variant),
         sku=_text(sku),
+        in_stock=in_stock,
     )
+
+
+def _available(line: Mapping[str, Any]) -> bool | None:
+    """Whether the line's variant can be bought, when the query asked (a variant since
+    deleted cannot); None when it did not."""
+    if "variant" not in line:
+        return None
+    variant = line.get("variant")
+    if variant is None:
+        return False
+    found = _obj(variant).get("availableForSale")
+    return found if isinstance(found, bool) else None
 
 
 def _region(raw: Mapping[str, Any], addresses: tuple[str, str], key: str) -> str | None:
@@ -195,6 +215,7 @@ def from_graphql(node: Mapping[str, Any]) -> Checkout:
                 price=price,
                 sku=raw.get("sku"),
                 item=item,
+                in_stock=_available(raw),
             )
         )
     problems: list[str] = []

@@ -184,6 +184,11 @@ class ShopifySettings(PluginSettings):
         description="up to 12 capital letters or digits",
         examples=["BACK"],
     )
+    check_stock: bool = Field(
+        default=False,
+        description="GraphQL: also read whether each item can still be bought (one more "
+        "query cost point a line), so [policy] skip_sold_out can act",
+    )
 
 
 class WooCommerceSettings(PluginSettings):

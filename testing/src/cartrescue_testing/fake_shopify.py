@@ -159,7 +159,9 @@ type AbandonedCheckoutLineItemConnection {
 type AbandonedCheckoutLineItem {
   id: ID! title: String variantTitle: String quantity: Int! sku: String
   originalUnitPriceSet: MoneyBag! discountedUnitPriceSet: MoneyBag!
+  variant: ProductVariant
 }
+type ProductVariant { id: ID! availableForSale: Boolean! }
 type MoneyBag { shopMoney: MoneyV2! presentmentMoney: MoneyV2! }
 type MoneyV2 { amount: Decimal! currencyCode: String! }
 type MailingAddress { countryCodeV2: String country: String city: String zip: String }
@@ -523,6 +525,7 @@ class FakeShopify:
                     "quantity": line.quantity,
                     "price": str(line.price),
                     "sku": line.sku,
+                    "available": line.in_stock is not False,
                 }
                 for line in item.line_items
             ],
@@ -742,6 +745,10 @@ class FakeShopify:
                 "sku": line.get("sku"),
                 "originalUnitPriceSet": self._money(line.get("price"), currency),
                 "discountedUnitPriceSet": self._money(line.get("price"), currency),
+                "variant": {
+                    "id": _GID.format("ProductVariant", f"{record['id']}{i}"),
+                    "availableForSale": bool(line.get("available", True)),
+                },
             }
             for i, line in enumerate(record.get("line_items") or ())
         ]
