@@ -176,3 +176,60 @@ def test_shopify_stock_and_a_sold_out_cart(tmp_path):
         steps = run_schedule(stocked, tmp_path / "s.sqlite3", FrozenClock(NOON))
         assert fake.failed == 0
     assert steps == {"2": [1, 2, 3]}  # the sold-out cart gets nothing
+
+
+def test_woocommerce_stock_and_a_sold_out_cart(tmp_path):
+    start = datetime(2026, 3, 11, 12, 0, tzinfo=UTC)
+    clock = FrozenClock(start)
+    with FakeWooCommerce(clock=clock, timezone="Europe/Oslo") as shop:
+        shop.add_product(11, "outofstock")
+        shop.add_product(12, "instock")
+        shop.add_product(13, "instock")
+        shop.add_product(131, "outofstock", parent_id=13)
+        ids = {}
+        for name, lines in (
+            ("sold out", [{"name": "Gone", "quantity": 1, "price": "50.00", "product_id": 11}]),
+            (
+                "mixed",
+                [
+                    {"name": "Here", "quantity": 1, "price": "50.00", "product_id": 12},
+                    {"name": "Blue", "quantity": 1, "price": "9.00", "product_id": 13,
+                     "variation_id": 131},
+                    {"name": "Deleted", "quantity": 1, "price": "9.00", "product_id": 99},
+                    {"name": "Custom", "quantity": 1, "price": "9.00"},
+                ],
+            ),
+        ):  # fmt: skip
+            ids[name] = str(
+                shop.add_order(
+                    currency="NOK",
+                    date_created_gmt=start,
+                    date_modified_gmt=start + timedelta(seconds=4),
+                    billing={"email": f"{name[:4]}@example.no", "country": "NO"},
+                    line_items=lines,
+                )["id"]
+            )
+        woo = WooCommerceConnector(
+            shop.base_url,
+            shop.consumer_key,
+            shop.consumer_secret,
+            consent=["email"],
+            clock=clock,
+            check_stock=True,
+        )
+        by_id = {c.id: c for c in woo.abandoned_checkouts(None)}
+        assert [li.in_stock for li in by_id[ids["sold out"]].line_items] == [False]
+        assert [li.in_stock for li in by_id[ids["mixed"]].line_items] == [True, False, False, None]
+        asked = sorted(
+            (r.path.rsplit("/wc/v3/", 1)[1], r.query["include"][0])
+            for r in shop.requests
+            if "/products" in r.path
+        )
+        # each order's unknown products (and variations, by parent) once, then cached
+        assert asked == [
+            ("products", "11"),
+            ("products", "12,99"),
+            ("products/13/variations", "131"),
+        ]
+        steps = run_schedule(woo, tmp_path / "w.sqlite3", clock)
+    assert steps == {ids["mixed"]: [1, 2, 3]}
