@@ -167,3 +167,31 @@ def test_doctor_reports_every_broken_part_at_once(tmp_path, monkeypatch):
         assert f"[error] {key}: " in out, (key, out)
         assert f"{key}: {key}:" not in out
     assert "All checks passed" not in out
+
+
+def test_doctor_shows_the_segment_of_each_sample_cart(config, monkeypatch):
+    monkeypatch.setenv("UNSUB_SECRET", "s" * 40)
+    config.write_text(
+        config.read_text()
+        + '[[segments]]\nname = "big"\nmin_value = 5000\n'
+        + '[[segments.steps]]\ndelay = "1h"\nchannels = ["sms"]\n'
+    )
+    _code, out = run("doctor", "--config", str(config))
+    line = next(x for x in out.splitlines() if x.startswith("  ok  segments "))
+    assert line.split(None, 2)[2] == (
+        "1 segment(s); sample carts: typical → default, worst case → big"
+    )
+
+
+def test_doctor_reports_offers_the_templates_cannot_word(config, monkeypatch):
+    monkeypatch.setenv("UNSUB_SECRET", "s" * 40)
+    config.write_text(
+        config.read_text()
+        + '[[segments]]\nname = "big"\nmin_value = 5000\n'
+        + '[[segments.steps]]\ndelay = "1h"\nchannels = ["sms", "email"]\n'
+        + "discount = { free_shipping = true }\n"
+    )
+    code, out = run("doctor", "--config", str(config))
+    assert code != EXIT_OK
+    assert "sms step 1 (en), free_shipping offer:" in out
+    assert "email step 1" not in out  # the package's emails word free shipping

@@ -239,3 +239,28 @@ def test_serve_links_serves_the_redirects(tmp_path: Path) -> None:
         assert process.wait(timeout=60) == EXIT_OK  # generous: CI machines may be busy
     with SQLiteStore(store_path) as store:
         assert store.stats(datetime.now(UTC)).clicks == 1
+
+
+def test_preview_shows_each_sample_carts_segment(tmp_path: Path) -> None:
+    path = config_file(
+        tmp_path,
+        '[[segments]]\nname = "big"\nmin_value = 5000\n'
+        '[[segments.steps]]\ndelay = "1h"\nchannels = ["sms"]\n'
+        "discount = { percent = 20 }\n"
+        '[[segments]]\nname = "small"\nmax_value = 5000\nskip = true\n',
+    )
+    code, output = run(
+        "preview",
+        "--config",
+        path,
+        "--channel",
+        "sms",
+        "--locale",
+        "en",
+        "--link",
+        "https://nrdl.no/r/abcdefg",
+    )
+    assert code == EXIT_OK, output
+    assert "Segments: typical → small (skipped), worst case → big\n" in output
+    # the big segment's step 1 offers a discount: previewed beside the plain step 1
+    assert len([r for r in rows(output) if r["step"] == "1"]) == 4

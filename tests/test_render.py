@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -572,3 +573,24 @@ def test_blocks_of_every_ancestor_are_reachable_without_rendering_the_layout(
         "{% block variant1 %}{{ self.word() }} {{ link }} {{ self.stop() }}{% endblock %}",
     )
     assert TemplateRenderer([tmp_path]).render("sms", 1, context()).text == f"Hei {LINK} Svar STOP"
+
+
+def test_incentive_and_free_shipping_remaining(tmp_path: Path) -> None:
+    (tmp_path / "sms").mkdir()
+    (tmp_path / "sms" / "1.en.j2").write_text(
+        "{% if incentive %}{{ incentive.kind }} {{ incentive.amount }} {{ incentive.code }} "
+        "{{ incentive.expires }}{% endif %}"
+        "{% if free_shipping_remaining %} {{ free_shipping_remaining }} to free shipping"
+        "{% endif %} {{ link }}"
+    )
+    renderer = TemplateRenderer([tmp_path])
+    shop = ShopInfo(name="N", locale="en", free_shipping_threshold=Decimal(1500))
+    offer = Discount(code="BACK10", percent=Decimal(10), expires_at=NOW + timedelta(days=2))
+    text = renderer.render("sms", 1, context(shop=shop, locale="en", discount=offer)).text
+    assert text.startswith("percent 10 BACK10 March 12 NOK")
+    assert "210.00 to free shipping" in text
+    over = ShopInfo(name="N", locale="en", free_shipping_threshold=Decimal(1000))
+    text = renderer.render("sms", 1, context(shop=over, locale="en")).text
+    assert text.strip() == LINK
+    other = replace(shop, free_shipping_currency="EUR")
+    assert "free shipping" not in renderer.render("sms", 1, context(shop=other, locale="en")).text

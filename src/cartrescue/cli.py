@@ -255,6 +255,33 @@ def cmd_optout(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def cmd_explain(args: argparse.Namespace, out: TextIO) -> int:
+    from .experiments import ExperimentPlan
+    from .explain import explain, format_explanation
+
+    config = _config(args, require_secrets=False)
+    kinds = [k for k in CHANNEL_KINDS if k in (config.settings.channels or {})]
+    plan: ExperimentPlan | None = config.experiments()
+    try:
+        key = config.store_hash_key()
+    except ConfigError:  # its variable is unset here: the arm cannot be predicted
+        plan, key = None, None
+    with config.store() as store:
+        found = explain(
+            args.checkout_id,
+            store,
+            config.policy,
+            kinds,
+            utc_now(),
+            shop_timezone=config.shop.timezone,
+            experiments=plan,
+            experiment_key=key,
+            shop_name=config.shop.name,
+        )
+    out.write(format_explanation(found))
+    return EXIT_OK if found.status is not None else EXIT_FAILED
+
+
 def cmd_forget(args: argparse.Namespace, out: TextIO) -> int:
     config = _config(args, require_secrets=False)
     contact = _contact(args.contact)
@@ -570,6 +597,13 @@ def build_parser() -> argparse.ArgumentParser:
     optout.add_argument("contact", nargs="?", help="email or +E.164 phone number")
     optout.add_argument("--channel", default="*", choices=("*", *CHANNEL_KINDS))
     with_config(optout)
+    explain_cmd = add(
+        "explain",
+        cmd_explain,
+        "the decision trail for one stored checkout: segment, step, channel, holds, incentive",
+    )
+    explain_cmd.add_argument("checkout_id", metavar="CHECKOUT_ID")
+    with_config(explain_cmd)
     forget = add("forget", cmd_forget, "erase everything the store knows about a person (GDPR)")
     forget.add_argument("contact", help="email or +E.164 phone number")
     with_config(forget)

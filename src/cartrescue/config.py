@@ -16,7 +16,7 @@ import inspect
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import time, timedelta
 from importlib.metadata import entry_points
@@ -36,14 +36,18 @@ from .models import CHANNEL_KINDS, DiscountOffer, ShopInfo
 from .policy import Policy, SendWindow, Step
 from .registry import CHANNELS, CONNECTORS, load_plugin
 from .render import TemplateRenderer
+from .segments import CustomerKind, Segment, SegmentConditions
 from .settings.base import parse_duration, validate_table
 from .settings.problems import nearest_key, unknown_key_problem
 from .settings.schema import plugin_settings_model
 from .settings.sections import (
     ConfigSettings,
+    DiscountSettings,
     ExperimentSettings,
     LinksSettings,
     PolicySettings,
+    SegmentSettings,
+    StepSettings,
 )
 from .store.base import AttributionWindows, ConversationStore, Store
 from .store.sqlite import SQLiteStore
@@ -238,7 +242,35 @@ def _window(value: str) -> SendWindow:
     return SendWindow(_clock_time(start), _clock_time(end))
 
 
-def _policy(settings: PolicySettings, problems: list[ConfigProblem]) -> Policy:
+def _offer(settings: DiscountSettings) -> DiscountOffer:
+    return DiscountOffer(
+        settings.percent,
+        int(settings.valid_for.total_seconds()),
+        min_subtotal=settings.min_subtotal,
+        first_time_only=settings.first_time_only,
+        amount=settings.amount,
+        free_shipping=settings.free_shipping,
+    )
+
+
+def _steps(
+    raws: Sequence[StepSettings], where: str, problems: list[ConfigProblem]
+) -> tuple[Step, ...]:
+    steps = []
+    for index, raw in enumerate(raws, start=1):
+        discount = _offer(raw.discount) if raw.discount is not None else None
+        try:
+            steps.append(Step(index, raw.delay, tuple(raw.channels), discount))
+        except ValueError as err:
+            problems.append(ConfigProblem(f"{where}[{index}]", str(err), "correct this step"))
+    return tuple(steps)
+
+
+def _policy(
+    settings: PolicySettings,
+    problems: list[ConfigProblem],
+    segments: Sequence[SegmentSettings] = (),
+) -> Policy:
     """The :class:`~cartrescue.policy.Policy` of a checked ``[policy]`` table."""
     kwargs: dict[str, Any] = {
         name: getattr(settings, name)
@@ -250,6 +282,7 @@ def _policy(settings: PolicySettings, problems: list[ConfigProblem]) -> Policy:
             "attribution_window",
             "max_sms_per_checkout",
             "whatsapp_consent_from_sms",
+            "skip_sold_out",
         )
         if getattr(settings, name) is not None
     }
@@ -257,20 +290,32 @@ def _policy(settings: PolicySettings, problems: list[ConfigProblem]) -> Policy:
     if window is not None:
         kwargs["send_window"] = _window(window)
     if settings.steps is not None:
-        steps = []
-        for index, raw in enumerate(settings.steps, start=1):
-            discount = None
-            if raw.discount is not None:
-                discount = DiscountOffer(
-                    raw.discount.percent, int(raw.discount.valid_for.total_seconds())
+        kwargs["steps"] = _steps(settings.steps, "policy.steps", problems)
+    built = []
+    for number, segment in enumerate(segments, start=1):
+        where = f"segments[{number}]"
+        try:
+            built.append(
+                Segment(
+                    segment.name,
+                    SegmentConditions(
+                        min_value=segment.min_value,
+                        max_value=segment.max_value,
+                        min_items=segment.min_items,
+                        max_items=segment.max_items,
+                        customer=CustomerKind(segment.customer) if segment.customer else None,
+                        countries=frozenset(segment.countries) if segment.countries else None,
+                        all_in_stock=segment.all_in_stock,
+                    ),
+                    steps=_steps(segment.steps, f"{where}.steps", problems)
+                    if segment.steps is not None
+                    else None,
+                    skip=segment.skip,
                 )
-            try:
-                steps.append(Step(index, raw.delay, tuple(raw.channels), discount))
-            except ValueError as err:
-                problems.append(
-                    ConfigProblem(f"policy.steps[{index}]", str(err), "correct this step")
-                )
-        kwargs["steps"] = tuple(steps)
+            )
+        except ValueError as err:
+            problems.append(ConfigProblem(where, str(err), "correct this segment"))
+    kwargs["segments"] = tuple(built)
     try:
         return Policy(**kwargs)
     except ValueError as err:
@@ -588,9 +633,7 @@ def _experiments(settings: ExperimentSettings) -> ExperimentPlan:
                     template=arm.template,
                     delay=arm.delay,
                     channel=arm.channel,
-                    discount=None
-                    if discount is None or discount == "none"
-                    else DiscountOffer(discount.percent, int(discount.valid_for.total_seconds())),
+                    discount=None if discount is None or discount == "none" else _offer(discount),
                     no_discount=discount == "none",
                 )
             )
@@ -716,7 +759,7 @@ def config_from_data(
     _check_plugins(data, checked_env, problems)
     policy = Policy()
     if settings is not None:
-        policy = _policy(settings.policy, problems)
+        policy = _policy(settings.policy, problems, settings.segments)
         try:
             _experiments(settings.experiment)
         except ValueError as err:
@@ -736,7 +779,12 @@ def config_from_data(
         env=environment,
         policy=policy,
         shop=ShopInfo(
-            name=shop.name, locale=shop.locale, timezone=shop.timezone, home_url=shop.home_url
+            name=shop.name,
+            locale=shop.locale,
+            timezone=shop.timezone,
+            home_url=shop.home_url,
+            free_shipping_threshold=shop.free_shipping_threshold,
+            free_shipping_currency=shop.free_shipping_currency,
         ),
         run_interval=settings.run.interval,
         settings=settings,

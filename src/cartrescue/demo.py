@@ -14,7 +14,6 @@ import json
 import secrets
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
-from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
@@ -105,6 +104,7 @@ def _customer(raw: Mapping[str, Any] | None, problems: list[str]) -> Customer | 
         sms_consent=bool(raw.get("sms_consent", False)),
         whatsapp_consent=bool(raw.get("whatsapp_consent", False)),
         timezone=raw.get("timezone"),
+        orders_count=int(raw.get("orders_count", 0)),
     )
 
 
@@ -134,7 +134,13 @@ def _checkout(raw: Mapping[str, Any], now: datetime) -> Checkout:
         completed_at=None if completed is None else now - timedelta(minutes=float(completed)),
         name=f"#{item}",
         problems=tuple(problems),
+        country=_country(raw.get("customer")),
     )
+
+
+def _country(raw: Mapping[str, Any] | None) -> str | None:
+    country = raw.get("country") if raw is not None else None
+    return country.upper() if isinstance(country, str) and country else None
 
 
 def demo_checkouts(now: datetime, path: str | Path | None = None) -> list[Checkout | BadCheckout]:
@@ -186,12 +192,15 @@ class DemoConnector:
         return None
 
     def create_discount(self, checkout: Checkout, offer: DiscountOffer) -> Discount:
-        code = f"BACK{int(offer.percent)}-{secrets.token_hex(3).upper()}"
-        discount = Discount(
-            code=code,
-            percent=Decimal(offer.percent),
-            expires_at=self._clock() + timedelta(seconds=offer.valid_for_seconds),
-            url=f"{checkout.recovery_url}&discount={code}",
+        label = int(offer.percent) if offer.percent is not None else "SHIP"
+        if offer.amount is not None:
+            label = int(offer.amount)
+        code = f"BACK{label}-{secrets.token_hex(3).upper()}"
+        discount = Discount.of(
+            offer,
+            code,
+            self._clock() + timedelta(seconds=offer.valid_for_seconds),
+            f"{checkout.recovery_url}&discount={code}",
         )
         self.discounts.append(discount)
         return discount

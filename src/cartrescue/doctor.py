@@ -6,16 +6,24 @@ from __future__ import annotations
 import os
 import pwd
 import sqlite3
+from collections.abc import Container
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .clock import utc_now
 from .errors import CartRescueError, ConfigError
-from .models import CHANNEL_KINDS
-from .preview import SAMPLE_RECOVERY_URL, preview
+from .models import CHANNEL_KINDS, Discount
+from .preview import (
+    SAMPLE_RECOVERY_URL,
+    preview,
+    sample_checkout,
+    sample_segments,
+    schedule_steps,
+)
 from .registry import CHANNELS, CONNECTORS, discover
+from .render import MessageContext, TemplateRenderer
 from .stats import humanize_age, humanize_duration
 from .store.sqlite import SCHEMA_VERSION, SQLiteStore
 
@@ -122,6 +130,14 @@ def doctor(config: Config) -> DoctorReport:
             f"{len(config.policy.steps)} step(s)",
         )
     )
+    if config.policy.segments:
+        checked.append(
+            Checked(
+                "segments",
+                f"{len(config.policy.segments)} segment(s); sample carts: "
+                f"{sample_segments(config.policy, config.shop.locale)}",
+            )
+        )
     problems.extend(_plugin_problems())
     connector: object = None
     try:
@@ -360,7 +376,9 @@ def _template_problems(config: Config) -> tuple[list[Problem], int]:
     sample and worst-case data and a link as long as the real ones; and how many rendered."""
     renderer = config.renderer()
     configured = set(_table_keys(config.data.get("channels")))
-    used = {c for step in config.policy.steps for c in step.channels} & configured
+    used = {
+        c for steps in config.policy.schedules() for step in steps for c in step.channels
+    } & configured
     with SQLiteStore(":memory:") as scratch:
         try:
             links = config.links(scratch)
@@ -372,7 +390,7 @@ def _template_problems(config: Config) -> tuple[list[Problem], int]:
         shop=config.shop,
         link=link,
         locales=renderer.locales(),
-        steps=[(s.number, s.discount.percent if s.discount else None) for s in config.policy.steps],
+        steps=schedule_steps(config.policy),
         channels=[c for c in CHANNEL_KINDS if c in used],
     )
     fix = (
@@ -388,7 +406,43 @@ def _template_problems(config: Config) -> tuple[list[Problem], int]:
         )
         for row in rows
         if not row.fits
-    ], len(rows)
+    ] + _offer_problems(config, renderer, used, link), len(rows)
+
+
+def _offer_problems(
+    config: Config, renderer: TemplateRenderer, used: Container[str], link: str
+) -> list[Problem]:
+    """Amount-off and free-shipping offers whose templates cannot word them (a code would be
+    created and the message not rendered)."""
+    found: list[Problem] = []
+    now = utc_now()
+    for steps in config.policy.schedules():
+        for step in steps:
+            offer = step.discount
+            if offer is None or offer.percent is not None:
+                continue
+            for channel in (c for c in step.channels if c in used):
+                for locale in renderer.locales():
+                    context = MessageContext(
+                        checkout=sample_checkout(locale, worst=False, now=now),
+                        shop=config.shop,
+                        locale=locale,
+                        link=link,
+                        discount=Discount.of(offer, "BACK-7QX2", now + timedelta(days=2)),
+                    )
+                    try:
+                        renderer.render(channel, step.number, context)
+                    except CartRescueError as err:
+                        found.append(
+                            Problem(
+                                "templates",
+                                f"{channel} step {step.number} ({locale}), {offer.kind} offer: "
+                                f"{err}",
+                                "write your own template for it in [templates] dirs, or offer "
+                                "a percentage on this step",
+                            )
+                        )
+    return found
 
 
 def _table_keys(value: object) -> list[str]:

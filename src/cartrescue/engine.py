@@ -554,7 +554,7 @@ class Recovery:
         dry = report.dry_run
         contact = _Masked(next(iter(contact_keys(checkout.customer)), None))
         skipped: set[int] = set()
-        for _ in range(len(self.policy.steps) + 1):
+        for _ in range(self.policy.max_steps + 1):
             now = self.clock()
             decision = decide(
                 checkout,
@@ -847,10 +847,10 @@ class Recovery:
         discount: Discount | None = None
         if decision.discount is not None and isinstance(self.connector, DiscountCapable):
             if dry_run:
-                discount = Discount(
-                    code="PREVIEW",
-                    percent=decision.discount.percent,
-                    expires_at=now + timedelta(seconds=decision.discount.valid_for_seconds),
+                discount = Discount.of(
+                    decision.discount,
+                    "PREVIEW",
+                    now + timedelta(seconds=decision.discount.valid_for_seconds),
                 )
             else:
                 try:

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any, Literal, get_args
 
 import phonenumbers
@@ -23,6 +24,7 @@ __all__ = [
     "Customer",
     "Discount",
     "DiscountOffer",
+    "IncentiveKind",
     "LineItem",
     "Message",
     "OutboxKey",
@@ -225,6 +227,8 @@ class LineItem:
     price: Decimal
     variant: str | None = None
     sku: str | None = None
+    in_stock: bool | None = None
+    """Whether the item can be bought now; None when the platform did not say."""
 
     def __post_init__(self) -> None:
         _clean_fields(self, ("title", "variant", "sku"))
@@ -248,6 +252,8 @@ class Customer:
     sms_consent: bool = False
     whatsapp_consent: bool = False
     timezone: str | None = None
+    orders_count: int | None = None
+    """Paid orders this person placed before, when the platform says (0: a new customer)."""
 
     def __post_init__(self) -> None:
         _clean_fields(self, ("first_name", "last_name", "email", "phone", "locale", "timezone"))
@@ -277,9 +283,11 @@ class Checkout:
     completed_at: datetime | None = None
     name: str | None = None
     problems: tuple[str, ...] = ()
+    country: str | None = None
+    """ISO 3166-1 alpha-2 code of the billing (else shipping) address, when known."""
 
     def __post_init__(self) -> None:
-        _clean_fields(self, ("id", "recovery_url", "currency", "name"))
+        _clean_fields(self, ("id", "recovery_url", "currency", "name", "country"))
         problems = tuple(
             clean_text(p, multiline=True) if isinstance(p, str) else p for p in self.problems
         )
@@ -310,6 +318,7 @@ class Checkout:
                     "price": str(li.price),
                     "variant": li.variant,
                     "sku": li.sku,
+                    "in_stock": li.in_stock,
                 }
                 for li in self.line_items
             ],
@@ -325,10 +334,12 @@ class Checkout:
                 "sms_consent": customer.sms_consent,
                 "whatsapp_consent": customer.whatsapp_consent,
                 "timezone": customer.timezone,
+                "orders_count": customer.orders_count,
             },
             "completed_at": self.completed_at.isoformat() if self.completed_at else None,
             "name": self.name,
             "problems": list(self.problems),
+            "country": self.country,
         }
 
     @classmethod
@@ -350,6 +361,7 @@ class Checkout:
                         price=parse_money(li["price"], item=item),
                         variant=li.get("variant"),
                         sku=li.get("sku"),
+                        in_stock=li.get("in_stock"),
                     )
                     for li in data.get("line_items", ())
                 ),
@@ -359,6 +371,7 @@ class Checkout:
                 else None,
                 name=data.get("name"),
                 problems=tuple(data.get("problems", ())),
+                country=data.get("country"),
             )
         except BadPayloadError:
             raise
@@ -391,23 +404,69 @@ class ShopInfo:
     locale: str = "en"
     timezone: str | None = None
     home_url: str | None = None
+    free_shipping_threshold: Decimal | None = None
+    """Carts of at least this much ship free; templates see how far a cart is from it."""
+    free_shipping_currency: str | None = None
+    """The currency of the threshold; carts in another currency are not compared with it
+    (None: every cart is, for shops that sell in one currency)."""
 
     def __post_init__(self) -> None:
-        _clean_fields(self, ("name", "locale", "timezone", "home_url"))
+        _clean_fields(self, ("name", "locale", "timezone", "home_url", "free_shipping_currency"))
+        if self.free_shipping_threshold is not None and self.free_shipping_threshold <= 0:
+            raise ValueError("free_shipping_threshold must be positive")
+
+    def free_shipping_remaining(self, checkout: Checkout) -> Decimal | None:
+        """How much more ``checkout`` needs to ship free, or None (no threshold, another
+        currency, or already there)."""
+        threshold = self.free_shipping_threshold
+        if threshold is None:
+            return None
+        if self.free_shipping_currency not in (None, checkout.currency):
+            return None
+        remaining = threshold - checkout.total
+        return remaining if remaining > 0 else None
+
+
+class IncentiveKind(StrEnum):
+    """What a code gives: a percentage off, an amount off the cart, or free shipping."""
+
+    PERCENT = "percent"
+    AMOUNT = "amount"
+    FREE_SHIPPING = "free_shipping"
 
 
 @dataclass(frozen=True, slots=True)
 class DiscountOffer:
-    """What a step offers: ``percent`` off, valid for ``valid_for`` seconds."""
+    """What a step offers: ``percent`` off, or ``amount`` off the cart (shop currency), or
+    ``free_shipping`` — exactly one — valid for ``valid_for`` seconds.
 
-    percent: Decimal
+    ``min_subtotal`` (shop currency): the code works only on carts of at least this much,
+    and carts below it are offered no code. ``first_time_only``: offered only to people the
+    platform knows never ordered (an unknown order history gets no code)."""
+
+    percent: Decimal | None
     valid_for_seconds: int
+    min_subtotal: Decimal | None = None
+    first_time_only: bool = False
+    amount: Decimal | None = None
+    free_shipping: bool = False
 
     def __post_init__(self) -> None:
-        if not Decimal(0) < self.percent <= Decimal(100):
+        given = (self.percent is not None) + (self.amount is not None) + self.free_shipping
+        if given != 1:
+            raise ValueError("an offer gives exactly one of percent, amount or free_shipping")
+        if self.percent is not None and not Decimal(0) < self.percent <= Decimal(100):
             raise ValueError(f"discount percent must be in (0, 100], got {self.percent}")
+        if self.amount is not None and self.amount <= 0:
+            raise ValueError(f"discount amount must be positive, got {self.amount}")
         if self.valid_for_seconds <= 0:
             raise ValueError("discount validity must be positive")
+        if self.min_subtotal is not None and self.min_subtotal <= 0:
+            raise ValueError("discount min_subtotal must be positive")
+
+    @property
+    def kind(self) -> IncentiveKind:
+        return _kind(self.percent, self.amount)
 
 
 @dataclass(frozen=True, slots=True)
@@ -417,12 +476,39 @@ class Discount:
     code."""
 
     code: str
-    percent: Decimal
+    percent: Decimal | None
     expires_at: datetime
     url: str | None = None
+    amount: Decimal | None = None
+    """For an amount-off code: how much, in the shop's currency."""
+    free_shipping: bool = False
 
     def __post_init__(self) -> None:
         _clean_fields(self, ("code", "url"))
+
+    @property
+    def kind(self) -> IncentiveKind:
+        return _kind(self.percent, self.amount)
+
+    @classmethod
+    def of(
+        cls, offer: DiscountOffer, code: str, expires_at: datetime, url: str | None = None
+    ) -> Discount:
+        """The code ``offer`` was created as."""
+        return cls(
+            code=code,
+            percent=offer.percent,
+            expires_at=expires_at,
+            url=url,
+            amount=offer.amount,
+            free_shipping=offer.free_shipping,
+        )
+
+
+def _kind(percent: Decimal | None, amount: Decimal | None) -> IncentiveKind:
+    if percent is not None:
+        return IncentiveKind.PERCENT
+    return IncentiveKind.AMOUNT if amount is not None else IncentiveKind.FREE_SHIPPING
 
 
 @dataclass(frozen=True, slots=True)

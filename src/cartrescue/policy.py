@@ -8,7 +8,7 @@ so every rule here is tested with plain values and an injected time.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -19,6 +19,7 @@ import phonenumbers
 from phonenumbers import timezone as phone_timezone
 
 from .models import CHANNEL_KINDS, ChannelKind, Checkout, Customer, DiscountOffer
+from .segments import DEFAULT_SEGMENT, CustomerKind, Segment, customer_kind, first_match
 
 __all__ = [
     "DEFAULT_STEPS",
@@ -30,6 +31,7 @@ __all__ = [
     "Step",
     "contact_keys",
     "decide",
+    "offer_withheld",
     "recipient_timezones",
 ]
 
@@ -98,6 +100,11 @@ class Policy:
     whatsapp_consent_from_sms: bool = False
     """Treat SMS marketing consent as WhatsApp consent (for shops whose consent text covers
     both)."""
+    skip_sold_out: bool = True
+    """A cart whose every item the platform reports out of stock gets no reminder."""
+    segments: tuple[Segment, ...] = ()
+    """Tried in order; the first a cart matches chooses its schedule (see
+    :mod:`cartrescue.segments`). A cart none matches gets ``steps``."""
 
     def __post_init__(self) -> None:
         if not self.steps:
@@ -113,11 +120,33 @@ class Policy:
                 raise ValueError(f"{name} must not be negative")
         if self.max_sms_per_checkout < 0:
             raise ValueError("max_sms_per_checkout must not be negative")
+        names = [s.name for s in self.segments]
+        if len(set(names)) != len(names) or DEFAULT_SEGMENT in names:
+            raise ValueError(f"segment names must be unique and not {DEFAULT_SEGMENT!r}")
+
+    def schedules(self) -> tuple[tuple[Step, ...], ...]:
+        """Every schedule a cart can get: the policy's and each segment's own."""
+        return (self.steps, *(s.steps for s in self.segments if s.steps is not None))
+
+    @property
+    def max_steps(self) -> int:
+        """The most steps any schedule has."""
+        return max(len(steps) for steps in self.schedules())
 
     @property
     def horizon(self) -> timedelta:
         """How long after abandonment a checkout can still get a message."""
-        return self.steps[-1].delay + self.max_overdue + timedelta(days=1)
+        last = max(steps[-1].delay for steps in self.schedules())
+        return last + self.max_overdue + timedelta(days=1)
+
+    def segment_for(self, checkout: Checkout) -> tuple[str, tuple[Step, ...] | None]:
+        """The name of ``checkout``'s segment and its schedule (None: skip the cart)."""
+        found = first_match(checkout, self.segments)
+        if found is None:
+            return DEFAULT_SEGMENT, self.steps
+        if found.skip:
+            return found.name, None
+        return found.name, found.steps if found.steps is not None else self.steps
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +210,8 @@ class Decision:
     superseded: tuple[int, ...] = ()
     template_variant: str | None = None
     """Set by an experiment's arm (:mod:`cartrescue.experiments`); templates see it."""
+    segment: str | None = None
+    """The segment the cart is in (:mod:`cartrescue.segments`), once the policy got that far."""
 
 
 def contact_keys(customer: Customer | None) -> tuple[str, ...]:
@@ -293,6 +324,23 @@ def _consents(customer: Customer, channel: ChannelKind, policy: Policy) -> bool:
     return customer.whatsapp_consent or (policy.whatsapp_consent_from_sms and customer.sms_consent)
 
 
+def offer_withheld(
+    offer: DiscountOffer,
+    checkout: Checkout,
+    last_discount: datetime | None,
+    policy: Policy,
+    now: datetime,
+) -> str | None:
+    """Why ``checkout`` gets no code for ``offer`` now, or None when it gets one."""
+    if last_discount is not None and now - last_discount < policy.discount_cooldown:
+        return "this person was given a code within the discount cooldown"
+    if offer.min_subtotal is not None and checkout.total < offer.min_subtotal:
+        return f"the cart is below the offer's minimum subtotal of {offer.min_subtotal}"
+    if offer.first_time_only and customer_kind(checkout) != CustomerKind.NEW:
+        return "the offer is for first-time buyers only"
+    return None
+
+
 def decide(
     checkout: Checkout,
     history: History,
@@ -309,6 +357,35 @@ def decide(
         return Decision(
             Action.STOP, "abandoned before cartrescue was switched on", status="stopped"
         )
+    segment, steps = policy.segment_for(checkout)
+    if (
+        policy.skip_sold_out
+        and checkout.line_items
+        and all(li.in_stock is False for li in checkout.line_items)
+    ):
+        return Decision(
+            Action.STOP, "every item in the cart is sold out", status="stopped", segment=segment
+        )
+    if steps is None:
+        return Decision(
+            Action.STOP, f"segment {segment} is skipped", status="stopped", segment=segment
+        )
+    decision = _decide_steps(
+        checkout, history, policy, steps, channels, now, shop_timezone=shop_timezone
+    )
+    return replace(decision, segment=segment)
+
+
+def _decide_steps(
+    checkout: Checkout,
+    history: History,
+    policy: Policy,
+    steps: Sequence[Step],
+    channels: Sequence[ChannelKind],
+    now: datetime,
+    *,
+    shop_timezone: str | None,
+) -> Decision:
     customer = checkout.customer
     if customer is None or not (customer.email or customer.phone):
         detail = "; ".join(checkout.problems)
@@ -331,7 +408,7 @@ def decide(
     for record in history.records:
         if record.status in ("sent", "claimed", "unknown"):
             handled.add(record.step)
-    pending = [s for s in policy.steps if s.number not in handled]
+    pending = [s for s in steps if s.number not in handled]
     if not pending:
         return Decision(Action.STOP, "all steps done", status="done")
     if history.paused_until is not None and now < history.paused_until:
@@ -389,10 +466,8 @@ def decide(
         )
 
     discount = step.discount
-    if (
-        discount is not None
-        and history.last_discount is not None
-        and (now - history.last_discount < policy.discount_cooldown)
+    if discount is not None and offer_withheld(
+        discount, checkout, history.last_discount, policy, now
     ):
         discount = None
     return Decision(

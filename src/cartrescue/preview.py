@@ -32,6 +32,7 @@ from .sms import SINGLE, SmsLength, measure
 
 if TYPE_CHECKING:  # config builds channels, whose doctor checks import preview
     from .config import Config
+    from .policy import Policy
 
 __all__ = [
     "SAMPLE_RECOVERY_URL",
@@ -43,6 +44,8 @@ __all__ = [
     "preview_line",
     "preview_setup",
     "sample_checkout",
+    "sample_segments",
+    "schedule_steps",
     "write_html",
 ]
 
@@ -289,15 +292,18 @@ def preview_setup(
     from .policy import DEFAULT_STEPS
     from .store.sqlite import SQLiteStore
 
+    segments = ""
     if config is None:
         renderer = TemplateRenderer()
-        policy_steps = DEFAULT_STEPS
+        steps = [(s.number, s.discount.percent if s.discount else None) for s in DEFAULT_STEPS]
         sample, why = SAMPLE_SHORT_LINK, "the length the default SMS templates are written for"
         source = "package templates, no configuration (no ./cartrescue.toml)"
     else:
         renderer = config.renderer()
         shop = config.shop
-        policy_steps = config.policy.steps
+        steps = schedule_steps(config.policy)
+        if config.policy.segments:
+            segments = f"Segments: {sample_segments(config.policy, shop.locale)}\n"
         with SQLiteStore(":memory:") as scratch:
             links = config.links(scratch)
         if links is None:
@@ -313,9 +319,29 @@ def preview_setup(
         f"Shop {shop.name!r}, locale {shop.locale}; at most {renderer.max_segments} SMS "
         f"segment(s); smart encoding {'on' if renderer.smart_encoding else 'off'}\n"
         f"Link: {sample} ({len(sample)} characters; {why})\n"
+        f"{segments}"
     )
-    steps = [(s.number, s.discount.percent if s.discount else None) for s in policy_steps]
     return PreviewSetup(renderer, shop, steps, sample, header)
+
+
+def sample_segments(policy: Policy, locale: str) -> str:
+    """Which segment each sample cart falls in, for ``preview`` and ``doctor``:
+    ``typical → default, worst case → high-value``."""
+    found = []
+    for label, worst in (("typical", False), ("worst case", True)):
+        name, steps = policy.segment_for(sample_checkout(locale, worst=worst))
+        found.append(f"{label} → {name}" + (" (skipped)" if steps is None else ""))
+    return ", ".join(found)
+
+
+def schedule_steps(policy: Policy) -> list[tuple[int, Decimal | None]]:
+    """Every (step, discount percent) any schedule of ``policy`` has, in order."""
+    pairs = {
+        (s.number, s.discount.percent if s.discount else None)
+        for steps in policy.schedules()
+        for s in steps
+    }
+    return sorted(pairs, key=lambda p: (p[0], p[1] is not None, p[1] or 0))
 
 
 def preview_line(row: PreviewRow) -> str:

@@ -453,6 +453,19 @@ class TemplateRenderer:
 
         default = self.shop_locale or context.shop.locale
         name, locale = self._lookup(channel, step, context.locale, default)
+        discount = context.discount
+        if (
+            discount is not None
+            and discount.percent is None
+            and channel != "email"  # the package's emails word every kind
+            and not any((d / name).is_file() for d in self.template_dirs)
+        ):
+            raise TemplateError(
+                f"the package's {channel} templates word percentage offers only, not "
+                f"{discount.kind}; "
+                f"write {name} in your [templates] dirs, using incentive.kind",
+                template=name,
+            )
         compiled = self._compile(name, locale, channel)
         try:
             variables = _variables(context, locale, whatsapp=channel == "whatsapp")
@@ -784,6 +797,17 @@ def _clean(value: str | None, whatsapp: bool) -> str:
     return _CONTROL.sub(" ", value) if whatsapp else value
 
 
+def _incentive_amount(
+    discount: Discount, currency: str, locale: str, babel_locale: Any
+) -> str | None:
+    """The percentage (a number), the amount off (money), or None for free shipping."""
+    if discount.percent is not None:
+        return str(format_number(discount.percent, babel_locale))
+    if discount.amount is not None:
+        return _money(discount.amount, currency, locale)
+    return None
+
+
 def _variables(context: MessageContext, template_locale: str, *, whatsapp: bool) -> dict[str, Any]:
     """The names a template sees. See the README for the list."""
     checkout = context.checkout
@@ -801,6 +825,10 @@ def _variables(context: MessageContext, template_locale: str, *, whatsapp: bool)
     ]
     discount = context.discount
     zone = _zone_or_utc(context.shop.timezone)
+    expires = (
+        format_date_skeleton("MMMMd", discount.expires_at, zone, babel_locale) if discount else None
+    )
+    remaining = context.shop.free_shipping_remaining(checkout)
     return {
         "first_name": printable_name(customer.first_name if customer else None),
         "items": items,
@@ -814,9 +842,21 @@ def _variables(context: MessageContext, template_locale: str, *, whatsapp: bool)
         "link_path": _link_path(context.link),
         "discount": discount is not None,
         "discount_code": discount.code if discount else None,
-        "discount_percent": format_number(discount.percent, babel_locale) if discount else None,
-        "discount_expires": format_date_skeleton("MMMMd", discount.expires_at, zone, babel_locale)
+        "discount_percent": format_number(discount.percent, babel_locale)
+        if discount and discount.percent is not None
+        else None,
+        "discount_expires": expires,
+        "incentive": {
+            "kind": discount.kind.value,
+            "amount": _incentive_amount(discount, checkout.currency, locale_key, babel_locale),
+            "code": discount.code,
+            "expires": expires,
+            "in_link": bool(discount.url),
+        }
         if discount
+        else None,
+        "free_shipping_remaining": _money(remaining, checkout.currency, locale_key)
+        if remaining is not None
         else None,
         "discount_in_link": bool(discount and discount.url),
         "unsubscribe_url": context.unsubscribe_url,

@@ -93,8 +93,10 @@ KARI = Checkout(
         locale="nb",
         email_consent=True,
         sms_consent=True,
+        orders_count=3,
     ),
     name="#450789469",
+    country="NO",
 )
 
 
@@ -202,6 +204,7 @@ def test_versions_before_2025_04_read_the_legacy_consent_fields():
         "firstName": "Kari",
         "lastName": "Nordmann",
         "locale": "nb",
+        "numberOfOrders": "3",
         "email": "Kari.Nordmann@Example.NO",
         "phone": "+4791234567",
         "emailMarketingConsent": {"marketingState": "SUBSCRIBED"},

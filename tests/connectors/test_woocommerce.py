@@ -82,6 +82,7 @@ def test_maps_a_pending_checkout_order() -> None:
         "https://shop.example/checkout/order-pay/4512/?pay_for_order=true&key=wc_order_Xk2pQ9mLr4TzA"
     )
     assert (checkout.currency, checkout.total) == ("NOK", Decimal("1538.00"))
+    assert checkout.country == "NO"
     blanket, candles = checkout.line_items
     assert (blanket.title, blanket.variant, blanket.sku) == (
         "Wool blanket – Fjord blue",

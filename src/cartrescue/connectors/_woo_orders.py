@@ -334,6 +334,7 @@ class OrderMapper:
             completed_at=completed,
             name=f"#{_text_or_empty(str(order.get('number') or order_id))}",
             problems=tuple(problems),
+            country=_country(order),
         )
 
     def _customer(self, order: Mapping[str, Any], problems: list[str]) -> Customer:
@@ -407,3 +408,12 @@ def distinct_meta_keys(orders: Iterable[object], limit: int = 8) -> list[str]:
                 if len(keys) >= limit:
                     return keys
     return keys
+
+
+def _country(order: Mapping[str, Any]) -> str | None:
+    """The billing country, else the shipping country, when it is an ISO 3166-1 code."""
+    for name in ("billing", "shipping"):
+        country = _text_or_empty(_object(order.get(name)).get("country")).upper()
+        if len(country) == 2 and country.isalpha():
+            return country
+    return None

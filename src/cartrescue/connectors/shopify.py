@@ -69,6 +69,7 @@ from .shopify_queries import (
     CHECK_QUERY,
     CONNECTION_COST,
     DISCOUNT_MUTATION,
+    FREE_SHIPPING_MUTATION,
     MAX_QUERY_COST,
     PURCHASE_QUERY,
     PURCHASES_CHUNK,
@@ -166,7 +167,9 @@ class ShopifyConnector:
     is the ``requests.Session`` every call goes through; ``timeout`` is the read timeout in
     seconds. ``webhook_secret`` is the app's client secret that signs webhooks.
     ``line_items`` is how many lines of each cart are read (it sets the query cost);
-    ``max_page_size`` caps the page size the cost would allow. ``sleep``, ``monotonic``
+    ``max_page_size`` caps the page size the cost would allow. ``check_stock`` (GraphQL only)
+    also reads whether each line's variant can still be bought (one more cost point a
+    line), so sold-out carts can be left alone. ``sleep``, ``monotonic``
     and ``clock`` are injectable so tests do not wait.
 
     Implements :class:`~cartrescue.connectors.Connector` and the optional
@@ -193,6 +196,7 @@ class ShopifyConnector:
         max_page_size: int = _GRAPHQL_PAGE_MAX,
         rest_leak_rate: float = 2.0,
         discount_prefix: str = "BACK",
+        check_stock: bool = False,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
         clock: Clock = utc_now,
@@ -250,8 +254,9 @@ class ShopifyConnector:
         self.rest_throttle = CallLimitThrottle(
             leak_rate=_positive(rest_leak_rate, "rest_leak_rate"), monotonic=monotonic, sleep=sleep
         )
-        self._query = checkouts_query(self.api_version, self.line_items)
-        self._node_cost = float(node_cost(self.line_items))
+        self.check_stock = bool(check_stock)
+        self._query = checkouts_query(self.api_version, self.line_items, stock=self.check_stock)
+        self._node_cost = float(node_cost(self.line_items, stock=self.check_stock))
         self._shop_info: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
@@ -495,13 +500,34 @@ class ShopifyConnector:
 
     # -- discounts ------------------------------------------------------------------------
     def create_discount(self, checkout: Checkout, offer: DiscountOffer) -> Discount:
-        """Create a unique single-use percentage code (``discountCodeBasicCreate``) and return
-        it with the recovery URL that applies it."""
+        """Create a unique single-use code — percentage or amount off
+        (``discountCodeBasicCreate``), or free shipping (``discountCodeFreeShippingCreate``)
+        — and return it with the recovery URL that applies it."""
         now = self._clock()
         ends = now + timedelta(seconds=offer.valid_for_seconds)
-        percent = offer.percent.normalize()
+        if offer.percent is not None:
+            label, mutation, field = (
+                str(int(offer.percent)),
+                DISCOUNT_MUTATION,
+                "discountCodeBasicCreate",
+            )
+            gets: dict[str, Any] = {"percentage": float(offer.percent / 100)}
+        elif offer.amount is not None:
+            label, mutation, field = (
+                f"{int(offer.amount)}OFF",
+                DISCOUNT_MUTATION,
+                "discountCodeBasicCreate",
+            )
+            gets = {"discountAmount": {"amount": str(offer.amount), "appliesOnEachItem": False}}
+        else:
+            label, mutation, field = (
+                "SHIP",
+                FREE_SHIPPING_MUTATION,
+                "discountCodeFreeShippingCreate",
+            )
+            gets = {}
         for _ in range(3):
-            code = f"{self._discount_prefix}{int(offer.percent)}-{secrets.token_hex(4).upper()}"
+            code = f"{self._discount_prefix}{label}-{secrets.token_hex(4).upper()}"
             discount: dict[str, Any] = {
                 "title": f"cartrescue {code} (checkout {checkout.id})",
                 "code": code,
@@ -509,17 +535,21 @@ class ShopifyConnector:
                 "endsAt": _iso(ends),
                 "usageLimit": 1,
                 "appliesOncePerCustomer": True,
-                "customerGets": {
-                    "value": {"percentage": float(offer.percent / 100)},
-                    "items": {"all": True},
-                },
             }
+            if gets:
+                discount["customerGets"] = {"value": gets, "items": {"all": True}}
+            else:
+                discount["destination"] = {"all": True}
+            if offer.min_subtotal is not None:
+                discount["minimumRequirement"] = {
+                    "subtotal": {"greaterThanOrEqualToSubtotal": str(offer.min_subtotal)}
+                }
             if has_discount_context(self.api_version):
                 discount["context"] = {"all": "ALL"}
             else:
                 discount["customerSelection"] = {"all": True}
-            data = self.graphql.execute(DISCOUNT_MUTATION, {"input": discount}, mutation=True)
-            payload = data.get("discountCodeBasicCreate")
+            data = self.graphql.execute(mutation, {"input": discount}, mutation=True)
+            payload = data.get(field)
             errors = payload.get("userErrors") if isinstance(payload, dict) else None
             if isinstance(errors, list) and errors:
                 if any(isinstance(e, dict) and e.get("code") == "TAKEN" for e in errors):
@@ -535,12 +565,7 @@ class ShopifyConnector:
                     f"shopify: {self.shop} created no discount for checkout {checkout.id}",
                     connector="shopify",
                 )
-            return Discount(
-                code=code,
-                percent=percent,
-                expires_at=ends,
-                url=discount_url(checkout.recovery_url, code),
-            )
+            return Discount.of(offer, code, ends, discount_url(checkout.recovery_url, code))
         raise ConnectorError(
             f"shopify: {self.shop}: every discount code tried was taken", connector="shopify"
         )

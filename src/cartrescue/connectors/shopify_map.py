@@ -104,6 +104,7 @@ def _contact(
     email_consent: bool,
     sms_consent: bool,
     problems: list[str],
+    orders_count: object = None,
 ) -> Customer:
     try:
         email_value = normalize_email(_text_or_none(email))
@@ -123,7 +124,19 @@ def _contact(
         locale=_text_or_none(locale),
         email_consent=email_consent and email_value is not None,
         sms_consent=sms_consent and phone_value is not None,
+        orders_count=_count(orders_count),
     )
+
+
+def _count(value: object) -> int | None:
+    """A non-negative count (GraphQL ``UnsignedInt64`` arrives as a string), or None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
 
 
 def _money(raw: Mapping[str, Any], item: str) -> tuple[Decimal, str]:
@@ -135,7 +148,14 @@ def _money(raw: Mapping[str, Any], item: str) -> tuple[Decimal, str]:
 
 
 def _line(
-    *, title: object, variant: object, quantity: object, price: Decimal, sku: object, item: str
+    *,
+    title: object,
+    variant: object,
+    quantity: object,
+    price: Decimal,
+    sku: object,
+    item: str,
+    in_stock: bool | None = None,
 ) -> LineItem:
     return LineItem(
         title=_text_or_none(title) or _text_or_none(variant) or "Item",
@@ -143,7 +163,20 @@ def _line(
         price=price,
         variant=_text_or_none(variant),
         sku=_text_or_none(sku),
+        in_stock=in_stock,
     )
+
+
+def _available(line: Mapping[str, Any]) -> bool | None:
+    """Whether the line's variant can be bought, when the query asked (a variant since
+    deleted cannot); None when it did not."""
+    if "variant" not in line:
+        return None
+    variant = line.get("variant")
+    if variant is None:
+        return False
+    found = _obj(variant).get("availableForSale")
+    return found if isinstance(found, bool) else None
 
 
 def _region(raw: Mapping[str, Any], addresses: tuple[str, str], key: str) -> str | None:
@@ -182,6 +215,7 @@ def from_graphql(node: Mapping[str, Any]) -> Checkout:
                 price=price,
                 sku=raw.get("sku"),
                 item=item,
+                in_stock=_available(raw),
             )
         )
     problems: list[str] = []
@@ -211,6 +245,7 @@ def from_graphql(node: Mapping[str, Any]) -> Checkout:
             email_consent=_subscribed(email_state),
             sms_consent=_subscribed(sms_state),
             problems=problems,
+            orders_count=raw_customer.get("numberOfOrders"),
         )
     completed = node.get("completedAt")
     return Checkout(
@@ -225,6 +260,7 @@ def from_graphql(node: Mapping[str, Any]) -> Checkout:
         completed_at=parse_time(completed, item=item) if completed else None,
         name=_text_or_none(node.get("name")),
         problems=tuple(problems),
+        country=_region(node, ("billingAddress", "shippingAddress"), "countryCodeV2"),
     )
 
 
@@ -286,6 +322,7 @@ def from_rest(raw: Mapping[str, Any], *, shop_currency: str | None = None) -> Ch
             ),
             sms_consent=sms_consent,
             problems=problems,
+            orders_count=raw_customer.get("orders_count"),
         )
     completed = raw.get("completed_at")
     return Checkout(
@@ -300,4 +337,5 @@ def from_rest(raw: Mapping[str, Any], *, shop_currency: str | None = None) -> Ch
         completed_at=parse_time(completed, item=item) if completed else None,
         name=_text_or_none(raw.get("name")),
         problems=tuple(problems),
+        country=_region(raw, ("billing_address", "shipping_address"), "country_code"),
     )

@@ -22,6 +22,7 @@ __all__ = [
     "CHECK_QUERY",
     "CONNECTION_COST",
     "DISCOUNT_MUTATION",
+    "FREE_SHIPPING_MUTATION",
     "MAX_QUERY_COST",
     "NODE_BASE_COST",
     "PURCHASE_QUERY",
@@ -46,6 +47,7 @@ _CUSTOMER_2025_04 = """
         firstName
         lastName
         locale
+        numberOfOrders
         defaultEmailAddress { emailAddress marketingState }
         defaultPhoneNumber { phoneNumber marketingState }"""
 
@@ -53,6 +55,7 @@ _CUSTOMER_LEGACY = """
         firstName
         lastName
         locale
+        numberOfOrders
         email
         phone
         emailMarketingConsent { marketingState }
@@ -73,14 +76,17 @@ def has_discount_context(version: str) -> bool:
     return _version_at_least(version, "2025-10")
 
 
-def node_cost(line_items: int) -> int:
-    """Requested cost of one checkout node of :func:`checkouts_query`."""
-    return NODE_BASE_COST + 3 * line_items
+def node_cost(line_items: int, *, stock: bool = False) -> int:
+    """Requested cost of one checkout node of :func:`checkouts_query` (each line's
+    ``variant`` object adds 1 with ``stock``)."""
+    return NODE_BASE_COST + (4 if stock else 3) * line_items
 
 
-def checkouts_query(version: str, line_items: int) -> str:
-    """The ``abandonedCheckouts`` page query for ``version``, with ``line_items`` per cart."""
+def checkouts_query(version: str, line_items: int, *, stock: bool = False) -> str:
+    """The ``abandonedCheckouts`` page query for ``version``, with ``line_items`` per cart
+    (and, with ``stock``, whether each line's variant can be bought)."""
     customer = _CUSTOMER_2025_04 if has_default_contact_fields(version) else _CUSTOMER_LEGACY
+    variant = "\n          variant { availableForSale }" if stock else ""
     return f"""query AbandonedCheckouts($first: Int!, $after: String, $query: String) {{
   abandonedCheckouts(first: $first, after: $after, query: $query) {{
     nodes {{
@@ -101,7 +107,7 @@ def checkouts_query(version: str, line_items: int) -> str:
           variantTitle
           quantity
           sku
-          originalUnitPriceSet {{ {_MONEY} }}
+          originalUnitPriceSet {{ {_MONEY} }}{variant}
         }}
       }}
     }}
@@ -135,6 +141,13 @@ PURCHASE_QUERY = f"""query Purchase(
 
 DISCOUNT_MUTATION = """mutation DiscountCreate($input: DiscountCodeBasicInput!) {
   discountCodeBasicCreate(basicCodeDiscount: $input) {
+    codeDiscountNode { id }
+    userErrors { field code message }
+  }
+}"""
+
+FREE_SHIPPING_MUTATION = """mutation FreeShippingCreate($input: DiscountCodeFreeShippingInput!) {
+  discountCodeFreeShippingCreate(freeShippingCodeDiscount: $input) {
     codeDiscountNode { id }
     userErrors { field code message }
   }

@@ -38,7 +38,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, ClassVar
@@ -152,7 +152,8 @@ class WooCommerceConnector:
 
     ``base_url`` replaces the WordPress REST root (default ``{url}/wp-json``; use
     ``{url}/?rest_route=`` on a site with plain permalinks, or a proxy). ``session``,
-    ``clock`` and ``sleep`` are injectable for tests.
+    ``clock`` and ``sleep`` are injectable for tests. ``check_stock`` also reads each line's
+    ``stock_status`` (products and variations, each looked up once a pass).
     """
 
     settings_model: ClassVar[type[PluginSettings]] = WooCommerceSettings
@@ -182,7 +183,10 @@ class WooCommerceConnector:
         base_url: str | None = None,
         clock: Clock = utc_now,
         sleep: Callable[[float], None] = time.sleep,
+        check_stock: bool = False,
     ) -> None:
+        self.check_stock = bool(check_stock)
+        self._stock: dict[int, bool] = {}
         settings = parse_settings(
             url,
             consumer_key,
@@ -238,6 +242,7 @@ class WooCommerceConnector:
         if not self.consent.configured:
             log.warning("%s (set consent_meta or consent)", _NO_CONSENT)
         lower = since if since is not None else self.clock() - RECENT
+        self._stock = {}
         query = {
             "status": ",".join(self.statuses),
             "dates_are_gmt": "true",
@@ -253,12 +258,63 @@ class WooCommerceConnector:
                         log.debug("order=%s skipped: %s", order_ref(order), reason)
                         continue
                 checkout = self.mapper.checkout(order)
+                if self.check_stock:
+                    checkout = self._with_stock(order, checkout)
             except BadPayloadError as err:
                 yield BadCheckout(id=order_ref(order), reason=err.detail)
             except Exception as err:  # whatever one order holds, the others are read
                 yield BadCheckout(id=order_ref(order), reason=f"malformed order: {err}")
             else:
                 yield checkout
+
+    def _with_stock(self, order: Mapping[str, Any], checkout: Checkout) -> Checkout:
+        """``checkout`` with each line's stock (a product or variation since deleted is not
+        buyable); unchanged when the shop cannot say."""
+        lines = order.get("line_items")
+        if not isinstance(lines, list) or len(lines) != len(checkout.line_items):
+            return checkout
+        keys: list[tuple[int, int]] = []  # (parent product or 0, product or variation id)
+        for line in lines:
+            product = _int(line.get("product_id")) if isinstance(line, Mapping) else 0
+            variation = _int(line.get("variation_id")) if isinstance(line, Mapping) else 0
+            keys.append((product, variation) if variation else (0, product))
+        try:
+            self._look_up_stock([k for k in keys if k[1] and k[1] not in self._stock])
+        except ConnectorAuthError:
+            raise
+        except ConnectorError as err:
+            log.warning("order=%s stock unknown: %s", checkout.id, err)
+            return checkout
+        items = tuple(
+            replace(li, in_stock=self._stock.get(key[1], False) if key[1] else None)
+            for li, key in zip(checkout.line_items, keys, strict=True)
+        )
+        return replace(checkout, line_items=items)
+
+    def _look_up_stock(self, keys: Sequence[tuple[int, int]]) -> None:
+        by_parent: dict[int, list[int]] = {}
+        for parent, item in keys:
+            by_parent.setdefault(parent, []).append(item)
+        for parent, items in by_parent.items():
+            path = f"wc/v3/products/{parent}/variations" if parent else "wc/v3/products"
+            for start in range(0, len(items), 100):
+                chunk = sorted(set(items[start : start + 100]))
+                data, _ = self.client.request(
+                    "GET",
+                    path,
+                    params={
+                        "include": ",".join(map(str, chunk)),
+                        "per_page": 100,
+                        "_fields": "id,stock_status",
+                    },
+                )
+                for item in chunk:
+                    self._stock[item] = False  # not listed: deleted, cannot be bought
+                for product in data if isinstance(data, list) else ():
+                    if isinstance(product, Mapping) and _int(product.get("id")) in chunk:
+                        self._stock[_int(product.get("id"))] = (
+                            product.get("stock_status") != "outofstock"
+                        )
 
     def _orders_page(self, query: Mapping[str, Any]) -> tuple[Any, Any]:
         return self.client.request("GET", "wc/v3/orders", params=query)
@@ -480,13 +536,18 @@ class WooCommerceConnector:
 
     # -- discount codes ------------------------------------------------------------------
     def create_discount(self, checkout: Checkout, offer: DiscountOffer) -> Discount:
-        """Create a single-use percent coupon for this checkout's buyer (restricted to the
+        """Create a single-use coupon (``percent``, ``fixed_cart``, or one granting
+        ``free_shipping``) for this checkout's buyer (restricted to the
         billing email when there is one) and return its code. WooCommerce has no link that
         applies a coupon, so ``url`` is None and the message shows the code. Needs a
         Read/Write key; raises ``ConnectorError`` on failure."""
         expires = (self.clock() + timedelta(seconds=offer.valid_for_seconds)).replace(microsecond=0)
         email = checkout.customer.email if checkout.customer else None
-        amount = format(offer.percent.normalize(), "f")
+        kind, value = "percent", offer.percent
+        if offer.percent is None:
+            # an amount off the cart; free shipping: 0 off, with free_shipping set below
+            kind, value = "fixed_cart", offer.amount
+        amount = format(value.normalize(), "f") if value is not None else "0"
         for _ in range(3):
             code = "-".join(
                 p
@@ -498,7 +559,7 @@ class WooCommerceConnector:
             )
             payload: dict[str, Any] = {
                 "code": code,
-                "discount_type": "percent",
+                "discount_type": kind,
                 "amount": amount,
                 "individual_use": True,
                 "usage_limit": 1,
@@ -508,6 +569,10 @@ class WooCommerceConnector:
             }
             if email:
                 payload["email_restrictions"] = [email]
+            if offer.free_shipping:
+                payload["free_shipping"] = True
+            if offer.min_subtotal is not None:
+                payload["minimum_amount"] = format(offer.min_subtotal, "f")
             try:
                 self.client.request("POST", "wc/v3/coupons", payload=payload)
             except ConnectorAuthError:
@@ -518,9 +583,9 @@ class WooCommerceConnector:
                 # After a 5xx or a lost connection the POST may still have reached the shop;
                 # a code this random exists only if it did.
                 if (err.status is None or err.status >= 500) and self._coupon_exists(code):
-                    return Discount(code=code, percent=offer.percent, expires_at=expires)
+                    return Discount.of(offer, code, expires)
                 raise
-            return Discount(code=code, percent=offer.percent, expires_at=expires)
+            return Discount.of(offer, code, expires)
         raise ConnectorError(
             "woocommerce: three random coupon codes already existed", connector=self.name
         )
@@ -675,3 +740,7 @@ class WooCommerceConnector:
                 "warning",
             )
         ]
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0

@@ -184,6 +184,11 @@ class ShopifySettings(PluginSettings):
         description="up to 12 capital letters or digits",
         examples=["BACK"],
     )
+    check_stock: bool = Field(
+        default=False,
+        description="GraphQL: also read whether each item can still be bought (one more "
+        "query cost point a line), so [policy] skip_sold_out can act",
+    )
 
 
 class WooCommerceSettings(PluginSettings):
@@ -213,3 +218,8 @@ class WooCommerceSettings(PluginSettings):
     attempts: int = Field(default=5, ge=1, le=20)
     verify_ssl: bool = True
     base_url: HttpUrl | None = None
+    check_stock: bool = Field(
+        default=False,
+        description="also read each item's stock_status (one products request per page of "
+        "new products, cached for the pass), so [policy] skip_sold_out can act",
+    )

@@ -31,6 +31,7 @@ __all__ = [
     "LinksSettings",
     "PolicySettings",
     "RunSettings",
+    "SegmentSettings",
     "ShopEntrySettings",
     "ShopSettings",
     "StepSettings",
@@ -88,6 +89,19 @@ class ShopSettings(SettingsModel):
         default=None, description="quiet hours fall back to this zone", examples=["Europe/Oslo"]
     )
     home_url: HttpUrl | None = None
+    free_shipping_threshold: Decimal | None = Field(
+        default=None,
+        gt=0,
+        strict=False,
+        examples=[500],
+        description="carts of at least this much ship free; templates get free_shipping_remaining",
+    )
+    free_shipping_currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] | None = Field(
+        default=None,
+        examples=["NOK"],
+        description="the threshold's currency; carts in other currencies are not compared "
+        "(default: every cart is)",
+    )
 
 
 class StoreSettings(SettingsModel):
@@ -230,10 +244,35 @@ class RunSettings(SettingsModel):
 
 
 class DiscountSettings(SettingsModel):
-    """A step's offer: ``{ percent = 10, valid_for = "48h" }``."""
+    """A step's offer: ``{ percent = 10, valid_for = "48h" }``, ``{ amount = 50 }`` (off the
+    cart, shop currency) or ``{ free_shipping = true }`` — one of the three."""
 
-    percent: Decimal = Field(gt=0, le=100, strict=False, examples=[10])
+    percent: Decimal | None = Field(default=None, gt=0, le=100, strict=False, examples=[10])
+    amount: Decimal | None = Field(
+        default=None, gt=0, strict=False, examples=[50], description="off the cart (shop currency)"
+    )
+    free_shipping: bool = Field(default=False, description="a free-shipping code")
     valid_for: Duration = Field(default=_to_duration("48h"), examples=["48h"])
+    min_subtotal: Decimal | None = Field(
+        default=None,
+        gt=0,
+        strict=False,
+        examples=[500],
+        description="only carts of at least this much (shop currency) get the code",
+    )
+    first_time_only: bool = Field(
+        default=False, description="only people the platform knows never ordered get the code"
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> DiscountSettings:
+        if (self.percent is not None) + (self.amount is not None) + self.free_shipping != 1:
+            raise invalid(
+                "an offer gives one of percent, amount or free_shipping",
+                "write { percent = 10 }, { amount = 50 } or { free_shipping = true }",
+                key="percent",
+            )
+        return self
 
 
 class StepSettings(SettingsModel):
@@ -288,6 +327,49 @@ class PolicySettings(SettingsModel):
     whatsapp_consent_from_sms: bool | None = Field(
         default=None, description="treat SMS consent as WhatsApp consent (default false)"
     )
+    skip_sold_out: bool | None = Field(
+        default=None,
+        description="no reminder for a cart whose every item the platform reports out of "
+        "stock (default true)",
+    )
+
+
+class SegmentSettings(SettingsModel):
+    """One ``[[segments]]``: the carts that meet every condition given get ``steps`` (the
+    ``[policy]`` steps when left out), or no reminder at all with ``skip = true``. The first
+    segment a cart matches wins; a condition on data the platform did not give never
+    matches."""
+
+    name: str = Field(min_length=1, examples=["high-value"])
+    min_value: Decimal | None = Field(
+        default=None, ge=0, strict=False, description="cart total at least this (shop currency)"
+    )
+    max_value: Decimal | None = Field(
+        default=None, gt=0, strict=False, description="cart total below this (shop currency)"
+    )
+    min_items: int | None = Field(default=None, ge=0, description="at least this many items")
+    max_items: int | None = Field(default=None, ge=1, description="fewer than this many items")
+    customer: Literal["new", "returning"] | None = Field(
+        default=None, description="whether the customer bought before"
+    )
+    countries: list[Annotated[str, Field(pattern=r"^[A-Za-z]{2}$")]] | None = Field(
+        default=None, min_length=1, examples=[["NO", "SE"]], description="ISO 3166-1 alpha-2"
+    )
+    all_in_stock: bool | None = Field(
+        default=None, description="true: every item in stock; false: some item out of stock"
+    )
+    skip: bool = Field(default=False, description="send these carts no reminder")
+    steps: list[StepSettings] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SegmentSettings:
+        if self.skip and self.steps is not None:
+            raise invalid("give steps or skip = true, not both", "remove one", key="skip")
+        for low, high in (("min_value", "max_value"), ("min_items", "max_items")):
+            lo, hi = getattr(self, low), getattr(self, high)
+            if lo is not None and hi is not None and lo >= hi:
+                raise invalid(f"{low} must be below {high}", f"lower {low}", key=low)
+        return self
 
 
 class ArmSettings(SettingsModel):
@@ -430,4 +512,15 @@ class ConfigSettings(SettingsModel):
                 "give each [[shops]] entry its own name",
                 key="shops",
             )
+        return self
+
+    segments: list[SegmentSettings] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_segments(self) -> ConfigSettings:
+        names = [s.name for s in self.segments]
+        for name in names:
+            if name == "default" or names.count(name) > 1:
+                fix = "give each [[segments]] its own name (not 'default')"
+                raise invalid(f"segment name {name!r} is taken", fix, key="segments")
         return self

@@ -120,6 +120,7 @@ schema { query: QueryRoot mutation: Mutation }
 scalar DateTime
 scalar URL
 scalar Decimal
+scalar UnsignedInt64
 type QueryRoot {
   @LISTING
   abandonmentByAbandonedCheckoutId(abandonedCheckoutId: ID!): Abandonment
@@ -131,6 +132,8 @@ type QueryRoot {
 type Mutation {
   discountCodeBasicCreate(basicCodeDiscount: DiscountCodeBasicInput!):
     DiscountCodeBasicCreatePayload
+  discountCodeFreeShippingCreate(freeShippingCodeDiscount: DiscountCodeFreeShippingInput!):
+    DiscountCodeFreeShippingCreatePayload
 }
 enum AbandonedCheckoutSortKeys {
   CHECKOUT_ID CREATED_AT CUSTOMER_NAME ID RELEVANCE TOTAL_PRICE
@@ -156,13 +159,15 @@ type AbandonedCheckoutLineItemConnection {
 type AbandonedCheckoutLineItem {
   id: ID! title: String variantTitle: String quantity: Int! sku: String
   originalUnitPriceSet: MoneyBag! discountedUnitPriceSet: MoneyBag!
+  variant: ProductVariant
 }
+type ProductVariant { id: ID! availableForSale: Boolean! }
 type MoneyBag { shopMoney: MoneyV2! presentmentMoney: MoneyV2! }
 type MoneyV2 { amount: Decimal! currencyCode: String! }
 type MailingAddress { countryCodeV2: String country: String city: String zip: String }
 type Customer {
   id: ID! firstName: String lastName: String displayName: String! locale: String!
-  email: String phone: String
+  email: String phone: String numberOfOrders: UnsignedInt64!
   emailMarketingConsent: CustomerEmailMarketingConsentState
   smsMarketingConsent: CustomerSmsMarketingConsentState
   @DEFAULT_CONTACTS
@@ -193,12 +198,30 @@ input DiscountCodeBasicInput {
   title: String code: String startsAt: DateTime endsAt: DateTime usageLimit: Int
   appliesOncePerCustomer: Boolean customerGets: DiscountCustomerGetsInput
   customerSelection: DiscountCustomerSelectionInput
+  minimumRequirement: DiscountMinimumRequirementInput
   @CONTEXT
 }
+input DiscountMinimumRequirementInput {
+  quantity: DiscountMinimumQuantityInput subtotal: DiscountMinimumSubtotalInput
+}
+input DiscountMinimumQuantityInput { greaterThanOrEqualToQuantity: UnsignedInt64 }
+input DiscountMinimumSubtotalInput { greaterThanOrEqualToSubtotal: Decimal }
 input DiscountCustomerGetsInput {
   value: DiscountCustomerGetsValueInput items: DiscountItemsInput
 }
-input DiscountCustomerGetsValueInput { percentage: Float }
+input DiscountCustomerGetsValueInput { percentage: Float discountAmount: DiscountAmountInput }
+input DiscountAmountInput { amount: Decimal appliesOnEachItem: Boolean }
+input DiscountCodeFreeShippingInput {
+  title: String code: String startsAt: DateTime endsAt: DateTime usageLimit: Int
+  appliesOncePerCustomer: Boolean customerSelection: DiscountCustomerSelectionInput
+  minimumRequirement: DiscountMinimumRequirementInput
+  destination: DiscountShippingDestinationSelectionInput maximumShippingPrice: Decimal
+  @CONTEXT
+}
+input DiscountShippingDestinationSelectionInput { all: Boolean }
+type DiscountCodeFreeShippingCreatePayload {
+  codeDiscountNode: DiscountCodeNode userErrors: [DiscountUserError!]!
+}
 input DiscountItemsInput { all: Boolean }
 input DiscountCustomerSelectionInput { all: Boolean }
 input DiscountContextInput { all: DiscountBuyerSelection }
@@ -502,14 +525,15 @@ class FakeShopify:
                     "quantity": line.quantity,
                     "price": str(line.price),
                     "sku": line.sku,
+                    "available": line.in_stock is not False,
                 }
                 for line in item.line_items
             ],
             "customer": None,
         }
         if customer is not None:
-            country = None
-            if customer.phone:
+            country = item.country
+            if country is None and customer.phone:
                 country = phonenumbers.region_code_for_number(phonenumbers.parse(customer.phone))
             record.update(
                 email=customer.email,
@@ -523,6 +547,7 @@ class FakeShopify:
                     "id": 500000 + len(self.checkouts),
                     "first_name": customer.first_name,
                     "last_name": customer.last_name,
+                    "orders_count": customer.orders_count or 0,
                     "email": customer.email,
                     "phone": customer.phone,
                     "email_marketing_consent": {
@@ -652,6 +677,7 @@ class FakeShopify:
         customer = record.get("customer")
         if isinstance(customer, Mapping):
             view["customer"] = {
+                "orders_count": 0,
                 **customer,
                 "admin_graphql_api_id": _GID.format("Customer", customer.get("id")),
             }
@@ -679,6 +705,7 @@ class FakeShopify:
                 )
                 or (email or ""),
                 "locale": record.get("customer_locale") or self.locale,
+                "numberOfOrders": str(customer.get("orders_count") or 0),
                 "email": email,
                 "phone": phone,
                 "emailMarketingConsent": {"marketingState": email_state} if email else None,
@@ -718,6 +745,10 @@ class FakeShopify:
                 "sku": line.get("sku"),
                 "originalUnitPriceSet": self._money(line.get("price"), currency),
                 "discountedUnitPriceSet": self._money(line.get("price"), currency),
+                "variant": {
+                    "id": _GID.format("ProductVariant", f"{record['id']}{i}"),
+                    "availableForSale": bool(line.get("available", True)),
+                },
             }
             for i, line in enumerate(record.get("line_items") or ())
         ]
@@ -1011,13 +1042,23 @@ class FakeShopify:
             },
         )
 
-    def create_discount(self, data: Mapping[str, Any]) -> dict[str, Any]:
+    def create_discount(
+        self, data: Mapping[str, Any], *, argument: str = "basicCodeDiscount"
+    ) -> dict[str, Any]:
+        """Create a code discount (``basicCodeDiscount``: a percentage or an amount off;
+        ``freeShippingCodeDiscount``: free shipping), refusing what Shopify refuses."""
         errors = []
-        for key in ("code", "title", "startsAt", "customerGets"):
+        basic = argument == "basicCodeDiscount"
+        required = (
+            ("code", "title", "startsAt", "customerGets")
+            if basic
+            else ("code", "title", "startsAt")
+        )
+        for key in required:
             if not data.get(key):
                 errors.append(
                     {
-                        "field": ["basicCodeDiscount", key],
+                        "field": [argument, key],
                         "code": "BLANK",
                         "message": f"{key} can't be blank",
                     }
@@ -1025,12 +1066,31 @@ class FakeShopify:
         if not data.get("context") and not data.get("customerSelection"):
             errors.append(
                 {
-                    "field": ["basicCodeDiscount", "context"],
+                    "field": [argument, "context"],
                     "code": "BLANK",
                     "message": "Context can't be blank",
                 }
             )
-        percentage = (((data.get("customerGets") or {}).get("value")) or {}).get("percentage")
+        value = ((data.get("customerGets") or {}).get("value")) or {}
+        if basic and data.get("customerGets") and len(value) != 1:
+            errors.append(
+                {
+                    "field": [argument, "customerGets", "value"],
+                    "code": "INVALID",
+                    "message": "Value must have exactly one of percentage, discountAmount "
+                    "or discountOnQuantity",
+                }
+            )
+        amount = (value.get("discountAmount") or {}).get("amount")
+        if amount is not None and not Decimal(str(amount)) > 0:
+            errors.append(
+                {
+                    "field": [argument, "customerGets", "value", "discountAmount", "amount"],
+                    "code": "GREATER_THAN",
+                    "message": "Value must be greater than 0",
+                }
+            )
+        percentage = value.get("percentage")
         if percentage is not None and not 0 <= percentage <= 1:
             errors.append(
                 {
@@ -1043,7 +1103,7 @@ class FakeShopify:
             if any(d["code"].lower() == str(data.get("code", "")).lower() for d in self.discounts):
                 errors.append(
                     {
-                        "field": ["basicCodeDiscount", "code"],
+                        "field": [argument, "code"],
                         "code": "TAKEN",
                         "message": "Code must be unique. Please try a different code.",
                     }
@@ -1051,7 +1111,8 @@ class FakeShopify:
             if errors:
                 return {"codeDiscountNode": None, "userErrors": errors}
             node_id = _GID.format("DiscountCodeNode", 1000 + len(self.discounts))
-            self.discounts.append({"id": node_id, **data})
+            kind = "basic" if basic else "free_shipping"
+            self.discounts.append({"id": node_id, "type": kind, **data})
         return {"codeDiscountNode": {"id": node_id}, "userErrors": []}
 
 
@@ -1205,6 +1266,16 @@ class _Root:
     ) -> dict[str, Any]:
         self._require("write_discounts", "discountCodeBasicCreate")
         return self.fake.create_discount(basicCodeDiscount)
+
+    def discountCodeFreeShippingCreate(
+        self,
+        info: GraphQLResolveInfo[Any],
+        freeShippingCodeDiscount: dict[str, Any],
+    ) -> dict[str, Any]:
+        self._require("write_discounts", "discountCodeFreeShippingCreate")
+        return self.fake.create_discount(
+            freeShippingCodeDiscount, argument="freeShippingCodeDiscount"
+        )
 
 
 def _denied_customer(fake: FakeShopify) -> Callable[[GraphQLResolveInfo[Any]], None]:

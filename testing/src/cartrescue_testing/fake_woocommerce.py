@@ -298,6 +298,9 @@ class FakeWooCommerce:
         self.timezone_string, self.gmt_offset, self._zone = self._parse_zone(timezone)
         self.requests: list[RecordedRequest] = []
         self.coupons: list[dict[str, Any]] = []
+        self.products: dict[int, dict[str, Any]] = {}
+        """Products and variations by id: ``id``, ``parent_id`` (0 for a product),
+        ``type`` and ``stock_status``; see :meth:`add_product`."""
         self.before_request: Callable[[RecordedRequest], None] | None = None
         self._orders: dict[int, dict[str, Any]] = {}
         self._index: dict[int, _Index] = {}
@@ -399,6 +402,21 @@ class FakeWooCommerce:
             order = self._build(fields)
             self._store(order)
             return copy.deepcopy(order)
+
+    def add_product(
+        self, product_id: int, stock_status: str = "instock", *, parent_id: int = 0
+    ) -> None:
+        """Add a product (or, with ``parent_id``, a variation of one) whose ``stock_status``
+        is ``instock``, ``outofstock`` or ``onbackorder``."""
+        if stock_status not in ("instock", "outofstock", "onbackorder"):
+            raise ValueError(f"unknown stock_status {stock_status!r}")
+        with self._lock:
+            self.products[product_id] = {
+                "id": product_id,
+                "parent_id": parent_id,
+                "type": "variation" if parent_id else "simple",
+                "stock_status": stock_status,
+            }
 
     def add_orders(self, orders: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         return [self.add_order(**dict(o)) for o in orders]
@@ -789,6 +807,11 @@ class FakeWooCommerce:
         match = re.fullmatch(r"/wc/v3/orders/(\d+)", route)
         if match and method == "GET":
             return self._get_order(int(match.group(1)), request, key)
+        if route == "/wc/v3/products" and method == "GET":
+            return self._list_products(request, key, parent=None)
+        match = re.fullmatch(r"/wc/v3/products/(\d+)/variations", route)
+        if match and method == "GET":
+            return self._list_products(request, key, parent=int(match.group(1)))
         if route == "/wc/v3/coupons" and method == "POST":
             return self._create_coupon(request, key)
         if route == "/wc/v3/coupons" and method == "GET":
@@ -1295,6 +1318,34 @@ class FakeWooCommerce:
         self.coupons.append(coupon)
         location = f"{self._home()}/wp-json/wc/v3/coupons/{coupon_id}"
         return 201, {"Location": location}, copy.deepcopy(coupon)
+
+    def _list_products(
+        self, request: RecordedRequest, key: _Key | None, *, parent: int | None
+    ) -> tuple[int, dict[str, str], Any]:
+        """``GET products`` lists products only (never variations, as ``post_type`` is
+        ``product``); ``GET products/{id}/variations`` lists that product's variations."""
+        q = self._validate(
+            request.query,
+            {"include": ("list", None), "per_page": ("int", (1, 100)), "page": ("int", (1, None))},
+        )
+        if key is None:
+            raise _WPError(401, "woocommerce_rest_cannot_view", "Sorry, you cannot list resources.")
+        if parent is not None and self.products.get(parent, {}).get("parent_id", 1) != 0:
+            raise _WPError(404, "woocommerce_rest_product_invalid_id", "Invalid ID.")
+        include = {int(i) for i in q.get("include", []) if i.isdigit()}
+        found = [
+            p
+            for p in sorted(self.products.values(), key=lambda p: -int(p["id"]))
+            if (p["parent_id"] == parent if parent is not None else p["parent_id"] == 0)
+            and (not include or p["id"] in include)
+        ]
+        per_page, page = q.get("per_page", 10), q.get("page", 1)
+        headers = {
+            "X-WP-Total": str(len(found)),
+            "X-WP-TotalPages": str(math.ceil(len(found) / per_page)),
+        }
+        chunk = found[(page - 1) * per_page : page * per_page]
+        return 200, headers, [self._only_fields(dict(p), request.query) for p in chunk]
 
     def _list_coupons(
         self, request: RecordedRequest, key: _Key | None

@@ -1,0 +1,161 @@
+"""Which segment a cart is in: pure functions over the checkout.
+
+A :class:`Segment` is a named set of conditions and what to do with the carts that meet
+them: their own schedule (steps, delays, channels, offers) or ``skip``. Segments are tried in
+order; the first that matches wins, and a cart no segment matches gets the policy's own
+schedule (the segment :data:`DEFAULT_SEGMENT`). A condition on data the platform did not
+give (whether the customer bought before, whether an item is in stock) never matches, so a
+cart is never put in a segment on a guess.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from .models import Checkout
+
+if TYPE_CHECKING:
+    from .policy import Step
+
+__all__ = [
+    "DEFAULT_SEGMENT",
+    "CustomerKind",
+    "Segment",
+    "SegmentConditions",
+    "customer_kind",
+    "first_match",
+    "item_count",
+]
+
+DEFAULT_SEGMENT = "default"
+"""The name of the segment of a cart no configured segment matches."""
+
+
+class CustomerKind(StrEnum):
+    """Whether the person bought from the shop before."""
+
+    NEW = "new"
+    RETURNING = "returning"
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentConditions:
+    """What a cart must meet to be in a segment; a condition left as None is not checked.
+
+    ``min_value`` is inclusive and ``max_value`` exclusive (the cart total in the shop's
+    currency), as are ``min_items`` and ``max_items`` (the sum of the quantities).
+    ``countries`` are ISO 3166-1 alpha-2 codes. ``all_in_stock`` true matches carts whose
+    every item the platform reports as in stock; false, carts with at least one item out of
+    stock.
+    """
+
+    min_value: Decimal | None = None
+    max_value: Decimal | None = None
+    min_items: int | None = None
+    max_items: int | None = None
+    customer: CustomerKind | None = None
+    countries: frozenset[str] | None = None
+    all_in_stock: bool | None = None
+
+    def __post_init__(self) -> None:
+        if (
+            self.min_value is not None
+            and self.max_value is not None
+            and self.min_value >= self.max_value
+        ):
+            raise ValueError("min_value must be below max_value")
+        if (
+            self.min_items is not None
+            and self.max_items is not None
+            and self.min_items >= self.max_items
+        ):
+            raise ValueError("min_items must be below max_items")
+        if self.countries is not None:
+            object.__setattr__(self, "countries", frozenset(c.upper() for c in self.countries))
+
+    def failed(self, checkout: Checkout) -> str | None:
+        """The first condition ``checkout`` does not meet, in words, or None when it meets
+        them all."""
+        total = checkout.total
+        if self.min_value is not None and total < self.min_value:
+            return f"value {total} below {self.min_value}"
+        if self.max_value is not None and total >= self.max_value:
+            return f"value {total} not below {self.max_value}"
+        items = item_count(checkout)
+        if self.min_items is not None and items < self.min_items:
+            return f"{items} items, fewer than {self.min_items}"
+        if self.max_items is not None and items >= self.max_items:
+            return f"{items} items, not fewer than {self.max_items}"
+        if self.customer is not None:
+            kind = customer_kind(checkout)
+            if kind is None:
+                return "unknown whether the customer bought before"
+            if kind != self.customer:
+                return f"{kind} customer"
+        if self.countries is not None:
+            if checkout.country is None:
+                return "unknown country"
+            if checkout.country.upper() not in self.countries:
+                return f"country {checkout.country.upper()}"
+        if self.all_in_stock is not None:
+            stock = [li.in_stock for li in checkout.line_items]
+            if not stock or any(s is None for s in stock):
+                return "unknown stock"
+            if all(stock) != self.all_in_stock:
+                return "all items in stock" if all(stock) else "an item out of stock"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A named group of carts and their schedule: ``steps`` (None: the policy's), or
+    ``skip`` (no reminders at all)."""
+
+    name: str
+    conditions: SegmentConditions = SegmentConditions()
+    steps: tuple[Step, ...] | None = None
+    skip: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("a segment needs a name")
+        if self.skip and self.steps is not None:
+            raise ValueError(f"segment {self.name}: give steps or skip, not both")
+        if self.steps is not None:
+            _check_steps(self.name, self.steps)
+
+
+def _check_steps(name: str, steps: Sequence[Step]) -> None:
+    if not steps:
+        raise ValueError(f"segment {name}: give at least one step")
+    numbers = [s.number for s in steps]
+    if numbers != list(range(1, len(numbers) + 1)):
+        raise ValueError(f"segment {name}: steps must be numbered 1, 2, 3, … in order")
+    delays = [s.delay for s in steps]
+    if delays != sorted(delays):
+        raise ValueError(f"segment {name}: step delays must grow from one step to the next")
+
+
+def item_count(checkout: Checkout) -> int:
+    """How many items the cart holds (the sum of the line quantities)."""
+    return sum(li.quantity for li in checkout.line_items)
+
+
+def customer_kind(checkout: Checkout) -> CustomerKind | None:
+    """New or returning, when the platform told how many orders the customer placed."""
+    customer = checkout.customer
+    if customer is None or customer.orders_count is None:
+        return None
+    return CustomerKind.RETURNING if customer.orders_count > 0 else CustomerKind.NEW
+
+
+def first_match(checkout: Checkout, segments: Sequence[Segment]) -> Segment | None:
+    """The first of ``segments`` whose conditions ``checkout`` meets, or None."""
+    for segment in segments:
+        if segment.conditions.failed(checkout) is None:
+            return segment
+    return None
