@@ -126,7 +126,8 @@ def test_workers_message_every_cart_once_within_the_rate_limit(
     try:
         for s in range(shops):
             app.send_task(RUN_SHOP, args=(f"shop{s}",))
-        done = _wait_for(lambda: len(textbelt.sends) >= shops * carts, 50)
+        # Generous: the wait ends as soon as every cart is messaged; a loaded machine is slow.
+        done = _wait_for(lambda: len(textbelt.sends) >= shops * carts, 150)
         _settled(textbelt, 1.0, 5)
     finally:
         workers.stop()
@@ -151,7 +152,7 @@ def test_a_killed_worker_sends_nothing_twice_and_the_shop_runs_next_time(
     try:
         for s in range(shops):
             app.send_task(RUN_SHOP, args=(f"shop{s}",))
-        assert _wait_for(lambda: len(textbelt.sends) >= 15, 30), workers.output()[-3000:]
+        assert _wait_for(lambda: len(textbelt.sends) >= 15, 90), workers.output()[-3000:]
         workers.kill(0)  # mid-pass: three shops are being worked on
         _settled(textbelt, 1.5, 30)
         first_round = Counter(p for _, p, _ in textbelt.sends)
@@ -159,7 +160,7 @@ def test_a_killed_worker_sends_nothing_twice_and_the_shop_runs_next_time(
         time.sleep(2.5)  # its lease runs out
         for s in range(shops):  # the beat's next round
             app.send_task(RUN_SHOP, args=(f"shop{s}",))
-        _wait_for(lambda: len(textbelt.sends) >= shops * carts - 1, 30)
+        _wait_for(lambda: len(textbelt.sends) >= shops * carts - 4, 150)
         _settled(textbelt, 1.5, 15)
     finally:
         workers.stop()
@@ -191,7 +192,7 @@ def test_rabbitmq_as_the_broker(tmp_path, redis_url, amqp_url, pg_url, textbelt)
     try:
         app.send_task(RUN_SHOP, args=("shop0",))
         app.send_task(RUN_SHOP, args=("shop1",))
-        done = _wait_for(lambda: len(textbelt.sends) >= 6, 30)
+        done = _wait_for(lambda: len(textbelt.sends) >= 6, 90)
     finally:
         workers.stop()
     assert done, workers.output()[-3000:]
