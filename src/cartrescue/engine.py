@@ -22,7 +22,6 @@ from .connectors.base import (
     ShopTimezone,
     find_purchases,
 )
-from .conversations import paused_until
 from .errors import (
     BadPayloadError,
     CartRescueError,
@@ -59,7 +58,7 @@ from .policy import (
     decide,
 )
 from .render import MessageContext, Renderer, TemplateRenderer
-from .store.base import ConversionKind, ExperimentStore, Histories, Store
+from .store.base import ConversationStore, ConversionKind, ExperimentStore, Histories, Store
 
 __all__ = ["Progress", "Recovery", "RunCount", "RunReport"]
 
@@ -220,6 +219,8 @@ class Recovery:
         self._shop_timezone: str | None = self.shop.timezone
         self._purchases: dict[tuple[str, ...], PurchaseCheck] = {}
         self._bulk = False
+        self._conversations: ConversationStore | None = None
+        self._pauses: dict[str, datetime] = {}
         self._deferred: list[tuple[Checkout, Decision, datetime]] = []
         self.batch_size = max(1, batch_size)
         """Checkouts stored and decided together (a page); sends are not batched."""
@@ -263,6 +264,8 @@ class Recovery:
         connector = self.connector  # the Protocol check is slow: once a pass, not per send
         self._lookup = connector if isinstance(connector, PurchaseLookup) else None
         self._bulk = isinstance(connector, BulkPurchaseLookup)
+        store = self.store  # the Protocol checks are slow: once a pass
+        self._conversations = store if isinstance(store, ConversationStore) else None
         self._deferred = []
         start_at = self.store.start_at(now - self.policy.lookback)
         self._resolve_shop_timezone()
@@ -422,6 +425,8 @@ class Recovery:
         histories = self.store.histories(
             [c.id for c in page], [k for c in page for k in contact_keys(c.customer)]
         )
+        conversations = self._conversations
+        self._pauses = conversations.pauses([c.id for c in page]) if conversations else {}
         for checkout in page:
             self._process(checkout, start_at, report, run_id, histories)
             self._decided += 1
@@ -515,7 +520,7 @@ class Recovery:
             last_contacted=max((at for at in contacted if at is not None), default=None),
             last_discount=max((at for at in discounts if at is not None), default=None),
             opted_out=frozenset().union(*(known.optouts.get(c, ()) for c in contacts)),
-            paused_until=paused_until(self.store, checkout.id),
+            paused_until=self._pauses.get(checkout.id),
         )
 
     def _process(

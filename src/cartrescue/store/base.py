@@ -518,6 +518,11 @@ class ConversationStore(Protocol):
         (UTC) when it is paused for good."""
         ...
 
+    def pauses(self, checkout_ids: Sequence[str]) -> dict[str, datetime]:
+        """:meth:`paused_until` for a page of checkouts in one read; a checkout that is not
+        paused is missing."""
+        ...
+
     def record_reason(self, checkout_id: str, reason: str, at: datetime) -> None:
         """Record why the buyer says they left (a later answer replaces an earlier one)."""
         ...

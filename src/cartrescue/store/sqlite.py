@@ -651,6 +651,20 @@ class SQLiteStore:
         rows = self._query("SELECT reason, count(*) FROM reasons GROUP BY reason")
         return {str(reason): int(n) for reason, n in rows}
 
+    def pauses(self, checkout_ids: Sequence[str]) -> dict[str, datetime]:
+        found: dict[str, datetime] = {}
+        for chunk in _chunks(list(dict.fromkeys(checkout_ids))):
+            for checkout_id, until in self._query(
+                f"SELECT checkout_id, until FROM pauses WHERE checkout_id IN ({_marks(chunk)})",
+                chunk,
+            ):
+                found[str(checkout_id)] = (
+                    datetime.max.replace(tzinfo=UTC)
+                    if until is None
+                    else datetime.fromisoformat(str(until))
+                )
+        return found
+
     def paused_until(self, checkout_id: str) -> datetime | None:
         rows = self._query("SELECT until FROM pauses WHERE checkout_id = ?", (checkout_id,))
         if not rows:
