@@ -176,7 +176,10 @@ def test_a_killed_worker_sends_nothing_twice_and_the_shop_runs_next_time(
         for (_, _, status), n in s.messages.items()
         if status in ("unknown", "claimed")
     )
-    assert len(sent) + unknown == shops * carts
+    # A message in flight may have reached the provider before the kill (sent, yet unknown
+    # in the store): unknown keys cover every cart not messaged, never more than in flight.
+    assert len(sent) <= shops * carts
+    assert len(sent) + unknown >= shops * carts
     assert unknown <= 4
     for shop, figures in stats.items():
         assert figures.last_pass_completed is not None, shop
