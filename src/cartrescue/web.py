@@ -107,6 +107,7 @@ class _App:
                 ("Content-Type", response.content_type),
                 ("Content-Length", str(len(response.body))),
                 ("Cache-Control", "no-store"),
+                *response.headers,
             ],
         )
         return [response.body]

@@ -41,6 +41,7 @@ from typing import Literal, Protocol, runtime_checkable
 from ..models import Checkout, Purchase
 
 __all__ = [
+    "READS_REPORTED",
     "RELEASED",
     "AttributionWindows",
     "BreakdownFacts",
@@ -60,7 +61,6 @@ __all__ = [
     "OutboxStatus",
     "OutboxStore",
     "ReportFacts",
-    "READS_REPORTED",
     "ReportStore",
     "Signal",
     "SignalCounts",

@@ -52,6 +52,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..errors import BadPayloadError, StoreError
 from ..models import Checkout, Purchase
+from ._signals import COUNTS, RANK, counts_from
 from .base import (
     ConversionKind,
     Histories,
@@ -64,7 +65,6 @@ from .base import (
     SignalOutcome,
     Stats,
 )
-from ._signals import COUNTS, RANK, counts_from
 from .sqlite import DELIVERY_MEMORY, _contact_forms
 
 log = logging.getLogger("cartrescue.store")

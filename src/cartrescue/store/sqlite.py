@@ -28,6 +28,7 @@ from typing import Any, cast
 
 from ..errors import BadPayloadError, StoreError
 from ..models import Checkout, Purchase, normalize_phone
+from ._signals import COUNTS, RANK, counts_from
 from .base import (
     RELEASED,
     AttributionWindows,
@@ -47,7 +48,6 @@ from .base import (
     SignalOutcome,
     Stats,
 )
-from ._signals import COUNTS, RANK, counts_from
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore", "store_error"]
 
