@@ -209,6 +209,13 @@ class WebSettingsModel(SettingsModel):
     whatsapp_verify_token: SecretFromEnv | None = None
     vonage_signature_secret: SecretFromEnv | None = None
     vonage_signature_method: Literal["md5hash", "md5", "sha1", "sha256", "sha512"] = "md5hash"
+    linkmobility_gate_username: str | None = Field(
+        default=None,
+        min_length=1,
+        description="the Basic auth user name set on LINK Mobility's gate (with "
+        "linkmobility_gate_password_env)",
+    )
+    linkmobility_gate_password: SecretFromEnv | None = None
 
 
 class ConversationsSettings(SettingsModel):

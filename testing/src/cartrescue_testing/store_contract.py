@@ -14,8 +14,9 @@ connections, reopening to check migrations) call it more than once::
             return lambda: MyStore(tmp_path / "db", hash_key=StoreContract.hash_key)
 
 The ``store`` fixture (one handle from ``open_store``, closed afterwards) may be overridden
-too. The engagement-signal tests run when the store is a ``SignalStore``. A store that has ``rows_naming(contact) -> int`` (how many rows still name a contact in
-any column) is also checked with it after ``forget``.
+too. A store that has ``rows_naming(contact) -> int`` (how many rows still name a contact in
+any column) is also checked with it after ``forget``. The engagement-signal tests run when the
+store is a ``SignalStore``.
 
 Part of the ``cartrescue-testing`` distribution.
 """
@@ -555,7 +556,8 @@ class StoreContract:
         sms, whatsapp = counts["sms"], counts["whatsapp"]
         assert (sms.sent, sms.delivered, sms.read, sms.failed) == (2, 1, 0, 1)
         assert (whatsapp.sent, whatsapp.delivered, whatsapp.read, whatsapp.failed) == (2, 1, 1, 0)
-        assert sms.delivery_rate == 0.5 and sms.read_rate is None
+        assert sms.delivery_rate == 0.5
+        assert sms.read_rate is None
         assert whatsapp.read_rate == 0.5
 
     def test_a_failed_delivery_stays_counted_as_sent(self, store: Store) -> None:
