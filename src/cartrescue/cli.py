@@ -32,8 +32,8 @@ from .preview import preview, preview_body, preview_line, preview_setup, write_h
 from .progress import terminal_progress
 from .settings import config_schema
 from .shops import combine_stats, select_shops
-from .stats import stats_document, stats_table
-from .store.base import ConversationStore
+from .stats import add_signals, stats_document, stats_table
+from .store.base import ConversationStore, SignalStore
 from .store.sqlite import SQLiteStore
 from .testsend import send_test
 from .web import serve
@@ -172,22 +172,33 @@ def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
     now = utc_now()
     figures = []
     reasons: dict[str, int] = {}
+    engagement = []
     for shop_config in chosen:
         with shop_config.store() as store:
             figures.append(store.stats(now))
             if isinstance(store, ConversationStore):
                 for reason, n in store.reason_counts().items():
                     reasons[reason] = reasons.get(reason, 0) + n
+            if isinstance(store, SignalStore):
+                engagement.append(store.signal_counts())
     stats = figures[0] if len(figures) == 1 else combine_stats(figures)
+    signals = add_signals(engagement)
     stale = stale_schedule(stats.last_pass_completed, config, now=now)
     if args.json:
-        document = stats_document(stats, now=now, stale=stale, reasons=reasons)
+        document = stats_document(stats, now=now, stale=stale, reasons=reasons, signals=signals)
         out.write(json.dumps(document, indent=2) + "\n")
     else:
         if len(chosen) > 1:
             out.write(f"All {len(chosen)} shops: " + ", ".join(c.shop_key for c in chosen) + "\n")
         out.write(
-            stats_table(stats, now=now, locale=config.shop.locale, stale=stale, reasons=reasons)
+            stats_table(
+                stats,
+                now=now,
+                locale=config.shop.locale,
+                stale=stale,
+                reasons=reasons,
+                signals=signals,
+            )
         )
     return EXIT_FAILED if stale else EXIT_OK
 
