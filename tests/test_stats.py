@@ -161,7 +161,7 @@ def test_stats_show_delivery_and_read_rates_per_channel(config):
             if signal is not None:
                 store.record_signal(f"p{n}", signal, now)
         store.finish("c1:1:sms", "sent", now, provider_id="p1")
-    code, text = run("stats", "--config", str(config), "--json")
+    _code, text = run("stats", "--config", str(config), "--json")
     engagement = {row["channel"]: row for row in json.loads(text)["engagement"]}
     assert engagement["sms"] == {
         "channel": "sms",
@@ -183,6 +183,6 @@ def test_stats_show_delivery_and_read_rates_per_channel(config):
 
 
 def test_stats_before_any_message_say_there_are_no_status_callbacks(config):
-    code, text = run("stats", "--config", str(config))
+    _code, text = run("stats", "--config", str(config))
     assert "no status callbacks yet" in text
     assert json.loads(run("stats", "--config", str(config), "--json")[1])["engagement"] == []
