@@ -308,3 +308,24 @@ def test_gate_callbacks_over_a_real_socket(store):
         thread.join(5)
     assert figures(store, "sms") == (4, 1, 0, 0)
     assert Signal.DELIVERED.rank > Signal.SENT.rank
+
+
+def test_the_gate_credentials_come_from_web_together():
+    from cartrescue.errors import ConfigError
+    from cartrescue.web_settings import web_settings
+
+    table = {"public_url": PUBLIC, "linkmobility_gate_username": GATE_USER}
+    with pytest.raises(ConfigError, match="linkmobility_gate_password_env together"):
+        web_settings({"web": table}, {})
+    table["linkmobility_gate_password_env"] = "LINK_GATE_PASSWORD"
+    settings = web_settings({"web": table}, {"LINK_GATE_PASSWORD": GATE_PASSWORD})
+    assert settings is not None
+    assert (settings.linkmobility_gate_username, settings.linkmobility_gate_password) == (
+        GATE_USER,
+        GATE_PASSWORD,
+    )
+    with SQLiteStore(":memory:") as store:
+        app = settings.app(store, clock=FrozenClock(NOW))
+        mo = linkmobility_mo(GATE_USER, GATE_PASSWORD, PHONE, "STOP", "mo-1", at=NOW)
+        assert deliver(app, mo) == 200
+        assert store.optouts_for([PHONE]) == {"sms"}
