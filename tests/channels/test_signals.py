@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,7 +14,7 @@ import pytest
 from cartrescue.clock import FrozenClock
 from cartrescue.store.base import Signal
 from cartrescue.store.sqlite import SQLiteStore
-from cartrescue.web import make_app, serve
+from cartrescue.web import make_app
 from cartrescue_testing.callbacks import (
     Callback,
     linkmobility_delivery_report,
@@ -25,11 +24,8 @@ from cartrescue_testing.callbacks import (
     whatsapp_statuses,
 )
 from tests.conftest import load_fixture
-from tests.test_web import call
+from tests.test_web import APP_SECRET, PUBLIC, TWILIO_TOKEN, call, serving
 
-PUBLIC = "https://shop.example/cartrescue"
-TWILIO_TOKEN = "tw-auth-token-0123456789abcdef"
-APP_SECRET = "meta-app-secret-0123456789"
 VONAGE_SECRET = "vonage-signature-secret-0123"
 GATE_USER, GATE_PASSWORD = "cartrescue-gate", "gate-password-0123456789"
 NOW = datetime(2026, 3, 11, 12, 0, tzinfo=UTC)
@@ -284,28 +280,15 @@ def test_gate_callbacks_over_a_real_socket(store):
         linkmobility_gate_username=GATE_USER,
         linkmobility_gate_password=GATE_PASSWORD,
     )
-    started = threading.Event()
-    holder = {}
-
-    def ready(server):
-        holder["server"] = server
-        started.set()
-
-    thread = threading.Thread(target=serve, args=(app, "127.0.0.1", 0), kwargs={"ready": ready})
-    thread.start()
-    try:
-        assert started.wait(5)
-        base = f"http://127.0.0.1:{holder['server'].server_port}"
+    with serving(app) as base:
         report = linkmobility_delivery_report(
             GATE_USER, GATE_PASSWORD, SENT["c4:1:sms"], 1001, at=NOW
         )
         assert report.post(base).status_code == 200
         refused = linkmobility_delivery_report(GATE_USER, "wrong", SENT["c1:1:sms"], 1001, at=NOW)
         answer = refused.post(base)
-        assert answer.status_code == 401 and "Basic" in answer.headers["WWW-Authenticate"]
-    finally:
-        holder["server"].shutdown()
-        thread.join(5)
+        assert answer.status_code == 401
+        assert "Basic" in answer.headers["WWW-Authenticate"]
     assert figures(store, "sms") == (4, 1, 0, 0)
     assert Signal.DELIVERED.rank > Signal.SENT.rank
 
