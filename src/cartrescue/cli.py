@@ -21,7 +21,14 @@ from .channels.console import ConsoleChannel
 from .clock import FrozenClock, utc_now
 from .config import Config, load_config, parse_duration
 from .connectors.base import WebhookCapable
-from .demo import DemoConnector, demo_conversation, demo_data, demo_experiments, demo_shop
+from .demo import (
+    DemoConnector,
+    demo_conversation,
+    demo_data,
+    demo_experiments,
+    demo_shop,
+    demo_signals,
+)
 from .doctor import doctor, stale_schedule
 from .engine import Recovery, RunReport
 from .errors import CartRescueError, ConfigError
@@ -157,6 +164,7 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
             f"Experiment {experiment.name} (step {experiment.step}), checkouts per arm: {arms};"
             " 'cartrescue report' compares the arms once there is data.\n"
         )
+    demo_signals(store, channels, clock, out)
     demo_conversation(store, clock, out)
     store.close()
     return EXIT_OK if report.ok else EXIT_FAILED

@@ -22,6 +22,7 @@ from .store.base import SignalCounts, Stats
 __all__ = [
     "STATS_SCHEMA",
     "add_signals",
+    "engagement_lines",
     "engagement_rows",
     "humanize_age",
     "humanize_duration",
@@ -95,7 +96,8 @@ def engagement_rows(signals: Mapping[str, SignalCounts]) -> list[dict[str, Any]]
     ]
 
 
-def _engagement(signals: Mapping[str, SignalCounts]) -> list[str]:
+def engagement_lines(signals: Mapping[str, SignalCounts]) -> list[str]:
+    """The rows of :func:`engagement_rows` as the ``stats`` table prints them."""
     if not signals:
         return ["  no status callbacks yet (see the README: status callbacks)"]
     lines = [f"  {'channel':<10}{'sent':>8}{'delivered':>20}{'read':>20}{'failed':>8}"]
@@ -188,7 +190,7 @@ def stats_table(
     lines = [f"Checkouts seen:       {stats.checkouts_seen}"]
     lines += [f"  {status:<20}{n}" for status, n in sorted(stats.checkouts_by_status.items())]
     lines += ["", "Messages per step, channel and outcome:", *_matrix(stats), ""]
-    lines += ["Delivery, as the providers report it:", *_engagement(signals or {}), ""]
+    lines += ["Delivery, as the providers report it:", *engagement_lines(signals or {}), ""]
     lines.append("Conversions:")
     for kind, label in _CONVERSIONS.items():
         lines.append(f"  {label:<34}{stats.conversions.get(kind, 0)}")
