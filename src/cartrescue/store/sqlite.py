@@ -205,7 +205,7 @@ _MIGRATIONS: tuple[str, ...] = (
         checkout_id TEXT PRIMARY KEY, reason TEXT NOT NULL, at TEXT NOT NULL
     );
     """,
-    # 6: engagement signals: what the provider's status callbacks said about each message,
+    # 5: engagement signals: what the provider's status callbacks said about each message,
     # found by the provider's message id.
     """
     ALTER TABLE outbox ADD COLUMN signal TEXT;
