@@ -117,7 +117,8 @@ def test_woocommerce(tmp_path):
         )
         steps = run_schedule(connector, tmp_path / "w.sqlite3", clock)
         coupons = list(shop.coupons)
-    # WooCommerce does not say whether a buyer bought before: nobody is "returning"
+    # neither buyer has a paid order before (their history, read from the shop): nobody is
+    # "returning"
     assert steps == {ids["1500.00"]: [1, 2], ids["300.00"]: [1, 2, 3]}
     assert sorted((c["discount_type"], c["amount"], c["free_shipping"]) for c in coupons) == [
         ("fixed_cart", "0.00", True),
