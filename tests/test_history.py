@@ -282,3 +282,26 @@ def test_a_lookup_that_raises_is_logged_and_the_pass_goes_on(tmp_path, broken):
     shop = Raising([cart("1", "101")])
     steps = run_schedule(shop, tmp_path / "r.sqlite3", FrozenClock(NOON))
     assert steps == {"1": [1, 2, 3]}
+
+
+def test_explain_reads_the_buyers_history_and_shows_the_group(tmp_path):
+    from cartrescue.explain import explain, format_explanation
+
+    carts = [cart("1", "101", orders=7, spent="2500.00", days=5)]
+    clock = FrozenClock(NOON)
+    with FakeShopify.from_checkouts(carts, throttle=False, currency="NOK") as fake:
+        connector = ShopifyConnector(fake.shop, fake.token, base_url=fake.base_url)
+        with SQLiteStore(tmp_path / "e.sqlite3") as store:
+            store.start_at(NOON - timedelta(days=1))
+            Recovery(connector, [MemoryChannel("email")], store, policy=POLICY, clock=clock).run()
+            found = explain("1", store, POLICY, ["email"], NOON, connector=connector)
+            without = explain("1", store, POLICY, ["email"], NOON)
+    text = format_explanation(found)
+    assert (
+        "  customer history: 7 order(s), spent NOK 2500.00, last 2026-03-06, "
+        "RFM group champions\n" in text
+    )
+    assert "  segment: vip\n" in text
+    assert without.segment == "default"
+    assert without.segment_trail == (("vip", "unknown RFM group (no customer history)"),)
+    assert without.history is not None and without.history.startswith("unknown")
