@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from itertools import islice
 
 from cartrescue.connectors.shopify import ShopifyConnector
@@ -99,7 +100,7 @@ def shopify(count: int, people: int) -> None:
         with FakeShopify.from_checkouts(items, throttle=False) as fake:
             shop = ShopifyConnector(fake.shop, fake.token, base_url=fake.base_url)
             started = time.perf_counter()
-            assert read(shop, lambda shop=shop: shop.abandoned_checkouts(None), mode) == count
+            assert read(shop, partial(shop.abandoned_checkouts, None), mode) == count
             elapsed = time.perf_counter() - started
             figures = (fake.points_spent, elapsed, fake.stats["graphql"])
             assert fake.failed == 0, fake.stats
@@ -128,7 +129,7 @@ def woocommerce(count: int, people: int) -> None:
                 shop.base_url, shop.consumer_key, shop.consumer_secret, consent=["email"]
             )
             started = time.perf_counter()
-            assert read(woo, lambda woo=woo: woo.abandoned_checkouts(START), mode) == count
+            assert read(woo, partial(woo.abandoned_checkouts, START), mode) == count
             elapsed = time.perf_counter() - started
             figures = (len(shop.requests), elapsed)
         if base is None:
@@ -146,7 +147,7 @@ def throttled(count: int, people: int) -> None:
     with FakeShopify.from_checkouts(items, bucket_size=BUCKET, restore_rate=RESTORE) as fake:
         shop = ShopifyConnector(fake.shop, fake.token, base_url=fake.base_url)
         started = time.perf_counter()
-        assert read(shop, lambda: shop.abandoned_checkouts(None), "cached") == count
+        assert read(shop, partial(shop.abandoned_checkouts, None), "cached") == count
         elapsed = time.perf_counter() - started
         assert fake.failed == 0, fake.stats
     measured = count / elapsed
