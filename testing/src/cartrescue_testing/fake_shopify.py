@@ -471,7 +471,9 @@ class FakeShopify:
 
     ``checkouts`` are REST-shaped records (``id``, ``created_at``, ``updated_at``,
     ``abandoned_checkout_url``, ``total_price``, ``currency``, ``line_items``,
-    ``customer`` …). ``bucket_size``/``restore_rate`` shape the GraphQL cost bucket
+    ``customer`` …; a customer's ``orders_count``, ``total_spent`` and ``last_order_at``
+    are its history, answered by ``nodes(ids:)``, which finds customers by id through an
+    index). ``bucket_size``/``restore_rate`` shape the GraphQL cost bucket
     (Shopify's standard plan restores 100 points a second); ``throttle=False`` keeps it
     always full. ``rest_bucket_size``/``rest_leak_rate`` shape the REST call bucket (40 and
     2/s on the standard plan). ``now`` is the monotonic clock the buckets run on.
