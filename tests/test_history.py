@@ -27,6 +27,7 @@ from cartrescue_testing.fake_woocommerce import FakeWooCommerce
 from cartrescue_testing.memory import MemoryChannel
 
 from .conftest import NOON, make_checkout
+from .test_segments_end_to_end import run_schedule as segment_schedule
 
 CONFIG = """
 [rfm]
@@ -45,18 +46,7 @@ POLICY = load_config(None, text=CONFIG, env={}).policy
 
 
 def run_schedule(connector, store_path, clock):
-    email = MemoryChannel("email")
-    start = clock()
-    with SQLiteStore(store_path) as store:
-        store.start_at(start - timedelta(days=1))
-        recovery = Recovery(connector, [email], store, policy=POLICY, clock=clock)
-        for hours in (1, 24, 48):
-            clock.set(start + timedelta(hours=hours))
-            assert recovery.run().ok
-    steps: dict[str, list[int]] = {}
-    for message in email.sent:
-        steps.setdefault(message.checkout_id, []).append(message.step)
-    return steps
+    return segment_schedule(connector, store_path, clock, POLICY, passes=(1, 24, 48))
 
 
 def cart(id, customer_id=None, orders=None, spent=None, days=None, email=None):

@@ -381,6 +381,16 @@ class SegmentSettings(SettingsModel):
         return self
 
 
+def _require_unique(names: list[str], what: str, table: str, key: str) -> None:
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise invalid(
+            f"{what} names must be unique; found {', '.join(twice)} more than once",
+            f"give each {table} its own name",
+            key=key,
+        )
+
+
 Score = Annotated[int, Field(ge=0, le=3)]
 
 
@@ -429,14 +439,9 @@ class RfmSettings(SettingsModel):
 
     @model_validator(mode="after")
     def _unique_groups(self) -> RfmSettings:
-        names = [g.name for g in self.groups or ()]
-        twice = sorted({n for n in names if names.count(n) > 1})
-        if twice:
-            raise invalid(
-                f"RFM group names must be unique; found {', '.join(twice)} more than once",
-                "give each [[rfm.groups]] its own name",
-                key="groups",
-            )
+        _require_unique(
+            [g.name for g in self.groups or ()], "RFM group", "[[rfm.groups]]", "groups"
+        )
         return self
 
     def group_names(self) -> list[str]:
@@ -580,14 +585,7 @@ class ConfigSettings(SettingsModel):
 
     @model_validator(mode="after")
     def _unique_shops(self) -> ConfigSettings:
-        names = [shop.name for shop in self.shops]
-        twice = sorted({name for name in names if names.count(name) > 1})
-        if twice:
-            raise invalid(
-                f"shop names must be unique; found {', '.join(twice)} more than once",
-                "give each [[shops]] entry its own name",
-                key="shops",
-            )
+        _require_unique([shop.name for shop in self.shops], "shop", "[[shops]] entry", "shops")
         return self
 
     segments: list[SegmentSettings] = Field(default_factory=list)
