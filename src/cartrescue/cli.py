@@ -285,6 +285,12 @@ def cmd_explain(args: argparse.Namespace, out: TextIO) -> int:
         key = config.store_hash_key()
     except ConfigError:  # its variable is unset here: the arm cannot be predicted
         plan, key = None, None
+    connector = None
+    if config.policy.needs_history and config.data.get("connector"):
+        try:
+            connector = config.connector()
+        except ConfigError as err:  # a secret unset here: history stays unknown
+            out.write(f"customer history not read: {err}\n")
     with config.store() as store:
         found = explain(
             args.checkout_id,
@@ -296,6 +302,7 @@ def cmd_explain(args: argparse.Namespace, out: TextIO) -> int:
             experiments=plan,
             experiment_key=key,
             shop_name=config.shop.name,
+            connector=connector,
         )
     out.write(format_explanation(found))
     return EXIT_OK if found.status is not None else EXIT_FAILED
