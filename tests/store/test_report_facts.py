@@ -14,9 +14,23 @@ from ..conftest import NOON, make_checkout
 SPAN = (NOON - timedelta(days=1), NOON + timedelta(days=1))
 
 
-@pytest.fixture
-def store():
-    with SQLiteStore(":memory:") as s:
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request):
+    """The report's figures are the same from both stores, on the same rows."""
+    if request.param == "sqlite":
+        with SQLiteStore(":memory:") as s:
+            yield s
+        return
+    pytest.importorskip("psycopg", reason="needs the postgres extra: pip install -e '.[postgres]'")
+    from cartrescue.store.postgres import PostgresStore
+
+    with PostgresStore(request.getfixturevalue("pg_url"), shop="nordlys", max_size=2) as s:
+        # Another shop's rows in the same tables are never counted.
+        other = s.for_shop("lisboa")
+        other.upsert_checkout(make_checkout("a1", email="a1@example.com"), NOON)
+        other.record_assignments("a1", [("holdout", "holdout", None)], NOON)
+        _sent(other, "a1", 1, NOON + timedelta(hours=1))
+        _bought(other, "a1", NOON + timedelta(hours=2))
         yield s
 
 
@@ -32,6 +46,11 @@ def _sent(store, cid, step, at, channel="email"):
 def _bought(store, cid, at):
     purchase = Purchase(order_id=f"o-{cid}", placed_at=at, total=Decimal("100.00"), currency="NOK")
     store.record_conversion(cid, "converted", purchase, at, at - timedelta(days=30))
+
+
+def _arm(store, key):
+    where = "shop = 'nordlys' AND key = %s" if hasattr(store, "shop") else "key = ?"
+    return store._query(f"SELECT arm FROM outbox WHERE {where}", (key,))[0][0]
 
 
 def test_attribution_follows_the_send_and_click_windows(store):
@@ -80,7 +99,7 @@ def test_groups_count_assigned_checkouts_and_outbox_carries_the_arm(store):
     assert store.assignments("a1") == {"holdout": "treated", "offer": "b"}
     _sent(store, "a1", 1, NOON + timedelta(hours=1))
     _sent(store, "a2", 1, NOON + timedelta(hours=1))  # its experiment covers step 2 only
-    arms = dict(store._query("SELECT checkout_id, arm FROM outbox"))
+    arms = {e.checkout_id: _arm(store, e.key) for c in ("a1", "a2") for e in store.outbox_for(c)}
     assert arms == {"a1": "b", "a2": None}
     _bought(store, "h1", NOON + timedelta(hours=2))
     store.add_optout("a2@example.com", "*", "reply", NOON + timedelta(hours=2))
