@@ -60,7 +60,7 @@ def make_report(
         raise ConfigError(
             f"{type(store).__name__} cannot aggregate the report's figures",
             key="store",
-            fix="run cartrescue report against the SQLite store",
+            fix="run cartrescue report against a SQLite or PostgreSQL store",
         )
     return build_report(
         store.report_facts(since, until, options.windows), options, generated_at=now
