@@ -9,11 +9,14 @@ import logging
 import os
 import shutil
 import sys
+from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import TextIO
+from wsgiref.types import WSGIApplication
 
 from . import logsafe
 from ._version import __version__
@@ -25,18 +28,18 @@ from .demo import DemoConnector, demo_conversation, demo_data, demo_experiments,
 from .doctor import doctor, stale_schedule
 from .engine import Recovery, RunReport
 from .errors import CartRescueError, ConfigError
-from .links import SelfHostedLinks
+from .links import SelfHostedLinks, shops_redirect_app
 from .logmask import mask_contact, mask_text
 from .models import CHANNEL_KINDS, normalize_email, normalize_phone
 from .preview import preview, preview_body, preview_line, preview_setup, write_html
 from .progress import terminal_progress
 from .settings import config_schema
-from .shops import combine_stats, select_shops
+from .shops import combine_facts, combine_stats, select_shops
 from .stats import stats_document, stats_table
-from .store.base import ConversationStore
+from .store.base import ConversationStore, Stats, Store
 from .store.sqlite import SQLiteStore
 from .testsend import send_test
-from .web import serve
+from .web import make_shops_app, serve
 from .web_server import Server, ServerName, waitress_installed
 from .web_settings import web_settings
 
@@ -76,6 +79,13 @@ def _config(args: argparse.Namespace, *, require_secrets: bool = True) -> Config
     templates pass ``require_secrets=False``: an owner can run ``stats`` by hand without the
     env file cron reads."""
     return load_config(args.config, require_secrets=require_secrets)
+
+
+def _one_shop(config: Config, shop: str | None) -> Config:
+    """The one shop a command acts on: ``--shop NAME`` of a ``[[shops]]`` file (ConfigError
+    names the choices when it is missing or unknown), or a single-shop file itself."""
+    (chosen,) = select_shops(config, shop, all_allowed=False)
+    return chosen
 
 
 def _print_messages(report: RunReport, out: TextIO) -> None:
@@ -170,55 +180,88 @@ def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
     config = _config(args, require_secrets=False)
     chosen = select_shops(config, args.shop, every=args.shop is None)
     now = utc_now()
-    figures = []
-    reasons: dict[str, int] = {}
+    per_shop: dict[str, tuple[Stats, dict[str, int]]] = {}
     for shop_config in chosen:
         with shop_config.store() as store:
-            figures.append(store.stats(now))
-            if isinstance(store, ConversationStore):
-                for reason, n in store.reason_counts().items():
-                    reasons[reason] = reasons.get(reason, 0) + n
-    stats = figures[0] if len(figures) == 1 else combine_stats(figures)
-    stale = stale_schedule(stats.last_pass_completed, config, now=now)
-    if args.json:
-        document = stats_document(stats, now=now, stale=stale, reasons=reasons)
-        out.write(json.dumps(document, indent=2) + "\n")
-    else:
-        if len(chosen) > 1:
+            reasons = store.reason_counts() if isinstance(store, ConversationStore) else {}
+            per_shop[shop_config.shop_key] = (store.stats(now), reasons)
+    figures = list(per_shop.values())
+    overall = (
+        figures[0][0] if len(figures) == 1 else combine_stats([f for f, _ in figures]),
+        dict(sum((Counter(r) for _, r in figures), Counter[str]())),
+    )
+    # --all: each shop's figures, then all of them added up ("" is the overall).
+    sections = {**per_shop, "": overall} if args.all and len(chosen) > 1 else {"": overall}
+    stale = False
+    documents: dict[str, object] = {}
+    for name, (stats, reasons) in sections.items():
+        late = stale_schedule(stats.last_pass_completed, config, now=now)
+        stale = stale or late is not None
+        if args.json:
+            documents[name] = stats_document(stats, now=now, stale=late, reasons=reasons)
+            continue
+        if name:
+            out.write(f"Shop {name}\n")
+        elif len(chosen) > 1:
             out.write(f"All {len(chosen)} shops: " + ", ".join(c.shop_key for c in chosen) + "\n")
         out.write(
-            stats_table(stats, now=now, locale=config.shop.locale, stale=stale, reasons=reasons)
+            stats_table(stats, now=now, locale=config.shop.locale, stale=late, reasons=reasons)
         )
+        out.write("\n" if name else "")
+    if args.json:
+        overall_document = documents.pop("")
+        document = (
+            {"shops": documents, "overall": overall_document} if documents else overall_document
+        )
+        out.write(json.dumps(document, indent=2) + "\n")
     return EXIT_FAILED if stale else EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace, out: TextIO) -> int:
     try:
-        from .report import make_report, options_from, render_html, write_csv
+        from .report import build_report, options_from, read_facts, render_html, write_csv
     except ImportError as err:
         raise ConfigError(
             f"the report needs the 'report' extra ({err.name} is not installed)",
             fix="pip install 'cartrescue[report]'",
         ) from None
     config = _config(args, require_secrets=False)
+    chosen = select_shops(config, args.shop, every=args.all)
     now = utc_now()
-    with config.store() as store:
-        report = make_report(
-            store,
-            options_from(config),
-            since=now - parse_duration(args.since, key="--since"),
-            until=now + timedelta(seconds=1),
-            now=now,
-        )
-    if args.csv:
-        write_csv(report, Path(args.csv))
-    if args.out or not args.json:
-        target = Path(args.out or "report.html")
-        target.write_text(render_html(report), encoding="utf-8")
-        if not args.json:
-            out.write(f"wrote {target}\n")
+    since, until = now - parse_duration(args.since, key="--since"), now + timedelta(seconds=1)
+    facts, reports = [], {}
+    for shop_config in chosen:
+        options = options_from(shop_config)
+        with shop_config.store() as store:
+            facts.append(read_facts(store, options, since=since, until=until))
+        reports[shop_config.shop_key] = build_report(facts[-1], options, generated_at=now)
+    if args.all and len(chosen) > 1:
+        try:
+            combined = combine_facts(facts)
+        except ValueError as err:
+            sys.stderr.write(f"cartrescue: no overall report: {err}, which cannot be added up\n")
+        else:
+            options = replace(options_from(config), shop=f"All {len(chosen)} shops")
+            reports = {"": build_report(combined, options, generated_at=now), **reports}
+    page = Path(args.out or "report.html")
+    for name, report in reports.items():
+        if args.csv:
+            write_csv(report, Path(args.csv) / name if name else Path(args.csv))
+        if args.out or not args.json:
+            target = page.with_name(f"{page.stem}.{name}{page.suffix}") if name else page
+            if len(reports) == 1:
+                target = page
+            target.write_text(render_html(report), encoding="utf-8")
+            if not args.json:
+                out.write(f"wrote {target}\n")
     if args.json:
-        out.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        document: object = next(iter(reports.values()))
+        if len(reports) > 1:
+            document = {
+                "shops": {k: v for k, v in reports.items() if k},
+                "overall": reports.get(""),
+            }
+        out.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     return EXIT_OK
 
 
@@ -259,7 +302,7 @@ def cmd_explain(args: argparse.Namespace, out: TextIO) -> int:
     from .experiments import ExperimentPlan
     from .explain import explain, format_explanation
 
-    config = _config(args, require_secrets=False)
+    config = _one_shop(_config(args, require_secrets=False), args.shop)
     kinds = [k for k in CHANNEL_KINDS if k in (config.settings.channels or {})]
     plan: ExperimentPlan | None = config.experiments()
     try:
@@ -368,6 +411,22 @@ def cmd_schema(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _shop_app(config: Config, store: Store, *, links_mounted: bool) -> WSGIApplication:
+    """The web app of one shop: its inbound endpoints, unsubscribe page and checkout
+    webhooks (when its connector can verify them), and its short links if ``links_mounted``."""
+    settings = web_settings(config.data, config.env)
+    assert settings is not None  # checked by the caller on the same [web] table
+    links = config.links(store) if links_mounted else None
+    connector = config.connector() if config.data.get("connector") else None
+    return settings.app(
+        store,
+        mounts={links.path: links.app()} if links else None,
+        connector=connector if isinstance(connector, WebhookCapable) else None,
+        shop=config.shop,
+        conversations=config.conversations(store),
+    )
+
+
 def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     config = _config(args)
     settings = web_settings(config.data, config.env)
@@ -378,18 +437,30 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         )
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
-    with config.store() as store:
-        links = config.links(store)
-        connector = config.connector() if config.data.get("connector") else None
-        # One server for a small shop: the short links of [links], and the shop's checkout
-        # webhooks when the connector can verify them.
-        app = settings.app(
-            store,
-            mounts={links.path: links.app()} if links else None,
-            connector=connector if isinstance(connector, WebhookCapable) else None,
-            shop=config.shop,
-            conversations=config.conversations(store),
-        )
+    with contextlib.ExitStack() as stack:
+        if config.shops:
+            # Every shop (or the one --shop names) under /shops/NAME/, and the short links
+            # the shops share at the path of [links] base_url.
+            apps: dict[str, WSGIApplication] = {}
+            links: list[SelfHostedLinks] = []
+            for shop_config in select_shops(config, args.shop, every=True):
+                store = shop_config.store()
+                stack.callback(store.close)
+                apps[shop_config.shop_key] = _shop_app(shop_config, store, links_mounted=False)
+                if (shop_links := shop_config.links(store)) is not None:
+                    links.append(shop_links)
+            app = make_shops_app(
+                apps,
+                public_url=settings.public_url,
+                mounts={links[0].path: shops_redirect_app(links)} if links else None,
+            )
+            where = ", ".join(f"{settings.public_url}/shops/{name}/" for name in apps)
+        else:
+            select_shops(config, args.shop)  # --shop on a single-shop file: say so
+            store = config.store()
+            stack.callback(store.close)
+            app = _shop_app(config, store, links_mounted=True)
+            where = settings.public_url
 
         name: ServerName = args.server or ("waitress" if waitress_installed() else "wsgiref")
         if name == "waitress" and not waitress_installed():
@@ -400,7 +471,7 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
 
         def ready(server: Server) -> None:
             out.write(
-                f"serving {settings.public_url} on http://{host}:{server.server_port}/ "
+                f"serving {where} on http://{host}:{server.server_port}/ "
                 f"with {name} (Ctrl-C stops)\n"
             )
             out.flush()
@@ -423,7 +494,15 @@ def _preview_config(args: argparse.Namespace) -> Config | None:
 
 
 def cmd_preview(args: argparse.Namespace, out: TextIO) -> int:
-    setup = preview_setup(_preview_config(args), shop=demo_shop(), link=args.link)
+    config = _preview_config(args)
+    if config is not None:
+        config = _one_shop(config, args.shop)
+    elif args.shop is not None:
+        raise ConfigError(
+            f"--shop {args.shop}: no configuration to read it from",
+            fix="pass --config FILE, or run in the folder of cartrescue.toml",
+        )
+    setup = preview_setup(config, shop=demo_shop(), link=args.link)
     renderer = setup.renderer
     steps = setup.steps
     if args.step:
@@ -469,7 +548,7 @@ def cmd_preview(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_test_send(args: argparse.Namespace, out: TextIO) -> int:
-    config = _config(args)
+    config = _one_shop(_config(args), args.shop)
     with config.store() as store:
         recovery = config.recovery(store=store)
         result = send_test(
@@ -553,6 +632,9 @@ def build_parser() -> argparse.ArgumentParser:
             help="the configuration file (default: ./cartrescue.toml)",
         )
 
+    def with_shop(command: argparse.ArgumentParser, help_text: str) -> None:
+        command.add_argument("--shop", metavar="NAME", help=help_text)
+
     run = add("run", cmd_run, "one recovery pass: fetch, decide, send, record")
     with_config(run)
     run.add_argument(
@@ -577,8 +659,12 @@ def build_parser() -> argparse.ArgumentParser:
     stats = add("stats", cmd_stats, "checkouts, messages, conversions and the last completed pass")
     with_config(stats)
     stats.add_argument("--json", action="store_true", help="print JSON")
-    stats.add_argument(
+    which = stats.add_mutually_exclusive_group()
+    which.add_argument(
         "--shop", metavar="NAME", help="one [[shops]] entry (default: every shop, added up)"
+    )
+    which.add_argument(
+        "--all", action="store_true", help="each [[shops]] entry, then every shop added up"
     )
     report = add(
         "report",
@@ -592,6 +678,13 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", "-o", metavar="FILE", help="the HTML page (default report.html)")
     report.add_argument("--csv", metavar="DIR", help="also write the tables as CSV files here")
     report.add_argument("--json", action="store_true", help="print the figures as JSON")
+    which = report.add_mutually_exclusive_group()
+    which.add_argument("--shop", metavar="NAME", help="the report of this [[shops]] entry")
+    which.add_argument(
+        "--all",
+        action="store_true",
+        help="each [[shops]] entry's report (report.NAME.html, CSV in DIR/NAME) and the overall",
+    )
     optout = add("optout", cmd_optout, "add, remove or list opt-outs")
     optout.add_argument("action", choices=("add", "remove", "list"))
     optout.add_argument("contact", nargs="?", help="email or +E.164 phone number")
@@ -604,6 +697,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explain_cmd.add_argument("checkout_id", metavar="CHECKOUT_ID")
     with_config(explain_cmd)
+    with_shop(explain_cmd, "the [[shops]] entry whose checkout it is")
     forget = add("forget", cmd_forget, "erase everything the store knows about a person (GDPR)")
     forget.add_argument("contact", help="email or +E.164 phone number")
     with_config(forget)
@@ -638,6 +732,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_command.add_argument(
         "--port", type=int, help="port to listen on (default: [web] port, 8080)"
     )
+    with_shop(serve_command, "serve this [[shops]] entry only (default: every shop)")
     serve_command.add_argument(
         "--server",
         choices=("waitress", "wsgiref"),
@@ -668,6 +763,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--step", action="append", type=int, metavar="N", help="only this step (repeatable)"
     )
     preview_cmd.add_argument("--link", metavar="URL", help="preview with this link in messages")
+    with_shop(preview_cmd, "this [[shops]] entry's templates, shop and steps")
     test_send = add(
         "test-send",
         cmd_test_send,
@@ -688,6 +784,7 @@ def build_parser() -> argparse.ArgumentParser:
     test_send.add_argument(
         "--locale", metavar="L", help="the language of the message (default: [shop] locale)"
     )
+    with_shop(test_send, "send through this [[shops]] entry's channels and templates")
     serve_links = add(
         "serve-links",
         cmd_serve_links,
