@@ -427,41 +427,48 @@ def _shop_app(config: Config, store: Store, *, links_mounted: bool) -> WSGIAppli
     )
 
 
-def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
-    config = _config(args)
+def serve_app(
+    config: Config, shop: str | None, stack: contextlib.ExitStack
+) -> tuple[WSGIApplication, str]:
+    """What ``cartrescue serve`` serves, and where: for a ``[[shops]]`` file every shop (or
+    ``shop``) under ``/shops/NAME/``, with the short links the shops share at the path of
+    ``[links] base_url``; else the one shop at ``[web] public_url``. The stores opened are
+    closed with ``stack``."""
     settings = web_settings(config.data, config.env)
     if settings is None:
         raise ConfigError(
             "add a [web] table with public_url (and the *_env keys of the endpoints you use)",
             key="web",
         )
-    host = args.host or settings.host
-    port = settings.port if args.port is None else args.port
-    with contextlib.ExitStack() as stack:
-        if config.shops:
-            # Every shop (or the one --shop names) under /shops/NAME/, and the short links
-            # the shops share at the path of [links] base_url.
-            apps: dict[str, WSGIApplication] = {}
-            links: list[SelfHostedLinks] = []
-            for shop_config in select_shops(config, args.shop, every=True):
-                store = shop_config.store()
-                stack.callback(store.close)
-                apps[shop_config.shop_key] = _shop_app(shop_config, store, links_mounted=False)
-                if (shop_links := shop_config.links(store)) is not None:
-                    links.append(shop_links)
-            app = make_shops_app(
-                apps,
-                public_url=settings.public_url,
-                mounts={links[0].path: shops_redirect_app(links)} if links else None,
-            )
-            where = ", ".join(f"{settings.public_url}/shops/{name}/" for name in apps)
-        else:
-            select_shops(config, args.shop)  # --shop on a single-shop file: say so
-            store = config.store()
-            stack.callback(store.close)
-            app = _shop_app(config, store, links_mounted=True)
-            where = settings.public_url
+    if not config.shops:
+        select_shops(config, shop)  # --shop on a single-shop file: say so
+        store = config.store()
+        stack.callback(store.close)
+        return _shop_app(config, store, links_mounted=True), settings.public_url
+    apps: dict[str, WSGIApplication] = {}
+    links: list[SelfHostedLinks] = []
+    for shop_config in select_shops(config, shop, every=True):
+        store = shop_config.store()
+        stack.callback(store.close)
+        apps[shop_config.shop_key] = _shop_app(shop_config, store, links_mounted=False)
+        if (shop_links := shop_config.links(store)) is not None:
+            links.append(shop_links)
+    app = make_shops_app(
+        apps,
+        public_url=settings.public_url,
+        mounts={links[0].path: shops_redirect_app(links)} if links else None,
+    )
+    return app, ", ".join(f"{settings.public_url}/shops/{name}/" for name in apps)
 
+
+def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
+    config = _config(args)
+    with contextlib.ExitStack() as stack:
+        app, where = serve_app(config, args.shop, stack)
+        settings = web_settings(config.data, config.env)
+        assert settings is not None  # serve_app said so otherwise
+        host = args.host or settings.host
+        port = settings.port if args.port is None else args.port
         name: ServerName = args.server or ("waitress" if waitress_installed() else "wsgiref")
         if name == "waitress" and not waitress_installed():
             raise ConfigError(
@@ -580,10 +587,18 @@ def cmd_test_send(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_serve_links(args: argparse.Namespace, out: TextIO) -> int:
     config = _config(args)
-    with config.store() as store:
-        links = config.links(store)
-        if links is None:
+    with contextlib.ExitStack() as stack:
+        every: list[SelfHostedLinks] = []
+        for shop_config in select_shops(config, every=True):
+            store = shop_config.store()
+            stack.callback(store.close)
+            if (shop_links := shop_config.links(store)) is not None:
+                every.append(shop_links)
+        if not every:
             raise ConfigError("add a [links] table with base_url to serve short links", key="links")
+        links = every[0]
+        # The shops of a [[shops]] file share [links]: each code is answered by its shop.
+        app = links.app() if len(every) == 1 else shops_redirect_app(every)
 
         def ready(server: Server) -> None:
             out.write(
@@ -593,7 +608,7 @@ def cmd_serve_links(args: argparse.Namespace, out: TextIO) -> int:
             out.flush()
 
         with contextlib.suppress(KeyboardInterrupt):
-            serve(links.app(), args.host, args.port, ready=ready)
+            serve(app, args.host, args.port, ready=ready)
     return EXIT_OK
 
 
