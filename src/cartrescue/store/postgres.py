@@ -39,7 +39,7 @@ import logging
 import re
 import secrets
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -1025,6 +1025,25 @@ class PostgresStore:
     ) -> ReportFacts:
         """The same figures as :meth:`SQLiteStore.report_facts`, computed by the server in a
         few aggregate queries of this shop's rows."""
+        with self._tx() as db:
+            # One snapshot for every figure, and hash joins: these are aggregates over the
+            # whole span, and a table filled since it was last analysed looks empty to the
+            # planner, whose nested loops then grow with the square of the rows.
+            db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            db.execute("SET LOCAL enable_nestloop = off")
+
+            def read(query: str, params: Mapping[str, object]) -> list[tuple[Any, ...]]:
+                return db.execute(cast(Any, query), params).fetchall()
+
+            return self._report_facts(read, since, until, windows)
+
+    def _report_facts(
+        self,
+        read: Callable[[str, Mapping[str, object]], list[tuple[Any, ...]]],
+        since: datetime,
+        until: datetime,
+        windows: AttributionWindows,
+    ) -> ReportFacts:
         span = {"s": self.shop, "since": _aware(since), "until": _aware(until)}
         click_days, send_days = _window_cases(windows)
         # A message qualifies for a purchase when the purchase came within its channel's
@@ -1047,8 +1066,11 @@ class PostgresStore:
             "EXISTS (SELECT 1 FROM optouts p WHERE p.shop = c.shop AND (p.contact = c.email"
             " OR p.contact = lower(c.phone)))"
         )
+        # Every query reads the checkouts once, joined by key to what it groups by; a
+        # subquery joined to another table may be computed again for each row it meets.
         base = (
-            "SELECT c.id AS id, c.abandoned_at AS abandoned_at, k.at AS conv_at,"
+            "SELECT c.id AS id, c.abandoned_at AS abandoned_at, k.at AS conv_at, c.data AS data,"
+            "{columns}"
             " (k.checkout_id IS NOT NULL)::int AS converted,"
             " coalesce(k.total::float8, 0) AS total,"
             f" (k.checkout_id IS NOT NULL AND {attributed_checkout})::int AS attributed,"
@@ -1057,9 +1079,14 @@ class PostgresStore:
             " EXISTS (SELECT 1 FROM clicks l WHERE l.shop = c.shop"
             " AND l.checkout_id = c.id)::int AS clicked,"
             f" {opted}::int AS opted"
-            " FROM checkouts c LEFT JOIN conversions k ON k.shop = c.shop"
+            " FROM checkouts c{join} LEFT JOIN conversions k ON k.shop = c.shop"
             " AND k.checkout_id = c.id"
             " WHERE c.shop = %(s)s AND c.abandoned_at >= %(since)s AND c.abandoned_at < %(until)s"
+        )
+        checkouts = base.format(columns="", join="")
+        assigned = base.format(
+            columns=" a.experiment AS experiment, a.arm AS arm, a.at AS assigned_at,",
+            join=" JOIN assignments a ON a.shop = c.shop AND a.checkout_id = c.id",
         )
         (
             abandoned,
@@ -1070,19 +1097,19 @@ class PostgresStore:
             attributed,
             attributed_revenue,
             hours,
-        ) = self._query(
-            "SELECT count(*), coalesce(sum((c.data::jsonb ->> 'total')::float8), 0),"
+        ) = read(
+            "SELECT count(*), coalesce(sum((b.data::jsonb ->> 'total')::float8), 0),"
             " coalesce(sum((SELECT sum((i ->> 'quantity')::bigint)"
-            " FROM jsonb_array_elements(coalesce(c.data::jsonb -> 'line_items', '[]')) i)), 0),"
+            " FROM jsonb_array_elements(coalesce(b.data::jsonb -> 'line_items', '[]')) i)), 0),"
             " coalesce(sum(b.converted), 0), coalesce(sum(b.total), 0),"
             " coalesce(sum(b.attributed), 0),"
             " coalesce(sum(CASE WHEN b.attributed = 1 THEN b.total ELSE 0 END), 0),"
             " avg(CASE WHEN b.attributed = 1 THEN"
             " extract(epoch FROM b.conv_at - b.abandoned_at) / 3600 END)"
-            f" FROM ({base}) b JOIN checkouts c ON c.shop = %(s)s AND c.id = b.id",
+            f" FROM ({checkouts}) b",
             span,
         )[0]
-        currency = self._query(
+        currency = read(
             "SELECT data::jsonb ->> 'currency' AS cur, count(*) AS n FROM checkouts"
             " WHERE shop = %(s)s AND abandoned_at >= %(since)s AND abandoned_at < %(until)s"
             " GROUP BY cur ORDER BY n DESC, cur LIMIT 1",
@@ -1101,12 +1128,11 @@ class PostgresStore:
                 revenue_squares=float(r[8]),
                 opted_out=int(r[9]),
             )
-            for r in self._query(
-                "SELECT a.experiment, a.arm, count(*), sum(b.messaged), sum(b.clicked),"
+            for r in read(
+                "SELECT b.experiment, b.arm, count(*), sum(b.messaged), sum(b.clicked),"
                 " sum(b.converted), sum(b.attributed), sum(b.total), sum(b.total * b.total),"
-                f" sum(b.opted) FROM assignments a JOIN ({base}) b ON b.id = a.checkout_id"
-                " WHERE a.shop = %(s)s"
-                " GROUP BY a.experiment, a.arm ORDER BY a.experiment, a.arm",
+                f" sum(b.opted) FROM ({assigned}) b"
+                " GROUP BY b.experiment, b.arm ORDER BY b.experiment, b.arm",
                 span,
             )
         )
@@ -1129,7 +1155,7 @@ class PostgresStore:
                 revenue=float(r[9]),
                 opted_out=int(r[10]),
             )
-            for r in self._query(
+            for r in read(
                 "SELECT o1.step, o1.channel,"
                 " coalesce(c.data::jsonb -> 'customer' ->> 'locale', '') AS locale,"
                 " o1.experiment, o1.arm, count(*),"
@@ -1150,16 +1176,16 @@ class PostgresStore:
             )
         )
         by_day: dict[str, list[float]] = {}
-        for day, n, revenue in self._query(
+        for day, n, revenue in read(
             "SELECT to_char(b.conv_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, count(*),"
-            f" sum(b.total) FROM ({base}) b WHERE b.attributed = 1 GROUP BY day",
+            f" sum(b.total) FROM ({checkouts}) b WHERE b.attributed = 1 GROUP BY day",
             span,
         ):
             by_day.setdefault(str(day), [0, 0, 0, 0, 0, 0])[0:2] = [int(n), float(revenue)]
-        for day, arm, n, revenue in self._query(
-            "SELECT to_char(a.at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, a.arm, count(*),"
-            f" sum(b.total) FROM assignments a JOIN ({base}) b ON b.id = a.checkout_id"
-            " WHERE a.shop = %(s)s AND a.experiment = 'holdout' GROUP BY day, a.arm",
+        for day, arm, n, revenue in read(
+            "SELECT to_char(b.assigned_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, b.arm,"
+            f" count(*), sum(b.total) FROM ({assigned}) b WHERE b.experiment = 'holdout'"
+            " GROUP BY day, b.arm",
             span,
         ):
             row = by_day.setdefault(str(day), [0, 0, 0, 0, 0, 0])
