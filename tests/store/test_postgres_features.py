@@ -4,7 +4,6 @@ scenarios the SQLite tests run, on a real server, and the commands on a PostgreS
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterator
 from datetime import timedelta
@@ -12,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from cartrescue.cli import EXIT_OK, main
+from cartrescue.cli import EXIT_OK
 from cartrescue.clock import FrozenClock
 from cartrescue.engine import Recovery
 from cartrescue.experiments import Arm, Experiment, ExperimentPlan
@@ -23,6 +22,7 @@ from .. import test_conversations as conversations
 from .. import test_explain as explaining
 from ..conftest import NOON, make_checkout
 from ..test_engine import ListConnector
+from .test_shops_postgres import SHOPS, run
 
 psycopg = pytest.importorskip(
     "psycopg", reason="needs the postgres extra: pip install -e '.[postgres]'"
@@ -122,25 +122,8 @@ def test_a_held_out_person_is_never_messaged(store: PostgresStore) -> None:
     assert store.assignments("c1") == {"holdout": "holdout"}
 
 
-CONFIG = """
-[shop]
-name = "Nordlys"
-[connector]
-type = "cartrescue.demo:DemoConnector"
-[channels.sms]
-type = "console"
-[channels.email]
-type = "console"
-[store]
-url_env = "CARTRESCUE_DATABASE_URL"
-[experiment]
-holdout = 0.5
-"""
-
-
-def run(*args: str) -> tuple[int, str]:
-    out = io.StringIO()
-    return main(list(args), out=out), out.getvalue()
+# One shop of the [[shops]] file, as a single-shop file with a holdout.
+CONFIG = SHOPS.split("[[shops]]")[0] + '[shop]\nname = "Nordlys"\n[experiment]\nholdout = 0.5\n'
 
 
 def test_report_and_explain_commands(tmp_path, pg_url, monkeypatch) -> None:

@@ -55,11 +55,8 @@ from ..models import Checkout, Purchase
 from .base import (
     RELEASED,
     AttributionWindows,
-    BreakdownFacts,
     ConversationEntry,
     ConversionKind,
-    DayFacts,
-    GroupFacts,
     Histories,
     LinkRecord,
     OptOut,
@@ -68,7 +65,7 @@ from .base import (
     ReportFacts,
     Stats,
 )
-from .sqlite import DELIVERY_MEMORY, _contact_forms, _window_cases
+from .sqlite import DELIVERY_MEMORY, _contact_forms, _facts, _window_cases
 
 log = logging.getLogger("cartrescue.store")
 __all__ = ["PostgresStore", "migrations"]
@@ -1088,16 +1085,7 @@ class PostgresStore:
             columns=" a.experiment AS experiment, a.arm AS arm, a.at AS assigned_at,",
             join=" JOIN assignments a ON a.shop = c.shop AND a.checkout_id = c.id",
         )
-        (
-            abandoned,
-            value,
-            items,
-            converted,
-            converted_revenue,
-            attributed,
-            attributed_revenue,
-            hours,
-        ) = read(
+        totals = read(
             "SELECT count(*), coalesce(sum((b.data::jsonb ->> 'total')::float8), 0),"
             " coalesce(sum((SELECT sum((i ->> 'quantity')::bigint)"
             " FROM jsonb_array_elements(coalesce(b.data::jsonb -> 'line_items', '[]')) i)), 0),"
@@ -1115,109 +1103,50 @@ class PostgresStore:
             " GROUP BY cur ORDER BY n DESC, cur LIMIT 1",
             span,
         )
-        groups = tuple(
-            GroupFacts(
-                experiment=str(r[0]),
-                arm=str(r[1]),
-                eligible=int(r[2]),
-                messaged=int(r[3]),
-                clicked=int(r[4]),
-                converted=int(r[5]),
-                attributed=int(r[6]),
-                revenue=float(r[7]),
-                revenue_squares=float(r[8]),
-                opted_out=int(r[9]),
-            )
-            for r in read(
-                "SELECT b.experiment, b.arm, count(*), sum(b.messaged), sum(b.clicked),"
-                " sum(b.converted), sum(b.attributed), sum(b.total), sum(b.total * b.total),"
-                f" sum(b.opted) FROM ({assigned}) b"
-                " GROUP BY b.experiment, b.arm ORDER BY b.experiment, b.arm",
-                span,
-            )
+        groups = read(
+            "SELECT b.experiment, b.arm, count(*), sum(b.messaged), sum(b.clicked),"
+            " sum(b.converted), sum(b.attributed), sum(b.total), sum(b.total * b.total),"
+            f" sum(b.opted) FROM ({assigned}) b"
+            " GROUP BY b.experiment, b.arm ORDER BY b.experiment, b.arm",
+            span,
         )
         credited = (
             f"(k.checkout_id IS NOT NULL AND {q1} AND NOT EXISTS (SELECT 1 FROM outbox o2"
             " WHERE o2.shop = o1.shop AND o2.checkout_id = o1.checkout_id"
             f" AND o2.claimed_at > o1.claimed_at AND {q2}))"
         )
-        breakdown = tuple(
-            BreakdownFacts(
-                step=int(r[0]),
-                channel=str(r[1]),
-                locale=str(r[2]),
-                experiment=None if r[3] is None else str(r[3]),
-                arm=None if r[4] is None else str(r[4]),
-                sent=int(r[5]),
-                recipients_days=int(r[6]),
-                clicked=int(r[7]),
-                attributed=int(r[8]),
-                revenue=float(r[9]),
-                opted_out=int(r[10]),
-            )
-            for r in read(
-                "SELECT o1.step, o1.channel,"
-                " coalesce(c.data::jsonb -> 'customer' ->> 'locale', '') AS locale,"
-                " o1.experiment, o1.arm, count(*),"
-                " count(DISTINCT (o1.recipient, (o1.claimed_at AT TIME ZONE 'UTC')::date)),"
-                " sum(EXISTS (SELECT 1 FROM clicks l WHERE l.shop = o1.shop"
-                " AND l.checkout_id = o1.checkout_id"
-                " AND l.step = o1.step AND l.channel = o1.channel)::int),"
-                f" sum({credited}::int),"
-                f" sum(CASE WHEN {credited} THEN coalesce(k.total::float8, 0) ELSE 0 END),"
-                f" sum({opted}::int)"
-                " FROM outbox o1 JOIN checkouts c ON c.shop = o1.shop AND c.id = o1.checkout_id"
-                " LEFT JOIN conversions k ON k.shop = o1.shop AND k.checkout_id = o1.checkout_id"
-                " WHERE o1.shop = %(s)s AND o1.status IN ('sent', 'unknown', 'claimed')"
-                " AND c.abandoned_at >= %(since)s AND c.abandoned_at < %(until)s"
-                " GROUP BY o1.step, o1.channel, locale, o1.experiment, o1.arm"
-                " ORDER BY o1.step, o1.channel, locale, o1.experiment, o1.arm",
-                span,
-            )
+        breakdown = read(
+            "SELECT o1.step, o1.channel,"
+            " coalesce(c.data::jsonb -> 'customer' ->> 'locale', '') AS locale,"
+            " o1.experiment, o1.arm, count(*),"
+            " count(DISTINCT (o1.recipient, (o1.claimed_at AT TIME ZONE 'UTC')::date)),"
+            " sum(EXISTS (SELECT 1 FROM clicks l WHERE l.shop = o1.shop"
+            " AND l.checkout_id = o1.checkout_id"
+            " AND l.step = o1.step AND l.channel = o1.channel)::int),"
+            f" sum({credited}::int),"
+            f" sum(CASE WHEN {credited} THEN coalesce(k.total::float8, 0) ELSE 0 END),"
+            f" sum({opted}::int)"
+            " FROM outbox o1 JOIN checkouts c ON c.shop = o1.shop AND c.id = o1.checkout_id"
+            " LEFT JOIN conversions k ON k.shop = o1.shop AND k.checkout_id = o1.checkout_id"
+            " WHERE o1.shop = %(s)s AND o1.status IN ('sent', 'unknown', 'claimed')"
+            " AND c.abandoned_at >= %(since)s AND c.abandoned_at < %(until)s"
+            " GROUP BY o1.step, o1.channel, locale, o1.experiment, o1.arm"
+            " ORDER BY o1.step, o1.channel, locale, o1.experiment, o1.arm",
+            span,
         )
-        by_day: dict[str, list[float]] = {}
-        for day, n, revenue in read(
+        attributed_days = read(
             "SELECT to_char(b.conv_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, count(*),"
             f" sum(b.total) FROM ({checkouts}) b WHERE b.attributed = 1 GROUP BY day",
             span,
-        ):
-            by_day.setdefault(str(day), [0, 0, 0, 0, 0, 0])[0:2] = [int(n), float(revenue)]
-        for day, arm, n, revenue in read(
+        )
+        holdout_days = read(
             "SELECT to_char(b.assigned_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, b.arm,"
             f" count(*), sum(b.total) FROM ({assigned}) b WHERE b.experiment = 'holdout'"
             " GROUP BY day, b.arm",
             span,
-        ):
-            row = by_day.setdefault(str(day), [0, 0, 0, 0, 0, 0])
-            at = 2 if arm == "treated" else 4
-            row[at : at + 2] = [int(n), float(revenue)]
-        days = tuple(
-            DayFacts(
-                day=day,
-                attributed=int(r[0]),
-                attributed_revenue=r[1],
-                treated=int(r[2]),
-                treated_revenue=r[3],
-                held_out=int(r[4]),
-                held_out_revenue=r[5],
-            )
-            for day, r in sorted(by_day.items())
         )
-        return ReportFacts(
-            since=since,
-            until=until,
-            abandoned=int(abandoned),
-            abandoned_value=float(value),
-            abandoned_items=int(items),
-            converted=int(converted),
-            converted_revenue=float(converted_revenue),
-            attributed=int(attributed),
-            attributed_revenue=float(attributed_revenue),
-            hours_to_recovery=None if hours is None else float(hours),
-            currency=str(currency[0][0]) if currency and currency[0][0] else None,
-            groups=groups,
-            breakdown=breakdown,
-            days=days,
+        return _facts(
+            since, until, totals, currency, groups, breakdown, attributed_days, holdout_days
         )
 
     # -- conversations ----------------------------------------------------------------------
