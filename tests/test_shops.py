@@ -153,6 +153,7 @@ def test_validate_checks_every_shop(config):
         ("test-send", "--to", "+4791234567"),
         ("preview",),
         ("report", "--json"),
+        ("optout", "list"),
     ],
 )
 def test_a_command_for_one_shop_names_the_choices(config, capsys, command):
@@ -160,7 +161,7 @@ def test_a_command_for_one_shop_names_the_choices(config, capsys, command):
     assert code == EXIT_CONFIG
     error = capsys.readouterr().err
     assert "several shops" in error and "--shop NAME (one of lisboa, nordlys" in error
-    assert ("--all" in error) == (command[0] == "report")
+    assert ("--all" in error) == (command[0] in ("report", "optout"))
     code, _ = run(*command, "--config", str(config), "--shop", "nowhere")
     assert code == EXIT_CONFIG
     assert "no shop named 'nowhere'" in capsys.readouterr().err
@@ -208,3 +209,25 @@ def test_report_and_stats_of_each_shop_and_of_all(config, tmp_path, monkeypatch)
     )
     code, out = run("stats", "--config", str(config), "--all")
     assert out.index("Shop nordlys") < out.index("Shop lisboa") < out.index("All 2 shops")
+
+
+def test_opt_outs_of_one_shop_or_of_every_shop(config):
+    assert run("optout", "add", "+4791234567", "--config", str(config), "--shop", "lisboa")[0] == 0
+    code, out = run("optout", "add", "kari@example.no", "--config", str(config), "--all")
+    assert code == EXIT_OK
+    assert out.splitlines() == [
+        "nordlys: opted out kari@example.no (*)",
+        "lisboa: opted out kari@example.no (*)",
+    ]
+    _, listed = run("optout", "list", "--config", str(config), "--all")
+    assert sorted(line.split("\t")[0] for line in listed.splitlines()) == [
+        "lisboa: +4791234567",
+        "lisboa: kari@example.no",
+        "nordlys: kari@example.no",
+    ]
+    _, out = run(
+        "optout", "remove", "kari@example.no", "--config", str(config), "--shop", "nordlys"
+    )
+    assert out == "removed 1 opt-out(s) for kari@example.no\n"
+    _, listed = run("optout", "list", "--config", str(config), "--shop", "nordlys")
+    assert listed == ""

@@ -279,22 +279,26 @@ def _contact(raw: str) -> str:
 
 def cmd_optout(args: argparse.Namespace, out: TextIO) -> int:
     config = _config(args, require_secrets=False)
-    with config.store() as store:
-        if args.action == "list":
-            for entry in store.list_optouts(args.channel):
-                out.write(
-                    f"{entry.contact}\t{entry.channel}\t{entry.source}\t{_fmt_time(entry.at)}\n"
-                )
-            return EXIT_OK
-        if not args.contact:
-            raise ConfigError(f"optout {args.action} needs an email or phone number")
-        contact = _contact(args.contact)
-        if args.action == "add":
-            store.add_optout(contact, args.channel, "cli", utc_now())
-            out.write(f"opted out {contact} ({args.channel})\n")
-        else:
-            removed = store.remove_optout(contact, args.channel)
-            out.write(f"removed {removed} opt-out(s) for {contact}\n")
+    if args.action != "list" and not args.contact:
+        raise ConfigError(f"optout {args.action} needs an email or phone number")
+    chosen = select_shops(config, args.shop, every=args.all)
+    for shop_config in chosen:
+        prefix = f"{shop_config.shop_key}: " if len(chosen) > 1 else ""
+        with shop_config.store() as store:
+            if args.action == "list":
+                for entry in store.list_optouts(args.channel):
+                    out.write(
+                        f"{prefix}{entry.contact}\t{entry.channel}\t{entry.source}\t"
+                        f"{_fmt_time(entry.at)}\n"
+                    )
+                continue
+            contact = _contact(args.contact)
+            if args.action == "add":
+                store.add_optout(contact, args.channel, "cli", utc_now())
+                out.write(f"{prefix}opted out {contact} ({args.channel})\n")
+            else:
+                removed = store.remove_optout(contact, args.channel)
+                out.write(f"{prefix}removed {removed} opt-out(s) for {contact}\n")
     return EXIT_OK
 
 
@@ -705,6 +709,9 @@ def build_parser() -> argparse.ArgumentParser:
     optout.add_argument("contact", nargs="?", help="email or +E.164 phone number")
     optout.add_argument("--channel", default="*", choices=("*", *CHANNEL_KINDS))
     with_config(optout)
+    which = optout.add_mutually_exclusive_group()
+    which.add_argument("--shop", metavar="NAME", help="the opt-outs of this [[shops]] entry")
+    which.add_argument("--all", action="store_true", help="in every [[shops]] entry")
     explain_cmd = add(
         "explain",
         cmd_explain,
