@@ -310,7 +310,7 @@ class Conversations:
             raise ConfigError(
                 f"{type(store).__name__} does not keep conversations",
                 key="conversations",
-                fix="use the SQLite store, or remove [conversations]",
+                fix="use the SQLite or PostgreSQL store, or remove [conversations]",
             )
         if pause is not None and pause <= timedelta(0):
             raise ConfigError("expected a positive pause", key="conversations.pause")

@@ -239,7 +239,7 @@ class Recovery:
             raise ConfigError(
                 f"{type(store).__name__} cannot record experiment arms",
                 key="experiment",
-                fix="use the SQLite store for holdouts and A/B tests, or remove [experiment]",
+                fix="use the SQLite or PostgreSQL store, or remove [experiment]",
             )
         self._experiment_key = experiment_key
         self._arm_counts: tuple[datetime | None, dict[str, dict[str, ArmCounts]]] = (None, {})

@@ -30,6 +30,11 @@ a handler 500 with a bare body (the log names the exception's type and where it 
 its message, which may hold a contact, only at DEBUG and masked). Other WSGI apps (short
 links, say) can be mounted under a path prefix with ``mounts``. ``cartrescue serve`` runs it
 (:mod:`cartrescue.web_server`); its ``[web]`` table is read by :mod:`cartrescue.web_settings`.
+
+With ``[[shops]]``, :func:`make_shops_app` serves many shops from one process: each shop's
+own application (its store, secrets, connector) under ``/shops/NAME/``, so a shop's Twilio
+webhook is ``/shops/NAME/twilio/sms`` and its unsubscribe links
+``/shops/NAME/unsubscribe/…``.
 """
 
 from __future__ import annotations
@@ -56,7 +61,7 @@ from .store.base import ConversationStore, Store
 from .unsubscribe import UnsubscribeHandler, UnsubscribeLinks
 from .web_server import make_server, serve
 
-__all__ = ["make_app", "make_server", "serve"]
+__all__ = ["make_app", "make_server", "make_shops_app", "serve"]
 
 log = logging.getLogger("cartrescue.web")
 
@@ -278,3 +283,33 @@ def make_app(
             )
         )
     return _App(public_url, routes, mounts or {})
+
+
+def make_shops_app(
+    shops: Mapping[str, WSGIApplication],
+    *,
+    public_url: str,
+    mounts: Mapping[str, WSGIApplication] | None = None,
+) -> WSGIApplication:
+    """One WSGI application for many shops: ``/shops/NAME/…`` goes to ``shops[NAME]`` (made
+    by :func:`make_app` with ``public_url`` + ``/shops/NAME``), which sees ``/shops/NAME`` in
+    ``SCRIPT_NAME``; ``/healthz`` answers ``ok``; ``mounts`` as in :func:`make_app`; anything
+    else is 404. ``public_url``'s own path may be stripped by a reverse proxy or passed on."""
+    router = _App(public_url, [], mounts or {})
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO") or "/"
+        prefix = router.prefix
+        if prefix and (path == prefix or path.startswith(prefix + "/")):
+            path = path[len(prefix) :] or "/"
+        else:
+            prefix = ""
+        first, _, rest = path[len("/shops/") :].partition("/")
+        if path.startswith("/shops/") and first in shops:
+            inner = dict(environ)
+            inner["SCRIPT_NAME"] = f"{environ.get('SCRIPT_NAME', '')}{prefix}/shops/{first}"
+            inner["PATH_INFO"] = "/" + rest
+            return shops[first](inner, start_response)
+        return router(environ, start_response)
+
+    return app

@@ -14,8 +14,9 @@ be reasoned about (and tested) a job at a time:
 - :class:`LinkStore` — short links and their clicks, for the web redirect.
 - :class:`ReportStore` — events, conversions and stats: what ``stats`` and reports read.
   Append-only from the pass's point of view.
-- :class:`ConversationStore` (optional, outside :class:`Store`) — the replies a buyer wrote
-  and the pause they put on their checkout's reminders.
+- :class:`ExperimentStore` and :class:`ConversationStore` (optional, outside :class:`Store`)
+  — experiment arms and the report's aggregates; the replies a buyer wrote and the pause
+  they put on their checkout's reminders. Both built-in stores have them.
 - :class:`SignalStore` (optional, outside :class:`Store`) — what the providers' status
   callbacks said about each message sent (delivered, read, failed).
 
@@ -449,8 +450,8 @@ class Store(OutboxStore, CheckoutStore, OptOutStore, LinkStore, ReportStore, Pro
 @runtime_checkable
 class ExperimentStore(Protocol):
     """What holdouts, A/B tests and ``cartrescue report`` need of a store, besides
-    :class:`Store`. :class:`~cartrescue.store.sqlite.SQLiteStore` has it; a store without it
-    runs passes but not experiments or reports."""
+    :class:`Store`. ``SQLiteStore`` and ``PostgresStore`` have it; a store without it runs
+    passes but not experiments or reports."""
 
     def assignment_key(self) -> bytes:
         """A random secret kept in the store, created on first use, keying experiment
@@ -499,8 +500,8 @@ class ConversationEntry:
 @runtime_checkable
 class ConversationStore(Protocol):
     """What conversations (replies that are not keywords) need of a store, besides
-    :class:`Store`. :class:`~cartrescue.store.sqlite.SQLiteStore` has it; with a store
-    without it replies are still verified and keywords still act, but other replies are
+    :class:`Store`. ``SQLiteStore`` and ``PostgresStore`` have it; with a store without
+    it replies are still verified and keywords still act, but other replies are
     neither recorded nor pause anything."""
 
     def checkout_for_contact(self, contact: str) -> Checkout | None:
@@ -537,6 +538,11 @@ class ConversationStore(Protocol):
 
     def abandonment_reason(self, checkout_id: str) -> str | None:
         """The reason the buyer gave for this checkout, if any."""
+        ...
+
+    def reasons(self, checkout_ids: Sequence[str]) -> Mapping[str, str]:
+        """The stated abandonment reason id of each of these checkouts that has one, read
+        in one query."""
         ...
 
     def reason_counts(self) -> dict[str, int]:
