@@ -23,6 +23,19 @@ What holds across workers and hosts:
 - **Each provider's rate limit holds across workers**: every :class:`HttpChannel`'s limiter is
   replaced by :class:`RedisRateLimiter`, one per provider account (provider, base URL and a
   hash of the credentials), so shops sharing an account share its limit.
+- **Shops share an account fairly**: a shop with thousands of messages due cannot take every
+  slot of an account it shares. Each shop that asked for a slot within the last
+  ``CARTRESCUE_FAIR_WINDOW`` seconds (default 2) counts as active; with N active, a shop
+  is owed one slot in every N, and a shop that has had its share waits while another wants
+  the next slot. A share nobody uses is not lost: a shop past its share still takes a slot
+  the account has not reserved for anyone. ``CARTRESCUE_FAIR_WINDOW=0`` hands slots out
+  first come, first served (a shop's share is then its share of the threads asking).
+
+Why a script of our own: rate-limit libraries (``limits``, ``pyrate-limiter``) keep one
+counter or bucket per key and answer yes or no; none shares one limit among keys, and a
+fair share needs the account's next slot, the active shops and the shop's own share decided
+in one atomic step, on one clock, for every worker and host. That is one short Lua script
+on the Redis the locks already use.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ import redis
 
 from cartrescue.celery import RUN_SHOP, RedisRateLimiter, ShopLock, create_app, run_pass
 from cartrescue.config import load_config
+from cartrescue.errors import ConfigError
 from cartrescue.store.postgres import PostgresStore
 
 from .conftest import FakeTextbelt
@@ -311,3 +312,13 @@ def test_the_beat_schedules_one_task_per_shop_per_interval(tmp_path, redis_url, 
     assert {entry["schedule"] for entry in schedule.values()} == {60.0}
     assert {entry["task"] for entry in schedule.values()} == {RUN_SHOP}
     assert Path(app.cartrescue_config.path) == path
+
+
+def test_a_fair_window_that_is_not_seconds_is_refused(tmp_path):
+    path = write_deployment(tmp_path, shops=1, carts=1, provider_url="http://127.0.0.1:9", rate=5)
+    env = {"TEXTBELT_KEY": "k", "CARTRESCUE_DATABASE_URL": "postgresql://x@127.0.0.1/x"}
+    with pytest.raises(ConfigError) as caught:
+        create_app(path, env={**env, "CARTRESCUE_FAIR_WINDOW": "two"})
+    assert caught.value.key == "CARTRESCUE_FAIR_WINDOW"
+    assert "'two'" in str(caught.value)
+    assert create_app(path, env={**env, "CARTRESCUE_FAIR_WINDOW": "0"}) is not None
