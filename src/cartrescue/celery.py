@@ -137,12 +137,18 @@ return {1, string.format('%.6f', slot - now)}
 """
 
 
+_RETAKES = 4
+
+
 class RedisRateLimiter:
     """Spaces calls at least ``1 / rate`` seconds apart across every process that uses the
     same Redis and ``key``; a drop-in for :attr:`HttpChannel.rate_limiter`.
 
-    ``headroom`` widens the spacing a little (5 % by default) so a request that travels a
-    few milliseconds slower than the one before cannot push two into one provider window.
+    ``headroom`` widens the spacing (10 % by default) so a request that reaches the provider
+    up to 100 ms later than the one before (a slower route, a loaded host) cannot push one
+    more into a provider's 1-second window; a caller that wakes for its slot later than
+    half the headroom (50 ms) lets it go and takes another (up to three times), since sent
+    late it would crowd the next one.
 
     With ``shop``, the account's slots are shared fairly among the shops sending through
     it: a shop that has had its share (one slot in every N, N the shops that asked within
@@ -157,7 +163,7 @@ class RedisRateLimiter:
         key: str,
         rate: float,
         *,
-        headroom: float = 0.05,
+        headroom: float = 0.1,
         shop: str | None = None,
         active_window: float = 2.0,
         sleep: Callable[[float], None] = time.sleep,
@@ -174,14 +180,27 @@ class RedisRateLimiter:
         self._script = client.register_script(_SLOT if shop is None else _FAIR_SLOT)
         self._sleep = sleep
         self._asking = threading.Lock()
+        # Half the headroom: a send at most this late still keeps its 1-second windows.
+        self._tolerance = headroom / 2 if headroom > 0 else float("inf")
 
     def acquire(self) -> None:
+        # A slot woken up for too late (a loaded host, a busy interpreter) is let go and
+        # another taken: sent late, it would reach the provider close behind the next one.
+        for _ in range(_RETAKES):
+            slot = self._take()
+            if slot <= 0 or self._late_by(slot) <= self._tolerance:
+                return
+
+    def _late_by(self, slot: float) -> float:
+        started = time.monotonic()
+        self._sleep(slot)
+        return time.monotonic() - started - slot
+
+    def _take(self) -> float:
+        """Reserves the next slot this caller may have; seconds until it comes."""
         interval = f"{self.interval:.6f}"
         if self.shop is None:
-            wait = float(self._script(keys=[self.key], args=[interval]))
-            if wait > 0:
-                self._sleep(wait)
-            return
+            return float(self._script(keys=[self.key], args=[interval]))
         keys = [self.key, f"{self.key}:active", f"{self.key}:shop:{self.shop}"]
         args = [interval, self.shop, f"{self.active_window:.3f}"]
         # One thread of this process asks at a time: a shop sending from 32 threads would
@@ -190,10 +209,8 @@ class RedisRateLimiter:
             while True:
                 granted, wait = self._script(keys=keys, args=args)
                 if int(granted):
-                    break
+                    return float(wait)
                 self._sleep(float(wait))
-        if float(wait) > 0:
-            self._sleep(float(wait))
 
 
 def _account(channel: HttpChannel) -> str:
