@@ -23,6 +23,19 @@ What holds across workers and hosts:
 - **Each provider's rate limit holds across workers**: every :class:`HttpChannel`'s limiter is
   replaced by :class:`RedisRateLimiter`, one per provider account (provider, base URL and a
   hash of the credentials), so shops sharing an account share its limit.
+- **Shops share an account fairly**: a shop with thousands of messages due cannot take every
+  slot of an account it shares. Each shop that asked for a slot within the last
+  ``CARTRESCUE_FAIR_WINDOW`` seconds (default 2) counts as active; with N active, a shop
+  is owed one slot in every N, and a shop that has had its share waits while another wants
+  the next slot. A share nobody uses is not lost: a shop past its share still takes a slot
+  the account has not reserved for anyone. ``CARTRESCUE_FAIR_WINDOW=0`` hands slots out
+  first come, first served (a shop's share is then its share of the threads asking).
+
+Why a script of our own: rate-limit libraries (``limits``, ``pyrate-limiter``) keep one
+counter or bucket per key and answer yes or no; none shares one limit among keys, and a
+fair share needs the account's next slot, the active shops and the shop's own share decided
+in one atomic step, on one clock, for every worker and host. That is one short Lua script
+on the Redis the locks already use.
 """
 
 from __future__ import annotations
@@ -44,7 +57,13 @@ from celery import Celery, Task
 
 from .channels.base import Channel, HttpChannel
 from .config import Config, load_config
-from .errors import CartRescueError, ConnectorAuthError, ConnectorError, StoreError
+from .errors import (
+    CartRescueError,
+    ConfigError,
+    ConnectorAuthError,
+    ConnectorError,
+    StoreError,
+)
 from .shops import select_shops
 
 __all__ = [
@@ -62,6 +81,8 @@ CONFIG_ENV = "CARTRESCUE_CONFIG"
 BROKER_ENV = "CARTRESCUE_BROKER_URL"
 REDIS_ENV = "CARTRESCUE_REDIS_URL"
 LEASE_ENV = "CARTRESCUE_LOCK_LEASE"
+ACTIVE_WINDOW_ENV = "CARTRESCUE_FAIR_WINDOW"
+DEFAULT_ACTIVE_WINDOW = 2.0
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 RUN_SHOP = "cartrescue.run_shop"
 
@@ -84,13 +105,56 @@ redis.call('SET', KEYS[1], string.format('%.6f', next_slot),
 return string.format('%.6f', slot - now)
 """
 
+# The same account GCRA, shared fairly among the shops sending through it. KEYS: the
+# account's next slot, its active shops (a sorted set: shop -> last request), this shop's
+# next fair slot. ARGV: account interval, shop, active window. Returns {granted, wait}: a
+# granted call sleeps ``wait`` and sends; a refused one sleeps ``wait`` and asks again.
+_FAIR_SLOT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local interval = tonumber(ARGV[1])
+local window = tonumber(ARGV[3])
+redis.call('ZADD', KEYS[2], now, ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
+redis.call('PEXPIRE', KEYS[2], math.ceil(window * 1000) + 1000)
+local active = redis.call('ZCARD', KEYS[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+local slot = math.max(now, tat)
+local mine = tonumber(redis.call('GET', KEYS[3]) or '0')
+local within = mine <= slot
+if not within and slot - now > interval then
+  return {0, string.format('%.6f', math.min(mine, slot - interval) - now)}
+end
+local next_slot = slot + interval
+redis.call('SET', KEYS[1], string.format('%.6f', next_slot),
+           'PX', math.ceil((next_slot - now) * 1000) + 1000)
+if within then
+  local fair = slot + interval * active
+  redis.call('SET', KEYS[3], string.format('%.6f', fair),
+             'PX', math.ceil((fair - now) * 1000) + 1000)
+end
+return {1, string.format('%.6f', slot - now)}
+"""
+
+
+_RETAKES = 4
+
 
 class RedisRateLimiter:
     """Spaces calls at least ``1 / rate`` seconds apart across every process that uses the
     same Redis and ``key``; a drop-in for :attr:`HttpChannel.rate_limiter`.
 
-    ``headroom`` widens the spacing a little (5 % by default) so a request that travels a
-    few milliseconds slower than the one before cannot push two into one provider window.
+    ``headroom`` widens the spacing (10 % by default) so a request that reaches the provider
+    up to 100 ms later than the one before (a slower route, a loaded host) cannot push one
+    more into a provider's 1-second window; a caller that wakes for its slot later than
+    half the headroom (50 ms) lets it go and takes another (up to three times), since sent
+    late it would crowd the next one.
+
+    With ``shop``, the account's slots are shared fairly among the shops sending through
+    it: a shop that has had its share (one slot in every N, N the shops that asked within
+    the last ``active_window`` seconds) waits while another shop wants the next slot, and
+    takes it only when nobody else does. Without ``shop``, slots go first come, first
+    served.
     """
 
     def __init__(
@@ -99,21 +163,54 @@ class RedisRateLimiter:
         key: str,
         rate: float,
         *,
-        headroom: float = 0.05,
+        headroom: float = 0.1,
+        shop: str | None = None,
+        active_window: float = 2.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
+        if active_window <= 0:
+            raise ValueError("active_window must be positive")
         self.key = key
         self.rate = rate
+        self.shop = shop
+        self.active_window = active_window
         self.interval = (1.0 + headroom) / rate
-        self._script = client.register_script(_SLOT)
+        self._script = client.register_script(_SLOT if shop is None else _FAIR_SLOT)
         self._sleep = sleep
+        self._asking = threading.Lock()
+        # Half the headroom: a send at most this late still keeps its 1-second windows.
+        self._tolerance = headroom / 2 if headroom > 0 else float("inf")
 
     def acquire(self) -> None:
-        wait = float(self._script(keys=[self.key], args=[f"{self.interval:.6f}"]))
-        if wait > 0:
-            self._sleep(wait)
+        # A slot woken up for too late (a loaded host, a busy interpreter) is let go and
+        # another taken: sent late, it would reach the provider close behind the next one.
+        for _ in range(_RETAKES):
+            slot = self._take()
+            if slot <= 0 or self._late_by(slot) <= self._tolerance:
+                return
+
+    def _late_by(self, slot: float) -> float:
+        started = time.monotonic()
+        self._sleep(slot)
+        return time.monotonic() - started - slot
+
+    def _take(self) -> float:
+        """Reserves the next slot this caller may have; seconds until it comes."""
+        interval = f"{self.interval:.6f}"
+        if self.shop is None:
+            return float(self._script(keys=[self.key], args=[interval]))
+        keys = [self.key, f"{self.key}:active", f"{self.key}:shop:{self.shop}"]
+        args = [interval, self.shop, f"{self.active_window:.3f}"]
+        # One thread of this process asks at a time: a shop sending from 32 threads would
+        # otherwise wake 32 of them at every refusal, to take one slot.
+        with self._asking:
+            while True:
+                granted, wait = self._script(keys=keys, args=args)
+                if int(granted):
+                    return float(wait)
+                self._sleep(float(wait))
 
 
 def _account(channel: HttpChannel) -> str:
@@ -121,12 +218,25 @@ def _account(channel: HttpChannel) -> str:
     return f"cartrescue:rate:{channel.provider}:{channel.base_url}:{digest}"
 
 
-def share_rate_limits(channels: Mapping[Any, Channel], client: redis.Redis) -> None:
+def share_rate_limits(
+    channels: Mapping[Any, Channel],
+    client: redis.Redis,
+    *,
+    shop: str | None = None,
+    active_window: float = DEFAULT_ACTIVE_WINDOW,
+) -> None:
     """Give each rate-limited :class:`HttpChannel` in ``channels`` a limiter shared through
-    Redis by every worker sending with the same provider account."""
+    Redis by every worker sending with the same provider account; with ``shop``, shared
+    fairly among the shops on that account (see :class:`RedisRateLimiter`)."""
     for channel in channels.values():
         if isinstance(channel, HttpChannel) and channel.rate_limit:
-            channel.rate_limiter = RedisRateLimiter(client, _account(channel), channel.rate_limit)
+            channel.rate_limiter = RedisRateLimiter(
+                client,
+                _account(channel),
+                channel.rate_limit,
+                shop=shop,
+                active_window=active_window,
+            )
 
 
 class ShopLock:
@@ -172,8 +282,17 @@ def _shop_config(config: Config, shop: str) -> Config:
     return select_shops(config, shop)[0]
 
 
-def run_pass(config: Config, shop: str, client: redis.Redis, *, lease: float) -> dict[str, Any]:
-    """One pass for ``shop`` under its lock; what a task returns."""
+def run_pass(
+    config: Config,
+    shop: str,
+    client: redis.Redis,
+    *,
+    lease: float,
+    active_window: float = DEFAULT_ACTIVE_WINDOW,
+) -> dict[str, Any]:
+    """One pass for ``shop`` under its lock; what a task returns. ``active_window`` (seconds)
+    shares each provider account fairly among its shops; ``0`` hands its slots out first
+    come, first served."""
     chosen = _shop_config(config, shop)
     with ShopLock(client, shop, lease=lease).held() as taken:
         if not taken:
@@ -182,13 +301,31 @@ def run_pass(config: Config, shop: str, client: redis.Redis, *, lease: float) ->
         store = chosen.store()
         try:
             recovery = chosen.recovery(store=store)
-            share_rate_limits(recovery.channels, client)
+            if active_window > 0:
+                share_rate_limits(recovery.channels, client, shop=shop, active_window=active_window)
+            else:
+                share_rate_limits(recovery.channels, client)
             report = recovery.run()
         finally:
             store.close()
     if report.error:
         raise PassIncomplete(f"shop {shop}: {report.error}")
     return {"shop": shop, "counts": dict(report.counts), "fetched": report.fetched}
+
+
+def _seconds(environment: Mapping[str, str], name: str, default: float) -> float:
+    raw = environment.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise ConfigError(
+            f"{raw!r} is not a number of seconds", key=name, fix="a number such as 2, or 0"
+        )
+    return value
 
 
 _TRANSIENT = (PassIncomplete, StoreError, ConnectorError, redis.exceptions.ConnectionError)
@@ -211,6 +348,7 @@ def create_app(
     broker_url = broker or environment.get(BROKER_ENV, DEFAULT_REDIS)
     locks_url = redis_url or environment.get(REDIS_ENV, DEFAULT_REDIS)
     lease = float(environment.get(LEASE_ENV, "300"))
+    active_window = _seconds(environment, ACTIVE_WINDOW_ENV, DEFAULT_ACTIVE_WINDOW)
     app = Celery("cartrescue", broker=broker_url, set_as_current=False)
     shops = select_shops(config, every=True)
     app.conf.update(
@@ -251,7 +389,7 @@ def create_app(
     )
     def run_shop(task: Task, shop: str) -> dict[str, Any]:
         """One pass for one shop."""
-        return run_pass(config, shop, locks(), lease=lease)
+        return run_pass(config, shop, locks(), lease=lease, active_window=active_window)
 
     app.cartrescue_config = config
     return app

@@ -106,7 +106,12 @@ class FakeTextbelt:
         with self._server.server.lock:  # type: ignore[attr-defined]
             return list(self._server.server.sends)  # type: ignore[attr-defined]
 
+    def count(self) -> int:
+        with self._server.server.lock:  # type: ignore[attr-defined]
+            return len(self._server.server.sends)  # type: ignore[attr-defined]
+
     def max_in_one_second(self) -> int:
+        """The most messages that arrived in any 1-second window (sliding, not aligned)."""
         times = sorted(t for t, _, _ in self.sends)
         most, start = 0, 0
         for end, moment in enumerate(times):

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,20 +23,38 @@ def phone(shop: int, cart: int) -> str:
     return f"+4791{shop:02d}{cart:04d}"
 
 
-def write_deployment(folder: Path, *, shops: int, carts: int, provider_url: str, rate: int) -> Path:
-    """The config file of ``shops`` shops with ``carts`` abandoned carts each, all due for
-    their first reminder now."""
+def _channel(table: str, provider_url: str, rate: int, concurrency: int) -> str:
+    return (
+        f'[{table}]\ntype = "textbelt"\nkey_env = "TEXTBELT_KEY"\n'
+        f'base_url = "{provider_url}"\nrate_limit = {rate}\nattempts = 2\n'
+        f"concurrency = {concurrency}\n"
+    )
+
+
+def write_deployment(
+    folder: Path,
+    *,
+    shops: int,
+    carts: int | Sequence[int],
+    provider_url: str,
+    rate: int,
+    concurrency: int = 4,
+    shop_concurrency: Mapping[int, int] | None = None,
+) -> Path:
+    """The config file of ``shops`` shops with ``carts`` abandoned carts each (or
+    ``carts[s]`` for shop ``s``), all due for their first reminder now. Every shop sends
+    through one Textbelt account; ``shop_concurrency`` gives a shop its own ``[channels]``
+    (the same account) with another ``concurrency``."""
     created = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
+    counts = [carts] * shops if isinstance(carts, int) else list(carts)
     text = [
-        "[channels.sms]\n",
-        'type = "textbelt"\nkey_env = "TEXTBELT_KEY"\n',
-        f'base_url = "{provider_url}"\nrate_limit = {rate}\nattempts = 2\n',
+        _channel("channels.sms", provider_url, rate, concurrency),
         '[store]\nurl_env = "CARTRESCUE_DATABASE_URL"\n',
         '[policy]\nsend_window = "00:00-23:59"\n[run]\ninterval = "1m"\n',
     ]
     for s in range(shops):
         rows = [COLUMNS]
-        for c in range(carts):
+        for c in range(counts[s]):
             rows.append(
                 f"{s}-{c},{created},{created},,EUR,30.00,https://shop{s}.example/r/{c},,"
                 f"{phone(s, c)},NO,Kari,en,no,yes,1 x Mug @ 30.00"
@@ -45,14 +64,23 @@ def write_deployment(folder: Path, *, shops: int, carts: int, provider_url: str,
             f'[[shops]]\nname = "shop{s}"\ntimezone = "UTC"\n'
             f'[shops.connector]\ntype = "csvshop"\npath = "{folder}/shop{s}.csv"\n'
         )
+        if shop_concurrency and s in shop_concurrency:
+            text.append(_channel("shops.channels.sms", provider_url, rate, shop_concurrency[s]))
     path = folder / "cartrescue.toml"
     path.write_text("".join(text))
     return path
 
 
 def worker_env(
-    config: Path, *, broker: str, redis_url: str, db_url: str, lease: float
+    config: Path,
+    *,
+    broker: str,
+    redis_url: str,
+    db_url: str,
+    lease: float,
+    fair_window: float | None = None,
 ) -> dict[str, str]:
+    extra = {} if fair_window is None else {"CARTRESCUE_FAIR_WINDOW": str(fair_window)}
     return {
         **os.environ,
         "CARTRESCUE_CONFIG": str(config),
@@ -61,6 +89,7 @@ def worker_env(
         "CARTRESCUE_DATABASE_URL": db_url,
         "CARTRESCUE_LOCK_LEASE": str(lease),
         "TEXTBELT_KEY": "textbelt-test-key",
+        **extra,
     }
 
 
@@ -68,36 +97,40 @@ class Workers:
     """Celery worker processes (prefork, one child each), each in its own process group."""
 
     def __init__(self, env: dict[str, str], count: int, logs: Path) -> None:
-        self.procs: list[subprocess.Popen[bytes]] = []
-        for n in range(count):
-            log = (logs / f"worker{n}.log").open("wb")
-            self.procs.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "celery",
-                        "-A",
-                        "cartrescue.celery",
-                        "worker",
-                        "--pool=prefork",
-                        "-c",
-                        "1",
-                        "-n",
-                        f"w{n}@%h",
-                        "-l",
-                        "info",
-                        "--without-gossip",
-                        "--without-mingle",
-                        "--without-heartbeat",
-                    ],
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            )
+        self.env = env
         self.logs = logs
+        self.procs: list[subprocess.Popen[bytes]] = [self._start(n) for n in range(count)]
+
+    def _start(self, n: int) -> subprocess.Popen[bytes]:
+        log = (self.logs / f"worker{n}.log").open("ab")
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "cartrescue.celery",
+                "worker",
+                "--pool=prefork",
+                "-c",
+                "1",
+                "-n",
+                f"w{n}@%h",
+                "-l",
+                "info",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def restart(self, n: int) -> None:
+        """Start worker ``n`` again (after :meth:`kill`), as systemd's ``Restart=`` would."""
+        self.procs[n] = self._start(n)
 
     def kill(self, n: int) -> None:
         """SIGKILL worker ``n`` and its pool child at once, as a lost host would."""
