@@ -2,7 +2,10 @@
 
 ``POST {base}/{version}/{phone-number-id}/messages`` with ``Authorization: Bearer <token>``
 and ``{"messaging_product": "whatsapp", "to", "type": "template", "template": {"name",
-"language": {"code"}, "components": [body parameters, URL-button parameter]}}``. Success is
+"language": {"code"}, "components": [image header, body parameters, URL-button
+parameter]}}``; an image header parameter is ``{"type": "header", "parameters": [{"type":
+"image", "image": {"link": "https://…"}}]}`` (Meta fetches the link, so it must be public
+HTTPS). Success is
 ``{"contacts": [{"wa_id"}], "messages": [{"id": "wamid..."}]}``; an error is ``{"error":
 {"message", "type", "code", "error_data": {"details"}, "fbtrace_id"}}``
 (developers.facebook.com/docs/whatsapp/cloud-api, .../support/error-codes).
@@ -89,7 +92,8 @@ class WhatsAppCloud(HttpChannel):
     ``timeout``, ``attempts``, ``base_url``.
 
     The rendered :class:`~cartrescue.models.Content` gives the template ``template``,
-    ``language``, body ``parameters`` and the URL-button ``button_parameter``. Errors:
+    ``language``, body ``parameters``, the URL-button ``button_parameter`` and the image
+    header's ``header_image`` (sent only when the template gives one). Errors:
     131050 (the user stopped marketing messages) → permanent with ``opted_out``; 131049
     (per-user marketing cap) → permanent with ``skip_step``; 131047 (outside the 24 h
     window), 131026 (undeliverable) and other request errors → permanent; 130429 / 80007 /
@@ -157,6 +161,14 @@ class WhatsAppCloud(HttpChannel):
     def build_request(self, message: Message) -> HttpRequest:
         content = message.content
         components: list[dict[str, object]] = []
+        if content.header_image:
+            # a template registered with an IMAGE header takes its picture per message
+            components.append(
+                {
+                    "type": "header",
+                    "parameters": [{"type": "image", "image": {"link": content.header_image}}],
+                }
+            )
         if content.parameters:
             components.append(
                 {
