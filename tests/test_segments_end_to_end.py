@@ -172,7 +172,9 @@ def test_shopify_stock_and_a_sold_out_cart(tmp_path):
         assert [li.in_stock for li in by_id["2"].line_items] == [True]
         # the connector sizes its pages by the cost Shopify counts for the variant objects
         assert costs
-        assert all(req == 2 + first * node_cost(10, stock=True, images=True) for first, req in costs)
+        assert all(
+            req == 2 + first * node_cost(10, stock=True, images=True) for first, req in costs
+        )
         steps = run_schedule(stocked, tmp_path / "s.sqlite3", FrozenClock(NOON))
         assert fake.failed == 0
     assert steps == {"2": [1, 2, 3]}  # the sold-out cart gets nothing

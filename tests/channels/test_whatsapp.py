@@ -188,3 +188,51 @@ def test_doctor_check_fetches_the_phone_number(whatsapp):
     assert problem.area == "channels.whatsapp"
     assert TOKEN not in problem.message
     assert responses.calls[0].request.headers["Authorization"] == f"Bearer {TOKEN}"
+
+
+@responses.activate
+def test_an_image_header_goes_first_as_a_link(whatsapp):
+    image = "https://cdn.shop.example/products/blanket.jpg"
+    responses.post(
+        URL,
+        json=load_fixture("whatsapp/sent.json"),
+        match=[
+            responses.matchers.json_params_matcher(
+                {
+                    "template": {
+                        "name": "cart_reminder_1",
+                        "language": {"code": "nb"},
+                        "components": [
+                            {
+                                "type": "header",
+                                "parameters": [{"type": "image", "image": {"link": image}}],
+                            },
+                            {
+                                "type": "body",
+                                "parameters": [
+                                    {"type": "text", "text": "Kari"},
+                                    {"type": "text", "text": "Nordlys Design"},
+                                ],
+                            },
+                            {
+                                "type": "button",
+                                "sub_type": "url",
+                                "index": "0",
+                                "parameters": [{"type": "text", "text": "Ab3"}],
+                            },
+                        ],
+                    }
+                },
+                strict_match=False,
+            )
+        ],
+    )
+    whatsapp.send(wa_message(header_image=image))
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_an_image_header_that_is_not_https_is_refused_before_sending(whatsapp):
+    with pytest.raises(PermanentSendError, match="https"):
+        whatsapp.send(wa_message(header_image="http://cdn.shop.example/a.jpg"))
+    assert len(responses.calls) == 0

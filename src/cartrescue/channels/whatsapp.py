@@ -32,7 +32,7 @@ from ..errors import (
     SendOutcomeUnknown,
     TransientSendError,
 )
-from ..models import ChannelKind, Message, Receipt
+from ..models import ChannelKind, Message, Receipt, image_url
 from ..render import WHATSAPP_PARAMETER_LIMIT
 from ..settings.base import PluginSettings
 from ..settings.providers import WhatsAppSettings
@@ -151,6 +151,13 @@ class WhatsAppCloud(HttpChannel):
                     f"parameter {number} is {len(value)} characters; WhatsApp allows "
                     f"{WHATSAPP_PARAMETER_LIMIT}; not sent",
                 )
+        header = message.content.header_image
+        if header is not None and image_url(header) != header:
+            raise self.error(
+                PermanentSendError,
+                "the image header's link is not an https:// URL (Meta fetches only public "
+                "HTTPS links); not sent",
+            )
         if self.template_category == "marketing" and _is_us(message.to):
             raise self.error(
                 PermanentSendError,
