@@ -12,10 +12,13 @@ import pytest
 
 from cartrescue.config import load_config
 from cartrescue.errors import ConfigError, TemplateError
+from cartrescue.explain import explain, format_explanation
 from cartrescue.models import Checkout, LineItem, ShopInfo, image_url
 from cartrescue.policy import Action, History, Policy, SoldOutItems, buyable, decide
 from cartrescue.render import MessageContext, TemplateRenderer
+from cartrescue.segments import Segment
 from cartrescue.segments import SegmentConditions as C
+from cartrescue.store.sqlite import SQLiteStore
 
 from .conftest import NOON, make_checkout
 
@@ -269,3 +272,25 @@ def test_a_whatsapp_template_may_give_an_image_header(tmp_path):
         renderer.render("whatsapp", 1, context(cart(line("Candle"))))
     default = TemplateRenderer().render("whatsapp", 1, context(checkout))
     assert default.header_image is None  # the default templates have no image header
+
+
+# -- explain ------------------------------------------------------------------------------
+def test_explain_shows_the_product_facts_and_why_a_product_segment_did_not_match(tmp_path):
+    checkout = cart(
+        line("Wool blanket", tags=["wool"], collections=["Winter sale"], stock=True),
+        line("Silk scarf", tags=[], stock=False),
+    )
+    policy = Policy(
+        segments=(Segment("gifts", C(collections=frozenset({"gifts"})), skip=True),),
+        sold_out_items=SoldOutItems.SKIP_CART,
+    )
+    with SQLiteStore(tmp_path / "store.sqlite3") as store:
+        store.start_at(NOON - timedelta(days=30))
+        store.upsert_checkout(checkout, NOON)
+        text = format_explanation(
+            explain(checkout.id, store, policy, ["email"], NOON + timedelta(hours=1))
+        )
+    assert "item Wool blanket × 1: tags wool; collections Winter sale" in text
+    assert "item Silk scarf × 1: sold out; tags none" in text
+    assert "segment gifts: not matched (no item with the collection gifts)" in text
+    assert "sold_out_items = skip_cart" in text

@@ -32,6 +32,7 @@ from .models import (
     LineItem,
     Purchase,
     ShopInfo,
+    image_url,
     normalize_email,
     normalize_phone,
     parse_money,
@@ -127,6 +128,7 @@ def _checkout(raw: Mapping[str, Any], now: datetime) -> Checkout:
                 quantity=int(li["quantity"]),
                 price=parse_money(li["price"], item=item),
                 variant=li.get("variant"),
+                image_url=image_url(li.get("image")),
             )
             for li in raw.get("items", ())
         ),
