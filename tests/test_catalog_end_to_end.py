@@ -18,7 +18,7 @@ from cartrescue.connectors.shopify import ShopifyConnector
 from cartrescue.connectors.shopify_queries import node_cost
 from cartrescue.connectors.woocommerce import WooCommerceConnector
 from cartrescue.engine import Recovery
-from cartrescue.errors import ConnectorAuthError
+from cartrescue.errors import ConfigError, ConnectorAuthError
 from cartrescue.models import Checkout, Customer, LineItem
 from cartrescue.store.sqlite import SQLiteStore
 from cartrescue_testing.fake_shopify import FakeShopify
@@ -301,3 +301,8 @@ def test_fake_woocommerce_products_look_like_wordpress():
     assert products[5]["tags"][0]["name"] == "Tea &amp; coffee"
     assert products[5]["categories"][0]["slug"] == "uncategorized"
     assert "tags" not in products[51] and "categories" not in products[51]
+
+
+def test_shopify_rest_cannot_read_product_details():
+    with pytest.raises(ConfigError, match="product_details"):
+        ShopifyConnector("x", "t", api="rest", product_details=True)

@@ -264,6 +264,11 @@ class ShopifyConnector:
         self.check_stock = bool(check_stock)
         self.images = bool(images)
         self.product_details = bool(product_details)
+        if self.product_details and api == "rest":
+            raise ConfigError(
+                "REST checkouts carry no product tags or collections; use api = 'graphql'",
+                key="product_details",
+            )
         per_product = int(
             _positive(collections_per_product, "collections_per_product", integer=True)
         )

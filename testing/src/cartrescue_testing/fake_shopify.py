@@ -8,7 +8,10 @@ answers like Shopify, as its documentation describes it:
   ``Customer.defaultEmailAddress`` before 2025-04) is an error as it would be. Queries:
   ``abandonedCheckouts`` (``query`` filter ``updated_at``/``created_at``/``status``/``id``,
   cursor pagination, ``first`` ≤ 250), ``abandonmentByAbandonedCheckoutId``, ``orders``,
-  ``shop``, ``currentAppInstallation``; mutation ``discountCodeBasicCreate``. Every answer
+  ``shop``, ``currentAppInstallation``; mutation ``discountCodeBasicCreate``. A checkout
+  line has ``variant { availableForSale }``, ``image { url altText width height }`` and
+  ``product { tags collections(first:) { nodes { handle title } } }`` (the ``product``
+  field needs the ``read_products`` scope, as on Shopify). Every answer
   carries ``extensions.cost``: the requested cost computed before running (object 1,
   connection 2 + ``first`` × node, scalar 0, mutation 10), the actual cost of what was
   returned, and the state of a leaky bucket whose size and restore rate are parameters. A
