@@ -5,7 +5,7 @@ what the platform says about their products."""
 
 from __future__ import annotations
 
-import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -19,13 +19,14 @@ from cartrescue.connectors.shopify_queries import node_cost
 from cartrescue.connectors.woocommerce import WooCommerceConnector
 from cartrescue.engine import Recovery
 from cartrescue.errors import ConfigError, ConnectorAuthError
-from cartrescue.models import Checkout, Customer, LineItem
+from cartrescue.models import Checkout, LineItem
 from cartrescue.store.sqlite import SQLiteStore
 from cartrescue_testing.fake_shopify import FakeShopify
 from cartrescue_testing.fake_woocommerce import FakeWooCommerce
 from cartrescue_testing.memory import MemoryChannel
 
-from .conftest import NOON
+from .conftest import NOON, make_checkout
+from .helpers import record_checkout_query_costs
 
 BLANKET = "https://cdn.shop.example/products/blanket.jpg"
 SCARF = "https://cdn.shop.example/products/scarf.jpg"
@@ -67,22 +68,22 @@ def first_pass(connector, tmp_path, clock, *, sold_out_items="drop"):
     return {m.checkout_id: m for m in email.sent}
 
 
+def woocommerce(shop, clock, **options):
+    return WooCommerceConnector(
+        shop.base_url,
+        shop.consumer_key,
+        shop.consumer_secret,
+        consent=["email"],
+        clock=clock,
+        check_stock=True,
+        **options,
+    )
+
+
 def buyer(id: str, *lines: LineItem) -> Checkout:
-    return Checkout(
-        id=id,
-        abandoned_at=NOON,
-        updated_at=NOON + timedelta(minutes=1),
-        recovery_url=f"https://shop.example/checkouts/{id}/recover?key=k{id}",
-        currency="NOK",
-        total=sum((li.price * li.quantity for li in lines), Decimal(0)),
-        line_items=lines,
-        customer=Customer(
-            first_name="Kari",
-            email=f"buyer{id}@example.no",
-            locale="en",
-            email_consent=True,
-            timezone="Europe/Oslo",
-        ),
+    base = make_checkout(id, email=f"buyer{id}@example.no", phone=None, sms_consent=False)
+    return replace(
+        base, total=sum((li.price * li.quantity for li in lines), Decimal(0)), line_items=lines
     )
 
 
@@ -112,15 +113,7 @@ def test_shopify_reminds_of_what_can_be_bought_with_its_picture(tmp_path):
         scopes=("read_orders", "read_customers", "read_products"),
     ) as fake:
         session = requests.Session()
-        costs = []
-
-        def cost(response, *args, **kwargs):
-            body = json.loads(response.request.body or b"{}")
-            if body.get("query", "").startswith("query AbandonedCheckouts("):
-                requested = response.json()["extensions"]["cost"]["requestedQueryCost"]
-                costs.append((body["variables"]["first"], requested))
-
-        session.hooks["response"].append(cost)
+        costs = record_checkout_query_costs(session)
         connector = ShopifyConnector(
             fake.shop,
             fake.token,
@@ -216,15 +209,7 @@ def test_woocommerce_reminds_of_what_can_be_bought_with_its_picture(tmp_path):
                     line_items=lines,
                 )["id"]
             )
-        woo = WooCommerceConnector(
-            shop.base_url,
-            shop.consumer_key,
-            shop.consumer_secret,
-            consent=["email"],
-            clock=clock,
-            check_stock=True,
-            product_details=True,
-        )
+        woo = woocommerce(shop, clock, product_details=True)
         by_id = {c.id: c for c in woo.abandoned_checkouts(None)}
         mixed, sale = by_id[ids["mixed"]], by_id[ids["sale"]]
         assert [li.in_stock for li in mixed.line_items] == [True, False]
@@ -279,14 +264,7 @@ def test_woocommerce_skip_cart(tmp_path):
                 {"name": "Scarf", "quantity": 1, "price": "9.00", "product_id": 12},
             ],
         )
-        woo = WooCommerceConnector(
-            shop.base_url,
-            shop.consumer_key,
-            shop.consumer_secret,
-            consent=["email"],
-            clock=clock,
-            check_stock=True,
-        )
+        woo = woocommerce(shop, clock)
         dropped = first_pass(woo, tmp_path, FrozenClock(NOON))
         skipped = first_pass(woo, tmp_path, FrozenClock(NOON), sold_out_items="skip_cart")
     assert [m.content.text.count("Scarf") for m in dropped.values()] == [0]

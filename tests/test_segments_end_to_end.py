@@ -4,7 +4,6 @@ shipping at step 2; returning customers: no code; everyone else: 10 % at step 3)
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -24,6 +23,7 @@ from cartrescue_testing.fake_woocommerce import FakeWooCommerce
 from cartrescue_testing.memory import MemoryChannel
 
 from .conftest import NOON, make_checkout
+from .helpers import record_checkout_query_costs
 
 SEGMENTS = """
 [[segments]]
@@ -155,15 +155,7 @@ def test_shopify_stock_and_a_sold_out_cart(tmp_path):
             None
         }
         session = requests.Session()
-        costs = []
-
-        def cost(response, *args, **kwargs):
-            body = json.loads(response.request.body or b"{}")
-            if body.get("query", "").startswith("query AbandonedCheckouts("):
-                requested = response.json()["extensions"]["cost"]["requestedQueryCost"]
-                costs.append((body["variables"]["first"], requested))
-
-        session.hooks["response"].append(cost)
+        costs = record_checkout_query_costs(session)
         stocked = ShopifyConnector(
             fake.shop, fake.token, base_url=fake.base_url, check_stock=True, session=session
         )
