@@ -13,8 +13,9 @@ import pytest
 from cartrescue.config import load_config
 from cartrescue.errors import ConfigError, TemplateError
 from cartrescue.explain import explain, format_explanation
-from cartrescue.models import Checkout, LineItem, ShopInfo, image_url
+from cartrescue.models import Checkout, Content, LineItem, ShopInfo, image_url
 from cartrescue.policy import Action, History, Policy, SoldOutItems, buyable, decide
+from cartrescue.preview import PreviewRow, preview_body
 from cartrescue.render import MessageContext, TemplateRenderer
 from cartrescue.segments import Segment
 from cartrescue.segments import SegmentConditions as C
@@ -294,3 +295,9 @@ def test_explain_shows_the_product_facts_and_why_a_product_segment_did_not_match
     assert "item Silk scarf × 1: sold out; tags none" in text
     assert "segment gifts: not matched (no item with the collection gifts)" in text
     assert "sold_out_items = skip_cart" in text
+
+
+def test_preview_shows_a_whatsapp_image_header():
+    content = Content(text="Hi", template="cart_image", language="en", header_image=IMG)
+    body = preview_body(PreviewRow("whatsapp", 1, "en", "typical", "x", content))
+    assert body[:2] == ["[cart_image (en)]", f"[image header: {IMG}]"]
