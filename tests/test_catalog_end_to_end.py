@@ -228,17 +228,16 @@ def test_woocommerce_reminds_of_what_can_be_bought_with_its_picture(tmp_path):
             for r in shop.requests
             if "/products" in r.path
         )
-        # stock, tags and categories of products in one request per order; variations'
+        # stock, tags and categories of a page's products in one request; variations'
         # stock by parent
         assert asked == [
-            ("products", "11,12", "id,stock_status,tags,categories"),
-            ("products", "13", "id,stock_status,tags,categories"),
+            ("products", "11,12,13", "id,stock_status,tags,categories"),
             ("products/13/variations", "131", "id,stock_status"),
         ]
         shop.requests.clear()
         sent = first_pass(woo, tmp_path, clock)
-        # a new pass asks again (stock changes), once per product
-        assert sum(1 for r in shop.requests if r.path.endswith("/wc/v3/products")) == 2
+        # a new pass asks again (stock changes), once a page
+        assert sum(1 for r in shop.requests if r.path.endswith("/wc/v3/products")) == 1
         segments = segments_of(woo)
     assert segments == {ids["mixed"]: "wool", ids["sale"]: "sale"}
     assert set(sent) == {ids["mixed"]}
@@ -284,3 +283,30 @@ def test_fake_woocommerce_products_look_like_wordpress():
 def test_shopify_rest_cannot_read_product_details():
     with pytest.raises(ConfigError, match="product_details"):
         ShopifyConnector("x", "t", api="rest", product_details=True)
+
+
+def test_woocommerce_asks_for_a_pages_products_together():
+    clock = FrozenClock(NOON)
+    with FakeWooCommerce(clock=clock, timezone="Europe/Oslo") as shop:
+        for n in range(30):
+            shop.add_product(100 + n, tags=[f"tag {n}"])
+            shop.add_order(
+                currency="NOK",
+                date_created_gmt=NOON,
+                date_modified_gmt=NOON + timedelta(seconds=n),
+                billing={"email": f"buyer{n}@example.no", "country": "NO"},
+                line_items=[
+                    {"name": "Thing", "quantity": 1, "price": "9.00", "product_id": 100 + n},
+                    {"name": "Same", "quantity": 1, "price": "9.00", "product_id": 100},
+                ],
+            )
+        checkouts = list(
+            woocommerce(shop, clock, product_details=True, per_page=20).abandoned_checkouts(None)
+        )
+        products = [r for r in shop.requests if r.path.endswith("/wc/v3/products")]
+    assert len(checkouts) == 30
+    assert {c.line_items[1].product_tags for c in checkouts} == {("tag 0", "tag-0")}
+    # two pages of orders, one products request each, no product asked twice
+    assert len(products) == 2
+    asked = [i for r in products for i in r.query["include"][0].split(",")]
+    assert sorted(asked) == sorted(str(100 + n) for n in range(30))

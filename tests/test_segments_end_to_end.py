@@ -219,10 +219,9 @@ def test_woocommerce_stock_and_a_sold_out_cart(tmp_path):
             for r in shop.requests
             if "/products" in r.path
         )
-        # each order's unknown products (and variations, by parent) once, then cached
+        # a page's products in one request (and variations, by parent), then cached
         assert asked == [
-            ("products", "11"),
-            ("products", "12,99"),
+            ("products", "11,12,99"),
             ("products/13/variations", "131"),
         ]
         steps = run_schedule(woo, tmp_path / "w.sqlite3", clock)

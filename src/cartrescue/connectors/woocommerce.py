@@ -361,7 +361,31 @@ class WooCommerceConnector:
                     )
 
     def _orders_page(self, query: Mapping[str, Any]) -> tuple[Any, Any]:
-        return self.client.request("GET", "wc/v3/orders", params=query)
+        data, headers = self.client.request("GET", "wc/v3/orders", params=query)
+        if (self.check_stock or self.product_details) and isinstance(data, list):
+            self._prefetch_products(data)
+        return data, headers
+
+    def _prefetch_products(self, orders: Sequence[Any]) -> None:
+        """Look up the products of a whole page of orders at once (one ``products`` request
+        per 100 new products, one per parent for variations), so each order then finds
+        them cached; an order whose products this could not read asks again alone."""
+        keys = [
+            (_int(line.get("product_id")), _int(line.get("variation_id")))
+            for order in orders
+            if isinstance(order, Mapping)
+            and order.get("status") in self.statuses
+            and self.mapper.skip_reason(order) is None
+            and isinstance(order.get("line_items"), list)
+            for line in order["line_items"]
+            if isinstance(line, Mapping)
+        ]
+        try:
+            self._look_up_products(keys)
+        except ConnectorAuthError:
+            raise
+        except ConnectorError as err:
+            log.warning("products of a page of orders unknown: %s", err)
 
     # -- bought since? -------------------------------------------------------------------
     def find_purchase(self, checkout: Checkout) -> Purchase | None:
