@@ -60,3 +60,19 @@ def record_checkout_query_costs(session: requests.Session) -> list[tuple[int, in
 
     session.hooks["response"].append(hook)
     return costs
+
+
+def stocked_woocommerce(shop: Any, clock: Any, **options: Any) -> Any:
+    """A WooCommerce connector for a ``FakeWooCommerce`` that reads stock, with email
+    consent on every order."""
+    from cartrescue.connectors.woocommerce import WooCommerceConnector
+
+    return WooCommerceConnector(
+        shop.base_url,
+        shop.consumer_key,
+        shop.consumer_secret,
+        consent=["email"],
+        clock=clock,
+        check_stock=True,
+        **options,
+    )

@@ -16,7 +16,6 @@ from cartrescue.clock import FrozenClock
 from cartrescue.config import load_config
 from cartrescue.connectors.shopify import ShopifyConnector
 from cartrescue.connectors.shopify_queries import node_cost
-from cartrescue.connectors.woocommerce import WooCommerceConnector
 from cartrescue.engine import Recovery
 from cartrescue.errors import ConfigError, ConnectorAuthError
 from cartrescue.models import Checkout, LineItem
@@ -26,7 +25,7 @@ from cartrescue_testing.fake_woocommerce import FakeWooCommerce
 from cartrescue_testing.memory import MemoryChannel
 
 from .conftest import NOON, make_checkout
-from .helpers import record_checkout_query_costs
+from .helpers import record_checkout_query_costs, stocked_woocommerce
 
 BLANKET = "https://cdn.shop.example/products/blanket.jpg"
 SCARF = "https://cdn.shop.example/products/scarf.jpg"
@@ -66,18 +65,6 @@ def first_pass(connector, tmp_path, clock, *, sold_out_items="drop"):
         clock.set(clock() + timedelta(hours=1))
         assert recovery.run().ok
     return {m.checkout_id: m for m in email.sent}
-
-
-def woocommerce(shop, clock, **options):
-    return WooCommerceConnector(
-        shop.base_url,
-        shop.consumer_key,
-        shop.consumer_secret,
-        consent=["email"],
-        clock=clock,
-        check_stock=True,
-        **options,
-    )
 
 
 def buyer(id: str, *lines: LineItem) -> Checkout:
@@ -209,7 +196,7 @@ def test_woocommerce_reminds_of_what_can_be_bought_with_its_picture(tmp_path):
                     line_items=lines,
                 )["id"]
             )
-        woo = woocommerce(shop, clock, product_details=True)
+        woo = stocked_woocommerce(shop, clock, product_details=True)
         by_id = {c.id: c for c in woo.abandoned_checkouts(None)}
         mixed, sale = by_id[ids["mixed"]], by_id[ids["sale"]]
         assert [li.in_stock for li in mixed.line_items] == [True, False]
@@ -263,7 +250,7 @@ def test_woocommerce_skip_cart(tmp_path):
                 {"name": "Scarf", "quantity": 1, "price": "9.00", "product_id": 12},
             ],
         )
-        woo = woocommerce(shop, clock)
+        woo = stocked_woocommerce(shop, clock)
         dropped = first_pass(woo, tmp_path, FrozenClock(NOON))
         skipped = first_pass(woo, tmp_path, FrozenClock(NOON), sold_out_items="skip_cart")
     assert [m.content.text.count("Scarf") for m in dropped.values()] == [0]
@@ -301,7 +288,9 @@ def test_woocommerce_asks_for_a_pages_products_together():
                 ],
             )
         checkouts = list(
-            woocommerce(shop, clock, product_details=True, per_page=20).abandoned_checkouts(None)
+            stocked_woocommerce(shop, clock, product_details=True, per_page=20).abandoned_checkouts(
+                None
+            )
         )
         products = [r for r in shop.requests if r.path.endswith("/wc/v3/products")]
     assert len(checkouts) == 30

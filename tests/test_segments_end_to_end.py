@@ -23,7 +23,7 @@ from cartrescue_testing.fake_woocommerce import FakeWooCommerce
 from cartrescue_testing.memory import MemoryChannel
 
 from .conftest import NOON, make_checkout
-from .helpers import record_checkout_query_costs
+from .helpers import record_checkout_query_costs, stocked_woocommerce
 
 SEGMENTS = """
 [[segments]]
@@ -203,14 +203,7 @@ def test_woocommerce_stock_and_a_sold_out_cart(tmp_path):
                     line_items=lines,
                 )["id"]
             )
-        woo = WooCommerceConnector(
-            shop.base_url,
-            shop.consumer_key,
-            shop.consumer_secret,
-            consent=["email"],
-            clock=clock,
-            check_stock=True,
-        )
+        woo = stocked_woocommerce(shop, clock)
         by_id = {c.id: c for c in woo.abandoned_checkouts(None)}
         assert [li.in_stock for li in by_id[ids["sold out"]].line_items] == [False]
         assert [li.in_stock for li in by_id[ids["mixed"]].line_items] == [True, False, False, None]
