@@ -21,7 +21,14 @@ from .channels.console import ConsoleChannel
 from .clock import FrozenClock, utc_now
 from .config import Config, load_config, parse_duration
 from .connectors.base import WebhookCapable
-from .demo import DemoConnector, demo_conversation, demo_data, demo_experiments, demo_shop
+from .demo import (
+    DemoConnector,
+    demo_conversation,
+    demo_data,
+    demo_experiments,
+    demo_shop,
+    demo_signals,
+)
 from .doctor import doctor, stale_schedule
 from .engine import Recovery, RunReport
 from .errors import CartRescueError, ConfigError
@@ -32,8 +39,8 @@ from .preview import preview, preview_body, preview_line, preview_setup, write_h
 from .progress import terminal_progress
 from .settings import config_schema
 from .shops import combine_stats, select_shops
-from .stats import stats_document, stats_table
-from .store.base import ConversationStore
+from .stats import add_signals, stats_document, stats_table
+from .store.base import ConversationStore, SignalStore
 from .store.sqlite import SQLiteStore
 from .testsend import send_test
 from .web import serve
@@ -157,6 +164,7 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
             f"Experiment {experiment.name} (step {experiment.step}), checkouts per arm: {arms};"
             " 'cartrescue report' compares the arms once there is data.\n"
         )
+    demo_signals(store, channels, clock, out)
     demo_conversation(store, clock, out)
     store.close()
     return EXIT_OK if report.ok else EXIT_FAILED
@@ -172,22 +180,33 @@ def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
     now = utc_now()
     figures = []
     reasons: dict[str, int] = {}
+    engagement = []
     for shop_config in chosen:
         with shop_config.store() as store:
             figures.append(store.stats(now))
             if isinstance(store, ConversationStore):
                 for reason, n in store.reason_counts().items():
                     reasons[reason] = reasons.get(reason, 0) + n
+            if isinstance(store, SignalStore):
+                engagement.append(store.signal_counts())
     stats = figures[0] if len(figures) == 1 else combine_stats(figures)
+    signals = add_signals(engagement)
     stale = stale_schedule(stats.last_pass_completed, config, now=now)
     if args.json:
-        document = stats_document(stats, now=now, stale=stale, reasons=reasons)
+        document = stats_document(stats, now=now, stale=stale, reasons=reasons, signals=signals)
         out.write(json.dumps(document, indent=2) + "\n")
     else:
         if len(chosen) > 1:
             out.write(f"All {len(chosen)} shops: " + ", ".join(c.shop_key for c in chosen) + "\n")
         out.write(
-            stats_table(stats, now=now, locale=config.shop.locale, stale=stale, reasons=reasons)
+            stats_table(
+                stats,
+                now=now,
+                locale=config.shop.locale,
+                stale=stale,
+                reasons=reasons,
+                signals=signals,
+            )
         )
     return EXIT_FAILED if stale else EXIT_OK
 
@@ -266,6 +285,12 @@ def cmd_explain(args: argparse.Namespace, out: TextIO) -> int:
         key = config.store_hash_key()
     except ConfigError:  # its variable is unset here: the arm cannot be predicted
         plan, key = None, None
+    connector = None
+    if config.policy.needs_history and config.data.get("connector"):
+        try:
+            connector = config.connector()
+        except ConfigError as err:  # a secret unset here: history stays unknown
+            out.write(f"customer history not read: {err}\n")
     with config.store() as store:
         found = explain(
             args.checkout_id,
@@ -277,6 +302,7 @@ def cmd_explain(args: argparse.Namespace, out: TextIO) -> int:
             experiments=plan,
             experiment_key=key,
             shop_name=config.shop.name,
+            connector=connector,
         )
     out.write(format_explanation(found))
     return EXIT_OK if found.status is not None else EXIT_FAILED

@@ -50,7 +50,8 @@ class SegmentConditions:
     currency), as are ``min_items`` and ``max_items`` (the sum of the quantities).
     ``countries`` are ISO 3166-1 alpha-2 codes. ``all_in_stock`` true matches carts whose
     every item the platform reports as in stock; false, carts with at least one item out of
-    stock.
+    stock. ``rfm`` names the RFM groups (:mod:`cartrescue.rfm`) whose people the segment
+    takes; it needs the customer's history, which the engine reads from the platform.
 
     ``product_tags`` and ``collections`` match a cart when **any** of its lines' products
     has **any** of the names given, compared case-insensitively with surrounding spaces
@@ -70,6 +71,12 @@ class SegmentConditions:
     all_in_stock: bool | None = None
     product_tags: frozenset[str] | None = None
     collections: frozenset[str] | None = None
+    rfm: frozenset[str] | None = None
+
+    @property
+    def needs_history(self) -> bool:
+        """Whether a condition reads the customer's order history."""
+        return self.rfm is not None or self.customer is not None
 
     def __post_init__(self) -> None:
         if (
@@ -93,6 +100,10 @@ class SegmentConditions:
                 if not folded:
                     raise ValueError(f"{name} needs at least one non-empty name")
                 object.__setattr__(self, name, folded)
+        if self.rfm is not None:
+            if not self.rfm:
+                raise ValueError("rfm needs at least one group name")
+            object.__setattr__(self, "rfm", frozenset(self.rfm))
 
     def failed(self, checkout: Checkout) -> str | None:
         """The first condition ``checkout`` does not meet, in words, or None when it meets
@@ -118,6 +129,12 @@ class SegmentConditions:
                 return "unknown country"
             if checkout.country.upper() not in self.countries:
                 return f"country {checkout.country.upper()}"
+        if self.rfm is not None:
+            group = checkout.customer.rfm_group if checkout.customer else None
+            if group is None:
+                return "unknown RFM group (no customer history)"
+            if group not in self.rfm:
+                return f"RFM group {group}"
         if self.all_in_stock is not None:
             stock = [li.in_stock for li in checkout.line_items]
             if not stock or any(s is None for s in stock):

@@ -3,12 +3,17 @@
 One WSGI application (:func:`make_app`) routes each request, relative to ``public_url``, to
 the :class:`~cartrescue.inbound.InboundHandler` that owns the path:
 
-``POST /twilio/sms``
-    Twilio's incoming messages (:mod:`cartrescue.channels.twilio_inbound`).
-``GET /vonage/sms``, ``POST /vonage/sms``
-    Vonage's inbound SMS, signed (:mod:`cartrescue.channels.vonage_inbound`).
+``POST /twilio/sms``, ``POST /twilio/status``
+    Twilio's incoming messages and status callbacks (:mod:`cartrescue.channels.twilio_inbound`).
+``GET|POST /vonage/sms``, ``GET|POST /vonage/dlr``
+    Vonage's inbound SMS and delivery receipts, signed
+    (:mod:`cartrescue.channels.vonage_inbound`).
 ``GET /whatsapp``, ``POST /whatsapp``
-    The WhatsApp Cloud API webhook (:mod:`cartrescue.channels.whatsapp_inbound`).
+    The WhatsApp Cloud API webhook, messages and statuses
+    (:mod:`cartrescue.channels.whatsapp_inbound`).
+``POST /linkmobility/sms``, ``POST /linkmobility/dlr``
+    LINK Mobility's MO messages and delivery reports, with the gate's Basic auth
+    (:mod:`cartrescue.channels.linkmobility_inbound`).
 ``GET /unsubscribe/<token>``, ``POST /unsubscribe/<token>``
     One-click unsubscribe, RFC 8058 (:mod:`cartrescue.unsubscribe`).
 ``POST /webhooks/checkouts``
@@ -35,8 +40,9 @@ from http import HTTPStatus
 from urllib.parse import urlsplit
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-from .channels.twilio_inbound import TwilioInbound
-from .channels.vonage_inbound import VonageInbound
+from .channels.linkmobility_inbound import LinkMobilityInbound, LinkMobilityReports
+from .channels.twilio_inbound import TwilioInbound, TwilioStatus
+from .channels.vonage_inbound import VonageInbound, VonageReceipts
 from .channels.whatsapp_inbound import WhatsAppInbound
 from .clock import Clock, utc_now
 from .connectors.base import WebhookCapable
@@ -107,6 +113,7 @@ class _App:
                 ("Content-Type", response.content_type),
                 ("Content-Length", str(len(response.body))),
                 ("Cache-Control", "no-store"),
+                *response.headers,
             ],
         )
         return [response.body]
@@ -199,6 +206,8 @@ def make_app(
     conversations: Conversations | None = None,
     vonage_signature_secret: str | None = None,
     vonage_signature_method: str = "md5hash",
+    linkmobility_gate_username: str | None = None,
+    linkmobility_gate_password: str | None = None,
 ) -> WSGIApplication:
     """The WSGI application described in this module's docstring.
 
@@ -213,7 +222,9 @@ def make_app(
     shop on the unsubscribe page, and its locale is the page's language when the link does
     not carry one. ``conversations`` is what replies that are not keywords go to (recorded,
     paused, forwarded); by default, when ``store`` keeps conversations, they are recorded and
-    pause their checkout for :data:`~cartrescue.conversations.DEFAULT_PAUSE`.
+    pause their checkout for :data:`~cartrescue.conversations.DEFAULT_PAUSE`. LINK
+    Mobility's routes need both ``linkmobility_gate_username`` and ``_password`` (the Basic
+    auth credentials set on the gate).
     """
     if conversations is None and isinstance(store, ConversationStore):
         conversations = Conversations(store, clock=clock)
@@ -224,15 +235,23 @@ def make_app(
         routes.append(
             TwilioInbound(store, twilio_auth_token, clock=clock, conversations=conversations)
         )
+        routes.append(TwilioStatus(store, twilio_auth_token, clock=clock))
     if vonage_signature_secret:
-        routes.append(
-            VonageInbound(
-                store,
-                vonage_signature_secret,
-                method=vonage_signature_method,
-                clock=clock,
-                conversations=conversations,
+        for vonage in (VonageInbound, VonageReceipts):
+            routes.append(
+                vonage(
+                    store,
+                    vonage_signature_secret,
+                    method=vonage_signature_method,
+                    clock=clock,
+                    conversations=conversations,
+                )
             )
+    if linkmobility_gate_username and linkmobility_gate_password:
+        user, password = linkmobility_gate_username, linkmobility_gate_password
+        routes.append(LinkMobilityReports(store, user, password, clock=clock))
+        routes.append(
+            LinkMobilityInbound(store, user, password, clock=clock, conversations=conversations)
         )
     if whatsapp_app_secret:
         routes.append(

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from ..store.base import ExperimentStore, Store
+from ..store.base import ExperimentStore, SignalStore, Store
 from .build import Costs, ReportOptions, build_report
 
 if TYPE_CHECKING:
@@ -63,7 +63,10 @@ def make_report(
             fix="run cartrescue report against the SQLite store",
         )
     return build_report(
-        store.report_facts(since, until, options.windows), options, generated_at=now
+        store.report_facts(since, until, options.windows),
+        options,
+        generated_at=now,
+        signals=store.signal_counts(since, until) if isinstance(store, SignalStore) else None,
     )
 
 
@@ -110,6 +113,7 @@ def write_csv(report: dict[str, Any], directory: Path) -> list[Path]:
         "arms": arms,
         "comparisons": comparisons,
         "days": report["days"],
+        "engagement": report["engagement"],
         **{f"by_{key}": rows for key, rows in report["breakdown"].items()},
     }
     written = []

@@ -52,6 +52,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..errors import BadPayloadError, StoreError
 from ..models import Checkout, Purchase
+from ._signals import COUNTS, RANK, counts_from
 from .base import (
     ConversionKind,
     Histories,
@@ -59,6 +60,9 @@ from .base import (
     OptOut,
     OutboxEntry,
     OutboxStatus,
+    Signal,
+    SignalCounts,
+    SignalOutcome,
     Stats,
 )
 from .sqlite import DELIVERY_MEMORY, _contact_forms
@@ -569,6 +573,41 @@ class PostgresStore:
             "UPDATE outbox SET status = %s, finished_at = %s, provider_id = %s, error = %s"
             " WHERE shop = %s AND key = %s",
             (status, _aware(at), provider_id, error, self.shop, key),
+        )
+
+    def record_signal(self, provider_id: str, signal: Signal, at: datetime) -> SignalOutcome:
+        with self._tx() as db:
+            moved = db.execute(
+                cast(
+                    Any,
+                    "UPDATE outbox SET signal = %s, signal_at = %s"
+                    f" WHERE shop = %s AND provider_id = %s AND {RANK} < %s",
+                ),
+                (signal.value, _aware(at), self.shop, provider_id, signal.rank),
+            ).rowcount
+            if moved:
+                return SignalOutcome.RECORDED
+            known = db.execute(
+                "SELECT 1 FROM outbox WHERE shop = %s AND provider_id = %s LIMIT 1",
+                (self.shop, provider_id),
+            ).fetchone()
+        return SignalOutcome.UNCHANGED if known else SignalOutcome.UNKNOWN
+
+    def signal_counts(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> dict[str, SignalCounts]:
+        if since is None or until is None:
+            return counts_from(
+                self._query(COUNTS.format(join="", where=" AND o.shop = %s"), (self.shop,))
+            )
+        return counts_from(
+            self._query(
+                COUNTS.format(
+                    join=" JOIN checkouts c ON c.shop = o.shop AND c.id = o.checkout_id",
+                    where=" AND o.shop = %s AND c.abandoned_at >= %s AND c.abandoned_at < %s",
+                ),
+                (self.shop, _aware(since), _aware(until)),
+            )
         )
 
     def last_contacted(self, contacts: Sequence[str]) -> datetime | None:

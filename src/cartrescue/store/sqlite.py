@@ -28,6 +28,7 @@ from typing import Any, cast
 
 from ..errors import BadPayloadError, StoreError
 from ..models import Checkout, Purchase, normalize_phone
+from ._signals import COUNTS, RANK, counts_from
 from .base import (
     RELEASED,
     AttributionWindows,
@@ -42,6 +43,9 @@ from .base import (
     OutboxEntry,
     OutboxStatus,
     ReportFacts,
+    Signal,
+    SignalCounts,
+    SignalOutcome,
     Stats,
 )
 
@@ -200,6 +204,13 @@ _MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE reasons (
         checkout_id TEXT PRIMARY KEY, reason TEXT NOT NULL, at TEXT NOT NULL
     );
+    """,
+    # 5: engagement signals: what the provider's status callbacks said about each message,
+    # found by the provider's message id.
+    """
+    ALTER TABLE outbox ADD COLUMN signal TEXT;
+    ALTER TABLE outbox ADD COLUMN signal_at TEXT;
+    CREATE INDEX outbox_provider_id ON outbox (provider_id);
     """,
 )
 DELIVERY_MEMORY = timedelta(days=7)
@@ -851,6 +862,34 @@ class SQLiteStore:
             "UPDATE outbox SET status = ?, finished_at = ?, provider_id = ?, error = ? "
             "WHERE key = ?",
             (status, _ts(at), provider_id, error, key),
+        )
+
+    def record_signal(self, provider_id: str, signal: Signal, at: datetime) -> SignalOutcome:
+        with self._tx() as db:
+            moved = db.execute(
+                f"UPDATE outbox SET signal = ?, signal_at = ? WHERE provider_id = ? AND {RANK} < ?",
+                (signal.value, _ts(at), provider_id, signal.rank),
+            ).rowcount
+            if moved:
+                return SignalOutcome.RECORDED
+            known = db.execute(
+                "SELECT 1 FROM outbox WHERE provider_id = ? LIMIT 1", (provider_id,)
+            ).fetchone()
+        return SignalOutcome.UNCHANGED if known else SignalOutcome.UNKNOWN
+
+    def signal_counts(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> dict[str, SignalCounts]:
+        if since is None or until is None:
+            return counts_from(self._query(COUNTS.format(join="", where="")))
+        return counts_from(
+            self._query(
+                COUNTS.format(
+                    join=" JOIN checkouts c ON c.id = o.checkout_id",
+                    where=" AND c.abandoned_at >= ? AND c.abandoned_at < ?",
+                ),
+                (_ts(since), _ts(until)),
+            )
         )
 
     def last_contacted(self, contacts: Sequence[str]) -> datetime | None:

@@ -15,7 +15,8 @@ connections, reopening to check migrations) call it more than once::
 
 The ``store`` fixture (one handle from ``open_store``, closed afterwards) may be overridden
 too. A store that has ``rows_naming(contact) -> int`` (how many rows still name a contact in
-any column) is also checked with it after ``forget``.
+any column) is also checked with it after ``forget``. The engagement-signal tests run when the
+store is a ``SignalStore``.
 
 Part of the ``cartrescue-testing`` distribution.
 """
@@ -38,6 +39,9 @@ from cartrescue.store.base import (
     OptOutStore,
     OutboxStore,
     ReportStore,
+    Signal,
+    SignalOutcome,
+    SignalStore,
     Store,
 )
 
@@ -515,3 +519,57 @@ class StoreContract:
         self._fill(store)
         assert store.forget("stranger@example.no") == 0
         assert store.checkout_status("c1") == "open"
+
+    # -- engagement signals -----------------------------------------------------------------
+    def _signals(self, store: Store) -> SignalStore:
+        if not isinstance(store, SignalStore):
+            pytest.skip(f"{type(store).__name__} does not keep engagement signals")
+        store.upsert_checkout(_checkout("c1"), NOON)
+        store.upsert_checkout(_checkout("c2", at=NOON + timedelta(days=2)), NOON)
+        for key, provider_id in (
+            ("c1:1:sms", "SM1"),
+            ("c1:2:whatsapp", "wamid.1"),
+            ("c2:1:sms", "SM2"),
+            ("c2:2:whatsapp", "wamid.2"),
+        ):
+            assert _claim(store, key)
+            store.finish(key, "sent", NOON, provider_id=provider_id)
+        assert _claim(store, "c2:3:email")
+        store.finish("c2:3:email", "failed", NOON, error="refused")
+        return store
+
+    def test_a_signal_moves_forward_only(self, store: Store) -> None:
+        signals = self._signals(store)
+        later = NOON + timedelta(minutes=1)
+        assert signals.record_signal("wamid.1", Signal.SENT, NOON) is SignalOutcome.RECORDED
+        assert signals.record_signal("wamid.1", Signal.READ, later) is SignalOutcome.RECORDED
+        # A late "delivered" and a redelivered "read" change nothing.
+        assert signals.record_signal("wamid.1", Signal.DELIVERED, later) is SignalOutcome.UNCHANGED
+        assert signals.record_signal("wamid.1", Signal.READ, later) is SignalOutcome.UNCHANGED
+        assert signals.record_signal("SM1", Signal.DELIVERED, NOON) is SignalOutcome.RECORDED
+        assert signals.record_signal("SM1", Signal.FAILED, later) is SignalOutcome.UNCHANGED
+        assert signals.record_signal("SM2", Signal.FAILED, NOON) is SignalOutcome.RECORDED
+        assert signals.record_signal("SM2", Signal.DELIVERED, later) is SignalOutcome.UNCHANGED
+        assert signals.record_signal("nobody", Signal.READ, NOON) is SignalOutcome.UNKNOWN
+        counts = signals.signal_counts()
+        assert set(counts) == {"sms", "whatsapp"}
+        sms, whatsapp = counts["sms"], counts["whatsapp"]
+        assert (sms.sent, sms.delivered, sms.read, sms.failed) == (2, 1, 0, 1)
+        assert (whatsapp.sent, whatsapp.delivered, whatsapp.read, whatsapp.failed) == (2, 1, 1, 0)
+        assert sms.delivery_rate == 0.5
+        assert sms.read_rate is None
+        assert whatsapp.read_rate == 0.5
+
+    def test_a_failed_delivery_stays_counted_as_sent(self, store: Store) -> None:
+        signals = self._signals(store)
+        signals.record_signal("wamid.2", Signal.FAILED, NOON)
+        store.finish("c2:2:whatsapp", "failed", NOON, error="WhatsApp 131026")
+        whatsapp = signals.signal_counts()["whatsapp"]
+        assert (whatsapp.sent, whatsapp.failed) == (2, 1)
+
+    def test_signal_counts_for_checkouts_abandoned_in_a_span(self, store: Store) -> None:
+        signals = self._signals(store)
+        signals.record_signal("SM2", Signal.DELIVERED, NOON)
+        span = signals.signal_counts(NOON + timedelta(days=1), NOON + timedelta(days=3))
+        assert (span["sms"].sent, span["sms"].delivered) == (1, 1)
+        assert signals.signal_counts(NOON - timedelta(days=9), NOON - timedelta(days=8)) == {}
