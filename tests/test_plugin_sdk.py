@@ -61,6 +61,7 @@ EXPECTED = {
     "normalize_email",
     "normalize_phone",
     "parse_money",
+    "image_url",
     "parse_time",
     # doctor's self-check, and time
     "Problem",

@@ -43,6 +43,7 @@ EXPECTED = {
     "SendError",
     "SendOutcomeUnknown",
     "SendWindow",
+    "SoldOutItems",
     "ShopInfo",
     "ShopTimezone",
     "Stats",

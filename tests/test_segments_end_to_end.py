@@ -4,7 +4,6 @@ shipping at step 2; returning customers: no code; everyone else: 10 % at step 3)
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -24,6 +23,7 @@ from cartrescue_testing.fake_woocommerce import FakeWooCommerce
 from cartrescue_testing.memory import MemoryChannel
 
 from .conftest import NOON, make_checkout
+from .helpers import record_checkout_query_costs, stocked_woocommerce
 
 SEGMENTS = """
 [[segments]]
@@ -157,15 +157,7 @@ def test_shopify_stock_and_a_sold_out_cart(tmp_path):
             None
         }
         session = requests.Session()
-        costs = []
-
-        def cost(response, *args, **kwargs):
-            body = json.loads(response.request.body or b"{}")
-            if body.get("query", "").startswith("query AbandonedCheckouts("):
-                requested = response.json()["extensions"]["cost"]["requestedQueryCost"]
-                costs.append((body["variables"]["first"], requested))
-
-        session.hooks["response"].append(cost)
+        costs = record_checkout_query_costs(session)
         stocked = ShopifyConnector(
             fake.shop, fake.token, base_url=fake.base_url, check_stock=True, session=session
         )
@@ -174,7 +166,9 @@ def test_shopify_stock_and_a_sold_out_cart(tmp_path):
         assert [li.in_stock for li in by_id["2"].line_items] == [True]
         # the connector sizes its pages by the cost Shopify counts for the variant objects
         assert costs
-        assert all(req == 2 + first * node_cost(10, stock=True) for first, req in costs)
+        assert all(
+            req == 2 + first * node_cost(10, stock=True, images=True) for first, req in costs
+        )
         steps = run_schedule(stocked, tmp_path / "s.sqlite3", FrozenClock(NOON))
         assert fake.failed == 0
     assert steps == {"2": [1, 2, 3]}  # the sold-out cart gets nothing
@@ -211,14 +205,7 @@ def test_woocommerce_stock_and_a_sold_out_cart(tmp_path):
                     line_items=lines,
                 )["id"]
             )
-        woo = WooCommerceConnector(
-            shop.base_url,
-            shop.consumer_key,
-            shop.consumer_secret,
-            consent=["email"],
-            clock=clock,
-            check_stock=True,
-        )
+        woo = stocked_woocommerce(shop, clock)
         by_id = {c.id: c for c in woo.abandoned_checkouts(None)}
         assert [li.in_stock for li in by_id[ids["sold out"]].line_items] == [False]
         assert [li.in_stock for li in by_id[ids["mixed"]].line_items] == [True, False, False, None]
@@ -227,10 +214,9 @@ def test_woocommerce_stock_and_a_sold_out_cart(tmp_path):
             for r in shop.requests
             if "/products" in r.path
         )
-        # each order's unknown products (and variations, by parent) once, then cached
+        # a page's products in one request (and variations, by parent), then cached
         assert asked == [
-            ("products", "11"),
-            ("products", "12,99"),
+            ("products", "11,12,99"),
             ("products/13/variations", "131"),
         ]
         steps = run_schedule(woo, tmp_path / "w.sqlite3", clock)

@@ -59,7 +59,7 @@ if TYPE_CHECKING:
         normalize_email,
         normalize_phone,
     )
-    from .policy import Decision, History, Policy, SendWindow, Step, decide
+    from .policy import Decision, History, Policy, SendWindow, SoldOutItems, Step, decide
     from .render import MessageContext, Renderer, TemplateRenderer
     from .store import SQLiteStore, Stats, Store
 
@@ -106,6 +106,7 @@ _WHERE: dict[str, str] = {
     "SendError": ".errors",
     "SendOutcomeUnknown": ".errors",
     "SendWindow": ".policy",
+    "SoldOutItems": ".policy",
     "ShopInfo": ".models",
     "ShopTimezone": ".connectors.base",
     "Stats": ".store",
@@ -184,6 +185,7 @@ __all__ = [
     "SendWindow",
     "ShopInfo",
     "ShopTimezone",
+    "SoldOutItems",
     "Stats",
     "Step",
     "Store",

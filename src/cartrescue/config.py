@@ -33,7 +33,7 @@ from .experiments import Arm, Experiment, ExperimentPlan
 from .links import SelfHostedLinks
 from .logsafe import register_secrets
 from .models import CHANNEL_KINDS, DiscountOffer, ShopInfo
-from .policy import Policy, SendWindow, Step
+from .policy import Policy, SendWindow, SoldOutItems, Step
 from .registry import CHANNELS, CONNECTORS, load_plugin
 from .render import TemplateRenderer
 from .rfm import DEFAULT_GROUPS, Cutoffs, Rfm, RfmGroup, RfmMethod
@@ -315,6 +315,8 @@ def _policy(
         )
         if getattr(settings, name) is not None
     }
+    if settings.sold_out_items is not None:
+        kwargs["sold_out_items"] = SoldOutItems(settings.sold_out_items)
     window = settings.send_window or settings.quiet_hours
     if window is not None:
         kwargs["send_window"] = _window(window)
@@ -335,6 +337,10 @@ def _policy(
                         customer=CustomerKind(segment.customer) if segment.customer else None,
                         countries=frozenset(segment.countries) if segment.countries else None,
                         all_in_stock=segment.all_in_stock,
+                        product_tags=frozenset(segment.product_tags)
+                        if segment.product_tags
+                        else None,
+                        collections=frozenset(segment.collections) if segment.collections else None,
                         rfm=frozenset(segment.rfm) if segment.rfm else None,
                     ),
                     steps=_steps(segment.steps, f"{where}.steps", problems)
@@ -713,6 +719,34 @@ def _check_plugins(
                 )
 
 
+_PRODUCT_DETAILS = frozenset({"shopify", "woocommerce"})
+"""Built-in connectors that read product tags and collections only when asked to."""
+
+
+def _check_product_details(
+    data: Mapping[str, Any], segments: Sequence[SegmentSettings], problems: list[ConfigProblem]
+) -> None:
+    """A segment on product tags or collections needs a connector that reads them; without
+    ``product_details`` the segment would silently match no cart."""
+    connector = data.get("connector")
+    if not isinstance(connector, dict) or connector.get("type") not in _PRODUCT_DETAILS:
+        return
+    if connector.get("product_details") is True:
+        return
+    for number, segment in enumerate(segments, start=1):
+        for name in ("product_tags", "collections"):
+            if getattr(segment, name):
+                what = "tags" if name == "product_tags" else "collections"
+                problems.append(
+                    ConfigProblem(
+                        f"segments[{number}].{name}",
+                        f"the {connector['type']} connector reads no product {what} unless "
+                        "asked, so this segment would match no cart",
+                        "set [connector] product_details = true",
+                    )
+                )
+
+
 def _env_names(table: Mapping[str, Any]) -> set[str]:
     """Every environment variable a ``*_env`` key names, in any table."""
     names: set[str] = set()
@@ -792,6 +826,7 @@ def config_from_data(
     policy = Policy()
     if settings is not None:
         policy = _policy(settings.policy, problems, settings.segments, settings.rfm)
+        _check_product_details(data, settings.segments, problems)
         try:
             _experiments(settings.experiment)
         except ValueError as err:

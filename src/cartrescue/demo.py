@@ -34,6 +34,7 @@ from .models import (
     LineItem,
     Purchase,
     ShopInfo,
+    image_url,
     normalize_email,
     normalize_phone,
     parse_money,
@@ -131,6 +132,7 @@ def _checkout(raw: Mapping[str, Any], now: datetime) -> Checkout:
                 quantity=int(li["quantity"]),
                 price=parse_money(li["price"], item=item),
                 variant=li.get("variant"),
+                image_url=image_url(li.get("image")),
             )
             for li in raw.get("items", ())
         ),

@@ -53,8 +53,10 @@ from .policy import (
     Decision,
     History,
     Policy,
+    SoldOutItems,
     StepRecord,
     _consents,
+    buyable,
     contact_keys,
     decide,
 )
@@ -897,7 +899,11 @@ class Recovery:
             kind,
             step,
             MessageContext(
-                checkout=checkout,
+                # a reminder never shows what cannot be bought (SKIP_CART never gets here
+                # with a sold-out item: decide() stopped the cart)
+                checkout=buyable(checkout)
+                if self.policy.sold_out_items == SoldOutItems.DROP
+                else checkout,
                 shop=self.shop,
                 locale=locale,
                 link=link,

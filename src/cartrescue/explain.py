@@ -243,6 +243,16 @@ def format_explanation(found: Explanation) -> str:
             f"{kind.value + ' customer' if kind else 'customer history unknown'}, "
             f"abandoned {checkout.abandoned_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
         )
+        for li in checkout.line_items:
+            facts = []
+            if li.in_stock is False:
+                facts.append("sold out")
+            if li.product_tags is not None:
+                facts.append("tags " + (", ".join(li.product_tags) or "none"))
+            if li.collections is not None:
+                facts.append("collections " + (", ".join(li.collections) or "none"))
+            if facts:
+                lines.append(f"  item {li.title} × {li.quantity}: {'; '.join(facts)}")
     if found.history is not None:
         lines.append(f"  customer history: {found.history}")
     for name, failed in found.segment_trail:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal, get_args
+from urllib.parse import urlsplit
 
 import phonenumbers
 
@@ -33,6 +34,7 @@ __all__ = [
     "Receipt",
     "ShopInfo",
     "clean_text",
+    "image_url",
     "normalize_email",
     "normalize_phone",
     "parse_currency",
@@ -108,6 +110,25 @@ def payload_text(raw: object) -> str | None:
     if not isinstance(raw, str):
         return None
     return clean_text(raw).strip() or None
+
+
+_IMAGE_URL_MAX = 2048
+
+
+def image_url(raw: object) -> str | None:
+    """``raw`` when it is an absolute ``https://`` URL with a host (and no spaces or
+    quotes), else None: a picture in an email or a WhatsApp header must come over HTTPS
+    (mail clients block mixed content and Meta fetches only public HTTPS links)."""
+    text = payload_text(raw)
+    if text is None or len(text) > _IMAGE_URL_MAX or not text.lower().startswith("https://"):
+        return None
+    if any(c.isspace() or c in "\"'<>\\" for c in text):
+        return None
+    try:
+        host = urlsplit(text).hostname
+    except ValueError:
+        return None
+    return text if host else None
 
 
 def normalize_phone(raw: str | None, region: str | None = None) -> str | None:
@@ -230,9 +251,31 @@ class LineItem:
     sku: str | None = None
     in_stock: bool | None = None
     """Whether the item can be bought now; None when the platform did not say."""
+    image_url: str | None = None
+    """The item's picture, an ``https://`` URL (see :func:`image_url`); None when there is
+    none."""
+    product_tags: tuple[str, ...] | None = None
+    """The product's tags; None when the platform did not say (not read, or the product is
+    gone), ``()`` when it has none."""
+    collections: tuple[str, ...] | None = None
+    """Handles and titles of the collections (WooCommerce: the categories' slugs and
+    names) the product is in; None when the platform did not say."""
 
     def __post_init__(self) -> None:
-        _clean_fields(self, ("title", "variant", "sku"))
+        _clean_fields(self, ("title", "variant", "sku", "image_url"))
+        if self.image_url is not None and image_url(self.image_url) != self.image_url:
+            raise ValueError(
+                f"line {self.title!r}: image_url must be an https:// URL (use image_url()), "
+                f"got {_shown(self.image_url)}"
+            )
+        for name in ("product_tags", "collections"):
+            names = getattr(self, name)
+            if names is not None:
+                cleaned = tuple(
+                    dict.fromkeys(t for raw in names if (t := payload_text(raw)) is not None)
+                )
+                if cleaned != names:
+                    object.__setattr__(self, name, cleaned)
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,6 +377,9 @@ class Checkout:
                     "variant": li.variant,
                     "sku": li.sku,
                     "in_stock": li.in_stock,
+                    "image_url": li.image_url,
+                    "product_tags": None if li.product_tags is None else list(li.product_tags),
+                    "collections": None if li.collections is None else list(li.collections),
                 }
                 for li in self.line_items
             ],
@@ -385,6 +431,9 @@ class Checkout:
                         variant=li.get("variant"),
                         sku=li.get("sku"),
                         in_stock=li.get("in_stock"),
+                        image_url=image_url(li.get("image_url")),
+                        product_tags=_names(li.get("product_tags")),
+                        collections=_names(li.get("collections")),
                     )
                     for li in data.get("line_items", ())
                 ),
@@ -400,6 +449,12 @@ class Checkout:
             raise
         except (KeyError, TypeError, ValueError) as err:
             raise BadPayloadError(f"cannot read checkout: {err}", item=item) from err
+
+
+def _names(raw: object) -> tuple[str, ...] | None:
+    if not isinstance(raw, list | tuple):
+        return None
+    return tuple(str(n) for n in raw)
 
 
 def _customer_from_dict(data: Mapping[str, Any], item: str) -> Customer:
@@ -579,8 +634,9 @@ class Content:
     """What the renderer produces for one channel.
 
     SMS: ``text``. Email: ``subject``, ``text`` and ``html``. WhatsApp: the approved
-    ``template`` name and ``language``, the body ``parameters`` and the URL-button
-    ``button_parameter``; ``text`` is a readable rendering for logs and previews.
+    ``template`` name and ``language``, the body ``parameters``, the URL-button
+    ``button_parameter`` and the image header's ``header_image``; ``text`` is a readable
+    rendering for logs and previews.
     """
 
     text: str
@@ -590,6 +646,8 @@ class Content:
     language: str | None = None
     parameters: tuple[str, ...] = ()
     button_parameter: str | None = None
+    header_image: str | None = None
+    """WhatsApp: the ``https://`` link of the template's image header, when it has one."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,9 @@ __all__ = [
     "History",
     "Policy",
     "SendWindow",
+    "SoldOutItems",
     "Step",
+    "buyable",
     "contact_keys",
     "decide",
     "offer_withheld",
@@ -57,6 +59,29 @@ class Step:
         for channel in self.channels:
             if channel not in CHANNEL_KINDS:
                 raise ValueError(f"step {self.number}: unknown channel {channel!r}")
+
+
+class SoldOutItems(StrEnum):
+    """What a reminder does about the items of a cart the platform reports sold out."""
+
+    DROP = "drop"
+    """Leave them out of the message; the rest of the cart is still reminded of."""
+    SKIP_CART = "skip_cart"
+    """Send no reminder for a cart with any sold-out item."""
+
+
+def buyable(checkout: Checkout) -> Checkout:
+    """``checkout`` as a reminder may show it: without the lines the platform reports sold
+    out (``in_stock is False``; unknown stock counts as buyable), and with the total
+    lowered by their price × quantity (never below zero), so the total and how far the cart
+    is from free shipping count only what can be bought. Unchanged when nothing is sold
+    out."""
+    gone = [li for li in checkout.line_items if li.in_stock is False]
+    if not gone:
+        return checkout
+    kept = tuple(li for li in checkout.line_items if li.in_stock is not False)
+    dropped = sum((li.price * li.quantity for li in gone), Decimal(0))
+    return replace(checkout, line_items=kept, total=max(Decimal(0), checkout.total - dropped))
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +128,9 @@ class Policy:
     both)."""
     skip_sold_out: bool = True
     """A cart whose every item the platform reports out of stock gets no reminder."""
+    sold_out_items: SoldOutItems = SoldOutItems.DROP
+    """What a reminder does about a cart's sold-out items: leave them out of the message
+    (see :func:`buyable`), or skip the whole cart."""
     segments: tuple[Segment, ...] = ()
     """Tried in order; the first a cart matches chooses its schedule (see
     :mod:`cartrescue.segments`). A cart none matches gets ``steps``."""
@@ -385,6 +413,15 @@ def decide(
     ):
         return Decision(
             Action.STOP, "every item in the cart is sold out", status="stopped", segment=segment
+        )
+    if policy.sold_out_items == SoldOutItems.SKIP_CART and any(
+        li.in_stock is False for li in checkout.line_items
+    ):
+        return Decision(
+            Action.STOP,
+            "an item in the cart is sold out (sold_out_items = skip_cart)",
+            status="stopped",
+            segment=segment,
         )
     if steps is None:
         return Decision(

@@ -380,6 +380,8 @@ def preview_body(row: PreviewRow) -> list[str]:
     lines = content.text.splitlines() or [""]
     if row.channel == "whatsapp":
         lines = [f"[{content.template} ({content.language})]", *lines]
+        if content.header_image:
+            lines.insert(1, f"[image header: {content.header_image}]")
     return lines
 
 

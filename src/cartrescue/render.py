@@ -50,6 +50,7 @@ from .models import (
     Content,
     Discount,
     ShopInfo,
+    image_url,
 )
 from .sms import PART, SINGLE, Encoding, fits, is_gsm, may_become_gsm, size, to_gsm
 
@@ -718,6 +719,16 @@ class TemplateRenderer:
                 )
                 break
         button = (block("button") or "").strip() or None
+        header_image = block("header_image")
+        if header_image is not None:
+            header_image = header_image.strip()
+            if image_url(header_image) is None:
+                raise TemplateError(
+                    "the header_image block must give an https:// image link for the "
+                    f"template's image header, got {header_image[:80]!r} (no item has an "
+                    'image? write {{ image_url or "https://…/fallback.jpg" }})',
+                    template=where,
+                )
         body = block("body")
         if body is None:
             text = " | ".join(parameters)
@@ -747,6 +758,7 @@ class TemplateRenderer:
             language=language,
             parameters=tuple(parameters),
             button_parameter=button,
+            header_image=header_image,
         )
         return content, problem
 
@@ -820,6 +832,7 @@ def _variables(context: MessageContext, template_locale: str, *, whatsapp: bool)
             "title": _clean(li.title, whatsapp),
             "variant": _clean(li.variant, whatsapp) or None,
             "quantity": li.quantity,
+            "image_url": li.image_url,
         }
         for li in checkout.line_items
     ]
@@ -834,6 +847,7 @@ def _variables(context: MessageContext, template_locale: str, *, whatsapp: bool)
         "items": items,
         "product": items[0]["title"] if items else "",
         "more_items": max(len(items) - 1, 0),
+        "image_url": next((li.image_url for li in checkout.line_items if li.image_url), None),
         "item_count": sum(li.quantity for li in checkout.line_items),
         "total": _money(checkout.total, checkout.currency, locale_key),
         "shop_name": context.shop.name,

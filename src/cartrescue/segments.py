@@ -52,6 +52,14 @@ class SegmentConditions:
     every item the platform reports as in stock; false, carts with at least one item out of
     stock. ``rfm`` names the RFM groups (:mod:`cartrescue.rfm`) whose people the segment
     takes; it needs the customer's history, which the engine reads from the platform.
+
+    ``product_tags`` and ``collections`` match a cart when **any** of its lines' products
+    has **any** of the names given, compared case-insensitively with surrounding spaces
+    ignored (``"Wool"`` matches the tag ``" wool"``). A collection matches by its handle
+    or its title; WooCommerce has no collections, so there its product categories (slug or
+    name) stand in. A line whose product the platform said nothing about (the connector
+    did not read it, or the product is gone) cannot match, so a cart none of whose known
+    lines match is not in the segment.
     """
 
     min_value: Decimal | None = None
@@ -61,6 +69,8 @@ class SegmentConditions:
     customer: CustomerKind | None = None
     countries: frozenset[str] | None = None
     all_in_stock: bool | None = None
+    product_tags: frozenset[str] | None = None
+    collections: frozenset[str] | None = None
     rfm: frozenset[str] | None = None
 
     @property
@@ -83,6 +93,13 @@ class SegmentConditions:
             raise ValueError("min_items must be below max_items")
         if self.countries is not None:
             object.__setattr__(self, "countries", frozenset(c.upper() for c in self.countries))
+        for name in ("product_tags", "collections"):
+            names = getattr(self, name)
+            if names is not None:
+                folded = frozenset(_fold(n) for n in names) - {""}
+                if not folded:
+                    raise ValueError(f"{name} needs at least one non-empty name")
+                object.__setattr__(self, name, folded)
         if self.rfm is not None:
             if not self.rfm:
                 raise ValueError("rfm needs at least one group name")
@@ -124,7 +141,34 @@ class SegmentConditions:
                 return "unknown stock"
             if all(stock) != self.all_in_stock:
                 return "all items in stock" if all(stock) else "an item out of stock"
+        if self.product_tags is not None:
+            failed = _names_failed(checkout, "product_tags", self.product_tags, "product tag")
+            if failed:
+                return failed
+        if self.collections is not None:
+            failed = _names_failed(checkout, "collections", self.collections, "collection")
+            if failed:
+                return failed
         return None
+
+
+def _fold(name: str) -> str:
+    return name.strip().casefold()
+
+
+def _names_failed(checkout: Checkout, field: str, wanted: frozenset[str], what: str) -> str | None:
+    """None when a line's product has one of ``wanted``, else why not (in words)."""
+    known = [names for li in checkout.line_items if (names := getattr(li, field)) is not None]
+    if not known:
+        return f"{what}s unknown"
+    if any(_fold(n) in wanted for names in known for n in names):
+        return None
+    shown = ", ".join(sorted(wanted))
+    return (
+        f"no item with the {what} {shown}"
+        if len(wanted) == 1
+        else f"no item with a {what} in {shown}"
+    )
 
 
 @dataclass(frozen=True, slots=True)

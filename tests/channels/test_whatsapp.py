@@ -188,3 +188,26 @@ def test_doctor_check_fetches_the_phone_number(whatsapp):
     assert problem.area == "channels.whatsapp"
     assert TOKEN not in problem.message
     assert responses.calls[0].request.headers["Authorization"] == f"Bearer {TOKEN}"
+
+
+@responses.activate
+def test_an_image_header_goes_first_as_a_link(whatsapp):
+    image = "https://cdn.shop.example/products/blanket.jpg"
+    responses.post(URL, json=load_fixture("whatsapp/sent.json"))
+    whatsapp.send(wa_message())
+    whatsapp.send(wa_message(header_image=image))
+    plain, with_image = (json.loads(c.request.body)["template"] for c in responses.calls)
+    header, *rest = with_image["components"]
+    assert header == {
+        "type": "header",
+        "parameters": [{"type": "image", "image": {"link": image}}],
+    }
+    assert rest == plain["components"]  # body and button as without a header
+    assert [c["type"] for c in rest] == ["body", "button"]
+
+
+@responses.activate
+def test_an_image_header_that_is_not_https_is_refused_before_sending(whatsapp):
+    with pytest.raises(PermanentSendError, match="https"):
+        whatsapp.send(wa_message(header_image="http://cdn.shop.example/a.jpg"))
+    assert len(responses.calls) == 0

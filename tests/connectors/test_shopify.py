@@ -228,7 +228,7 @@ def test_versions_before_2025_04_read_the_legacy_consent_fields():
 @responses.activate
 def test_page_size_follows_query_cost_not_the_largest_first():
     add_graphql_pages()
-    shop, _ = connector()
+    shop, _ = connector(images=False)  # the recorded costs are of the query without images
     list(shop.abandoned_checkouts(None))
     first = gql_body(responses.calls[0])["variables"]["first"]
     # 10 line items: 10 + 3 * 10 = 40 points a checkout, plus 2 for the connection
@@ -241,7 +241,7 @@ def test_page_size_follows_query_cost_not_the_largest_first():
 @responses.activate
 def test_fewer_line_items_make_larger_pages():
     add_graphql_pages()
-    shop, _ = connector(line_items=3)
+    shop, _ = connector(line_items=3, images=False)
     list(shop.abandoned_checkouts(None))
     assert gql_body(responses.calls[0])["variables"]["first"] == (1000 - 2) // 19
     assert "lineItems(first: 3)" in gql_body(responses.calls[0])["query"]
@@ -251,7 +251,7 @@ def test_fewer_line_items_make_larger_pages():
 def test_max_cost_exceeded_shrinks_the_page_and_retries():
     responses.post(GRAPHQL, json=fixture("graphql_max_cost_exceeded.json"))
     add_graphql_pages()
-    shop, _ = connector()
+    shop, _ = connector(images=False)
     items = list(shop.abandoned_checkouts(None))
     assert len(items) == 5
     sizes = [gql_body(c)["variables"]["first"] for c in responses.calls]

@@ -56,6 +56,7 @@ def message_payload(message: Message) -> dict[str, Any]:
             "language": content.language,
             "parameters": list(content.parameters),
             "button_parameter": content.button_parameter,
+            "header_image": content.header_image,
         },
         "unsubscribe_url": message.unsubscribe_url,
         "metadata": dict(message.metadata),

@@ -2,7 +2,10 @@
 
 ``POST {base}/{version}/{phone-number-id}/messages`` with ``Authorization: Bearer <token>``
 and ``{"messaging_product": "whatsapp", "to", "type": "template", "template": {"name",
-"language": {"code"}, "components": [body parameters, URL-button parameter]}}``. Success is
+"language": {"code"}, "components": [image header, body parameters, URL-button
+parameter]}}``; an image header parameter is ``{"type": "header", "parameters": [{"type":
+"image", "image": {"link": "https://…"}}]}`` (Meta fetches the link, so it must be public
+HTTPS). Success is
 ``{"contacts": [{"wa_id"}], "messages": [{"id": "wamid..."}]}``; an error is ``{"error":
 {"message", "type", "code", "error_data": {"details"}, "fbtrace_id"}}``
 (developers.facebook.com/docs/whatsapp/cloud-api, .../support/error-codes).
@@ -29,7 +32,7 @@ from ..errors import (
     SendOutcomeUnknown,
     TransientSendError,
 )
-from ..models import ChannelKind, Message, Receipt
+from ..models import ChannelKind, Message, Receipt, image_url
 from ..render import WHATSAPP_PARAMETER_LIMIT
 from ..settings.base import PluginSettings
 from ..settings.providers import WhatsAppSettings
@@ -89,7 +92,8 @@ class WhatsAppCloud(HttpChannel):
     ``timeout``, ``attempts``, ``base_url``.
 
     The rendered :class:`~cartrescue.models.Content` gives the template ``template``,
-    ``language``, body ``parameters`` and the URL-button ``button_parameter``. Errors:
+    ``language``, body ``parameters``, the URL-button ``button_parameter`` and the image
+    header's ``header_image`` (sent only when the template gives one). Errors:
     131050 (the user stopped marketing messages) → permanent with ``opted_out``; 131049
     (per-user marketing cap) → permanent with ``skip_step``; 131047 (outside the 24 h
     window), 131026 (undeliverable) and other request errors → permanent; 130429 / 80007 /
@@ -147,6 +151,13 @@ class WhatsAppCloud(HttpChannel):
                     f"parameter {number} is {len(value)} characters; WhatsApp allows "
                     f"{WHATSAPP_PARAMETER_LIMIT}; not sent",
                 )
+        header = message.content.header_image
+        if header is not None and image_url(header) != header:
+            raise self.error(
+                PermanentSendError,
+                "the image header's link is not an https:// URL (Meta fetches only public "
+                "HTTPS links); not sent",
+            )
         if self.template_category == "marketing" and _is_us(message.to):
             raise self.error(
                 PermanentSendError,
@@ -157,6 +168,14 @@ class WhatsAppCloud(HttpChannel):
     def build_request(self, message: Message) -> HttpRequest:
         content = message.content
         components: list[dict[str, object]] = []
+        if content.header_image:
+            # a template registered with an IMAGE header takes its picture per message
+            components.append(
+                {
+                    "type": "header",
+                    "parameters": [{"type": "image", "image": {"link": content.header_image}}],
+                }
+            )
         if content.parameters:
             components.append(
                 {

@@ -28,6 +28,7 @@ from ..models import (
     Customer,
     LineItem,
     _shown,
+    image_url,
     normalize_email,
     normalize_phone,
     parse_currency,
@@ -267,6 +268,11 @@ def _line_item(raw: object, item: str, with_tax: bool) -> LineItem:
         price=price,
         variant=_variant(raw.get("meta_data"), title),
         sku=_text_or_empty(raw.get("sku")) or None,
+        # a line's image.src is its product's picture; a shop served over plain HTTP gives
+        # http links, which mail clients block, so those are left out
+        image_url=image_url(raw["image"].get("src"))
+        if isinstance(raw.get("image"), Mapping)
+        else None,
     )
 
 

@@ -173,7 +173,11 @@ class ShopifyConnector:
     ``line_items`` is how many lines of each cart are read (it sets the query cost);
     ``max_page_size`` caps the page size the cost would allow. ``check_stock`` (GraphQL only)
     also reads whether each line's variant can still be bought (one more cost point a
-    line), so sold-out carts can be left alone. ``sleep``, ``monotonic``
+    line), so sold-out carts can be left alone. ``images`` (GraphQL, default on) reads each
+    line's image (one more point a line). ``product_details`` (GraphQL; needs the
+    ``read_products`` scope) reads each line's product ``tags`` and its first
+    ``collections_per_product`` collections (3 + that many points a line), for segments on
+    product tags and collections. ``sleep``, ``monotonic``
     and ``clock`` are injectable so tests do not wait.
 
     Implements :class:`~cartrescue.connectors.Connector` and the optional
@@ -201,6 +205,9 @@ class ShopifyConnector:
         rest_leak_rate: float = 2.0,
         discount_prefix: str = "BACK",
         check_stock: bool = False,
+        images: bool = True,
+        product_details: bool = False,
+        collections_per_product: int = 5,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
         clock: Clock = utc_now,
@@ -259,8 +266,27 @@ class ShopifyConnector:
             leak_rate=_positive(rest_leak_rate, "rest_leak_rate"), monotonic=monotonic, sleep=sleep
         )
         self.check_stock = bool(check_stock)
-        self._query = checkouts_query(self.api_version, self.line_items, stock=self.check_stock)
-        self._node_cost = float(node_cost(self.line_items, stock=self.check_stock))
+        self.images = bool(images)
+        self.product_details = bool(product_details)
+        if self.product_details and api == "rest":
+            raise ConfigError(
+                "REST checkouts carry no product tags or collections; use api = 'graphql'",
+                key="product_details",
+            )
+        per_product = int(
+            _positive(collections_per_product, "collections_per_product", integer=True)
+        )
+        if per_product > _GRAPHQL_PAGE_MAX:
+            raise ConfigError(
+                f"expected at most {_GRAPHQL_PAGE_MAX}", key="collections_per_product"
+            )
+        parts: dict[str, Any] = {
+            "stock": self.check_stock,
+            "images": self.images,
+            "collections": per_product if self.product_details else 0,
+        }
+        self._query = checkouts_query(self.api_version, self.line_items, **parts)
+        self._node_cost = float(node_cost(self.line_items, **parts))
         self._shop_info: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
@@ -692,7 +718,12 @@ class ShopifyConnector:
             if isinstance(s, dict)
         }
         granted = scopes | {"read_" + s[len("write_") :] for s in scopes if s.startswith("write_")}
-        for scope, why in REQUIRED_SCOPES.items():
+        required = dict(REQUIRED_SCOPES)
+        if self.product_details:
+            required["read_products"] = (
+                "read product tags and collections for segments (product_details)"
+            )
+        for scope, why in required.items():
             if scope not in granted:
                 problems.append(
                     Problem(

@@ -27,6 +27,7 @@ from ..models import (
     Customer,
     LineItem,
     _shown,
+    image_url,
     normalize_email,
     normalize_phone,
     parse_currency,
@@ -158,6 +159,9 @@ def _line(
     sku: object,
     item: str,
     in_stock: bool | None = None,
+    image: str | None = None,
+    tags: tuple[str, ...] | None = None,
+    collections: tuple[str, ...] | None = None,
 ) -> LineItem:
     return LineItem(
         title=_text_or_none(title) or _text_or_none(variant) or "Item",
@@ -166,7 +170,35 @@ def _line(
         variant=_text_or_none(variant),
         sku=_text_or_none(sku),
         in_stock=in_stock,
+        image_url=image,
+        product_tags=tags,
+        collections=collections,
     )
+
+
+def _image(line: Mapping[str, Any]) -> str | None:
+    """The line's image link when it is an https URL (Shopify's CDN always is)."""
+    return image_url(_obj(line.get("image")).get("url"))
+
+
+def _product(line: Mapping[str, Any]) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
+    """The product's tags and its collections' handles and titles, when the query asked
+    for them and the product still exists; (None, None) otherwise."""
+    product = line.get("product")
+    if not isinstance(product, Mapping):
+        return None, None
+    raw_tags = product.get("tags")
+    tags = (
+        tuple(t for t in (payload_text(r) for r in raw_tags) if t)
+        if isinstance(raw_tags, list)
+        else None
+    )
+    nodes = _obj(product.get("collections")).get("nodes")
+    collections = None
+    if isinstance(nodes, list):
+        names = (payload_text(_obj(n).get(k)) for n in nodes for k in ("handle", "title"))
+        collections = tuple(n for n in names if n)
+    return tags, collections
 
 
 def _available(line: Mapping[str, Any]) -> bool | None:
@@ -209,6 +241,7 @@ def from_graphql(node: Mapping[str, Any]) -> Checkout:
     for raw in _items(_obj(node.get("lineItems")).get("nodes"), item):
         raw = _obj(raw)
         price, _ = _money(_obj(raw.get("originalUnitPriceSet")), item)
+        tags, collections = _product(raw)
         lines.append(
             _line(
                 title=raw.get("title"),
@@ -218,6 +251,9 @@ def from_graphql(node: Mapping[str, Any]) -> Checkout:
                 sku=raw.get("sku"),
                 item=item,
                 in_stock=_available(raw),
+                image=_image(raw),
+                tags=tags,
+                collections=collections,
             )
         )
     problems: list[str] = []

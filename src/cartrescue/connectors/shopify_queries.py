@@ -4,8 +4,9 @@ Shopify prices a query before running it (shopify.dev, "GraphQL Admin API rate l
 a scalar or enum costs 0, an object 1, a connection 2 plus ``first`` times the cost of one
 node, a mutation 10; a query whose *requested* cost exceeds 1,000 points is refused with
 ``MAX_COST_EXCEEDED``. The checkout node below asks for ``lineItems(first: N)``, so one
-checkout costs ``NODE_BASE_COST + 3 * N`` and the page size follows from that, never from the
-largest ``first`` allowed.
+checkout costs ``NODE_BASE_COST + 3 * N`` and more for each optional part of a line (see
+:func:`node_cost`: 10 lines with stock, images and 5 collections each cost 140), and the
+page size follows from that, never from the largest ``first`` allowed.
 
 Fields that depend on the API version:
 
@@ -81,17 +82,41 @@ def has_discount_context(version: str) -> bool:
     return _version_at_least(version, "2025-10")
 
 
-def node_cost(line_items: int, *, stock: bool = False) -> int:
-    """Requested cost of one checkout node of :func:`checkouts_query` (each line's
-    ``variant`` object adds 1 with ``stock``)."""
-    return NODE_BASE_COST + (4 if stock else 3) * line_items
+def node_cost(
+    line_items: int, *, stock: bool = False, images: bool = False, collections: int = 0
+) -> int:
+    """Requested cost of one checkout node of :func:`checkouts_query`: each line costs 3
+    (the line and its price objects), 1 more for the ``variant`` object with ``stock``, 1
+    for the ``image`` object with ``images``, and with ``collections`` (product details)
+    1 for the ``product`` object plus its ``collections`` connection, 2 + ``collections``."""
+    line = 3 + (1 if stock else 0) + (1 if images else 0)
+    if collections:
+        line += 1 + CONNECTION_COST + collections
+    return NODE_BASE_COST + line * line_items
 
 
-def checkouts_query(version: str, line_items: int, *, stock: bool = False) -> str:
-    """The ``abandonedCheckouts`` page query for ``version``, with ``line_items`` per cart
-    (and, with ``stock``, whether each line's variant can be bought)."""
+def checkouts_query(
+    version: str,
+    line_items: int,
+    *,
+    stock: bool = False,
+    images: bool = False,
+    collections: int = 0,
+) -> str:
+    """The ``abandonedCheckouts`` page query for ``version``, with ``line_items`` per cart;
+    with ``stock``, whether each line's variant can be bought; with ``images``, each line's
+    image (the variant's, else the product's); with ``collections`` > 0, each line's
+    product's ``tags`` and its first ``collections`` collections (``product`` needs the
+    ``read_products`` scope)."""
     customer = _CUSTOMER_2025_04 if has_default_contact_fields(version) else _CUSTOMER_LEGACY
-    variant = "\n          variant { availableForSale }" if stock else ""
+    extra = "\n          variant { availableForSale }" if stock else ""
+    if images:
+        extra += "\n          image { url altText }"
+    if collections:
+        extra += (
+            f"\n          product {{ tags collections(first: {collections}) "
+            "{ nodes { handle title } } }"
+        )
     return f"""query AbandonedCheckouts($first: Int!, $after: String, $query: String) {{
   abandonedCheckouts(first: $first, after: $after, query: $query) {{
     nodes {{
@@ -112,7 +137,7 @@ def checkouts_query(version: str, line_items: int, *, stock: bool = False) -> st
           variantTitle
           quantity
           sku
-          originalUnitPriceSet {{ {_MONEY} }}{variant}
+          originalUnitPriceSet {{ {_MONEY} }}{extra}
         }}
       }}
     }}

@@ -33,6 +33,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import html
 import logging
 import re
 import secrets
@@ -67,6 +68,7 @@ from ..models import (
     normalize_email,
     parse_money,
     parse_time,
+    payload_text,
 )
 from ..settings.base import PluginSettings
 from ..settings.providers import WooCommerceSettings
@@ -158,6 +160,9 @@ class WooCommerceConnector:
     ``{url}/?rest_route=`` on a site with plain permalinks, or a proxy). ``session``,
     ``clock`` and ``sleep`` are injectable for tests. ``check_stock`` also reads each line's
     ``stock_status`` (products and variations, each looked up once a pass).
+    ``product_details`` also reads each line's product ``tags`` and ``categories`` (names
+    and slugs; WooCommerce has no collections, so its categories stand in for them), in the
+    same ``products`` requests, each product once a pass.
     """
 
     settings_model: ClassVar[type[PluginSettings]] = WooCommerceSettings
@@ -188,9 +193,12 @@ class WooCommerceConnector:
         clock: Clock = utc_now,
         sleep: Callable[[float], None] = time.sleep,
         check_stock: bool = False,
+        product_details: bool = False,
     ) -> None:
         self.check_stock = bool(check_stock)
+        self.product_details = bool(product_details)
         self._stock: dict[int, bool] = {}
+        self._details: dict[int, tuple[tuple[str, ...], tuple[str, ...]] | None] = {}
         settings = parse_settings(
             url,
             consumer_key,
@@ -247,6 +255,7 @@ class WooCommerceConnector:
             log.warning("%s (set consent_meta or consent)", _NO_CONSENT)
         lower = since if since is not None else self.clock() - RECENT
         self._stock = {}
+        self._details = {}
         query = {
             "status": ",".join(self.statuses),
             "dates_are_gmt": "true",
@@ -262,8 +271,8 @@ class WooCommerceConnector:
                         log.debug("order=%s skipped: %s", order_ref(order), reason)
                         continue
                 checkout = self.mapper.checkout(order)
-                if self.check_stock:
-                    checkout = self._with_stock(order, checkout)
+                if self.check_stock or self.product_details:
+                    checkout = self._with_products(order, checkout)
             except BadPayloadError as err:
                 yield BadCheckout(id=order_ref(order), reason=err.detail)
             except Exception as err:  # whatever one order holds, the others are read
@@ -271,57 +280,116 @@ class WooCommerceConnector:
             else:
                 yield checkout
 
-    def _with_stock(self, order: Mapping[str, Any], checkout: Checkout) -> Checkout:
-        """``checkout`` with each line's stock (a product or variation since deleted is not
-        buyable); unchanged when the shop cannot say."""
+    def _with_products(self, order: Mapping[str, Any], checkout: Checkout) -> Checkout:
+        """``checkout`` with what the shop says about each line's product: its stock with
+        ``check_stock`` (a product or variation since deleted is not buyable), its tags and
+        categories with ``product_details`` (a variation has its parent's); unchanged when
+        the shop cannot say."""
         lines = order.get("line_items")
         if not isinstance(lines, list) or len(lines) != len(checkout.line_items):
             return checkout
-        keys: list[tuple[int, int]] = []  # (parent product or 0, product or variation id)
+        keys: list[tuple[int, int]] = []  # (product id, variation id or 0)
         for line in lines:
             product = _int(line.get("product_id")) if isinstance(line, Mapping) else 0
             variation = _int(line.get("variation_id")) if isinstance(line, Mapping) else 0
-            keys.append((product, variation) if variation else (0, product))
+            keys.append((product, variation))
         try:
-            self._look_up_stock([k for k in keys if k[1] and k[1] not in self._stock])
+            self._look_up_products(keys)
         except ConnectorAuthError:
             raise
         except ConnectorError as err:
-            log.warning("order=%s stock unknown: %s", checkout.id, err)
+            log.warning("order=%s products unknown: %s", checkout.id, err)
             return checkout
-        items = tuple(
-            replace(li, in_stock=self._stock.get(key[1], False) if key[1] else None)
-            for li, key in zip(checkout.line_items, keys, strict=True)
-        )
-        return replace(checkout, line_items=items)
+        items = []
+        for li, (product, variation) in zip(checkout.line_items, keys, strict=True):
+            changes: dict[str, Any] = {}
+            if self.check_stock:
+                changes["in_stock"] = self._stock.get(variation or product)
+            found = self._details.get(product) if self.product_details else None
+            if found is not None:
+                changes["product_tags"], changes["collections"] = found
+            items.append(replace(li, **changes))
+        return replace(checkout, line_items=tuple(items))
 
-    def _look_up_stock(self, keys: Sequence[tuple[int, int]]) -> None:
-        by_parent: dict[int, list[int]] = {}
-        for parent, item in keys:
-            by_parent.setdefault(parent, []).append(item)
-        for parent, items in by_parent.items():
-            path = f"wc/v3/products/{parent}/variations" if parent else "wc/v3/products"
-            for start in range(0, len(items), 100):
-                chunk = sorted(set(items[start : start + 100]))
-                data, _ = self.client.request(
-                    "GET",
-                    path,
-                    params={
-                        "include": ",".join(map(str, chunk)),
-                        "per_page": 100,
-                        "_fields": "id,stock_status",
-                    },
-                )
-                for item in chunk:
-                    self._stock[item] = False  # not listed: deleted, cannot be bought
-                for product in data if isinstance(data, list) else ():
-                    if isinstance(product, Mapping) and _int(product.get("id")) in chunk:
-                        self._stock[_int(product.get("id"))] = (
-                            product.get("stock_status") != "outofstock"
-                        )
+    def _look_up_products(self, keys: Sequence[tuple[int, int]]) -> None:
+        """Ask for the products and variations not seen yet this pass, 100 at a time: one
+        ``products`` request for products (stock and, with ``product_details``, tags and
+        categories in the same answer), one ``products/{id}/variations`` per parent for
+        variations' stock."""
+        products: set[int] = set()
+        variations: dict[int, set[int]] = {}
+        for product, variation in keys:
+            if self.check_stock:
+                if variation and product and variation not in self._stock:
+                    variations.setdefault(product, set()).add(variation)
+                elif not variation and product and product not in self._stock:
+                    products.add(product)
+            if self.product_details and product and product not in self._details:
+                products.add(product)
+        fields = ["id"]
+        if self.check_stock:
+            fields.append("stock_status")
+        if self.product_details:
+            fields += ["tags", "categories"]
+        if products:
+            self._ask_products("wc/v3/products", sorted(products), ",".join(fields))
+        for parent, items in sorted(variations.items()):
+            self._ask_products(
+                f"wc/v3/products/{parent}/variations", sorted(items), "id,stock_status"
+            )
+
+    def _ask_products(self, path: str, ids: Sequence[int], fields: str) -> None:
+        variations = path.endswith("/variations")
+        for start in range(0, len(ids), 100):
+            chunk = ids[start : start + 100]
+            data, _ = self.client.request(
+                "GET",
+                path,
+                params={"include": ",".join(map(str, chunk)), "per_page": 100, "_fields": fields},
+            )
+            for item in chunk:  # not listed: deleted, cannot be bought, nothing known
+                if self.check_stock:
+                    self._stock[item] = False
+                if self.product_details and not variations:
+                    self._details[item] = None
+            for product in data if isinstance(data, list) else ():
+                if not isinstance(product, Mapping) or _int(product.get("id")) not in chunk:
+                    continue
+                found = _int(product.get("id"))
+                if self.check_stock:
+                    self._stock[found] = product.get("stock_status") != "outofstock"
+                if self.product_details and not variations:
+                    self._details[found] = (
+                        _terms(product.get("tags")),
+                        _terms(product.get("categories")),
+                    )
 
     def _orders_page(self, query: Mapping[str, Any]) -> tuple[Any, Any]:
-        return self.client.request("GET", "wc/v3/orders", params=query)
+        data, headers = self.client.request("GET", "wc/v3/orders", params=query)
+        if (self.check_stock or self.product_details) and isinstance(data, list):
+            self._prefetch_products(data)
+        return data, headers
+
+    def _prefetch_products(self, orders: Sequence[Any]) -> None:
+        """Look up the products of a whole page of orders at once (one ``products`` request
+        per 100 new products, one per parent for variations), so each order then finds
+        them cached; an order whose products this could not read asks again alone."""
+        keys = [
+            (_int(line.get("product_id")), _int(line.get("variation_id")))
+            for order in orders
+            if isinstance(order, Mapping)
+            and order.get("status") in self.statuses
+            and self.mapper.skip_reason(order) is None
+            and isinstance(order.get("line_items"), list)
+            for line in order["line_items"]
+            if isinstance(line, Mapping)
+        ]
+        try:
+            self._look_up_products(keys)
+        except ConnectorAuthError:
+            raise
+        except ConnectorError as err:
+            log.warning("products of a page of orders unknown: %s", err)
 
     # -- bought since? -------------------------------------------------------------------
     def find_purchase(self, checkout: Checkout) -> Purchase | None:
@@ -800,3 +868,17 @@ class WooCommerceConnector:
 
 def _int(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _terms(raw: object) -> tuple[str, ...]:
+    """The names and slugs of a product's ``tags`` or ``categories`` (``[{id, name,
+    slug}]``), as the shop shows them."""
+    names: list[str] = []
+    for term in raw if isinstance(raw, list) else ():
+        if isinstance(term, Mapping):
+            for key in ("name", "slug"):
+                # WordPress answers term names HTML-escaped ("Tea &amp; coffee")
+                text = payload_text(html.unescape(v) if isinstance(v := term.get(key), str) else v)
+                if text and text not in names:
+                    names.append(text)
+    return tuple(names)

@@ -189,6 +189,23 @@ class ShopifySettings(PluginSettings):
         description="GraphQL: also read whether each item can still be bought (one more "
         "query cost point a line), so [policy] skip_sold_out can act",
     )
+    images: bool = Field(
+        default=True,
+        description="GraphQL: read each item's image for emails and WhatsApp image headers "
+        "(one more query cost point a line)",
+    )
+    product_details: bool = Field(
+        default=False,
+        description="GraphQL: read each item's product tags and collections for [[segments]] "
+        "product_tags / collections (needs the read_products scope; 3 + "
+        "collections_per_product cost points a line)",
+    )
+    collections_per_product: int = Field(
+        default=5,
+        ge=1,
+        le=250,
+        description="with product_details: how many of a product's collections are read",
+    )
 
 
 class WooCommerceSettings(PluginSettings):
@@ -222,4 +239,10 @@ class WooCommerceSettings(PluginSettings):
         default=False,
         description="also read each item's stock_status (one products request per page of "
         "new products, cached for the pass), so [policy] skip_sold_out can act",
+    )
+    product_details: bool = Field(
+        default=False,
+        description="also read each item's product tags and categories for [[segments]] "
+        "product_tags / collections (categories stand in for collections; asked together "
+        "with stock, cached for the pass)",
     )

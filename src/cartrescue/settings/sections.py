@@ -341,6 +341,12 @@ class PolicySettings(SettingsModel):
         description="no reminder for a cart whose every item the platform reports out of "
         "stock (default true)",
     )
+    sold_out_items: Literal["drop", "skip_cart"] | None = Field(
+        default=None,
+        description='items the platform reports sold out: "drop" leaves them out of the '
+        'message (its total counts only the rest), "skip_cart" sends no reminder for the '
+        'cart (default "drop")',
+    )
 
 
 class SegmentSettings(SettingsModel):
@@ -366,6 +372,21 @@ class SegmentSettings(SettingsModel):
     )
     all_in_stock: bool | None = Field(
         default=None, description="true: every item in stock; false: some item out of stock"
+    )
+    product_tags: list[Annotated[str, Field(min_length=1, pattern=r"\S")]] | None = Field(
+        default=None,
+        min_length=1,
+        examples=[["wool", "gift"]],
+        description="an item's product has one of these tags (any case); needs [connector] "
+        "product_details = true",
+    )
+    collections: list[Annotated[str, Field(min_length=1, pattern=r"\S")]] | None = Field(
+        default=None,
+        min_length=1,
+        examples=[["winter-sale"]],
+        description="an item's product is in one of these collections, by handle or title "
+        "(WooCommerce: product categories, by slug or name); needs [connector] "
+        "product_details = true",
     )
     rfm: list[Annotated[str, Field(min_length=1)]] | None = Field(
         default=None,

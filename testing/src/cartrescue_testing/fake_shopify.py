@@ -11,7 +11,10 @@ answers like Shopify, as its documentation describes it:
   ``shop``, ``currentAppInstallation``, ``nodes(ids:)`` (customers by global id, with
   ``numberOfOrders``, ``amountSpent`` and ``lastOrder``; at most 250 ids, as Shopify caps
   every input array, else ``MAX_INPUT_SIZE_EXCEEDED``; an id that is not a global id is an
-  error, one of no customer is ``null``); mutation ``discountCodeBasicCreate``. Every answer
+  error, one of no customer is ``null``); mutation ``discountCodeBasicCreate``. A checkout
+  line has ``variant { availableForSale }``, ``image { url altText width height }`` and
+  ``product { tags collections(first:) { nodes { handle title } } }`` (the ``product``
+  field needs the ``read_products`` scope, as on Shopify). Every answer
   carries ``extensions.cost``: the requested cost computed before running (object 1,
   connection 2 + ``first`` × node, scalar 0, mutation 10, an interface the most expensive
   of its possible selections, ``nodes`` that once per id), the actual cost of what was
@@ -167,9 +170,16 @@ type AbandonedCheckoutLineItemConnection {
 type AbandonedCheckoutLineItem {
   id: ID! title: String variantTitle: String quantity: Int! sku: String
   originalUnitPriceSet: MoneyBag! discountedUnitPriceSet: MoneyBag!
-  variant: ProductVariant
+  variant: ProductVariant image: Image product: Product
 }
 type ProductVariant { id: ID! availableForSale: Boolean! }
+type Image { id: ID url: URL! altText: String width: Int height: Int }
+type Product {
+  id: ID! title: String! handle: String! tags: [String!]!
+  collections(first: Int, after: String, last: Int, before: String): CollectionConnection!
+}
+type CollectionConnection { nodes: [Collection!]! pageInfo: PageInfo! }
+type Collection { id: ID! handle: String! title: String! }
 type MoneyBag { shopMoney: MoneyV2! presentmentMoney: MoneyV2! }
 type MoneyV2 { amount: Decimal! currencyCode: String! }
 type MailingAddress { countryCodeV2: String country: String city: String zip: String }
@@ -263,6 +273,11 @@ def _schema_sdl(version: str) -> str:
         )
         .replace("@CONTEXT", "context: DiscountContextInput" if since("2025-10") else "")
     )
+
+
+def _handle(title: str) -> str:
+    """The handle Shopify derives from a title: lower case, dashes between words."""
+    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-") or "collection"
 
 
 # -- search syntax ------------------------------------------------------------------------
@@ -583,6 +598,11 @@ class FakeShopify:
                     "price": str(line.price),
                     "sku": line.sku,
                     "available": line.in_stock is not False,
+                    "image_url": line.image_url,
+                    "tags": list(line.product_tags or ()),
+                    "collections": [
+                        {"handle": _handle(name), "title": name} for name in line.collections or ()
+                    ],
                 }
                 for line in item.line_items
             ],
@@ -851,6 +871,16 @@ class FakeShopify:
                     "id": _GID.format("ProductVariant", f"{record['id']}{i}"),
                     "availableForSale": bool(line.get("available", True)),
                 },
+                "image": {
+                    "id": _GID.format("ProductImage", f"{record['id']}{i}"),
+                    "url": line["image_url"],
+                    "altText": None,
+                    "width": 800,
+                    "height": 800,
+                }
+                if line.get("image_url")
+                else None,
+                "product": self._product_resolver(record["id"], i, line),
             }
             for i, line in enumerate(record.get("line_items") or ())
         ]
@@ -876,6 +906,34 @@ class FakeShopify:
                 "pageInfo": _page_info(len(lines) > (first or 0), None),
             },
         }
+
+    def _product_resolver(
+        self, checkout_id: object, index: int, line: Mapping[str, Any]
+    ) -> Callable[..., dict[str, Any] | None]:
+        """``AbandonedCheckoutLineItem.product``: the line's product (``tags``, and
+        ``collections`` as a connection honouring ``first``); reading a product needs the
+        ``read_products`` scope, else the field is null with ``ACCESS_DENIED``."""
+        collections = [dict(c) for c in line.get("collections") or ()]
+        product = {
+            "id": _GID.format("Product", f"{checkout_id}{index}"),
+            "title": line.get("title") or "Product",
+            "handle": _handle(str(line.get("title") or "product")),
+            "tags": list(line.get("tags") or ()),
+            "collections": lambda info, first=None, **_: {
+                "nodes": [
+                    {"id": _GID.format("Collection", n), **c}
+                    for n, c in enumerate(collections[: first or 0], start=1)
+                ],
+                "pageInfo": _page_info(len(collections) > (first or 0), None),
+            },
+        }
+
+        def resolve(info: GraphQLResolveInfo[Any]) -> dict[str, Any] | None:
+            if "read_products" not in self.scopes and "write_products" not in self.scopes:
+                raise self.access_denied("product", "`read_products` access scope.")
+            return None if line.get("deleted") else product
+
+        return resolve
 
     # -- filtering ------------------------------------------------------------------------
     def _matches(self, record: Mapping[str, Any], terms: list[_Term]) -> bool:

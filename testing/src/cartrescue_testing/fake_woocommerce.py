@@ -200,6 +200,17 @@ def _join_with_equals_sign(params: Mapping[str, Any], prefix: str = "") -> list[
     return out
 
 
+def _terms(names: Iterable[str], first_id: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": first_id + n,
+            "name": html.escape(name, quote=False),
+            "slug": re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-"),
+        }
+        for n, name in enumerate(names)
+    ]
+
+
 def _as_utc(value: object, *, default: datetime) -> datetime:
     """A naive UTC datetime, whole seconds, from a datetime (naive means UTC) or a GMT ISO
     string."""
@@ -396,7 +407,8 @@ class FakeWooCommerce:
         """Add an order given in the REST API shape; what is left out gets WooCommerce's
         defaults (a ``pending`` ``checkout`` order created now). Dates may be aware datetimes
         or GMT strings (``date_created_gmt``, ``date_modified_gmt``, ``date_paid_gmt``);
-        ``line_items`` entries need only ``name``, ``quantity`` and ``price``; ``total`` is
+        ``line_items`` entries need only ``name``, ``quantity`` and ``price`` (``image``: the
+        product picture's URL, served as ``image.src``); ``total`` is
         their sum unless given. Returns a copy of the stored order."""
         with self._lock:
             order = self._build(fields)
@@ -404,19 +416,34 @@ class FakeWooCommerce:
             return copy.deepcopy(order)
 
     def add_product(
-        self, product_id: int, stock_status: str = "instock", *, parent_id: int = 0
+        self,
+        product_id: int,
+        stock_status: str = "instock",
+        *,
+        parent_id: int = 0,
+        tags: Iterable[str] = (),
+        categories: Iterable[str] = (),
     ) -> None:
         """Add a product (or, with ``parent_id``, a variation of one) whose ``stock_status``
-        is ``instock``, ``outofstock`` or ``onbackorder``."""
+        is ``instock``, ``outofstock`` or ``onbackorder``. A product's ``tags`` and
+        ``categories`` are names, served as ``[{id, name, slug}]`` with names HTML-escaped
+        as WordPress does; a product with no category is in "Uncategorized", as in core. A
+        variation has neither field (its parent's apply)."""
         if stock_status not in ("instock", "outofstock", "onbackorder"):
             raise ValueError(f"unknown stock_status {stock_status!r}")
         with self._lock:
-            self.products[product_id] = {
+            product: dict[str, Any] = {
                 "id": product_id,
                 "parent_id": parent_id,
                 "type": "variation" if parent_id else "simple",
                 "stock_status": stock_status,
             }
+            if not parent_id:
+                product["tags"] = _terms(tags, 100 + product_id * 10)
+                product["categories"] = _terms(categories, 500 + product_id * 10) or [
+                    {"id": 15, "name": "Uncategorized", "slug": "uncategorized"}
+                ]
+            self.products[product_id] = product
 
     def add_orders(self, orders: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         return [self.add_order(**dict(o)) for o in orders]
@@ -530,6 +557,7 @@ class FakeWooCommerce:
                     "quantity": li.quantity,
                     "price": str(li.price),
                     "sku": li.sku or "",
+                    "image": li.image_url,
                 }
                 for li in checkout.line_items
             ],
@@ -702,7 +730,7 @@ class FakeWooCommerce:
             ],
             "sku": raw.get("sku", ""),
             "price": int(price) if float(price).is_integer() else price,
-            "image": {"id": 0, "src": ""},
+            "image": {"id": 1, "src": raw["image"]} if raw.get("image") else {"id": 0, "src": ""},
             "parent_name": None,
         }
 
