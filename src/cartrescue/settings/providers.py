@@ -130,8 +130,8 @@ class WhatsAppSettings(HttpSettings):
     )
     default_language: Text = Field(default="en", examples=["en"])
     template_category: Literal["marketing", "utility"] = "marketing"
-    template_names: dict[TemplateName, TemplateName] = Field(
-        default_factory=dict,
+    template_names: dict[TemplateName, TemplateName] | None = Field(
+        default=None,
         description="the names your templates were approved under, by the name the rendered "
         "template gives (e.g. one per offer kind)",
         examples=[{"cart_reminder_free_shipping": "fri_frakt_2026"}],
