@@ -172,8 +172,8 @@ def doctor(config: Config) -> DoctorReport:
         offer_checked, offer_problems = _offer_samples(config)
         checked.extend(offer_checked)
         problems.extend(offer_problems)
-    except (ConfigError, CartRescueError):
-        pass  # reported by the templates check above
+    except CartRescueError:
+        pass  # the templates check above reports what stops the renderer
     try:
         store_checked, store_problems, last, last_error = _store_check(config)
     except ConfigError as err:
@@ -428,9 +428,9 @@ def _template_problems(config: Config) -> tuple[list[Problem], int]:
 def _offer_samples(config: Config) -> tuple[list[Checked], list[Problem]]:
     """A sample of each offer kind (and of the free-shipping threshold line) per locale, as
     the last step that offers something would send it on the first channel the steps use
-    (SMS before WhatsApp before email), with a typical cart.
-    A kind that does not render is a warning, since a step may offer it later; the offers
-    the steps do make are checked with worst-case data by the templates check."""
+    (SMS before WhatsApp before email), with a typical cart. A kind that does not render is
+    a warning, since a step may offer it later; the offers the steps do make are checked
+    with worst-case data by the templates check."""
     renderer, used, link = _template_setup(config)
     step = offer_step(schedule_steps(config.policy))
     if not used or step is None:
