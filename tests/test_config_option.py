@@ -65,7 +65,11 @@ def test_preview_shows_the_whole_email_and_writes_its_html(tmp_path):
     assert "    | -- text --" in out and "    | -- HTML --" in out
     assert "    | <!doctype html>" in out.lower() or "    | <html" in out.lower()
     files = sorted(p.name for p in html.iterdir())
-    assert files == ["email-1-nb-typical.html", "email-1-nb-worst-case.html"]
+    # the step's two samples, and each offer kind's (at the one step previewed)
+    assert files == [
+        f"email-1-nb-{sample}.html"
+        for sample in ("amount", "free-ship", "percent", "remaining", "typical", "worst-case")
+    ]
     page = (html / "email-1-nb-typical.html").read_text(encoding="utf-8")
     assert "Testbutikk" in page and "</html>" in page.lower()
 

@@ -63,7 +63,9 @@ def test_doctor_lists_every_check_when_all_pass(config, monkeypatch):
     code, out = run("doctor", "--config", str(config))
     assert code == EXIT_OK, out
     areas = [line.split()[1] for line in out.splitlines() if line.startswith("  ok  ")]
-    assert areas == [
+    # one sample of each offer kind (and of the free-shipping line) per locale
+    assert areas.count("offers") == 6 * 4
+    assert [a for a in areas if a != "offers"] == [
         "config",
         "connector",
         "channels.sms",
@@ -183,18 +185,42 @@ def test_doctor_shows_the_segment_of_each_sample_cart(config, monkeypatch):
     )
 
 
-def test_doctor_reports_offers_the_templates_cannot_word(config, monkeypatch):
+def test_doctor_shows_each_offer_kind_and_warns_about_none(config, monkeypatch):
     monkeypatch.setenv("UNSUB_SECRET", "s" * 40)
+    # a 28-character link: Arabic with a 13-character code in the message has room for it
     config.write_text(
-        config.read_text()
+        config.read_text().replace("https://go.shop.example/r/", "https://s.example/r/")
         + '[[segments]]\nname = "big"\nmin_value = 5000\n'
         + '[[segments.steps]]\ndelay = "1h"\nchannels = ["sms", "email"]\n'
         + "discount = { free_shipping = true }\n"
     )
     code, out = run("doctor", "--config", str(config))
-    assert code != EXIT_OK
-    assert "sms step 1 (en), free_shipping offer:" in out
-    assert "email step 1" not in out  # the package's emails word free shipping
+    assert code == EXIT_OK, out
+    assert "offer" not in "".join(line for line in out.splitlines() if "[" in line[:10])
+    samples = [line.split(None, 2)[2] for line in out.splitlines() if " offers " in line]
+    step = "sms step 3"  # the last step with an offer (the [policy] default), first channel
+    for locale in ("en", "nb", "fi", "hu", "pt-BR", "ar"):
+        for kind in ("percent", "amount", "free ship", "remaining"):
+            (sample,) = [s for s in samples if s.startswith(f"{step} {locale} {kind}: ")]
+            assert "STOP" in sample
+            if kind != "remaining":
+                assert "BACK10" in sample
+
+
+def test_doctor_warns_when_a_users_template_cannot_word_a_kind(config, monkeypatch, tmp_path):
+    monkeypatch.setenv("UNSUB_SECRET", "s" * 40)
+    folder = tmp_path / "templates" / "sms"
+    folder.mkdir(parents=True)
+    (folder / "3.en.j2").write_text(
+        "{{ shop_name }}: {% if discount %}{{ discount_percent.strip() }}% off {{ discount_code }} "
+        "{% endif %}{{ link }} STOP"
+    )
+    config.write_text(config.read_text() + '[templates]\ndirs = ["templates"]\n')
+    code, out = run("doctor", "--config", str(config))
+    assert code == EXIT_OK, out
+    assert "[warning] templates: sms/3.en.j2 (en, amount sample):" in out
+    assert "[warning] templates: sms/3.en.j2 (en, free ship sample):" in out
+    assert "[warning] templates: sms/3.en.j2 (en, percent sample" not in out
 
 
 def test_doctor_warns_about_channels_whose_status_callbacks_cannot_arrive():

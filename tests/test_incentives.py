@@ -13,7 +13,7 @@ import pytest
 from cartrescue.config import load_config
 from cartrescue.connectors.shopify import ShopifyConnector
 from cartrescue.connectors.woocommerce import WooCommerceConnector
-from cartrescue.errors import ConfigError, TemplateError
+from cartrescue.errors import ConfigError
 from cartrescue.models import Discount, DiscountOffer, IncentiveKind, ShopInfo
 from cartrescue.render import MessageContext, TemplateRenderer
 from cartrescue_testing.fake_shopify import FakeShopify
@@ -165,11 +165,14 @@ def test_package_emails_word_every_kind(locale):
 
 
 @pytest.mark.parametrize("channel", ["sms", "whatsapp"])
-def test_package_sms_and_whatsapp_refuse_other_kinds(channel):
+def test_package_sms_and_whatsapp_word_every_kind(channel):
     renderer = TemplateRenderer()
-    renderer.render(channel, 3, context(code(PERCENT)))
-    with pytest.raises(TemplateError, match="percentage offers only"):
-        renderer.render(channel, 3, context(code(FREE)))
+    texts = {
+        offer.kind: renderer.render(channel, 3, context(code(offer))).text
+        for offer in (PERCENT, AMOUNT, FREE)
+    }
+    assert len(set(texts.values())) == 3
+    assert all("BACK-7QX2" in text for text in texts.values())
 
 
 def test_own_templates_get_the_incentive(tmp_path: Path):

@@ -56,6 +56,15 @@ def rows(output: str) -> list[dict[str, str]]:
     return found
 
 
+KINDS = ("percent", "amount", "free ship", "remaining")
+"""The DATA of the rows that show each offer kind after the steps' rows."""
+
+
+def step_rows(output: str) -> list[dict[str, str]]:
+    """The rows of the steps themselves, without the offer-kind samples."""
+    return [r for r in rows(output) if r["data"] not in KINDS]
+
+
 def config_file(tmp_path: Path, text: str) -> str:
     path = tmp_path / "cartrescue.toml"
     path.write_text(SHOP + text, encoding="utf-8")
@@ -67,10 +76,10 @@ def test_without_a_config_every_default_template_fits() -> None:
     assert code == EXIT_OK
     assert "package templates, no configuration" in output
     assert f"Link: {SAMPLE_SHORT_LINK} (20 characters" in output
-    table = rows(output)
+    table = step_rows(output)
     # 3 channels x 3 steps x 6 locales x 2 data sets.
     assert len(table) == 3 * 3 * 6 * 2
-    assert {r["fits"] for r in table} == {"yes"}
+    assert {r["fits"] for r in rows(output)} == {"yes"}
     sms = [r for r in table if r["channel"] == "sms"]
     assert {r["segments"] for r in sms} == {"1"}
     assert {r["encoding"] for r in sms if r["locale"] == "ar"} == {"UCS-2"}
@@ -78,10 +87,16 @@ def test_without_a_config_every_default_template_fits() -> None:
     assert {r["template"] for r in sms if r["locale"] == "pt-BR" and r["step"] == "2"} == {
         "sms/2.pt-BR.j2"
     }
-    assert "108 message(s) rendered: 108 fit, 0 do not." in output
-    assert (
-        "| Nordlys Design: Hei Kari! Du har fortsatt Ullteppe, fjordblå i handlekurven." in output
-    )
+    # and each offer kind at step 3: 3 channels x 6 locales x 4 kinds
+    samples = [r for r in rows(output) if r["data"] in KINDS]
+    assert len(samples) == 3 * 6 * 4
+    assert {r["step"] for r in samples} == {"3"}
+    assert "Each offer kind at step 3, worst-case data" in output
+    assert "180 message(s) rendered: 180 fit, 0 do not." in output
+    assert "| Nordlys Design: Hi Emily, you left Linen napkins in your cart." in output
+    # the demo shop ships free from 1 500 NOK: the Norwegian cart is told how far it is
+    assert "| Nordlys Design: Hei Kari! Du er bare " in output
+    assert " unna fri frakt. Handlekurven din: https://s.no/Ab3dE9x" in output
     assert "[cart_reminder_1 (pt_BR)]" in output
     assert "| Subject: Fortsatt i tenkeboksen?" in output
 
@@ -92,12 +107,12 @@ def test_raw_shopify_urls_do_not_fit_and_preview_says_which(tmp_path: Path) -> N
     assert code == EXIT_FAILED
     assert f"Link: {SAMPLE_RECOVERY_URL} (120 characters; no [links]" in output
     lines = [line for line in output.splitlines() if line.startswith("sms ")]
-    assert len(lines) == 6
+    assert len(lines) == 6 + 4
     for line in lines:
         assert " NO " in line
         assert "sms/" in line
     assert "!! too long: 174 GSM-7 units, 160 allowed even after shortening" in output
-    assert "6 message(s) rendered: 0 fit, 6 do not." in output
+    assert "10 message(s) rendered: 0 fit, 10 do not." in output
     assert "set [links] base_url to a short address" in output
 
 
@@ -136,7 +151,8 @@ def test_user_templates_are_previewed_and_a_bad_one_fails(tmp_path: Path) -> Non
     assert "!! too long: 236 GSM-7 units" in output
     assert "'nope' is undefined" in output
     assert "sms      3    nb     typical    GSM-7" in output
-    assert "6 message(s) rendered: 2 fit, 4 do not." in output
+    assert [r["fits"] for r in rows(output) if r["data"] in KINDS] == ["yes"] * 4
+    assert "10 message(s) rendered: 6 fit, 4 do not." in output
 
 
 def test_missing_template_folder_is_reported(tmp_path: Path) -> None:
@@ -144,14 +160,14 @@ def test_missing_template_folder_is_reported(tmp_path: Path) -> None:
     code, output = run("preview", "--config", path, "--channel", "email", "--step", "2")
     assert code == EXIT_OK
     assert f"WARNING: template folder {tmp_path / 'nowhere'} does not exist" in output
-    assert len(rows(output)) == 12
+    assert len(step_rows(output)) == 12
 
 
 def test_locale_filter_and_fallback() -> None:
     code, output = run("preview", "--locale", "nb-NO", "--channel", "sms", "--step", "1")
     assert code == EXIT_OK
     table = rows(output)
-    assert [(r["locale"], r["template"]) for r in table] == [("nb-NO", "sms/1.nb.j2")] * 2
+    assert [(r["locale"], r["template"]) for r in table] == [("nb-NO", "sms/1.nb.j2")] * 6
 
 
 def test_max_segments_from_config(tmp_path: Path) -> None:

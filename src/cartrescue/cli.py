@@ -38,7 +38,16 @@ from .errors import CartRescueError, ConfigError
 from .links import SelfHostedLinks, shops_redirect_app
 from .logmask import mask_contact, mask_text
 from .models import CHANNEL_KINDS, normalize_email, normalize_phone
-from .preview import preview, preview_body, preview_line, preview_setup, write_html
+from .preview import (
+    PreviewRow,
+    offer_samples,
+    offer_step,
+    preview,
+    preview_body,
+    preview_line,
+    preview_setup,
+    write_html,
+)
 from .progress import terminal_progress
 from .settings import config_schema
 from .shops import combine_facts, combine_stats, select_shops
@@ -548,6 +557,12 @@ def _preview_config(args: argparse.Namespace) -> Config | None:
     return load_config(default, require_secrets=False) if default.is_file() else None
 
 
+def _preview_row(row: PreviewRow, out: TextIO) -> None:
+    out.write(preview_line(row) + "\n")
+    for line in preview_body(row):
+        out.write(f"    | {line}".rstrip() + "\n")
+
+
 def cmd_preview(args: argparse.Namespace, out: TextIO) -> int:
     config = _preview_config(args)
     if config is not None:
@@ -584,9 +599,24 @@ def cmd_preview(args: argparse.Namespace, out: TextIO) -> int:
         f"{'SEG':<4}{'FITS':<5}TEMPLATE\n"
     )
     for row in rows:
-        out.write(preview_line(row) + "\n")
-        for line in preview_body(row):
-            out.write(f"    | {line}".rstrip() + "\n")
+        _preview_row(row, out)
+    sample_step = offer_step(steps)
+    if sample_step is not None:
+        out.write(
+            f"\nEach offer kind at step {sample_step}, worst-case data (remaining: a cart "
+            "below [shop] free_shipping_threshold, no offer):\n"
+        )
+        samples = offer_samples(
+            renderer,
+            shop=setup.shop,
+            link=setup.link,
+            locales=locales,
+            step=sample_step,
+            channels=args.channel or CHANNEL_KINDS,
+        )
+        for row in samples:
+            _preview_row(row, out)
+        rows += samples
     bad = [r for r in rows if not r.fits]
     out.write(
         f"\n{len(rows)} message(s) rendered: {len(rows) - len(bad)} fit, {len(bad)} do not.\n"

@@ -14,6 +14,7 @@ import json
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
@@ -81,13 +82,16 @@ def demo_data(path: str | Path | None = None) -> dict[str, Any]:
 
 
 def demo_shop(path: str | Path | None = None) -> ShopInfo:
-    """The demo shop's name, locale and time zone."""
+    """The demo shop's name, locale, time zone and free-shipping threshold."""
     shop = demo_data(path).get("shop", {})
+    threshold = shop.get("free_shipping_threshold")
     return ShopInfo(
         name=shop.get("name", "Demo shop"),
         locale=shop.get("locale", "en"),
         timezone=shop.get("timezone"),
         home_url=shop.get("home_url"),
+        free_shipping_threshold=Decimal(threshold) if threshold is not None else None,
+        free_shipping_currency=shop.get("free_shipping_currency"),
     )
 
 

@@ -6,24 +6,25 @@ from __future__ import annotations
 import os
 import pwd
 import sqlite3
-from collections.abc import Container
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .clock import utc_now
 from .errors import CartRescueError, ConfigError
-from .models import CHANNEL_KINDS, Discount
+from .models import CHANNEL_KINDS, ChannelKind
 from .preview import (
     SAMPLE_RECOVERY_URL,
+    offer_samples,
+    offer_step,
     preview,
-    sample_checkout,
     sample_segments,
     schedule_steps,
 )
 from .registry import CHANNELS, CONNECTORS, discover
-from .render import MessageContext, TemplateRenderer
+from .render import TemplateRenderer
+from .sms import SINGLE
 from .stats import humanize_age, humanize_duration
 from .store.sqlite import SCHEMA_VERSION, SQLiteStore
 
@@ -168,6 +169,12 @@ def doctor(config: Config) -> DoctorReport:
         config_error("templates", err)
     except CartRescueError as err:
         problems.append(Problem("templates", str(err), "fix the template"))
+    try:
+        offer_checked, offer_problems = _offer_samples(config)
+        checked.extend(offer_checked)
+        problems.extend(offer_problems)
+    except CartRescueError:
+        pass  # the templates check above reports what stops the renderer
     try:
         store_checked, store_problems, last, last_error = _store_check(config)
     except ConfigError as err:
@@ -412,9 +419,15 @@ def _user() -> str:
         return str(os.geteuid())
 
 
-def _template_problems(config: Config) -> tuple[list[Problem], int]:
-    """Every template of a configured channel and step that does not render or fit, with
-    sample and worst-case data and a link as long as the real ones; and how many rendered."""
+_LENGTH_FIX = (
+    "add a shorter variant to the template, or set [links] base_url to a short address; "
+    "'cartrescue preview --config FILE' shows every template"
+)
+
+
+def _template_setup(config: Config) -> tuple[TemplateRenderer, list[ChannelKind], str]:
+    """The renderer, the configured channels the steps use (in order), and a link as long as
+    the real ones."""
     renderer = config.renderer()
     configured = set(_table_keys(config.data.get("channels")))
     used = {
@@ -426,64 +439,74 @@ def _template_problems(config: Config) -> tuple[list[Problem], int]:
         except ConfigError:  # reported by the links check
             links = None
         link = links.example() if links is not None else SAMPLE_RECOVERY_URL
+    return renderer, [c for c in CHANNEL_KINDS if c in used], link
+
+
+def _template_problems(config: Config) -> tuple[list[Problem], int]:
+    """Every template of a configured channel and step that does not render or fit, with
+    sample and worst-case data and a link as long as the real ones; and how many rendered."""
+    renderer, used, link = _template_setup(config)
     rows = preview(
         renderer,
         shop=config.shop,
         link=link,
         locales=renderer.locales(),
         steps=schedule_steps(config.policy),
-        channels=[c for c in CHANNEL_KINDS if c in used],
-    )
-    fix = (
-        "add a shorter variant to the template, or set [links] base_url to a short address; "
-        "'cartrescue preview --config FILE' shows every template"
+        channels=used,
     )
     return [
         Problem(
             "templates",
             f"{row.template or row.channel} ({row.locale}, {row.sample}): "
             f"{row.problem or 'does not fit'}",
-            fix,
+            _LENGTH_FIX,
         )
         for row in rows
         if not row.fits
-    ] + _offer_problems(config, renderer, used, link), len(rows)
+    ], len(rows)
 
 
-def _offer_problems(
-    config: Config, renderer: TemplateRenderer, used: Container[str], link: str
-) -> list[Problem]:
-    """Amount-off and free-shipping offers whose templates cannot word them (a code would be
-    created and the message not rendered)."""
-    found: list[Problem] = []
-    now = utc_now()
-    for steps in config.policy.schedules():
-        for step in steps:
-            offer = step.discount
-            if offer is None or offer.percent is not None:
-                continue
-            for channel in (c for c in step.channels if c in used):
-                for locale in renderer.locales():
-                    context = MessageContext(
-                        checkout=sample_checkout(locale, worst=False, now=now),
-                        shop=config.shop,
-                        locale=locale,
-                        link=link,
-                        discount=Discount.of(offer, "BACK-7QX2", now + timedelta(days=2)),
-                    )
-                    try:
-                        renderer.render(channel, step.number, context)
-                    except CartRescueError as err:
-                        found.append(
-                            Problem(
-                                "templates",
-                                f"{channel} step {step.number} ({locale}), {offer.kind} offer: "
-                                f"{err}",
-                                "write your own template for it in [templates] dirs, or offer "
-                                "a percentage on this step",
-                            )
-                        )
-    return found
+def _offer_samples(config: Config) -> tuple[list[Checked], list[Problem]]:
+    """A sample of each offer kind (and of the free-shipping threshold line) per locale, as
+    the last step that offers something would send it on the first channel the steps use
+    (SMS before WhatsApp before email), with a typical cart. A kind that does not render is
+    a warning, since a step may offer it later; the offers the steps do make are checked
+    with worst-case data by the templates check."""
+    renderer, used, link = _template_setup(config)
+    step = offer_step(schedule_steps(config.policy))
+    if not used or step is None:
+        return [], []
+    channel = used[0]
+    checked: list[Checked] = []
+    problems: list[Problem] = []
+    rows = offer_samples(
+        renderer,
+        shop=config.shop,
+        link=link,
+        locales=renderer.locales(),
+        step=step,
+        channels=[channel],
+        worst=False,
+    )
+    for row in rows:
+        where = f"{channel} step {step} {row.locale} {row.sample}"
+        if row.content is None:
+            problems.append(
+                Problem(
+                    "templates",
+                    f"{row.template or channel} ({row.locale}, {row.sample} sample): {row.problem}",
+                    _LENGTH_FIX
+                    if row.length is not None
+                    else "word that kind in the template (incentive.kind, "
+                    "free_shipping_remaining) before a step offers it",
+                    "warning",
+                )
+            )
+            continue
+        text = row.content.subject if channel == "email" else row.content.text.split("\n[")[0]
+        size = f" ({row.length.units}/{SINGLE[row.length.encoding]})" if row.length else ""
+        checked.append(Checked("offers", f"{where}: {' '.join((text or '').split())}{size}"))
+    return checked, problems
 
 
 def _table_keys(value: object) -> list[str]:

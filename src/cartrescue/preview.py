@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -24,6 +24,8 @@ from .models import (
     Content,
     Customer,
     Discount,
+    DiscountOffer,
+    IncentiveKind,
     LineItem,
     ShopInfo,
 )
@@ -35,10 +37,13 @@ if TYPE_CHECKING:  # config builds channels, whose doctor checks import preview
     from .policy import Policy
 
 __all__ = [
+    "OFFER_SAMPLES",
     "SAMPLE_RECOVERY_URL",
     "SAMPLE_SHORT_LINK",
     "PreviewRow",
     "PreviewSetup",
+    "offer_samples",
+    "offer_step",
     "preview",
     "preview_body",
     "preview_line",
@@ -65,6 +70,10 @@ class _Sample:
     worst_name: str
     worst_titles: tuple[str, str, str]
     currency: str
+    amount_off: Decimal
+    """A realistic amount-off offer in ``currency``."""
+    shipping_gap: Decimal
+    """How far the sample cart is from free shipping, for ``free_shipping_remaining``."""
 
 
 _SAMPLES: dict[str, _Sample] = {
@@ -78,6 +87,8 @@ _SAMPLES: dict[str, _Sample] = {
             "Scented soy candle",
         ),
         "USD",
+        Decimal(10),
+        Decimal(25),
     ),
     "nb": _Sample(
         "Kari",
@@ -89,6 +100,8 @@ _SAMPLES: dict[str, _Sample] = {
             "Duftlys i soyavoks",
         ),
         "NOK",
+        Decimal(100),
+        Decimal(150),
     ),
     "fi": _Sample(
         "Aino",
@@ -100,6 +113,8 @@ _SAMPLES: dict[str, _Sample] = {
             "Tuoksukynttilä soijavahasta",
         ),
         "EUR",
+        Decimal(10),
+        Decimal(20),
     ),
     "hu": _Sample(
         "László",
@@ -111,6 +126,8 @@ _SAMPLES: dict[str, _Sample] = {
             "Illatgyertya szójaviaszból",
         ),
         "HUF",
+        Decimal(3000),
+        Decimal(5000),
     ),
     "pt": _Sample(
         "João",
@@ -122,6 +139,8 @@ _SAMPLES: dict[str, _Sample] = {
             "Vela aromática de cera de soja",
         ),
         "BRL",
+        Decimal(30),
+        Decimal(60),
     ),
     "ar": _Sample(
         "فاطمة",
@@ -133,8 +152,14 @@ _SAMPLES: dict[str, _Sample] = {
             "شمعة معطرة من شمع الصويا",
         ),
         "AED",
+        Decimal(50),
+        Decimal(90),
     ),
 }
+
+
+def _sample(locale: str) -> _Sample:
+    return _SAMPLES.get(normalize_locale(locale).split("-")[0], _SAMPLES["en"])
 
 
 def sample_checkout(locale: str, *, worst: bool, now: datetime | None = None) -> Checkout:
@@ -143,7 +168,7 @@ def sample_checkout(locale: str, *, worst: bool, now: datetime | None = None) ->
     The worst case has a 30-character first name, a 60-character product title and three
     lines (four items); the typical one a short name and one item.
     """
-    sample = _SAMPLES.get(normalize_locale(locale).split("-")[0], _SAMPLES["en"])
+    sample = _sample(locale)
     now = now or datetime.now(UTC)
     lines: tuple[LineItem, ...]
     if worst:
@@ -187,58 +212,134 @@ class PreviewRow:
         return self.problem is None
 
 
+StepOffer = DiscountOffer | Decimal | None
+"""What a previewed step offers: an offer, a percentage (the shorthand of earlier releases),
+or nothing."""
+
+OFFER_SAMPLES: dict[str, IncentiveKind | None] = {
+    "percent": IncentiveKind.PERCENT,
+    "amount": IncentiveKind.AMOUNT,
+    "free ship": IncentiveKind.FREE_SHIPPING,
+    "remaining": None,
+}
+"""The samples :func:`offer_samples` renders, by the label preview shows: each offer kind,
+and a cart below ``[shop] free_shipping_threshold`` with no offer (``remaining``)."""
+
+
 def preview(
     renderer: TemplateRenderer,
     *,
     shop: ShopInfo,
     link: str,
     locales: Iterable[str],
-    steps: Iterable[tuple[int, Decimal | None]],
+    steps: Iterable[tuple[int, StepOffer]],
     channels: Iterable[ChannelKind] = CHANNEL_KINDS,
     now: datetime | None = None,
 ) -> list[PreviewRow]:
     """Render every (channel, step, locale) with typical and worst-case sample data.
 
-    ``steps`` are (number, discount percent or None); ``link`` stands for the link a message
+    ``steps`` are (number, what the step offers); ``link`` stands for the link a message
     would carry. A row's ``problem`` says why it does not fit or does not render.
     """
     now = now or datetime.now(UTC)
     rows: list[PreviewRow] = []
     steps = list(steps)
     for channel in channels:
-        for step, percent in steps:
+        for step, offer in steps:
             for locale in locales:
                 for sample in ("typical", "worst case"):
-                    rows.append(
-                        _preview_one(
-                            renderer, channel, step, percent, locale, sample, shop, link, now
-                        )
+                    worst = sample == "worst case"
+                    context = _context(
+                        channel,
+                        locale,
+                        shop,
+                        link,
+                        checkout=sample_checkout(locale, worst=worst, now=now),
+                        discount=_discount(offer, locale, worst=worst, now=now),
                     )
+                    rows.append(_preview_one(renderer, channel, step, sample, context))
     return rows
 
 
-def _preview_one(
+def offer_step(steps: Iterable[tuple[int, StepOffer]]) -> int | None:
+    """The step :func:`offer_samples` renders: the last that offers something, else the last."""
+    numbers = [(offer is not None, number) for number, offer in steps]
+    return max(numbers)[1] if numbers else None
+
+
+def offer_samples(
     renderer: TemplateRenderer,
-    channel: ChannelKind,
-    step: int,
-    percent: Decimal | None,
-    locale: str,
-    sample: str,
+    *,
     shop: ShopInfo,
     link: str,
-    now: datetime,
-) -> PreviewRow:
-    checkout = sample_checkout(locale, worst=sample == "worst case", now=now)
-    discount = (
-        Discount(
-            code="COMEBACK-7QX2" if sample == "worst case" else "BACK10",
-            percent=percent,
-            expires_at=now + timedelta(hours=48),
-        )
-        if percent is not None
-        else None
-    )
-    context = MessageContext(
+    locales: Iterable[str],
+    step: int,
+    channels: Iterable[ChannelKind] = CHANNEL_KINDS,
+    worst: bool = True,
+    now: datetime | None = None,
+) -> list[PreviewRow]:
+    """Each offer kind, and the free-shipping threshold line, rendered at ``step`` for every
+    channel and locale (rows labelled as in :data:`OFFER_SAMPLES`): what a step offering any
+    kind would send. The amount is the locale's sample in its currency; for ``remaining``
+    the shop's threshold is set just above the sample cart."""
+    now = now or datetime.now(UTC)
+    rows: list[PreviewRow] = []
+    for channel in channels:
+        for locale in locales:
+            checkout = sample_checkout(locale, worst=worst, now=now)
+            for label, kind in OFFER_SAMPLES.items():
+                offer = _sample_offer(kind, locale)
+                sample_shop = shop
+                if kind is None:
+                    sample_shop = replace(
+                        shop,
+                        free_shipping_threshold=checkout.total + _sample(locale).shipping_gap,
+                        free_shipping_currency=None,
+                    )
+                context = _context(
+                    channel,
+                    locale,
+                    sample_shop,
+                    link,
+                    checkout=checkout,
+                    discount=_discount(offer, locale, worst=worst, now=now),
+                )
+                rows.append(_preview_one(renderer, channel, step, label, context))
+    return rows
+
+
+def _sample_offer(kind: IncentiveKind | None, locale: str) -> DiscountOffer | None:
+    hours = 48 * 3600
+    if kind is IncentiveKind.PERCENT:
+        return DiscountOffer(Decimal(10), hours)
+    if kind is IncentiveKind.AMOUNT:
+        return DiscountOffer(None, hours, amount=_sample(locale).amount_off)
+    if kind is IncentiveKind.FREE_SHIPPING:
+        return DiscountOffer(None, hours, free_shipping=True)
+    return None
+
+
+def _discount(offer: StepOffer, locale: str, *, worst: bool, now: datetime) -> Discount | None:
+    """The code a sample checkout gets for ``offer`` (a longer code in the worst case)."""
+    if offer is None:
+        return None
+    code = "COMEBACK-7QX2" if worst else "BACK10"
+    expires = now + timedelta(hours=48)
+    if isinstance(offer, Decimal):
+        return Discount(code=code, percent=offer, expires_at=expires)
+    return Discount.of(offer, code, expires)
+
+
+def _context(
+    channel: ChannelKind,
+    locale: str,
+    shop: ShopInfo,
+    link: str,
+    *,
+    checkout: Checkout,
+    discount: Discount | None,
+) -> MessageContext:
+    return MessageContext(
         checkout=checkout,
         shop=shop,
         locale=locale,
@@ -246,7 +347,17 @@ def _preview_one(
         discount=discount,
         unsubscribe_url="https://shop.example/unsubscribe/xyz" if channel == "email" else None,
     )
-    default = renderer.shop_locale or shop.locale
+
+
+def _preview_one(
+    renderer: TemplateRenderer,
+    channel: ChannelKind,
+    step: int,
+    sample: str,
+    context: MessageContext,
+) -> PreviewRow:
+    locale = context.locale
+    default = renderer.shop_locale or context.shop.locale
     try:
         template = renderer.resolve(channel, step, locale, default)
     except TemplateError as err:
@@ -279,7 +390,7 @@ class PreviewSetup:
 
     renderer: TemplateRenderer
     shop: ShopInfo
-    steps: list[tuple[int, Decimal | None]]
+    steps: list[tuple[int, StepOffer]]
     link: str
     header: str
 
@@ -295,7 +406,7 @@ def preview_setup(
     segments = ""
     if config is None:
         renderer = TemplateRenderer()
-        steps = [(s.number, s.discount.percent if s.discount else None) for s in DEFAULT_STEPS]
+        steps: list[tuple[int, StepOffer]] = [(s.number, s.discount) for s in DEFAULT_STEPS]
         sample, why = SAMPLE_SHORT_LINK, "the length the default SMS templates are written for"
         source = "package templates, no configuration (no ./cartrescue.toml)"
     else:
@@ -334,14 +445,15 @@ def sample_segments(policy: Policy, locale: str) -> str:
     return ", ".join(found)
 
 
-def schedule_steps(policy: Policy) -> list[tuple[int, Decimal | None]]:
-    """Every (step, discount percent) any schedule of ``policy`` has, in order."""
-    pairs = {
-        (s.number, s.discount.percent if s.discount else None)
-        for steps in policy.schedules()
-        for s in steps
-    }
-    return sorted(pairs, key=lambda p: (p[0], p[1] is not None, p[1] or 0))
+def schedule_steps(policy: Policy) -> list[tuple[int, StepOffer]]:
+    """Every (step, offer) any schedule of ``policy`` has, in order."""
+    pairs = {(s.number, s.discount) for steps in policy.schedules() for s in steps}
+
+    def order(pair: tuple[int, StepOffer]) -> tuple[int, bool, str]:
+        number, offer = pair
+        return number, offer is not None, repr(offer)
+
+    return sorted(pairs, key=order)
 
 
 def preview_line(row: PreviewRow) -> str:

@@ -454,19 +454,6 @@ class TemplateRenderer:
 
         default = self.shop_locale or context.shop.locale
         name, locale = self._lookup(channel, step, context.locale, default)
-        discount = context.discount
-        if (
-            discount is not None
-            and discount.percent is None
-            and channel != "email"  # the package's emails word every kind
-            and not any((d / name).is_file() for d in self.template_dirs)
-        ):
-            raise TemplateError(
-                f"the package's {channel} templates word percentage offers only, not "
-                f"{discount.kind}; "
-                f"write {name} in your [templates] dirs, using incentive.kind",
-                template=name,
-            )
         compiled = self._compile(name, locale, channel)
         try:
             variables = _variables(context, locale, whatsapp=channel == "whatsapp")

@@ -19,6 +19,7 @@ in status webhooks (see :mod:`cartrescue.web`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar, Literal, Unpack
 
 import phonenumbers
@@ -33,6 +34,7 @@ from ..errors import (
     TransientSendError,
 )
 from ..models import ChannelKind, Message, Receipt, image_url
+from ..render import _WHATSAPP_NAME as _TEMPLATE_NAME
 from ..render import WHATSAPP_PARAMETER_LIMIT
 from ..settings.base import PluginSettings
 from ..settings.providers import WhatsAppSettings
@@ -88,8 +90,9 @@ class WhatsAppCloud(HttpChannel):
     Config (``[channels.whatsapp] type = "whatsapp"``): ``phone_number_id``,
     ``access_token_env``, optional ``api_version`` (``"v23.0"``), ``default_language``
     (used when the rendered content names none), ``template_category`` (``"marketing"``,
-    the default, or ``"utility"``), plus the shared ``rate_limit``, ``concurrency``,
-    ``timeout``, ``attempts``, ``base_url``.
+    the default, or ``"utility"``), ``template_names`` (the rendered template's name → the
+    name it was approved under, e.g. one per offer kind), plus the shared ``rate_limit``,
+    ``concurrency``, ``timeout``, ``attempts``, ``base_url``.
 
     The rendered :class:`~cartrescue.models.Content` gives the template ``template``,
     ``language``, body ``parameters``, the URL-button ``button_parameter`` and the image
@@ -118,6 +121,7 @@ class WhatsAppCloud(HttpChannel):
         api_version: str = "v23.0",
         default_language: str = "en",
         template_category: Literal["marketing", "utility"] = "marketing",
+        template_names: Mapping[str, str] | None = None,
         **options: Unpack[HttpOptions],
     ) -> None:
         self.phone_number_id = require(phone_number_id, "phone_number_id")
@@ -135,6 +139,14 @@ class WhatsAppCloud(HttpChannel):
         if template_category not in ("marketing", "utility"):
             raise ConfigError("expected 'marketing' or 'utility'", key="template_category")
         self.template_category = template_category
+        self.template_names = dict(template_names or {})
+        for rendered, approved in self.template_names.items():
+            if not _TEMPLATE_NAME.match(rendered) or not _TEMPLATE_NAME.match(approved):
+                raise ConfigError(
+                    f"{rendered!r} = {approved!r}: template names are lower-case letters, "
+                    "digits and underscores",
+                    key="template_names",
+                )
         super().__init__(kind, secrets=(access_token,), **options)
 
     def validate(self, message: Message) -> None:
@@ -193,7 +205,8 @@ class WhatsAppCloud(HttpChannel):
                 }
             )
         language = (content.language or self.default_language).replace("-", "_")
-        template: dict[str, object] = {"name": content.template, "language": {"code": language}}
+        name = self.template_names.get(content.template or "", content.template)
+        template: dict[str, object] = {"name": name, "language": {"code": language}}
         if components:
             template["components"] = components
         body = {

@@ -29,6 +29,8 @@ __all__ = [
 ]
 
 Text = Annotated[str, Field(min_length=1)]
+TemplateName = Annotated[str, Field(pattern=r"^[a-z0-9_]{1,512}$")]
+"""A WhatsApp template name: lower-case letters, digits and underscores."""
 
 
 def _names(value: object) -> object:
@@ -128,6 +130,12 @@ class WhatsAppSettings(HttpSettings):
     )
     default_language: Text = Field(default="en", examples=["en"])
     template_category: Literal["marketing", "utility"] = "marketing"
+    template_names: dict[TemplateName, TemplateName] | None = Field(
+        default=None,
+        description="the names your templates were approved under, by the name the rendered "
+        "template gives (e.g. one per offer kind)",
+        examples=[{"cart_reminder_free_shipping": "fri_frakt_2026"}],
+    )
 
 
 class WebhookSettings(HttpSettings):
