@@ -31,6 +31,7 @@ __all__ = [
     "Step",
     "contact_keys",
     "decide",
+    "look_again",
     "offer_withheld",
     "recipient_timezones",
 ]
@@ -478,3 +479,34 @@ def _decide_steps(
         discount=discount,
         superseded=superseded,
     )
+
+
+def look_again(
+    decision: Decision, checkout: Checkout, policy: Policy, now: datetime
+) -> datetime | None:
+    """The earliest time :func:`decide` may answer otherwise than ``decision`` (made at
+    ``now``) when nothing it reads changes — the checkout, its history, the policy, the
+    channels, the shop's time zone — but the time. For a send, the answer once the message
+    is recorded as sent. None: no such time is known, decide again on every pass.
+
+    Only waits whose end is certain get a time: not due yet (until the step is due), a
+    conversation's pause (until it ends), the frequency cap (until it lifts, or a later step
+    falls due, whichever is first: a newly due step may have no allowed channel). Quiet
+    hours get none: another checkout of the same person messaged meanwhile would turn them
+    into the frequency cap.
+    """
+    _, steps = policy.segment_for(checkout)
+    if steps is None:
+        return None
+    if decision.action == Action.SEND:
+        assert decision.step is not None
+        later = [checkout.abandoned_at + s.delay for s in steps if s.number > decision.step]
+        return min(later, default=None)
+    if decision.action != Action.WAIT or decision.until is None:
+        return None
+    if decision.reason in ("not due", "conversation"):
+        return decision.until
+    if decision.reason == "frequency cap":
+        due = [checkout.abandoned_at + s.delay for s in steps]
+        return min([decision.until, *(at for at in due if at > now)])
+    return None

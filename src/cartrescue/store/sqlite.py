@@ -38,11 +38,13 @@ from .base import (
     GroupFacts,
     Histories,
     LinkRecord,
+    LookAgain,
     OptOut,
     OutboxEntry,
     OutboxStatus,
     ReportFacts,
     Stats,
+    Unchanged,
 )
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore", "store_error"]
@@ -201,6 +203,55 @@ _MIGRATIONS: tuple[str, ...] = (
         checkout_id TEXT PRIMARY KEY, reason TEXT NOT NULL, at TEXT NOT NULL
     );
     """,
+    # 5: look-again times (see LookAgainStore): when an open checkout next needs deciding,
+    # what it was counted as, under which configuration, and the mark of the pass deciding
+    # it. The triggers drop the time (and the mark) whenever something the policy reads
+    # changes, whichever process or command writes it.
+    """
+    ALTER TABLE checkouts ADD COLUMN look_at TEXT;
+    ALTER TABLE checkouts ADD COLUMN look_count TEXT;
+    ALTER TABLE checkouts ADD COLUMN look_config TEXT;
+    ALTER TABLE checkouts ADD COLUMN look_token TEXT;
+    CREATE TRIGGER look_outbox_status AFTER UPDATE OF status ON outbox
+    WHEN OLD.status NOT IN ('claimed', 'sent', 'unknown')
+        OR NEW.status NOT IN ('claimed', 'sent', 'unknown')
+    BEGIN
+        UPDATE checkouts SET look_at = NULL, look_token = NULL WHERE id = NEW.checkout_id;
+        UPDATE checkouts SET look_at = NULL, look_token = NULL
+            WHERE email IN (SELECT contact FROM touches WHERE key = NEW.key);
+        UPDATE checkouts SET look_at = NULL, look_token = NULL
+            WHERE phone IN (SELECT contact FROM touches WHERE key = NEW.key);
+    END;
+    CREATE TRIGGER look_outbox_delete AFTER DELETE ON outbox BEGIN
+        UPDATE checkouts SET look_at = NULL, look_token = NULL WHERE id = OLD.checkout_id;
+    END;
+    CREATE TRIGGER look_skipped AFTER INSERT ON skipped_steps BEGIN
+        UPDATE checkouts SET look_at = NULL WHERE id = NEW.checkout_id;
+    END;
+    CREATE TRIGGER look_pause_insert AFTER INSERT ON pauses BEGIN
+        UPDATE checkouts SET look_at = NULL, look_token = NULL WHERE id = NEW.checkout_id;
+    END;
+    CREATE TRIGGER look_pause_update AFTER UPDATE ON pauses BEGIN
+        UPDATE checkouts SET look_at = NULL, look_token = NULL WHERE id = NEW.checkout_id;
+    END;
+    CREATE TRIGGER look_pause_delete AFTER DELETE ON pauses BEGIN
+        UPDATE checkouts SET look_at = NULL, look_token = NULL WHERE id = OLD.checkout_id;
+    END;
+    CREATE TRIGGER look_reason_insert AFTER INSERT ON reasons BEGIN
+        UPDATE checkouts SET look_at = NULL, look_token = NULL WHERE id = NEW.checkout_id;
+    END;
+    CREATE TRIGGER look_reason_update AFTER UPDATE ON reasons BEGIN
+        UPDATE checkouts SET look_at = NULL, look_token = NULL WHERE id = NEW.checkout_id;
+    END;
+    CREATE TRIGGER look_optout AFTER INSERT ON optouts BEGIN
+        UPDATE checkouts SET look_at = NULL, look_token = NULL WHERE email = NEW.contact;
+        UPDATE checkouts SET look_at = NULL, look_token = NULL WHERE phone = NEW.contact;
+    END;
+    CREATE TRIGGER look_optout_hash AFTER INSERT ON optout_hashes BEGIN
+        UPDATE checkouts SET look_at = NULL, look_token = NULL
+            WHERE look_at IS NOT NULL OR look_token IS NOT NULL;
+    END;
+    """,
 )
 DELIVERY_MEMORY = timedelta(days=7)
 """How long a delivery id is remembered: platforms retry for 48 hours (Shopify) or less."""
@@ -229,6 +280,18 @@ def _broken(err: sqlite3.Error) -> bool:
     return isinstance(err, sqlite3.OperationalError | sqlite3.InternalError) or (
         type(err) is sqlite3.DatabaseError
     )
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of ``script``, split at the semicolons that end one (a trigger's body
+    holds several)."""
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                yield pending
+            pending = ""
 
 
 def _marks(values: Sequence[object]) -> str:
@@ -411,9 +474,8 @@ class SQLiteStore:
                     f"cartrescue understands ({SCHEMA_VERSION}); upgrade cartrescue"
                 )
             for number in range(version, SCHEMA_VERSION):
-                for statement in _MIGRATIONS[number].split(";"):
-                    if statement.strip():
-                        db.execute(statement)
+                for statement in _statements(_MIGRATIONS[number]):
+                    db.execute(statement)
                 if number == 0:
                     db.execute(
                         "INSERT INTO meta (key, value) VALUES ('salt', ?)", (secrets.token_hex(16),)
@@ -478,7 +540,8 @@ class SQLiteStore:
         " first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (id) DO UPDATE SET data = excluded.data, email = excluded.email,"
         " phone = excluded.phone, abandoned_at = excluded.abandoned_at,"
-        " updated_at = excluded.updated_at, last_seen = excluded.last_seen"
+        " updated_at = excluded.updated_at, last_seen = excluded.last_seen,"
+        " look_at = NULL, look_token = NULL"
         # An older version (a webhook delivered late, an overlapping poll) never overwrites
         # a newer one.
         " WHERE excluded.updated_at >= checkouts.updated_at"
@@ -543,15 +606,37 @@ class SQLiteStore:
         return [(str(r[0]), str(r[1])) for r in rows]
 
     def active_checkouts(self, abandoned_after: datetime) -> Iterator[Checkout]:
+        for item in self._open_checkouts(abandoned_after, None, ""):
+            assert isinstance(item, Checkout)
+            yield item
+
+    def checkouts_to_decide(
+        self, abandoned_after: datetime, now: datetime, config: str
+    ) -> Iterator[Checkout | Unchanged]:
+        return self._open_checkouts(abandoned_after, now, config)
+
+    def _open_checkouts(
+        self, abandoned_after: datetime, now: datetime | None, config: str
+    ) -> Iterator[Checkout | Unchanged]:
         # Keyset pages rather than one open cursor: the connection is shared with the
-        # engine's send threads, and a batch at a time keeps memory flat.
-        columns = "SELECT abandoned_at, id, data FROM checkouts WHERE status = 'open'"
+        # engine's send threads, and a batch at a time keeps memory flat. A checkout whose
+        # look-again time stands comes without its data: reading and parsing it is most of
+        # what a pass with nothing due would cost.
+        standing = "look_at > ? AND look_config = ?"
+        columns = (
+            f"SELECT abandoned_at, id, CASE WHEN {standing} THEN NULL ELSE data END, look_count"
+            " FROM checkouts WHERE status = 'open'"
+        )
+        look = ("", "") if now is None else (_ts(now), config)  # '' is before any time
         rows = self._query(
             f"{columns} AND abandoned_at >= ? ORDER BY abandoned_at, id LIMIT ?",
-            (_ts(abandoned_after), _ACTIVE_BATCH),
+            (*look, _ts(abandoned_after), _ACTIVE_BATCH),
         )
         while rows:
-            for _, checkout_id, data in rows:
+            for _, checkout_id, data, count in rows:
+                if data is None:
+                    yield Unchanged(str(checkout_id), str(count))
+                    continue
                 try:
                     yield Checkout.from_dict(json.loads(str(data)))
                 except (BadPayloadError, ValueError, RecursionError) as err:
@@ -565,7 +650,34 @@ class SQLiteStore:
             rows = self._query(
                 f"{columns} AND (abandoned_at > ? OR (abandoned_at = ? AND id > ?))"
                 " ORDER BY abandoned_at, id LIMIT ?",
-                (at, at, last, _ACTIVE_BATCH),
+                (*look, at, at, last, _ACTIVE_BATCH),
+            )
+
+    def arm_look_again(self, checkout_ids: Sequence[str], token: str) -> None:
+        with self._tx() as db:
+            for chunk in _chunks(list(checkout_ids)):
+                db.execute(
+                    f"UPDATE checkouts SET look_token = ? WHERE id IN ({_marks(chunk)})",
+                    (token, *chunk),
+                )
+
+    def set_look_again(self, entries: Sequence[LookAgain], config: str, token: str) -> None:
+        plain = [(_ts(e.at), e.count, config, e.checkout_id, token) for e in entries if not e.key]
+        sends = [
+            (_ts(e.at), e.count, config, e.checkout_id, token, e.key, *_SENT_LIKE)
+            for e in entries
+            if e.key
+        ]
+        update = (
+            "UPDATE checkouts SET look_at = ?, look_count = ?, look_config = ?"
+            " WHERE id = ? AND look_token = ?"
+        )
+        with self._tx() as db:
+            db.executemany(update, plain)
+            db.executemany(
+                f"{update} AND EXISTS (SELECT 1 FROM outbox WHERE key = ?"
+                f" AND status IN ({_marks(_SENT_LIKE)}))",
+                sends,
             )
 
     def _unreadable(self, checkout_id: str, err: Exception) -> None:
