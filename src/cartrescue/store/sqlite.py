@@ -924,23 +924,24 @@ class SQLiteStore:
             )
             cap_params = (*contacts, _ts(cap_since), *_SENT_LIKE)
         with self._tx() as db:
+            # The arm of the checkout's experiment (if any) is read by the insert itself: a
+            # statement less in the transaction every send waits for.
             cur = db.execute(
                 "INSERT INTO outbox (key, checkout_id, step, channel, recipient, status,"
-                f" run_id, claimed_at) SELECT ?, ?, ?, ?, ?, 'claimed', ?, ?{cap or ' WHERE 1'}"
+                " run_id, claimed_at, experiment, arm)"
+                " SELECT ?, ?, ?, ?, ?, 'claimed', ?, ?, a.experiment, a.arm FROM (SELECT 1)"
+                " LEFT JOIN (SELECT experiment, arm FROM assignments WHERE checkout_id = ?"
+                " AND experiment != 'holdout' AND (step IS NULL OR step = ?)"
+                f" ORDER BY at DESC LIMIT 1) a ON 1{cap or ' WHERE 1'}"
                 " ON CONFLICT (key) DO UPDATE SET status = 'claimed',"
                 " attempts = attempts + 1, run_id = excluded.run_id,"
-                " claimed_at = excluded.claimed_at, finished_at = NULL, error = NULL"
+                " claimed_at = excluded.claimed_at, finished_at = NULL, error = NULL,"
+                " experiment = excluded.experiment, arm = excluded.arm"
                 f" WHERE outbox.status IN ({_marks(RELEASED)})",
-                (*values, *cap_params, *RELEASED),
+                (*values, checkout_id, step, *cap_params, *RELEASED),
             )
             if cur.rowcount != 1:
                 return False
-            db.execute(
-                "UPDATE outbox SET (experiment, arm) = (SELECT experiment, arm FROM assignments"
-                " WHERE checkout_id = ? AND experiment != 'holdout' AND (step IS NULL OR"
-                " step = ?) ORDER BY at DESC LIMIT 1) WHERE key = ?",
-                (checkout_id, step, key),
-            )
             if contacts:
                 db.execute(
                     "INSERT OR REPLACE INTO touches (contact, key, at) VALUES "
