@@ -38,7 +38,7 @@ class EveryCheckout(Counting):
     """A SQLite store that keeps no look-again times: every pass decides every checkout."""
 
     def checkouts_to_decide(
-        self, abandoned_after: datetime, now: datetime, config: str
+        self, abandoned_after: datetime, now: datetime, config: str, token: str
     ) -> Iterator[Checkout | Unchanged]:
         return self.active_checkouts(abandoned_after)
 

@@ -459,7 +459,9 @@ class Recovery:
         page: list[Checkout] = []
         looks = self._looks
         items: Iterable[Checkout | Unchanged] = (
-            looks.checkouts_to_decide(now - self.policy.horizon, self.clock(), self._look_config)
+            looks.checkouts_to_decide(
+                now - self.policy.horizon, self.clock(), self._look_config, self._look_token
+            )
             if looks is not None
             else self.store.active_checkouts(now - self.policy.horizon)
         )

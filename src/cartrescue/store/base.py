@@ -583,11 +583,12 @@ class LookAgainStore(Protocol):
     (the policy, channels or time zone changed) is ignored."""
 
     def checkouts_to_decide(
-        self, abandoned_after: datetime, now: datetime, config: str
+        self, abandoned_after: datetime, now: datetime, config: str, token: str
     ) -> Iterator[Checkout | Unchanged]:
         """What :meth:`CheckoutStore.active_checkouts` yields, except that a checkout whose
         look-again time is after ``now`` and was set under ``config`` comes as
-        :class:`Unchanged` (its data not read)."""
+        :class:`Unchanged` (its data not read), and one carrying ``token`` (armed by this
+        pass, so decided already) may be left out."""
         ...
 
     def arm_look_again(self, checkout_ids: Sequence[str], token: str) -> None:

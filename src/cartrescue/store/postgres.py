@@ -428,23 +428,24 @@ class PostgresStore:
         return [(str(r[0]), str(r[1])) for r in rows]
 
     def active_checkouts(self, abandoned_after: datetime) -> Iterator[Checkout]:
-        for item in self._open_checkouts(abandoned_after, None, ""):
+        for item in self._open_checkouts(abandoned_after, None, "", ""):
             assert isinstance(item, Checkout)
             yield item
 
     def checkouts_to_decide(
-        self, abandoned_after: datetime, now: datetime, config: str
+        self, abandoned_after: datetime, now: datetime, config: str, token: str
     ) -> Iterator[Checkout | Unchanged]:
-        return self._open_checkouts(abandoned_after, _aware(now), config)
+        return self._open_checkouts(abandoned_after, _aware(now), config, token)
 
     def _open_checkouts(
-        self, abandoned_after: datetime, now: datetime | None, config: str
+        self, abandoned_after: datetime, now: datetime | None, config: str, token: str
     ) -> Iterator[Checkout | Unchanged]:
         rows = self._query(
             "SELECT id, CASE WHEN look_at > %s AND look_config = %s THEN NULL ELSE data END,"
             " look_count FROM checkouts WHERE shop = %s AND status = 'open'"
-            " AND abandoned_at >= %s ORDER BY abandoned_at, id",
-            (now, config, self.shop, _aware(abandoned_after)),
+            " AND look_token IS DISTINCT FROM %s AND abandoned_at >= %s"
+            " ORDER BY abandoned_at, id",
+            (now, config, self.shop, token, _aware(abandoned_after)),
         )
         for checkout_id, data, count in rows:
             if data is None:

@@ -606,17 +606,17 @@ class SQLiteStore:
         return [(str(r[0]), str(r[1])) for r in rows]
 
     def active_checkouts(self, abandoned_after: datetime) -> Iterator[Checkout]:
-        for item in self._open_checkouts(abandoned_after, None, ""):
+        for item in self._open_checkouts(abandoned_after, None, "", ""):
             assert isinstance(item, Checkout)
             yield item
 
     def checkouts_to_decide(
-        self, abandoned_after: datetime, now: datetime, config: str
+        self, abandoned_after: datetime, now: datetime, config: str, token: str
     ) -> Iterator[Checkout | Unchanged]:
-        return self._open_checkouts(abandoned_after, now, config)
+        return self._open_checkouts(abandoned_after, now, config, token)
 
     def _open_checkouts(
-        self, abandoned_after: datetime, now: datetime | None, config: str
+        self, abandoned_after: datetime, now: datetime | None, config: str, token: str
     ) -> Iterator[Checkout | Unchanged]:
         # Keyset pages rather than one open cursor: the connection is shared with the
         # engine's send threads, and a batch at a time keeps memory flat. A checkout whose
@@ -625,9 +625,10 @@ class SQLiteStore:
         standing = "look_at > ? AND look_config = ?"
         columns = (
             f"SELECT abandoned_at, id, CASE WHEN {standing} THEN NULL ELSE data END, look_count"
-            " FROM checkouts WHERE status = 'open'"
+            " FROM checkouts WHERE status = 'open' AND look_token IS NOT ?"
         )
-        look = ("", "") if now is None else (_ts(now), config)  # '' is before any time
+        # '' is before any time, and no pass's token
+        look = ("", "", "") if now is None else (_ts(now), config, token)
         rows = self._query(
             f"{columns} AND abandoned_at >= ? ORDER BY abandoned_at, id LIMIT ?",
             (*look, _ts(abandoned_after), _ACTIVE_BATCH),
