@@ -222,27 +222,22 @@ _MIGRATIONS: tuple[str, ...] = (
         UPDATE checkouts SET look_at = NULL, look_token = NULL
             WHERE phone IN (SELECT contact FROM touches WHERE key = NEW.key);
     END;
-    CREATE TRIGGER look_outbox_delete AFTER DELETE ON outbox BEGIN
-        UPDATE checkouts SET look_at = NULL, look_token = NULL WHERE id = OLD.checkout_id;
-    END;
-    CREATE TRIGGER look_skipped AFTER INSERT ON skipped_steps BEGIN
-        UPDATE checkouts SET look_at = NULL WHERE id = NEW.checkout_id;
-    END;
-    CREATE TRIGGER look_pause_insert AFTER INSERT ON pauses BEGIN
-        UPDATE checkouts SET look_at = NULL, look_token = NULL WHERE id = NEW.checkout_id;
-    END;
-    CREATE TRIGGER look_pause_update AFTER UPDATE ON pauses BEGIN
-        UPDATE checkouts SET look_at = NULL, look_token = NULL WHERE id = NEW.checkout_id;
-    END;
-    CREATE TRIGGER look_pause_delete AFTER DELETE ON pauses BEGIN
-        UPDATE checkouts SET look_at = NULL, look_token = NULL WHERE id = OLD.checkout_id;
-    END;
-    CREATE TRIGGER look_reason_insert AFTER INSERT ON reasons BEGIN
-        UPDATE checkouts SET look_at = NULL, look_token = NULL WHERE id = NEW.checkout_id;
-    END;
-    CREATE TRIGGER look_reason_update AFTER UPDATE ON reasons BEGIN
-        UPDATE checkouts SET look_at = NULL, look_token = NULL WHERE id = NEW.checkout_id;
-    END;
+    """
+    + "".join(
+        # Whatever names one checkout: its time and mark go (a skipped step's, the time
+        # only: a pass's own skips come before the decision whose time it then keeps).
+        f"CREATE TRIGGER look_{table}_{event.lower()} AFTER {event} ON {table} BEGIN"
+        f" UPDATE checkouts SET {drop} WHERE id = {'OLD' if event == 'DELETE' else 'NEW'}"
+        ".checkout_id; END;"
+        for table, drop, events in (
+            ("outbox", "look_at = NULL, look_token = NULL", ("DELETE",)),
+            ("skipped_steps", "look_at = NULL", ("INSERT",)),
+            ("pauses", "look_at = NULL, look_token = NULL", ("INSERT", "UPDATE", "DELETE")),
+            ("reasons", "look_at = NULL, look_token = NULL", ("INSERT", "UPDATE")),
+        )
+        for event in events
+    )
+    + """
     CREATE TRIGGER look_optout AFTER INSERT ON optouts BEGIN
         UPDATE checkouts SET look_at = NULL, look_token = NULL WHERE email = NEW.contact;
         UPDATE checkouts SET look_at = NULL, look_token = NULL WHERE phone = NEW.contact;
