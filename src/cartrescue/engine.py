@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import logging
+import secrets
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -11,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from ._version import __version__
 from .channels.base import Channel
 from .clock import Clock, utc_now
 from .connectors.base import (
@@ -59,9 +64,19 @@ from .policy import (
     buyable,
     contact_keys,
     decide,
+    look_again,
 )
 from .render import MessageContext, Renderer, TemplateRenderer
-from .store.base import ConversationStore, ConversionKind, ExperimentStore, Histories, Store
+from .store.base import (
+    ConversationStore,
+    ConversionKind,
+    ExperimentStore,
+    Histories,
+    LookAgain,
+    LookAgainStore,
+    Store,
+    Unchanged,
+)
 
 __all__ = ["Progress", "Recovery", "RunCount", "RunReport"]
 
@@ -245,6 +260,13 @@ class Recovery:
             )
         self._experiment_key = experiment_key
         self._arm_counts: tuple[datetime | None, dict[str, dict[str, ArmCounts]]] = (None, {})
+        self._looks: LookAgainStore | None = None
+        self._look_config = ""
+        self._look_token = ""
+        self._look_waits: list[LookAgain] = []
+        self._look_sends: tuple[list[LookAgain], list[LookAgain]] = ([], [])
+        """Look-again times of the sends handed to a channel in the page before and in this
+        one: written a page later, when the worker has most likely claimed the key."""
 
     # -- the pass -------------------------------------------------------------------------
     def run(
@@ -275,6 +297,10 @@ class Recovery:
         self.histories = HistoryCache.for_pass(connector, self.policy)
         start_at = self.store.start_at(now - self.policy.lookback)
         self._resolve_shop_timezone()
+        self._looks = store if isinstance(store, LookAgainStore) else None
+        self._look_config = self._fingerprint(start_at)
+        self._look_token = secrets.token_hex(8)
+        self._look_waits, self._look_sends = [], ([], [])
         seen: set[int] = set()
         self._progress, self._decided = progress, 0
         try:
@@ -294,6 +320,7 @@ class Recovery:
             self._close_channels()
             raise
         self._drain(report)
+        self._write_looks(report, *self._look_sends)
         self._close_channels()
         if progress is not None:  # messages still in flight were recorded last
             progress(report, self._decided)
@@ -302,6 +329,29 @@ class Recovery:
             counts = {**report.counts, RunCount.FETCHED: report.fetched}
             self.store.finish_run(run_id, report.finished_at, counts, report.error)
         return report
+
+    def _fingerprint(self, start_at: datetime) -> str:
+        """What a look-again time was decided under besides the store's data: a time set
+        under another policy, channels, shop time zone, experiments, start or cartrescue
+        is not trusted."""
+        inputs = (
+            __version__,
+            _canonical(self.policy),
+            sorted(self.channels),
+            self._shop_timezone,
+            _canonical(self.experiments),
+            start_at.isoformat(),
+        )
+        text = json.dumps(inputs, sort_keys=True, default=str)
+        return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+
+    def _write_looks(self, report: RunReport, *groups: list[LookAgain]) -> None:
+        looks = self._looks
+        if looks is None or report.dry_run:
+            return
+        entries = [e for group in groups for e in group]
+        if entries:
+            looks.set_look_again(entries, self._look_config, self._look_token)
 
     def _resolve_shop_timezone(self) -> None:
         if self._shop_timezone is None and isinstance(self.connector, ShopTimezone):
@@ -410,10 +460,25 @@ class Recovery:
         run_id: int | None,
         seen: set[int],
     ) -> None:
-        """Decide the open checkouts the shop did not return this pass, a batch at a time."""
+        """Decide the open checkouts the shop did not return this pass, a batch at a time;
+        one whose look-again time has not come is counted as it was last decided."""
         page: list[Checkout] = []
-        for item in self.store.active_checkouts(now - self.policy.horizon):
+        looks = self._looks
+        items: Iterable[Checkout | Unchanged] = (
+            looks.checkouts_to_decide(
+                now - self.policy.horizon, self.clock(), self._look_config, self._look_token
+            )
+            if looks is not None
+            else self.store.active_checkouts(now - self.policy.horizon)
+        )
+        for item in items:
             if hash(item.id) in seen:
+                continue
+            if isinstance(item, Unchanged):
+                report.counts[item.count] += 1
+                self._decided += 1
+                if self._progress is not None:
+                    self._progress(report, self._decided)
                 continue
             page.append(item)
             if len(page) >= self.batch_size:
@@ -430,6 +495,8 @@ class Recovery:
         self._contacted = (self._contacted[1], {})
         if self.histories is not None:  # one lookup a page, for the people not seen yet
             page = self.histories.attach(page, self.clock())
+        if self._looks is not None and not report.dry_run:  # before the histories are read
+            self._looks.arm_look_again([c.id for c in page], self._look_token)
         histories = self.store.histories(
             [c.id for c in page], [k for c in page for k in contact_keys(c.customer)]
         )
@@ -441,6 +508,9 @@ class Recovery:
             if self._progress is not None:
                 self._progress(report, self._decided)
         self._send_deferred(report, run_id)
+        earlier, current = self._look_sends
+        self._write_looks(report, self._look_waits, earlier)
+        self._look_waits, self._look_sends = [], (current, [])
 
     def _send_deferred(self, report: RunReport, run_id: int | None) -> None:
         """The page's sends, after one bulk purchase check for all of them (a connector
@@ -598,10 +668,14 @@ class Recovery:
             if decision.action == Action.STOP:
                 self._stop(checkout, decision, report, now)
             elif decision.action == Action.WAIT:
-                if decision.reason != "not due":
-                    report.counts[RunCount.held(decision.reason)] += 1
-                else:
-                    report.counts[RunCount.WAITING] += 1
+                count = (
+                    RunCount.WAITING
+                    if decision.reason == "not due"
+                    else RunCount.held(decision.reason)
+                )
+                report.counts[count] += 1
+                if not dry:
+                    self._look_at_wait(checkout, decision, count, known, now)
             else:
                 for step in decision.superseded:
                     report.counts[RunCount.SUPERSEDED] += 1
@@ -609,6 +683,21 @@ class Recovery:
                         self.store.skip_step(checkout.id, step, "superseded", now)
                 self._send(checkout, decision, report, run_id, now)
             return
+
+    def _look_at_wait(
+        self, checkout: Checkout, decision: Decision, count: str, known: Histories, now: datetime
+    ) -> None:
+        at = look_again(decision, checkout, self.policy, now)
+        if at is None or self._looks is None:
+            return
+        if decision.reason == "frequency cap":
+            # The cap must come from the store: a contact this pass handed to a channel a
+            # moment ago may still fail to be claimed, and then nothing would drop the time.
+            stored = [known.last_contacted.get(c.lower()) for c in contact_keys(checkout.customer)]
+            last = max((t for t in stored if t is not None), default=None)
+            if last is None or last + self.policy.frequency_cap != decision.until:
+                return
+        self._look_waits.append(LookAgain(checkout.id, at, count))
 
     def _stop(
         self, checkout: Checkout, decision: Decision, report: RunReport, now: datetime
@@ -701,6 +790,10 @@ class Recovery:
             report.messages.append(message)
             return
         self._sender(kind, report).submit(lambda: self._job(checkout, decision, key, now, run_id))
+        if self._looks is not None:
+            at = look_again(decision, checkout, self.policy, now)
+            if at is not None:
+                self._look_sends[1].append(LookAgain(checkout.id, at, RunCount.WAITING, key))
         for contact in contact_keys(checkout.customer):
             self._contacted[1][contact.lower()] = now
 
@@ -1038,6 +1131,25 @@ class _Masked:
 
     def __str__(self) -> str:
         return mask_contact(self.value)
+
+
+def _canonical(value: object) -> object:
+    """``value`` as plain data whose JSON is the same in every process (a set's order is
+    not); an object with no such form gives its ``repr``, which at worst differs between
+    processes and so only costs look-again times."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _canonical(getattr(value, f.name)) for f in dataclasses.fields(value)} | {
+            "": type(value).__qualname__
+        }
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted(json.dumps(_canonical(v), sort_keys=True, default=str) for v in value)
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return f"{type(value).__qualname__}:{value!r}"
 
 
 def _step_of(plan: ExperimentPlan, name: str) -> int | None:

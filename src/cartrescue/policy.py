@@ -34,6 +34,7 @@ __all__ = [
     "buyable",
     "contact_keys",
     "decide",
+    "look_again",
     "offer_withheld",
     "recipient_timezones",
 ]
@@ -166,6 +167,19 @@ class Policy:
     def needs_history(self) -> bool:
         """Whether a segment reads customer history (so the engine fetches it)."""
         return any(s.conditions.needs_history for s in self.segments)
+
+    @property
+    def segments_drift(self) -> bool:
+        """Whether a cart's segment can change while its checkout does not: a segment reads
+        the customer's history, RFM group, stock, product tags or collections, which the
+        platform updates without touching the checkout."""
+        return any(
+            s.conditions.needs_history
+            or s.conditions.all_in_stock is not None
+            or s.conditions.product_tags is not None
+            or s.conditions.collections is not None
+            for s in self.segments
+        )
 
     @property
     def needs_rfm(self) -> bool:
@@ -535,3 +549,39 @@ def _decide_steps(
         discount=discount,
         superseded=superseded,
     )
+
+
+def look_again(
+    decision: Decision, checkout: Checkout, policy: Policy, now: datetime
+) -> datetime | None:
+    """The earliest time :func:`decide` may answer otherwise than ``decision`` (made at
+    ``now``) when nothing it reads changes — the checkout, its history, the policy, the
+    channels, the shop's time zone — but the time. For a send, the answer once the message
+    is recorded as sent. None: no such time is known, decide again on every pass.
+
+    Only waits whose end is certain get a time: not due yet (until the step is due), a
+    conversation's pause (until it ends), the frequency cap (until it lifts, or a later step
+    falls due, whichever is first: a newly due step may have no allowed channel). Quiet
+    hours get none: another checkout of the same person messaged meanwhile would turn them
+    into the frequency cap. When the cart's segment can change while the checkout does not
+    (:attr:`Policy.segments_drift`), only a conversation's pause gets a time: a new segment
+    may bring a step due sooner.
+    """
+    if policy.segments_drift:
+        held = decision.action == Action.WAIT and decision.reason == "conversation"
+        return decision.until if held else None
+    _, steps = policy.segment_for(checkout)
+    if steps is None:
+        return None
+    if decision.action == Action.SEND:
+        assert decision.step is not None
+        later = [checkout.abandoned_at + s.delay for s in steps if s.number > decision.step]
+        return min(later, default=None)
+    if decision.action != Action.WAIT or decision.until is None:
+        return None
+    if decision.reason in ("not due", "conversation"):
+        return decision.until
+    if decision.reason == "frequency cap":
+        due = [checkout.abandoned_at + s.delay for s in steps]
+        return min([decision.until, *(at for at in due if at > now)])
+    return None

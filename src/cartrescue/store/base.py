@@ -19,6 +19,8 @@ be reasoned about (and tested) a job at a time:
   they put on their checkout's reminders. Both built-in stores have them.
 - :class:`SignalStore` (optional, outside :class:`Store`) — what the providers' status
   callbacks said about each message sent (delivered, read, failed).
+- :class:`LookAgainStore` (optional, outside :class:`Store`) — when each open checkout needs
+  deciding again, so a pass with nothing due does not decide every checkout.
 
 The cut follows who reads and writes what: the web process needs links and opt-outs only,
 the send path outbox and opt-outs, reporting only the last. ``forget`` and ``close`` cross
@@ -56,6 +58,8 @@ __all__ = [
     "Histories",
     "LinkRecord",
     "LinkStore",
+    "LookAgain",
+    "LookAgainStore",
     "OptOut",
     "OptOutStore",
     "OutboxEntry",
@@ -69,6 +73,7 @@ __all__ = [
     "SignalStore",
     "Stats",
     "Store",
+    "Unchanged",
 ]
 
 OutboxStatus = Literal["claimed", "sent", "failed", "unknown", "retry", "not_rendered"]
@@ -626,4 +631,66 @@ class SignalStore(Protocol):
         """Channel → its :class:`SignalCounts`, over every message, or with ``since`` and
         ``until`` over the messages for checkouts abandoned in [since, until). A channel
         with no message accepted is missing."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LookAgain:
+    """The engine need not decide checkout ``checkout_id`` again before ``at``: until then
+    the policy gives the same answer, counted under ``count`` (``waiting``, ``held: …``),
+    unless something it reads changes. With ``key``, the answer holds only once that outbox
+    key is sent (``claimed``, ``sent`` or ``unknown``)."""
+
+    checkout_id: str
+    at: datetime
+    count: str
+    key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Unchanged:
+    """An open checkout whose look-again time has not come: the pass counts it under
+    ``count`` without reading its data or deciding it."""
+
+    id: str
+    count: str
+
+
+@runtime_checkable
+class LookAgainStore(Protocol):
+    """Look-again times: when each open checkout next needs deciding.
+
+    A time stands only while nothing the policy reads about the checkout changes, so the
+    store itself drops it (in the statement or a trigger, whoever writes) when:
+
+    - the checkout is upserted (new platform data);
+    - one of its outbox keys is released, fails or is deleted (any status change other than
+      between ``claimed``, ``sent`` and ``unknown``), and then also for every checkout that
+      shares a contact with that key (their frequency cap may have lifted);
+    - it is paused or resumed, or its abandonment reason is recorded;
+    - one of its contacts opts out, or an opt-out is stored as a hash;
+    - a step of it is recorded as skipped (the time only; see :meth:`set_look_again`).
+
+    Claims are not in the list: a claim follows a decision to send, which a standing time
+    rules out for a pass with the same ``config``. A time written under another ``config``
+    (the policy, channels or time zone changed) is ignored."""
+
+    def checkouts_to_decide(
+        self, abandoned_after: datetime, now: datetime, config: str, token: str
+    ) -> Iterator[Checkout | Unchanged]:
+        """What :meth:`CheckoutStore.active_checkouts` yields, except that a checkout whose
+        look-again time is after ``now`` and was set under ``config`` comes as
+        :class:`Unchanged` (its data not read), and one carrying ``token`` (armed by this
+        pass, so decided already) may be left out."""
+        ...
+
+    def arm_look_again(self, checkout_ids: Sequence[str], token: str) -> None:
+        """Mark these checkouts with ``token`` before their histories are read; anything
+        that drops a look-again time drops the mark too (skipped steps excepted)."""
+        ...
+
+    def set_look_again(self, entries: Sequence[LookAgain], config: str, token: str) -> None:
+        """Store these look-again times under ``config``, each only if its checkout still
+        carries ``token`` (nothing changed since it was armed and its history read) and, for
+        an entry with a ``key``, that key is sent-like."""
         ...

@@ -60,6 +60,7 @@ from .base import (
     ConversionKind,
     Histories,
     LinkRecord,
+    LookAgain,
     OptOut,
     OutboxEntry,
     OutboxStatus,
@@ -68,6 +69,7 @@ from .base import (
     SignalCounts,
     SignalOutcome,
     Stats,
+    Unchanged,
 )
 from .sqlite import DELIVERY_MEMORY, _contact_forms, _facts, _window_cases
 
@@ -366,7 +368,7 @@ class PostgresStore:
                 " ON CONFLICT (shop, id) DO UPDATE SET data = excluded.data,"
                 " email = excluded.email, phone = excluded.phone,"
                 " abandoned_at = excluded.abandoned_at, updated_at = excluded.updated_at,"
-                " last_seen = excluded.last_seen"
+                " last_seen = excluded.last_seen, look_at = NULL, look_token = NULL"
                 # an older version (a late webhook, a re-poll) never overwrites a newer one
                 " WHERE checkouts.updated_at <= excluded.updated_at",
                 (
@@ -448,12 +450,29 @@ class PostgresStore:
         return [(str(r[0]), str(r[1])) for r in rows]
 
     def active_checkouts(self, abandoned_after: datetime) -> Iterator[Checkout]:
+        for item in self._open_checkouts(abandoned_after, None, "", ""):
+            assert isinstance(item, Checkout)
+            yield item
+
+    def checkouts_to_decide(
+        self, abandoned_after: datetime, now: datetime, config: str, token: str
+    ) -> Iterator[Checkout | Unchanged]:
+        return self._open_checkouts(abandoned_after, _aware(now), config, token)
+
+    def _open_checkouts(
+        self, abandoned_after: datetime, now: datetime | None, config: str, token: str
+    ) -> Iterator[Checkout | Unchanged]:
         rows = self._query(
-            "SELECT id, data FROM checkouts WHERE shop = %s AND status = 'open'"
-            " AND abandoned_at >= %s ORDER BY abandoned_at, id",
-            (self.shop, _aware(abandoned_after)),
+            "SELECT id, CASE WHEN look_at > %s AND look_config = %s THEN NULL ELSE data END,"
+            " look_count FROM checkouts WHERE shop = %s AND status = 'open'"
+            " AND look_token IS DISTINCT FROM %s AND abandoned_at >= %s"
+            " ORDER BY abandoned_at, id",
+            (now, config, self.shop, token, _aware(abandoned_after)),
         )
-        for checkout_id, data in rows:
+        for checkout_id, data, count in rows:
+            if data is None:
+                yield Unchanged(str(checkout_id), str(count))
+                continue
             try:
                 yield Checkout.from_dict(json.loads(str(data)))
             except (BadPayloadError, ValueError, RecursionError) as err:
@@ -463,6 +482,38 @@ class PostgresStore:
                 now = datetime.now(UTC)
                 self.record_bad_checkout(str(checkout_id), reason, now)
                 self.close_checkout(str(checkout_id), "stopped", "bad payload", now)
+
+    def arm_look_again(self, checkout_ids: Sequence[str], token: str) -> None:
+        self._run(
+            "UPDATE checkouts SET look_token = %s WHERE shop = %s AND id = ANY(%s::text[])",
+            (token, self.shop, list(checkout_ids)),
+        )
+
+    def set_look_again(self, entries: Sequence[LookAgain], config: str, token: str) -> None:
+        keys = sorted({e.key for e in entries if e.key})
+        with self._tx() as db:
+            # The keys' rows are locked first: a finish that would drop a time waits until
+            # this transaction ends (and its trigger then drops it), or has already
+            # committed (and the status below sees it).
+            sent = {
+                str(r[0])
+                for r in db.execute(
+                    "SELECT key FROM outbox WHERE shop = %s AND key = ANY(%s::text[])"
+                    " AND status = ANY(%s::text[]) ORDER BY key FOR SHARE",
+                    (self.shop, keys, _SENT_LIKE),
+                ).fetchall()
+            }
+            rows = [
+                (_aware(e.at), e.count, config, self.shop, e.checkout_id, token)
+                for e in entries
+                if e.key is None or e.key in sent
+            ]
+            with db.cursor() as cur:
+                cur.executemany(
+                    "UPDATE checkouts SET look_at = %s, look_count = %s, look_config = %s"
+                    " WHERE shop = %s AND id = %s AND look_token = %s",
+                    rows,
+                )
 
     def checkout(self, checkout_id: str) -> Checkout | None:
         rows = self._query(

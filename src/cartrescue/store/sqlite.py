@@ -39,6 +39,7 @@ from .base import (
     GroupFacts,
     Histories,
     LinkRecord,
+    LookAgain,
     OptOut,
     OutboxEntry,
     OutboxStatus,
@@ -47,6 +48,7 @@ from .base import (
     SignalCounts,
     SignalOutcome,
     Stats,
+    Unchanged,
 )
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore", "store_error"]
@@ -212,6 +214,50 @@ _MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE outbox ADD COLUMN signal_at TEXT;
     CREATE INDEX outbox_provider_id ON outbox (provider_id);
     """,
+    # 6: look-again times (see LookAgainStore): when an open checkout next needs deciding,
+    # what it was counted as, under which configuration, and the mark of the pass deciding
+    # it. The triggers drop the time (and the mark) whenever something the policy reads
+    # changes, whichever process or command writes it.
+    """
+    ALTER TABLE checkouts ADD COLUMN look_at TEXT;
+    ALTER TABLE checkouts ADD COLUMN look_count TEXT;
+    ALTER TABLE checkouts ADD COLUMN look_config TEXT;
+    ALTER TABLE checkouts ADD COLUMN look_token TEXT;
+    CREATE TRIGGER look_outbox_status AFTER UPDATE OF status ON outbox
+    WHEN OLD.status NOT IN ('claimed', 'sent', 'unknown')
+        OR NEW.status NOT IN ('claimed', 'sent', 'unknown')
+    BEGIN
+        UPDATE checkouts SET look_at = NULL, look_token = NULL WHERE id = NEW.checkout_id;
+        UPDATE checkouts SET look_at = NULL, look_token = NULL
+            WHERE email IN (SELECT contact FROM touches WHERE key = NEW.key);
+        UPDATE checkouts SET look_at = NULL, look_token = NULL
+            WHERE phone IN (SELECT contact FROM touches WHERE key = NEW.key);
+    END;
+    """
+    + "".join(
+        # Whatever names one checkout: its time and mark go (a skipped step's, the time
+        # only: a pass's own skips come before the decision whose time it then keeps).
+        f"CREATE TRIGGER look_{table}_{event.lower()} AFTER {event} ON {table} BEGIN"
+        f" UPDATE checkouts SET {drop} WHERE id = {'OLD' if event == 'DELETE' else 'NEW'}"
+        ".checkout_id; END;"
+        for table, drop, events in (
+            ("outbox", "look_at = NULL, look_token = NULL", ("DELETE",)),
+            ("skipped_steps", "look_at = NULL", ("INSERT",)),
+            ("pauses", "look_at = NULL, look_token = NULL", ("INSERT", "UPDATE", "DELETE")),
+            ("reasons", "look_at = NULL, look_token = NULL", ("INSERT", "UPDATE")),
+        )
+        for event in events
+    )
+    + """
+    CREATE TRIGGER look_optout AFTER INSERT ON optouts BEGIN
+        UPDATE checkouts SET look_at = NULL, look_token = NULL WHERE email = NEW.contact;
+        UPDATE checkouts SET look_at = NULL, look_token = NULL WHERE phone = NEW.contact;
+    END;
+    CREATE TRIGGER look_optout_hash AFTER INSERT ON optout_hashes BEGIN
+        UPDATE checkouts SET look_at = NULL, look_token = NULL
+            WHERE look_at IS NOT NULL OR look_token IS NOT NULL;
+    END;
+    """,
 )
 DELIVERY_MEMORY = timedelta(days=7)
 """How long a delivery id is remembered: platforms retry for 48 hours (Shopify) or less."""
@@ -240,6 +286,18 @@ def _broken(err: sqlite3.Error) -> bool:
     return isinstance(err, sqlite3.OperationalError | sqlite3.InternalError) or (
         type(err) is sqlite3.DatabaseError
     )
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of ``script``, split at the semicolons that end one (a trigger's body
+    holds several)."""
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                yield pending
+            pending = ""
 
 
 def _marks(values: Sequence[object]) -> str:
@@ -422,9 +480,8 @@ class SQLiteStore:
                     f"cartrescue understands ({SCHEMA_VERSION}); upgrade cartrescue"
                 )
             for number in range(version, SCHEMA_VERSION):
-                for statement in _MIGRATIONS[number].split(";"):
-                    if statement.strip():
-                        db.execute(statement)
+                for statement in _statements(_MIGRATIONS[number]):
+                    db.execute(statement)
                 if number == 0:
                     db.execute(
                         "INSERT INTO meta (key, value) VALUES ('salt', ?)", (secrets.token_hex(16),)
@@ -489,7 +546,8 @@ class SQLiteStore:
         " first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (id) DO UPDATE SET data = excluded.data, email = excluded.email,"
         " phone = excluded.phone, abandoned_at = excluded.abandoned_at,"
-        " updated_at = excluded.updated_at, last_seen = excluded.last_seen"
+        " updated_at = excluded.updated_at, last_seen = excluded.last_seen,"
+        " look_at = NULL, look_token = NULL"
         # An older version (a webhook delivered late, an overlapping poll) never overwrites
         # a newer one.
         " WHERE excluded.updated_at >= checkouts.updated_at"
@@ -554,15 +612,38 @@ class SQLiteStore:
         return [(str(r[0]), str(r[1])) for r in rows]
 
     def active_checkouts(self, abandoned_after: datetime) -> Iterator[Checkout]:
+        for item in self._open_checkouts(abandoned_after, None, "", ""):
+            assert isinstance(item, Checkout)
+            yield item
+
+    def checkouts_to_decide(
+        self, abandoned_after: datetime, now: datetime, config: str, token: str
+    ) -> Iterator[Checkout | Unchanged]:
+        return self._open_checkouts(abandoned_after, now, config, token)
+
+    def _open_checkouts(
+        self, abandoned_after: datetime, now: datetime | None, config: str, token: str
+    ) -> Iterator[Checkout | Unchanged]:
         # Keyset pages rather than one open cursor: the connection is shared with the
-        # engine's send threads, and a batch at a time keeps memory flat.
-        columns = "SELECT abandoned_at, id, data FROM checkouts WHERE status = 'open'"
+        # engine's send threads, and a batch at a time keeps memory flat. A checkout whose
+        # look-again time stands comes without its data: reading and parsing it is most of
+        # what a pass with nothing due would cost.
+        standing = "look_at > ? AND look_config = ?"
+        columns = (
+            f"SELECT abandoned_at, id, CASE WHEN {standing} THEN NULL ELSE data END, look_count"
+            " FROM checkouts WHERE status = 'open' AND look_token IS NOT ?"
+        )
+        # '' is before any time, and no pass's token
+        look = ("", "", "") if now is None else (_ts(now), config, token)
         rows = self._query(
             f"{columns} AND abandoned_at >= ? ORDER BY abandoned_at, id LIMIT ?",
-            (_ts(abandoned_after), _ACTIVE_BATCH),
+            (*look, _ts(abandoned_after), _ACTIVE_BATCH),
         )
         while rows:
-            for _, checkout_id, data in rows:
+            for _, checkout_id, data, count in rows:
+                if data is None:
+                    yield Unchanged(str(checkout_id), str(count))
+                    continue
                 try:
                     yield Checkout.from_dict(json.loads(str(data)))
                 except (BadPayloadError, ValueError, RecursionError) as err:
@@ -576,7 +657,34 @@ class SQLiteStore:
             rows = self._query(
                 f"{columns} AND (abandoned_at > ? OR (abandoned_at = ? AND id > ?))"
                 " ORDER BY abandoned_at, id LIMIT ?",
-                (at, at, last, _ACTIVE_BATCH),
+                (*look, at, at, last, _ACTIVE_BATCH),
+            )
+
+    def arm_look_again(self, checkout_ids: Sequence[str], token: str) -> None:
+        with self._tx() as db:
+            for chunk in _chunks(list(checkout_ids)):
+                db.execute(
+                    f"UPDATE checkouts SET look_token = ? WHERE id IN ({_marks(chunk)})",
+                    (token, *chunk),
+                )
+
+    def set_look_again(self, entries: Sequence[LookAgain], config: str, token: str) -> None:
+        plain = [(_ts(e.at), e.count, config, e.checkout_id, token) for e in entries if not e.key]
+        sends = [
+            (_ts(e.at), e.count, config, e.checkout_id, token, e.key, *_SENT_LIKE)
+            for e in entries
+            if e.key
+        ]
+        update = (
+            "UPDATE checkouts SET look_at = ?, look_count = ?, look_config = ?"
+            " WHERE id = ? AND look_token = ?"
+        )
+        with self._tx() as db:
+            db.executemany(update, plain)
+            db.executemany(
+                f"{update} AND EXISTS (SELECT 1 FROM outbox WHERE key = ?"
+                f" AND status IN ({_marks(_SENT_LIKE)}))",
+                sends,
             )
 
     def _unreadable(self, checkout_id: str, err: Exception) -> None:
@@ -836,23 +944,24 @@ class SQLiteStore:
             )
             cap_params = (*contacts, _ts(cap_since), *_SENT_LIKE)
         with self._tx() as db:
+            # The arm of the checkout's experiment (if any) is read by the insert itself: a
+            # statement less in the transaction every send waits for.
             cur = db.execute(
                 "INSERT INTO outbox (key, checkout_id, step, channel, recipient, status,"
-                f" run_id, claimed_at) SELECT ?, ?, ?, ?, ?, 'claimed', ?, ?{cap or ' WHERE 1'}"
+                " run_id, claimed_at, experiment, arm)"
+                " SELECT ?, ?, ?, ?, ?, 'claimed', ?, ?, a.experiment, a.arm FROM (SELECT 1)"
+                " LEFT JOIN (SELECT experiment, arm FROM assignments WHERE checkout_id = ?"
+                " AND experiment != 'holdout' AND (step IS NULL OR step = ?)"
+                f" ORDER BY at DESC LIMIT 1) a ON 1{cap or ' WHERE 1'}"
                 " ON CONFLICT (key) DO UPDATE SET status = 'claimed',"
                 " attempts = attempts + 1, run_id = excluded.run_id,"
-                " claimed_at = excluded.claimed_at, finished_at = NULL, error = NULL"
+                " claimed_at = excluded.claimed_at, finished_at = NULL, error = NULL,"
+                " experiment = excluded.experiment, arm = excluded.arm"
                 f" WHERE outbox.status IN ({_marks(RELEASED)})",
-                (*values, *cap_params, *RELEASED),
+                (*values, checkout_id, step, *cap_params, *RELEASED),
             )
             if cur.rowcount != 1:
                 return False
-            db.execute(
-                "UPDATE outbox SET (experiment, arm) = (SELECT experiment, arm FROM assignments"
-                " WHERE checkout_id = ? AND experiment != 'holdout' AND (step IS NULL OR"
-                " step = ?) ORDER BY at DESC LIMIT 1) WHERE key = ?",
-                (checkout_id, step, key),
-            )
             if contacts:
                 db.execute(
                     "INSERT OR REPLACE INTO touches (contact, key, at) VALUES "

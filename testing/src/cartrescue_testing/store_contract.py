@@ -43,6 +43,8 @@ from cartrescue.store.base import (
     ExperimentStore,
     LinkRecord,
     LinkStore,
+    LookAgain,
+    LookAgainStore,
     OptOutStore,
     OutboxStore,
     ReportStore,
@@ -50,6 +52,7 @@ from cartrescue.store.base import (
     SignalOutcome,
     SignalStore,
     Store,
+    Unchanged,
 )
 
 __all__ = ["StoreContract"]
@@ -814,6 +817,125 @@ class StoreContract:
             # Someone else's rows stay.
             assert ex.assignments("other") == {"holdout": "treated"}
             assert talk.reason_counts() == {"price": 1}
+
+    # -- look-again times (LookAgainStore, optional) -----------------------------------------
+    LATER = NOON + timedelta(hours=20)
+
+    def _looks(self, store: Store) -> LookAgainStore:
+        if not isinstance(store, LookAgainStore):
+            pytest.skip(f"{type(store).__name__} keeps no look-again times")
+        return store
+
+    def _decide(self, store: Store, at: datetime = NOON, config: str = "cfg") -> dict[str, str]:
+        """Each open checkout's id → ``decide`` or the count it is waiting under."""
+        found = self._looks(store).checkouts_to_decide(NOON - timedelta(days=1), at, config, "t9")
+        return {item.id: item.count if isinstance(item, Unchanged) else "decide" for item in found}
+
+    def _wait(self, store: Store, *ids: str, key: str | None = None, arm: bool = True) -> None:
+        looks = self._looks(store)
+        if arm:
+            looks.arm_look_again(list(ids), "t1")
+        looks.set_look_again([LookAgain(i, self.LATER, "waiting", key) for i in ids], "cfg", "t1")
+
+    def test_a_look_again_time_stands_until_it_comes(self, store: Store) -> None:
+        store.upsert_checkout(_checkout("c1"), NOON)
+        store.upsert_checkout(_checkout("c2", email=OTHER, phone=None), NOON)
+        assert self._decide(store) == {"c1": "decide", "c2": "decide"}
+        self._wait(store, "c1")
+        assert self._decide(store) == {"c1": "waiting", "c2": "decide"}
+        assert self._decide(store, self.LATER) == {"c1": "decide", "c2": "decide"}
+        assert self._decide(store, config="other") == {"c1": "decide", "c2": "decide"}
+        assert [c.id for c in store.active_checkouts(NOON - timedelta(days=1))] == ["c1", "c2"]
+        store.close_checkout("c1", "stopped", "test", NOON)
+        assert self._decide(store) == {"c2": "decide"}
+
+    def test_a_checkout_armed_by_the_pass_asking_may_be_left_out(self, store: Store) -> None:
+        store.upsert_checkout(_checkout("c1"), NOON)
+        store.upsert_checkout(_checkout("c2", email=OTHER, phone=None), NOON)
+        self._looks(store).arm_look_again(["c1"], "t9")
+        assert self._decide(store) in ({"c2": "decide"}, {"c1": "decide", "c2": "decide"})
+
+    def test_a_time_is_kept_only_for_an_armed_checkout(self, store: Store) -> None:
+        store.upsert_checkout(_checkout("c1"), NOON)
+        self._wait(store, "c1", arm=False)
+        assert self._decide(store) == {"c1": "decide"}
+        self._looks(store).arm_look_again(["c1"], "t0")  # another pass armed it since
+        self._looks(store).set_look_again([LookAgain("c1", self.LATER, "waiting")], "cfg", "t1")
+        assert self._decide(store) == {"c1": "decide"}
+
+    def test_new_platform_data_drops_the_time(self, store: Store) -> None:
+        store.upsert_checkout(_checkout("c1"), NOON)
+        self._wait(store, "c1")
+        changed = _checkout("c1", at=NOON + timedelta(minutes=5))
+        store.upsert_checkout(changed, NOON)
+        assert self._decide(store) == {"c1": "decide"}
+        # armed before the change: the pass that read the old data cannot set a time
+        self._looks(store).set_look_again([LookAgain("c1", self.LATER, "waiting")], "cfg", "t1")
+        assert self._decide(store) == {"c1": "decide"}
+
+    def test_a_send_s_time_needs_its_key_sent(self, store: Store) -> None:
+        store.upsert_checkout(_checkout("c1"), NOON)
+        self._wait(store, "c1", key="c1:1:sms")  # not claimed yet
+        assert self._decide(store) == {"c1": "decide"}
+        assert _claim(store, "c1:1:sms")
+        self._wait(store, "c1", key="c1:1:sms")
+        assert self._decide(store) == {"c1": "waiting"}
+        store.finish("c1:1:sms", "sent", NOON)
+        assert self._decide(store) == {"c1": "waiting"}
+
+    @pytest.mark.parametrize("status", ["failed", "retry"])
+    def test_a_failed_send_drops_the_times_of_its_contact(self, store: Store, status: str) -> None:
+        store.upsert_checkout(_checkout("c1"), NOON)
+        store.upsert_checkout(_checkout("c2", phone=None), NOON)  # the same email
+        store.upsert_checkout(_checkout("c3", email=OTHER, phone=None), NOON)
+        assert _claim(store, "c1:1:sms", (EMAIL, PHONE))
+        self._wait(store, "c1", key="c1:1:sms")
+        self._wait(store, "c2", "c3")
+        store.finish("c1:1:sms", status, NOON, error="no")  # type: ignore[arg-type]
+        assert self._decide(store) == {"c1": "decide", "c2": "decide", "c3": "waiting"}
+        self._wait(store, "c1", key="c1:1:sms")
+        assert self._decide(store)["c1"] == "decide"
+
+    def test_an_opt_out_drops_the_times_of_its_contact(self, store: Store) -> None:
+        store.upsert_checkout(_checkout("c1"), NOON)
+        store.upsert_checkout(_checkout("c2", email=OTHER, phone=None), NOON)
+        self._wait(store, "c1", "c2")
+        store.add_optout(PHONE, "sms", "twilio", NOON)
+        assert self._decide(store) == {"c1": "decide", "c2": "waiting"}
+        self._wait(store, "c1", "c2")
+        store.add_optout(EMAIL.upper(), "*", "unsubscribe", NOON)
+        assert self._decide(store) == {"c1": "decide", "c2": "waiting"}
+
+    def test_a_forgotten_opt_out_drops_every_time(self, store: Store) -> None:
+        store.upsert_checkout(_checkout("c1"), NOON)
+        store.upsert_checkout(_checkout("c2", email=OTHER, phone=None), NOON)
+        store.add_optout(EMAIL, "*", "unsubscribe", NOON)
+        self._wait(store, "c1", "c2")
+        store.forget(EMAIL)  # the opt-out outlives it as a hash, which names no checkout
+        assert self._decide(store) == {"c2": "decide"}
+
+    def test_a_skipped_step_drops_the_time_not_the_mark(self, store: Store) -> None:
+        store.upsert_checkout(_checkout("c1"), NOON)
+        self._wait(store, "c1")
+        store.skip_step("c1", 2, "WhatsApp marketing cap", NOON)
+        assert self._decide(store) == {"c1": "decide"}
+        # a pass's own skips come before its decision, which then sets the time
+        self._looks(store).set_look_again([LookAgain("c1", self.LATER, "waiting")], "cfg", "t1")
+        assert self._decide(store) == {"c1": "waiting"}
+
+    def test_a_pause_drops_the_time(self, store: Store) -> None:
+        if not isinstance(store, ConversationStore):
+            pytest.skip(f"{type(store).__name__} keeps no conversations")
+        store.upsert_checkout(_checkout("c1"), NOON)
+        self._wait(store, "c1")
+        store.pause_checkout("c1", NOON + timedelta(days=3), NOON)
+        assert self._decide(store) == {"c1": "decide"}
+        self._wait(store, "c1")
+        store.pause_checkout("c1", None, NOON)
+        assert self._decide(store) == {"c1": "decide"}
+        self._wait(store, "c1")
+        store.record_reason("c1", "price", NOON)
+        assert self._decide(store) == {"c1": "decide"}
 
 
 _WINDOWS = AttributionWindows()
