@@ -306,6 +306,7 @@ def _policy(
                         customer=CustomerKind(segment.customer) if segment.customer else None,
                         countries=frozenset(segment.countries) if segment.countries else None,
                         all_in_stock=segment.all_in_stock,
+                        reasons=frozenset(segment.reasons) if segment.reasons else None,
                     ),
                     steps=_steps(segment.steps, f"{where}.steps", problems)
                     if segment.steps is not None

@@ -17,6 +17,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from .models import Checkout
+from .reasons import REASONS
 
 if TYPE_CHECKING:
     from .policy import Step
@@ -50,7 +51,8 @@ class SegmentConditions:
     currency), as are ``min_items`` and ``max_items`` (the sum of the quantities).
     ``countries`` are ISO 3166-1 alpha-2 codes. ``all_in_stock`` true matches carts whose
     every item the platform reports as in stock; false, carts with at least one item out of
-    stock.
+    stock. ``reasons`` (:data:`~cartrescue.reasons.REASONS` ids) matches carts whose buyer
+    said they left for one of them; a cart whose buyer gave no reason never matches it.
     """
 
     min_value: Decimal | None = None
@@ -60,6 +62,7 @@ class SegmentConditions:
     customer: CustomerKind | None = None
     countries: frozenset[str] | None = None
     all_in_stock: bool | None = None
+    reasons: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         if (
@@ -76,10 +79,19 @@ class SegmentConditions:
             raise ValueError("min_items must be below max_items")
         if self.countries is not None:
             object.__setattr__(self, "countries", frozenset(c.upper() for c in self.countries))
+        if self.reasons is not None:
+            unknown = sorted(set(self.reasons) - set(REASONS))
+            if unknown or not self.reasons:
+                raise ValueError(
+                    f"unknown reason {', '.join(map(repr, unknown)) or '(none given)'}: "
+                    f"choose from {', '.join(REASONS)}"
+                )
+            object.__setattr__(self, "reasons", frozenset(self.reasons))
 
-    def failed(self, checkout: Checkout) -> str | None:
+    def failed(self, checkout: Checkout, reason: str | None = None) -> str | None:
         """The first condition ``checkout`` does not meet, in words, or None when it meets
-        them all."""
+        them all. ``reason`` is the :data:`~cartrescue.reasons.REASONS` id the buyer gave
+        for leaving (None: they gave none)."""
         total = checkout.total
         if self.min_value is not None and total < self.min_value:
             return f"value {total} below {self.min_value}"
@@ -107,6 +119,11 @@ class SegmentConditions:
                 return "unknown stock"
             if all(stock) != self.all_in_stock:
                 return "all items in stock" if all(stock) else "an item out of stock"
+        if self.reasons is not None:
+            if reason is None:
+                return "no stated reason"
+            if reason not in self.reasons:
+                return f"stated reason {REASONS.get(reason, reason)}"
         return None
 
 
@@ -153,9 +170,12 @@ def customer_kind(checkout: Checkout) -> CustomerKind | None:
     return CustomerKind.RETURNING if customer.orders_count > 0 else CustomerKind.NEW
 
 
-def first_match(checkout: Checkout, segments: Sequence[Segment]) -> Segment | None:
-    """The first of ``segments`` whose conditions ``checkout`` meets, or None."""
+def first_match(
+    checkout: Checkout, segments: Sequence[Segment], reason: str | None = None
+) -> Segment | None:
+    """The first of ``segments`` whose conditions ``checkout`` meets (``reason``: the one its
+    buyer stated for leaving, if any), or None."""
     for segment in segments:
-        if segment.conditions.failed(checkout) is None:
+        if segment.conditions.failed(checkout, reason) is None:
             return segment
     return None

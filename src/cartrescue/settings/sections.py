@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, Field, PlainValidator, WithJsonSchema, model_validator
 
 from ..models import ChannelKind
+from ..reasons import REASONS
 from .base import Duration, SecretFromEnv, SettingsModel, _to_duration, invalid
 
 __all__ = [
@@ -334,6 +335,22 @@ class PolicySettings(SettingsModel):
     )
 
 
+def _reason(value: str) -> str:
+    if value not in REASONS:
+        raise invalid(
+            f"unknown reason {value!r}",
+            f"use one of {', '.join(REASONS)}",
+        )
+    return value
+
+
+Reason = Annotated[
+    str,
+    AfterValidator(_reason),
+    WithJsonSchema({"type": "string", "enum": list(REASONS)}),
+]
+
+
 class SegmentSettings(SettingsModel):
     """One ``[[segments]]``: the carts that meet every condition given get ``steps`` (the
     ``[policy]`` steps when left out), or no reminder at all with ``skip = true``. The first
@@ -357,6 +374,13 @@ class SegmentSettings(SettingsModel):
     )
     all_in_stock: bool | None = Field(
         default=None, description="true: every item in stock; false: some item out of stock"
+    )
+    reasons: list[Reason] | None = Field(
+        default=None,
+        min_length=1,
+        examples=[["shipping_cost"]],
+        description="the buyer said they left for one of these (an SMS digit or a WhatsApp "
+        "list reply); carts without a stated reason never match",
     )
     skip: bool = Field(default=False, description="send these carts no reminder")
     steps: list[StepSettings] | None = Field(default=None, min_length=1)

@@ -531,6 +531,11 @@ class ConversationStore(Protocol):
         """The reason the buyer gave for this checkout, if any."""
         ...
 
+    def reasons(self, checkout_ids: Sequence[str]) -> Mapping[str, str]:
+        """The stated abandonment reason id of each of these checkouts that has one, read in
+        one query."""
+        ...
+
     def reason_counts(self) -> dict[str, int]:
         """Reason → how many checkouts gave it."""
         ...

@@ -647,6 +647,16 @@ class SQLiteStore:
         rows = self._query("SELECT reason FROM reasons WHERE checkout_id = ?", (checkout_id,))
         return str(rows[0][0]) if rows else None
 
+    def reasons(self, checkout_ids: Sequence[str]) -> Mapping[str, str]:
+        found: dict[str, str] = {}
+        for chunk in _chunks(list(dict.fromkeys(checkout_ids))):
+            for checkout_id, reason in self._query(
+                f"SELECT checkout_id, reason FROM reasons WHERE checkout_id IN ({_marks(chunk)})",
+                chunk,
+            ):
+                found[str(checkout_id)] = str(reason)
+        return found
+
     def reason_counts(self) -> dict[str, int]:
         rows = self._query("SELECT reason, count(*) FROM reasons GROUP BY reason")
         return {str(reason): int(n) for reason, n in rows}

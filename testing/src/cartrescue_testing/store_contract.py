@@ -33,6 +33,7 @@ import pytest
 from cartrescue.models import Checkout, Customer, LineItem, Purchase
 from cartrescue.store.base import (
     CheckoutStore,
+    ConversationStore,
     LinkRecord,
     LinkStore,
     OptOutStore,
@@ -515,3 +516,20 @@ class StoreContract:
         self._fill(store)
         assert store.forget("stranger@example.no") == 0
         assert store.checkout_status("c1") == "open"
+
+    # -- conversations (a store without them is skipped) ------------------------------------
+    def test_reasons_of_a_page_read_together(self, store: Store) -> None:
+        if not isinstance(store, ConversationStore):
+            pytest.skip(f"{type(store).__name__} keeps no conversations")
+        for checkout_id in ("c1", "c2", "c3"):
+            store.upsert_checkout(_checkout(checkout_id), NOON)
+        store.record_reason("c1", "price", NOON)
+        store.record_reason("c2", "price", NOON)
+        store.record_reason("c2", "shipping_cost", NOON + timedelta(minutes=1))  # replaces
+        assert dict(store.reasons(["c1", "c2", "c3", "c1", "missing"])) == {
+            "c1": "price",
+            "c2": "shipping_cost",
+        }
+        assert dict(store.reasons([])) == {}
+        many = [f"x{n}" for n in range(1000)] + ["c2"]  # more than one bound list holds
+        assert dict(store.reasons(many)) == {"c2": "shipping_cost"}
