@@ -533,6 +533,9 @@ class Content:
     SMS: ``text``. Email: ``subject``, ``text`` and ``html``. WhatsApp: the approved
     ``template`` name and ``language``, the body ``parameters`` and the URL-button
     ``button_parameter``; ``text`` is a readable rendering for logs and previews.
+    ``free_form``: WhatsApp sends ``text`` as a free-form text message instead of a template,
+    which Meta allows only inside the 24-hour customer-service window a buyer's message
+    opened (an acknowledgement of a reply; never a reminder).
     """
 
     text: str
@@ -542,6 +545,7 @@ class Content:
     language: str | None = None
     parameters: tuple[str, ...] = ()
     button_parameter: str | None = None
+    free_form: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -188,3 +188,30 @@ def test_doctor_check_fetches_the_phone_number(whatsapp):
     assert problem.area == "channels.whatsapp"
     assert TOKEN not in problem.message
     assert responses.calls[0].request.headers["Authorization"] == f"Bearer {TOKEN}"
+
+
+@responses.activate
+def test_a_free_form_text_answers_inside_the_window(whatsapp):
+    # a free-form answer is not a marketing template: a US number may get it
+    responses.post(URL, json=load_fixture("whatsapp/sent.json"))
+    message = make_message(
+        "whatsapp", to="+12025550123", key="c1:acknowledgement:ab", text="Thanks!", free_form=True
+    )
+    whatsapp.send(message)
+    (call,) = responses.calls
+    assert json.loads(call.request.body) == {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": "12025550123",
+        "type": "text",
+        "text": {"preview_url": False, "body": "Thanks!"},
+        "biz_opaque_callback_data": "c1:acknowledgement:ab",
+    }
+
+
+@pytest.mark.parametrize("text", ["  ", "x" * 4097])
+def test_a_free_form_text_must_hold_1_to_4096_characters(whatsapp, text):
+    with responses.RequestsMock() as mock:
+        with pytest.raises(PermanentSendError, match="4096"):
+            whatsapp.send(make_message("whatsapp", text=text, free_form=True))
+        assert len(mock.calls) == 0

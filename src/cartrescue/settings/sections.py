@@ -216,7 +216,9 @@ class ConversationsSettings(SettingsModel):
     """``[conversations]``: what a reply that is not a keyword does. It is recorded on the
     checkout, holds the checkout's remaining reminders for ``pause`` ("never" resumes them
     never), and is forwarded to the shop: signed JSON to ``webhook_url`` (Standard Webhooks,
-    with a ``whsec_`` secret) and/or an email to ``email_to`` through ``[channels.email]``."""
+    with a ``whsec_`` secret) and/or an email to ``email_to`` through ``[channels.email]``.
+    ``acknowledge`` answers the buyer once per pause (see
+    :class:`~cartrescue.conversations.Conversations`)."""
 
     pause: Duration | Literal["never"] = Field(
         default=_to_duration("72h"), examples=["72h", "never"]
@@ -225,6 +227,12 @@ class ConversationsSettings(SettingsModel):
     webhook_secret: SecretFromEnv | None = None
     email_to: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")] | None = Field(
         default=None, examples=["support@myshop.example"]
+    )
+    acknowledge: bool = Field(
+        default=False,
+        description="answer the first reply of a pause once, in the buyer's language "
+        '("Thanks, we\'ll get back to you shortly"), by SMS, or on WhatsApp inside the '
+        "24-hour window the reply opened; through [channels.sms] / [channels.whatsapp]",
     )
 
     @model_validator(mode="after")
