@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
 
+from .channels.console import ConsoleChannel
 from .clock import Clock, FrozenClock, utc_now
 from .conversations import Conversations, Forward, Reply
 from .errors import BadPayloadError
@@ -219,7 +220,8 @@ class _PrintedForward:
 
 def demo_conversation(store: SQLiteStore, clock: Clock, out: TextIO) -> str | None:
     """One conversation after the pass: the first buyer who got an SMS writes back; the
-    reply is recorded, forwarded (printed) and their checkout's reminders are held. Returns
+    reply is recorded, acknowledged once in their language ([conversations] acknowledge),
+    forwarded (printed) and their checkout's reminders are held. Returns
     the checkout's id (None when no SMS went out)."""
     now = clock()
     for checkout in store.active_checkouts(now - timedelta(days=30)):
@@ -231,6 +233,7 @@ def demo_conversation(store: SQLiteStore, clock: Clock, out: TextIO) -> str | No
             store,
             forwarders=[_PrintedForward(out)],
             clock=FrozenClock(now + timedelta(minutes=20)),
+            acknowledge={"sms": ConsoleChannel("sms", stream=out)},
         )
         text = "Can I pick it up in the shop?"
         out.write(
