@@ -21,17 +21,10 @@ from cartrescue.conversations import ACKNOWLEDGEMENTS, Conversations, acknowledg
 from cartrescue.errors import ConfigError
 from cartrescue.sms import measure
 from cartrescue.store.sqlite import SQLiteStore
-from cartrescue.web import make_app
 
 from .conftest import NOON, load_fixture, make_checkout
-from .test_web import (
-    APP_SECRET,
-    PUBLIC,
-    TWILIO_TOKEN,
-    post_whatsapp,
-    send_sms_with_sid,
-    whatsapp_text,
-)
+from .test_conversations import app_for as conversations_app
+from .test_web import post_whatsapp, send_sms_with_sid, whatsapp_text
 
 PHONE = "+4791234567"
 SID = "AC0123456789abcdef0123456789abcdef"
@@ -66,14 +59,7 @@ def whatsapp_channel():
 
 def app_for(store, clock, **channels):
     conversations = Conversations(store, clock=clock, acknowledge=channels, locale="en")
-    return make_app(
-        store,
-        public_url=PUBLIC,
-        twilio_auth_token=TWILIO_TOKEN,
-        whatsapp_app_secret=APP_SECRET,
-        clock=clock,
-        conversations=conversations,
-    )
+    return conversations_app(store, clock, conversations)
 
 
 def twilio_sent():
