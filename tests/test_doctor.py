@@ -195,3 +195,25 @@ def test_doctor_reports_offers_the_templates_cannot_word(config, monkeypatch):
     assert code != EXIT_OK
     assert "sms step 1 (en), free_shipping offer:" in out
     assert "email step 1" not in out  # the package's emails word free shipping
+
+
+def test_doctor_warns_when_a_reason_segment_can_never_hear_a_reason(config, monkeypatch):
+    monkeypatch.setenv("UNSUB_SECRET", "s" * 40)
+    monkeypatch.setenv("TW_TOKEN", "t" * 32)
+    segment = '[[segments]]\nname = "shipping-cost"\nreasons = ["shipping_cost"]\n'
+    config.write_text(config.read_text() + segment)
+    _code, out = run("doctor", "--config", str(config))
+    assert "[warning] segments: segment shipping-cost matches the buyer's stated reason" in out
+    config.write_text(BASE + WEB + 'twilio_auth_token_env = "TW_TOKEN"\n' + segment)
+    _code, out = run("doctor", "--config", str(config))
+    assert "stated reason" not in out
+
+
+def test_doctor_reports_acknowledge_without_a_channel_that_can(tmp_path, monkeypatch):
+    monkeypatch.setenv("UNSUB_SECRET", "s" * 40)
+    config = tmp_path / "cartrescue.toml"
+    text = BASE.replace('[channels.sms]\ntype = "console"\n', "") + WEB
+    config.write_text(text + "[conversations]\nacknowledge = true\n")
+    code, out = run("doctor", "--config", str(config))
+    assert code != EXIT_OK
+    assert "conversations.acknowledge" in out
