@@ -37,6 +37,8 @@ def test_demo_prints_each_message_and_a_summary():
     assert "bad payload: 1" in out
     assert "held: quiet hours: 1" in out
     assert "kari.nordmann@example.no" not in out
+    callbacks = out[out.index("The providers' status callbacks") :].splitlines()
+    assert callbacks[3].split() == ["sms", "2", "1", "(50.0%)", "-", "1"]
 
 
 def test_run_then_stats(config):

@@ -217,3 +217,26 @@ def test_doctor_reports_acknowledge_without_a_channel_that_can(tmp_path, monkeyp
     code, out = run("doctor", "--config", str(config))
     assert code != EXIT_OK
     assert "conversations.acknowledge" in out
+
+
+def test_doctor_warns_about_channels_whose_status_callbacks_cannot_arrive():
+    from cartrescue.channels.twilio import TwilioSMS
+    from cartrescue.doctor import signal_problems
+    from cartrescue.web_settings import WebSettings
+
+    def sms(callback):
+        return TwilioSMS(
+            account_sid="AC" + "0" * 32,
+            auth_token="t" * 32,
+            from_number="+4790000000",
+            status_callback=callback,
+        )
+
+    web = WebSettings("https://shop.example/cartrescue", twilio_auth_token="t" * 32)
+    (problem,) = signal_problems({"sms": sms(None)}, web)
+    assert (problem.area, problem.severity) == ("channels.sms", "warning")
+    assert "https://shop.example/cartrescue/twilio/status" in problem.fix
+    callback = "https://shop.example/cartrescue/twilio/status"
+    assert signal_problems({"sms": sms(callback)}, web) == []
+    (unverified,) = signal_problems({"sms": sms(callback)}, None)
+    assert "twilio_auth_token_env" in unverified.fix

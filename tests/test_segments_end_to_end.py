@@ -52,15 +52,16 @@ channels = ["email"]
 POLICY = load_config(None, text=SEGMENTS, env={}).policy
 
 
-def run_schedule(connector, store_path, clock):
+def run_schedule(connector, store_path, clock, policy=POLICY, passes=(1, 24, 48, 72)):
+    """Passes ``passes`` hours after ``clock``'s time; the steps each checkout was sent."""
     email = MemoryChannel("email")
     start = clock()
     with SQLiteStore(store_path) as store:
         store.start_at(start - timedelta(days=1))
-        recovery = Recovery(connector, [email], store, policy=POLICY, clock=clock)
-        for hours in (1, 24, 48, 72):
+        recovery = Recovery(connector, [email], store, policy=policy, clock=clock)
+        for hours in passes:
             clock.set(start + timedelta(hours=hours))
-            recovery.run()
+            assert recovery.run().ok
     steps: dict[str, list[int]] = {}
     for message in email.sent:
         steps.setdefault(message.checkout_id, []).append(message.step)
@@ -117,7 +118,8 @@ def test_woocommerce(tmp_path):
         )
         steps = run_schedule(connector, tmp_path / "w.sqlite3", clock)
         coupons = list(shop.coupons)
-    # WooCommerce does not say whether a buyer bought before: nobody is "returning"
+    # neither buyer has a paid order before (their history, read from the shop): nobody is
+    # "returning"
     assert steps == {ids["1500.00"]: [1, 2], ids["300.00"]: [1, 2, 3]}
     assert sorted((c["discount_type"], c["amount"], c["free_shipping"]) for c in coupons) == [
         ("fixed_cart", "0.00", True),

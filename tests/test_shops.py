@@ -1,4 +1,5 @@
-"""Many shops in one file: ``[[shops]]``, ``run --shop/--all``, ``stats`` and ``forget``."""
+"""Many shops in one file: ``[[shops]]``, ``run --shop/--all``, ``stats``, ``report``,
+``forget``, and the commands that act on one shop (``explain``, ``test-send``, ``preview``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sqlite3
 
 import pytest
 
-from cartrescue.cli import EXIT_CONFIG, EXIT_OK, main
+from cartrescue.cli import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, main
 from cartrescue.config import load_config
 from cartrescue.errors import ConfigError
 from cartrescue.shops import select_shops
@@ -143,3 +144,90 @@ def test_validate_checks_every_shop(config):
     with pytest.raises(ConfigError) as err:
         loaded.validate()
     assert [p.key for p in err.value.problems] == ["shops.lisboa.channels.sms.type"]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("explain", "1001"),
+        ("test-send", "--to", "+4791234567"),
+        ("preview",),
+        ("report", "--json"),
+        ("optout", "list"),
+    ],
+)
+def test_a_command_for_one_shop_names_the_choices(config, capsys, command):
+    code, _ = run(*command, "--config", str(config))
+    assert code == EXIT_CONFIG
+    error = capsys.readouterr().err
+    assert "several shops" in error and "--shop NAME (one of lisboa, nordlys" in error
+    assert ("--all" in error) == (command[0] in ("report", "optout"))
+    code, _ = run(*command, "--config", str(config), "--shop", "nowhere")
+    assert code == EXIT_CONFIG
+    assert "no shop named 'nowhere'" in capsys.readouterr().err
+
+
+def test_explain_test_send_and_preview_act_on_the_named_shop(config):
+    assert run("run", "--config", str(config), "--shop", "lisboa")[0] == EXIT_OK
+    code, out = run("explain", "1001", "--config", str(config), "--shop", "lisboa")
+    assert code == EXIT_OK and out.startswith("checkout 1001: ")
+    code, out = run("explain", "1001", "--config", str(config), "--shop", "nordlys")
+    assert code == EXIT_FAILED and "no checkout with this id" in out  # never run
+    code, out = run("test-send", "--config", str(config), "--shop", "lisboa", "--to", "+4791234567")
+    assert code == EXIT_OK and "recorded as a test" in out
+    _, lisboa = run("preview", "--config", str(config), "--shop", "lisboa", "--step", "1")
+    _, nordlys = run("preview", "--config", str(config), "--shop", "nordlys", "--step", "1")
+    assert "Nordlys Design" in nordlys and "Nordlys Design" not in lisboa
+
+
+def test_report_and_stats_of_each_shop_and_of_all(config, tmp_path, monkeypatch):
+    pytest.importorskip("scipy", reason="the report needs the report extra")
+    monkeypatch.chdir(tmp_path)
+    assert run("run", "--config", str(config), "--all")[0] == EXIT_OK
+    code, out = run("report", "--config", str(config), "--shop", "nordlys", "--json")
+    assert code == EXIT_OK
+    nordlys = json.loads(out)
+    code, out = run("report", "--config", str(config), "--all", "--json", "--csv", "tables")
+    assert code == EXIT_OK
+    every = json.loads(out)
+    assert sorted(every["shops"]) == ["lisboa", "nordlys"]
+    assert every["shops"]["nordlys"]["kpis"] == nordlys["kpis"]
+    kpis = [every["shops"][s]["kpis"] for s in ("lisboa", "nordlys")]
+    for figure in ("abandoned_checkouts", "messages_sent", "converted"):
+        assert every["overall"]["kpis"][figure] == sum(k[figure] for k in kpis), figure
+    assert (tmp_path / "tables" / "kpis.csv").exists()
+    assert (tmp_path / "tables" / "lisboa" / "kpis.csv").exists()
+    code, out = run("report", "--config", str(config), "--all", "--out", "weekly.html")
+    assert code == EXIT_OK
+    assert out.split() == ["wrote", "weekly.html", "wrote", "weekly.nordlys.html", "wrote",
+                           "weekly.lisboa.html"]  # fmt: skip
+    code, out = run("stats", "--config", str(config), "--all", "--json")
+    stats = json.loads(out)
+    assert sorted(stats["shops"]) == ["lisboa", "nordlys"]
+    assert stats["overall"]["checkouts_seen"] == sum(
+        s["checkouts_seen"] for s in stats["shops"].values()
+    )
+    code, out = run("stats", "--config", str(config), "--all")
+    assert out.index("Shop nordlys") < out.index("Shop lisboa") < out.index("All 2 shops")
+
+
+def test_opt_outs_of_one_shop_or_of_every_shop(config):
+    assert run("optout", "add", "+4791234567", "--config", str(config), "--shop", "lisboa")[0] == 0
+    code, out = run("optout", "add", "kari@example.no", "--config", str(config), "--all")
+    assert code == EXIT_OK
+    assert out.splitlines() == [
+        "nordlys: opted out kari@example.no (*)",
+        "lisboa: opted out kari@example.no (*)",
+    ]
+    _, listed = run("optout", "list", "--config", str(config), "--all")
+    assert sorted(line.split("\t")[0] for line in listed.splitlines()) == [
+        "lisboa: +4791234567",
+        "lisboa: kari@example.no",
+        "nordlys: kari@example.no",
+    ]
+    _, out = run(
+        "optout", "remove", "kari@example.no", "--config", str(config), "--shop", "nordlys"
+    )
+    assert out == "removed 1 opt-out(s) for kari@example.no\n"
+    _, listed = run("optout", "list", "--config", str(config), "--shop", "nordlys")
+    assert listed == ""

@@ -130,3 +130,59 @@ def test_optout_list_filters_by_channel(config):
     assert "+4791234567\tsms" in out and "+4790000000\t*" in out
     code, out = run("optout", "list", "--config", str(config))
     assert "kari@example.no\temail" in out
+
+
+def test_stats_show_delivery_and_read_rates_per_channel(config):
+    from cartrescue.store.base import Signal
+
+    now = utc_now()
+    with SQLiteStore(config.parent / "store.sqlite3") as store:
+        for n, channel, signal in (
+            (1, "sms", Signal.DELIVERED),
+            (2, "sms", Signal.FAILED),
+            (3, "sms", None),
+            (4, "sms", Signal.DELIVERED),
+            (5, "whatsapp", Signal.READ),
+            (6, "whatsapp", Signal.DELIVERED),
+        ):
+            key = f"c{n}:1:{channel}"
+            assert store.claim(
+                key,
+                checkout_id=f"c{n}",
+                step=1,
+                channel=channel,
+                recipient="+4791234567",
+                contacts=[],
+                at=now,
+                cap_since=None,
+                run_id=None,
+            )
+            store.finish(key, "sent", now, provider_id=f"p{n}")
+            if signal is not None:
+                store.record_signal(f"p{n}", signal, now)
+        store.finish("c1:1:sms", "sent", now, provider_id="p1")
+    _code, text = run("stats", "--config", str(config), "--json")
+    engagement = {row["channel"]: row for row in json.loads(text)["engagement"]}
+    assert engagement["sms"] == {
+        "channel": "sms",
+        "sent": 4,
+        "delivered": 2,
+        "delivery_rate": 0.5,
+        "read": None,
+        "read_rate": None,
+        "reads_reported": False,
+        "failed": 1,
+    }
+    whatsapp = engagement["whatsapp"]
+    assert (whatsapp["sent"], whatsapp["delivered"], whatsapp["read"]) == (2, 2, 1)
+    assert (whatsapp["delivery_rate"], whatsapp["read_rate"]) == (1.0, 0.5)
+    _, table = run("stats", "--config", str(config))
+    section = table[table.index("Delivery, as the providers report it:") :].splitlines()
+    assert section[2].split() == ["sms", "4", "2", "(50.0%)", "-", "1"]
+    assert section[3].split() == ["whatsapp", "2", "2", "(100.0%)", "1", "(50.0%)", "0"]
+
+
+def test_stats_before_any_message_say_there_are_no_status_callbacks(config):
+    _code, text = run("stats", "--config", str(config))
+    assert "no status callbacks yet" in text
+    assert json.loads(run("stats", "--config", str(config), "--json")[1])["engagement"] == []

@@ -1,4 +1,5 @@
 import base64
+import contextlib
 import hashlib
 import hmac
 import io
@@ -72,6 +73,27 @@ def call(app, method, path, body=b"", headers=None, query=""):
 
     data = b"".join(app(environ, start_response))
     return seen["status"], seen["headers"], data
+
+
+@contextlib.contextmanager
+def serving(app):
+    """Serve ``app`` on a loopback port for the block; yield its base URL."""
+    started = threading.Event()
+    holder = {}
+
+    def ready(server):
+        holder["server"] = server
+        started.set()
+
+    thread = threading.Thread(target=serve, args=(app, "127.0.0.1", 0), kwargs={"ready": ready})
+    thread.start()
+    try:
+        assert started.wait(5)
+        yield f"http://127.0.0.1:{holder['server'].server_port}"
+    finally:
+        if "server" in holder:
+            holder["server"].shutdown()
+        thread.join(5)
 
 
 def hand_signed_twilio(url, body):
@@ -342,27 +364,11 @@ def test_another_app_is_mounted_under_its_prefix(store):
 def test_serve_answers_on_a_real_socket(store):
     links = UnsubscribeLinks(PUBLIC, UNSUB_SECRET)
     app = make_app(store, public_url=PUBLIC, unsubscribe_secret=UNSUB_SECRET)
-    started = threading.Event()
-    holder = {}
-
-    def ready(server):
-        holder["server"] = server
-        started.set()
-
-    thread = threading.Thread(target=serve, args=(app, "127.0.0.1", 0), kwargs={"ready": ready})
-    thread.start()
-    try:
-        assert started.wait(5)
-        port = holder["server"].server_port
+    with serving(app) as base:
         path = links("kari@example.no", "email").removeprefix(PUBLIC)
-        response = requests.post(
-            f"http://127.0.0.1:{port}{path}", data={"List-Unsubscribe": "One-Click"}, timeout=5
-        )
+        response = requests.post(f"{base}{path}", data={"List-Unsubscribe": "One-Click"}, timeout=5)
         assert response.status_code == 200
-        assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).text == "ok\n"
-    finally:
-        holder["server"].shutdown()
-        thread.join(5)
+        assert requests.get(f"{base}/healthz", timeout=5).text == "ok\n"
     assert store.optouts_for(["kari@example.no"]) == {"email"}
 
 

@@ -9,11 +9,14 @@ import logging
 import os
 import shutil
 import sys
+from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import TextIO
+from wsgiref.types import WSGIApplication
 
 from . import logsafe
 from ._version import __version__
@@ -21,22 +24,29 @@ from .channels.console import ConsoleChannel
 from .clock import FrozenClock, utc_now
 from .config import Config, load_config, parse_duration
 from .connectors.base import WebhookCapable
-from .demo import DemoConnector, demo_conversation, demo_data, demo_experiments, demo_shop
+from .demo import (
+    DemoConnector,
+    demo_conversation,
+    demo_data,
+    demo_experiments,
+    demo_shop,
+    demo_signals,
+)
 from .doctor import doctor, stale_schedule
 from .engine import Recovery, RunReport
 from .errors import CartRescueError, ConfigError
-from .links import SelfHostedLinks
+from .links import SelfHostedLinks, shops_redirect_app
 from .logmask import mask_contact, mask_text
 from .models import CHANNEL_KINDS, normalize_email, normalize_phone
 from .preview import preview, preview_body, preview_line, preview_setup, write_html
 from .progress import terminal_progress
 from .settings import config_schema
-from .shops import combine_stats, select_shops
-from .stats import stats_document, stats_table
-from .store.base import ConversationStore
+from .shops import combine_facts, combine_stats, select_shops
+from .stats import add_signals, stats_document, stats_table
+from .store.base import ConversationStore, SignalCounts, SignalStore, Stats, Store
 from .store.sqlite import SQLiteStore
 from .testsend import send_test
-from .web import serve
+from .web import make_shops_app, serve
 from .web_server import Server, ServerName, waitress_installed
 from .web_settings import web_settings
 
@@ -76,6 +86,13 @@ def _config(args: argparse.Namespace, *, require_secrets: bool = True) -> Config
     templates pass ``require_secrets=False``: an owner can run ``stats`` by hand without the
     env file cron reads."""
     return load_config(args.config, require_secrets=require_secrets)
+
+
+def _one_shop(config: Config, shop: str | None) -> Config:
+    """The one shop a command acts on: ``--shop NAME`` of a ``[[shops]]`` file (ConfigError
+    names the choices when it is missing or unknown), or a single-shop file itself."""
+    (chosen,) = select_shops(config, shop, all_allowed=False)
+    return chosen
 
 
 def _print_messages(report: RunReport, out: TextIO) -> None:
@@ -157,6 +174,7 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
             f"Experiment {experiment.name} (step {experiment.step}), checkouts per arm: {arms};"
             " 'cartrescue report' compares the arms once there is data.\n"
         )
+    demo_signals(store, channels, clock, out)
     demo_conversation(store, clock, out)
     store.close()
     return EXIT_OK if report.ok else EXIT_FAILED
@@ -170,55 +188,117 @@ def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
     config = _config(args, require_secrets=False)
     chosen = select_shops(config, args.shop, every=args.shop is None)
     now = utc_now()
-    figures = []
-    reasons: dict[str, int] = {}
+    per_shop: dict[str, tuple[Stats, dict[str, int], dict[str, SignalCounts]]] = {}
     for shop_config in chosen:
         with shop_config.store() as store:
-            figures.append(store.stats(now))
-            if isinstance(store, ConversationStore):
-                for reason, n in store.reason_counts().items():
-                    reasons[reason] = reasons.get(reason, 0) + n
-    stats = figures[0] if len(figures) == 1 else combine_stats(figures)
-    stale = stale_schedule(stats.last_pass_completed, config, now=now)
-    if args.json:
-        document = stats_document(stats, now=now, stale=stale, reasons=reasons)
-        out.write(json.dumps(document, indent=2) + "\n")
-    else:
-        if len(chosen) > 1:
+            reasons = store.reason_counts() if isinstance(store, ConversationStore) else {}
+            signals = store.signal_counts() if isinstance(store, SignalStore) else {}
+            per_shop[shop_config.shop_key] = (store.stats(now), reasons, dict(signals))
+    figures = list(per_shop.values())
+    overall = (
+        figures[0][0] if len(figures) == 1 else combine_stats([f for f, _, _ in figures]),
+        dict(sum((Counter(r) for _, r, _ in figures), Counter[str]())),
+        add_signals([g for _, _, g in figures]),
+    )
+    # --all: each shop's figures, then all of them added up ("" is the overall).
+    sections = {**per_shop, "": overall} if args.all and len(chosen) > 1 else {"": overall}
+    stale = False
+    documents: dict[str, object] = {}
+    for name, (stats, reasons, signals) in sections.items():
+        late = stale_schedule(stats.last_pass_completed, config, now=now)
+        stale = stale or late is not None
+        if args.json:
+            documents[name] = stats_document(
+                stats, now=now, stale=late, reasons=reasons, signals=signals
+            )
+            continue
+        if name:
+            out.write(f"Shop {name}\n")
+        elif len(chosen) > 1:
             out.write(f"All {len(chosen)} shops: " + ", ".join(c.shop_key for c in chosen) + "\n")
         out.write(
-            stats_table(stats, now=now, locale=config.shop.locale, stale=stale, reasons=reasons)
+            stats_table(
+                stats,
+                now=now,
+                locale=config.shop.locale,
+                stale=late,
+                reasons=reasons,
+                signals=signals,
+            )
         )
+        out.write("\n" if name else "")
+    if args.json:
+        overall_document = documents.pop("")
+        document = (
+            {"shops": documents, "overall": overall_document} if documents else overall_document
+        )
+        out.write(json.dumps(document, indent=2) + "\n")
     return EXIT_FAILED if stale else EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace, out: TextIO) -> int:
     try:
-        from .report import make_report, options_from, render_html, write_csv
+        from .report import (
+            build_report,
+            options_from,
+            read_facts,
+            read_signals,
+            render_html,
+            write_csv,
+        )
     except ImportError as err:
         raise ConfigError(
             f"the report needs the 'report' extra ({err.name} is not installed)",
             fix="pip install 'cartrescue[report]'",
         ) from None
     config = _config(args, require_secrets=False)
+    chosen = select_shops(config, args.shop, every=args.all)
     now = utc_now()
-    with config.store() as store:
-        report = make_report(
-            store,
-            options_from(config),
-            since=now - parse_duration(args.since, key="--since"),
-            until=now + timedelta(seconds=1),
-            now=now,
+    since, until = now - parse_duration(args.since, key="--since"), now + timedelta(seconds=1)
+    facts, engagement, reports = [], [], {}
+    for shop_config in chosen:
+        options = options_from(shop_config)
+        with shop_config.store() as store:
+            facts.append(read_facts(store, options, since=since, until=until))
+            signals = read_signals(store, since=since, until=until)
+        if signals is not None:
+            engagement.append(signals)
+        reports[shop_config.shop_key] = build_report(
+            facts[-1], options, generated_at=now, signals=signals
         )
-    if args.csv:
-        write_csv(report, Path(args.csv))
-    if args.out or not args.json:
-        target = Path(args.out or "report.html")
-        target.write_text(render_html(report), encoding="utf-8")
-        if not args.json:
-            out.write(f"wrote {target}\n")
+    if args.all and len(chosen) > 1:
+        try:
+            combined = combine_facts(facts)
+        except ValueError as err:
+            sys.stderr.write(f"cartrescue: no overall report: {err}, which cannot be added up\n")
+        else:
+            options = replace(options_from(config), shop=f"All {len(chosen)} shops")
+            overall = build_report(
+                combined,
+                options,
+                generated_at=now,
+                signals=add_signals(engagement) if engagement else None,
+            )
+            reports = {"": overall, **reports}
+    page = Path(args.out or "report.html")
+    for name, report in reports.items():
+        if args.csv:
+            write_csv(report, Path(args.csv) / name if name else Path(args.csv))
+        if args.out or not args.json:
+            target = page.with_name(f"{page.stem}.{name}{page.suffix}") if name else page
+            if len(reports) == 1:
+                target = page
+            target.write_text(render_html(report), encoding="utf-8")
+            if not args.json:
+                out.write(f"wrote {target}\n")
     if args.json:
-        out.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        document: object = next(iter(reports.values()))
+        if len(reports) > 1:
+            document = {
+                "shops": {k: v for k, v in reports.items() if k},
+                "overall": reports.get(""),
+            }
+        out.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     return EXIT_OK
 
 
@@ -236,22 +316,26 @@ def _contact(raw: str) -> str:
 
 def cmd_optout(args: argparse.Namespace, out: TextIO) -> int:
     config = _config(args, require_secrets=False)
-    with config.store() as store:
-        if args.action == "list":
-            for entry in store.list_optouts(args.channel):
-                out.write(
-                    f"{entry.contact}\t{entry.channel}\t{entry.source}\t{_fmt_time(entry.at)}\n"
-                )
-            return EXIT_OK
-        if not args.contact:
-            raise ConfigError(f"optout {args.action} needs an email or phone number")
-        contact = _contact(args.contact)
-        if args.action == "add":
-            store.add_optout(contact, args.channel, "cli", utc_now())
-            out.write(f"opted out {contact} ({args.channel})\n")
-        else:
-            removed = store.remove_optout(contact, args.channel)
-            out.write(f"removed {removed} opt-out(s) for {contact}\n")
+    if args.action != "list" and not args.contact:
+        raise ConfigError(f"optout {args.action} needs an email or phone number")
+    chosen = select_shops(config, args.shop, every=args.all)
+    for shop_config in chosen:
+        prefix = f"{shop_config.shop_key}: " if len(chosen) > 1 else ""
+        with shop_config.store() as store:
+            if args.action == "list":
+                for entry in store.list_optouts(args.channel):
+                    out.write(
+                        f"{prefix}{entry.contact}\t{entry.channel}\t{entry.source}\t"
+                        f"{_fmt_time(entry.at)}\n"
+                    )
+                continue
+            contact = _contact(args.contact)
+            if args.action == "add":
+                store.add_optout(contact, args.channel, "cli", utc_now())
+                out.write(f"{prefix}opted out {contact} ({args.channel})\n")
+            else:
+                removed = store.remove_optout(contact, args.channel)
+                out.write(f"{prefix}removed {removed} opt-out(s) for {contact}\n")
     return EXIT_OK
 
 
@@ -259,13 +343,19 @@ def cmd_explain(args: argparse.Namespace, out: TextIO) -> int:
     from .experiments import ExperimentPlan
     from .explain import explain, format_explanation
 
-    config = _config(args, require_secrets=False)
+    config = _one_shop(_config(args, require_secrets=False), args.shop)
     kinds = [k for k in CHANNEL_KINDS if k in (config.settings.channels or {})]
     plan: ExperimentPlan | None = config.experiments()
     try:
         key = config.store_hash_key()
     except ConfigError:  # its variable is unset here: the arm cannot be predicted
         plan, key = None, None
+    connector = None
+    if config.policy.needs_history and config.data.get("connector"):
+        try:
+            connector = config.connector()
+        except ConfigError as err:  # a secret unset here: history stays unknown
+            out.write(f"customer history not read: {err}\n")
     with config.store() as store:
         found = explain(
             args.checkout_id,
@@ -277,6 +367,7 @@ def cmd_explain(args: argparse.Namespace, out: TextIO) -> int:
             experiments=plan,
             experiment_key=key,
             shop_name=config.shop.name,
+            connector=connector,
         )
     out.write(format_explanation(found))
     return EXIT_OK if found.status is not None else EXIT_FAILED
@@ -368,29 +459,64 @@ def cmd_schema(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
-    config = _config(args)
+def _shop_app(config: Config, store: Store, *, links_mounted: bool) -> WSGIApplication:
+    """The web app of one shop: its inbound endpoints, unsubscribe page and checkout
+    webhooks (when its connector can verify them), and its short links if ``links_mounted``."""
+    settings = web_settings(config.data, config.env)
+    assert settings is not None  # checked by the caller on the same [web] table
+    links = config.links(store) if links_mounted else None
+    connector = config.connector() if config.data.get("connector") else None
+    return settings.app(
+        store,
+        mounts={links.path: links.app()} if links else None,
+        connector=connector if isinstance(connector, WebhookCapable) else None,
+        shop=config.shop,
+        conversations=config.conversations(store),
+    )
+
+
+def serve_app(
+    config: Config, shop: str | None, stack: contextlib.ExitStack
+) -> tuple[WSGIApplication, str]:
+    """What ``cartrescue serve`` serves, and where: for a ``[[shops]]`` file every shop (or
+    ``shop``) under ``/shops/NAME/``, with the short links the shops share at the path of
+    ``[links] base_url``; else the one shop at ``[web] public_url``. The stores opened are
+    closed with ``stack``."""
     settings = web_settings(config.data, config.env)
     if settings is None:
         raise ConfigError(
             "add a [web] table with public_url (and the *_env keys of the endpoints you use)",
             key="web",
         )
-    host = args.host or settings.host
-    port = settings.port if args.port is None else args.port
-    with config.store() as store:
-        links = config.links(store)
-        connector = config.connector() if config.data.get("connector") else None
-        # One server for a small shop: the short links of [links], and the shop's checkout
-        # webhooks when the connector can verify them.
-        app = settings.app(
-            store,
-            mounts={links.path: links.app()} if links else None,
-            connector=connector if isinstance(connector, WebhookCapable) else None,
-            shop=config.shop,
-            conversations=config.conversations(store),
-        )
+    if not config.shops:
+        select_shops(config, shop)  # --shop on a single-shop file: say so
+        store = config.store()
+        stack.callback(store.close)
+        return _shop_app(config, store, links_mounted=True), settings.public_url
+    apps: dict[str, WSGIApplication] = {}
+    links: list[SelfHostedLinks] = []
+    for shop_config in select_shops(config, shop, every=True):
+        store = shop_config.store()
+        stack.callback(store.close)
+        apps[shop_config.shop_key] = _shop_app(shop_config, store, links_mounted=False)
+        if (shop_links := shop_config.links(store)) is not None:
+            links.append(shop_links)
+    app = make_shops_app(
+        apps,
+        public_url=settings.public_url,
+        mounts={links[0].path: shops_redirect_app(links)} if links else None,
+    )
+    return app, ", ".join(f"{settings.public_url}/shops/{name}/" for name in apps)
 
+
+def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
+    config = _config(args)
+    with contextlib.ExitStack() as stack:
+        app, where = serve_app(config, args.shop, stack)
+        settings = web_settings(config.data, config.env)
+        assert settings is not None  # serve_app said so otherwise
+        host = args.host or settings.host
+        port = settings.port if args.port is None else args.port
         name: ServerName = args.server or ("waitress" if waitress_installed() else "wsgiref")
         if name == "waitress" and not waitress_installed():
             raise ConfigError(
@@ -400,7 +526,7 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
 
         def ready(server: Server) -> None:
             out.write(
-                f"serving {settings.public_url} on http://{host}:{server.server_port}/ "
+                f"serving {where} on http://{host}:{server.server_port}/ "
                 f"with {name} (Ctrl-C stops)\n"
             )
             out.flush()
@@ -423,7 +549,15 @@ def _preview_config(args: argparse.Namespace) -> Config | None:
 
 
 def cmd_preview(args: argparse.Namespace, out: TextIO) -> int:
-    setup = preview_setup(_preview_config(args), shop=demo_shop(), link=args.link)
+    config = _preview_config(args)
+    if config is not None:
+        config = _one_shop(config, args.shop)
+    elif args.shop is not None:
+        raise ConfigError(
+            f"--shop {args.shop}: no configuration to read it from",
+            fix="pass --config FILE, or run in the folder of cartrescue.toml",
+        )
+    setup = preview_setup(config, shop=demo_shop(), link=args.link)
     renderer = setup.renderer
     steps = setup.steps
     if args.step:
@@ -469,7 +603,7 @@ def cmd_preview(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_test_send(args: argparse.Namespace, out: TextIO) -> int:
-    config = _config(args)
+    config = _one_shop(_config(args), args.shop)
     with config.store() as store:
         recovery = config.recovery(store=store)
         result = send_test(
@@ -501,10 +635,18 @@ def cmd_test_send(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_serve_links(args: argparse.Namespace, out: TextIO) -> int:
     config = _config(args)
-    with config.store() as store:
-        links = config.links(store)
-        if links is None:
+    with contextlib.ExitStack() as stack:
+        every: list[SelfHostedLinks] = []
+        for shop_config in select_shops(config, every=True):
+            store = shop_config.store()
+            stack.callback(store.close)
+            if (shop_links := shop_config.links(store)) is not None:
+                every.append(shop_links)
+        if not every:
             raise ConfigError("add a [links] table with base_url to serve short links", key="links")
+        links = every[0]
+        # The shops of a [[shops]] file share [links]: each code is answered by its shop.
+        app = links.app() if len(every) == 1 else shops_redirect_app(every)
 
         def ready(server: Server) -> None:
             out.write(
@@ -514,7 +656,7 @@ def cmd_serve_links(args: argparse.Namespace, out: TextIO) -> int:
             out.flush()
 
         with contextlib.suppress(KeyboardInterrupt):
-            serve(links.app(), args.host, args.port, ready=ready)
+            serve(app, args.host, args.port, ready=ready)
     return EXIT_OK
 
 
@@ -553,6 +695,9 @@ def build_parser() -> argparse.ArgumentParser:
             help="the configuration file (default: ./cartrescue.toml)",
         )
 
+    def with_shop(command: argparse.ArgumentParser, help_text: str) -> None:
+        command.add_argument("--shop", metavar="NAME", help=help_text)
+
     run = add("run", cmd_run, "one recovery pass: fetch, decide, send, record")
     with_config(run)
     run.add_argument(
@@ -577,8 +722,12 @@ def build_parser() -> argparse.ArgumentParser:
     stats = add("stats", cmd_stats, "checkouts, messages, conversions and the last completed pass")
     with_config(stats)
     stats.add_argument("--json", action="store_true", help="print JSON")
-    stats.add_argument(
+    which = stats.add_mutually_exclusive_group()
+    which.add_argument(
         "--shop", metavar="NAME", help="one [[shops]] entry (default: every shop, added up)"
+    )
+    which.add_argument(
+        "--all", action="store_true", help="each [[shops]] entry, then every shop added up"
     )
     report = add(
         "report",
@@ -592,11 +741,21 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", "-o", metavar="FILE", help="the HTML page (default report.html)")
     report.add_argument("--csv", metavar="DIR", help="also write the tables as CSV files here")
     report.add_argument("--json", action="store_true", help="print the figures as JSON")
+    which = report.add_mutually_exclusive_group()
+    which.add_argument("--shop", metavar="NAME", help="the report of this [[shops]] entry")
+    which.add_argument(
+        "--all",
+        action="store_true",
+        help="each [[shops]] entry's report (report.NAME.html, CSV in DIR/NAME) and the overall",
+    )
     optout = add("optout", cmd_optout, "add, remove or list opt-outs")
     optout.add_argument("action", choices=("add", "remove", "list"))
     optout.add_argument("contact", nargs="?", help="email or +E.164 phone number")
     optout.add_argument("--channel", default="*", choices=("*", *CHANNEL_KINDS))
     with_config(optout)
+    which = optout.add_mutually_exclusive_group()
+    which.add_argument("--shop", metavar="NAME", help="the opt-outs of this [[shops]] entry")
+    which.add_argument("--all", action="store_true", help="in every [[shops]] entry")
     explain_cmd = add(
         "explain",
         cmd_explain,
@@ -604,6 +763,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explain_cmd.add_argument("checkout_id", metavar="CHECKOUT_ID")
     with_config(explain_cmd)
+    with_shop(explain_cmd, "the [[shops]] entry whose checkout it is")
     forget = add("forget", cmd_forget, "erase everything the store knows about a person (GDPR)")
     forget.add_argument("contact", help="email or +E.164 phone number")
     with_config(forget)
@@ -638,6 +798,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_command.add_argument(
         "--port", type=int, help="port to listen on (default: [web] port, 8080)"
     )
+    with_shop(serve_command, "serve this [[shops]] entry only (default: every shop)")
     serve_command.add_argument(
         "--server",
         choices=("waitress", "wsgiref"),
@@ -668,6 +829,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--step", action="append", type=int, metavar="N", help="only this step (repeatable)"
     )
     preview_cmd.add_argument("--link", metavar="URL", help="preview with this link in messages")
+    with_shop(preview_cmd, "this [[shops]] entry's templates, shop and steps")
     test_send = add(
         "test-send",
         cmd_test_send,
@@ -688,6 +850,7 @@ def build_parser() -> argparse.ArgumentParser:
     test_send.add_argument(
         "--locale", metavar="L", help="the language of the message (default: [shop] locale)"
     )
+    with_shop(test_send, "send through this [[shops]] entry's channels and templates")
     serve_links = add(
         "serve-links",
         cmd_serve_links,

@@ -36,6 +36,7 @@ from .models import CHANNEL_KINDS, ChannelKind, DiscountOffer, ShopInfo
 from .policy import Policy, SendWindow, Step
 from .registry import CHANNELS, CONNECTORS, load_plugin
 from .render import TemplateRenderer
+from .rfm import DEFAULT_GROUPS, Cutoffs, Rfm, RfmGroup, RfmMethod
 from .segments import CustomerKind, Segment, SegmentConditions
 from .settings.base import parse_duration, validate_table
 from .settings.problems import nearest_key, unknown_key_problem
@@ -46,6 +47,7 @@ from .settings.sections import (
     ExperimentSettings,
     LinksSettings,
     PolicySettings,
+    RfmSettings,
     SegmentSettings,
     StepSettings,
 )
@@ -266,10 +268,37 @@ def _steps(
     return tuple(steps)
 
 
+def _rfm(settings: RfmSettings) -> Rfm:
+    """The :class:`~cartrescue.rfm.Rfm` of a checked ``[rfm]`` table."""
+    low_r, high_r = settings.recency_days
+    low_f, high_f = settings.orders
+    low_m, high_m = settings.amount_spent
+    groups = (
+        tuple(
+            RfmGroup(
+                g.name,
+                frozenset(g.recency) if g.recency is not None else None,
+                frozenset(g.frequency) if g.frequency is not None else None,
+                frozenset(g.monetary) if g.monetary is not None else None,
+            )
+            for g in settings.groups
+        )
+        if settings.groups is not None
+        else DEFAULT_GROUPS
+    )
+    return Rfm(
+        cutoffs=Cutoffs((low_r, high_r), (low_f, high_f), (low_m, high_m)),
+        method=RfmMethod(settings.method),
+        groups=groups,
+        min_customers=settings.min_customers,
+    )
+
+
 def _policy(
     settings: PolicySettings,
     problems: list[ConfigProblem],
     segments: Sequence[SegmentSettings] = (),
+    rfm: RfmSettings | None = None,
 ) -> Policy:
     """The :class:`~cartrescue.policy.Policy` of a checked ``[policy]`` table."""
     kwargs: dict[str, Any] = {
@@ -307,6 +336,7 @@ def _policy(
                         countries=frozenset(segment.countries) if segment.countries else None,
                         all_in_stock=segment.all_in_stock,
                         reasons=frozenset(segment.reasons) if segment.reasons else None,
+                        rfm=frozenset(segment.rfm) if segment.rfm else None,
                     ),
                     steps=_steps(segment.steps, f"{where}.steps", problems)
                     if segment.steps is not None
@@ -317,6 +347,8 @@ def _policy(
         except ValueError as err:
             problems.append(ConfigProblem(where, str(err), "correct this segment"))
     kwargs["segments"] = tuple(built)
+    if rfm is not None:
+        kwargs["rfm"] = _rfm(rfm)
     try:
         return Policy(**kwargs)
     except ValueError as err:
@@ -777,7 +809,7 @@ def config_from_data(
     _check_plugins(data, checked_env, problems)
     policy = Policy()
     if settings is not None:
-        policy = _policy(settings.policy, problems, settings.segments)
+        policy = _policy(settings.policy, problems, settings.segments, settings.rfm)
         try:
             _experiments(settings.experiment)
         except ValueError as err:

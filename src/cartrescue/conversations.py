@@ -35,7 +35,7 @@ from .channels.base import Channel
 from .clock import Clock, utc_now
 from .errors import CartRescueError, ConfigError
 from .http import HttpClient
-from .inbound import fold
+from .inbound import fold, keyword, record_opt
 from .logmask import mask_contact, mask_text
 from .models import ChannelKind, Checkout, Content, Message, Receipt
 from .reasons import REASONS, reason_of
@@ -59,6 +59,7 @@ __all__ = [
     "quick_reply",
     "reason_of",
     "standard_webhook_signature",
+    "take_sms",
 ]
 
 log = logging.getLogger("cartrescue.conversations")
@@ -355,7 +356,7 @@ class Conversations:
             raise ConfigError(
                 f"{type(store).__name__} does not keep conversations",
                 key="conversations",
-                fix="use the SQLite store, or remove [conversations]",
+                fix="use the SQLite or PostgreSQL store, or remove [conversations]",
             )
         if pause is not None and pause <= timedelta(0):
             raise ConfigError("expected a positive pause", key="conversations.pause")
@@ -552,3 +553,35 @@ def paused_until(store: object, checkout_id: str) -> datetime | None:
     if isinstance(store, ConversationStore):
         return store.paused_until(checkout_id)
     return None
+
+
+def take_sms(
+    store: Store,
+    clock: Clock,
+    conversations: Conversations | None,
+    source: str,
+    phone: str | None,
+    text: str,
+    message_id: str | None,
+) -> bool:
+    """What an inbound SMS from ``phone`` (E.164, or None when the sender is not a phone
+    number) through provider ``source`` does: a STOP-family keyword opts it out of SMS, a
+    START-family keyword back in, "1"–"5" answers why the buyer left, other text is a reply
+    for ``conversations``. False when a keyword came from something that is not a phone
+    number (the caller refuses the request); the caller has already verified and
+    deduplicated it."""
+    word = keyword(text)
+    if word is None and (conversations is None or not text.strip() or phone is None):
+        return True
+    if phone is None:
+        return False
+    if word is not None:
+        record_opt(store, clock, phone, "sms", word, source)
+    elif conversations is not None:
+        reply = Reply(source, "sms", phone, text.strip(), message_id)
+        reason = reason_of(text)
+        if reason is not None:
+            conversations.reason(reply, reason)
+        else:
+            conversations.reply(reply)
+    return True

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
@@ -23,6 +23,7 @@ from .clock import Clock, FrozenClock, utc_now
 from .conversations import Conversations, Forward, Reply
 from .errors import BadPayloadError
 from .experiments import Arm, Experiment, ExperimentPlan
+from .inbound import record_signal
 from .logmask import mask_contact
 from .models import (
     BadCheckout,
@@ -37,6 +38,8 @@ from .models import (
     normalize_phone,
     parse_money,
 )
+from .stats import engagement_lines
+from .store.base import Signal
 from .store.sqlite import SQLiteStore
 
 __all__ = [
@@ -216,6 +219,28 @@ class _PrintedForward:
     def forward(self, forward: Forward) -> None:
         body = json.dumps(forward.payload()["data"], indent=2, ensure_ascii=False)
         self.out.write(f"Forwarded to the shop (the webhook's data):\n{body}\n")
+
+
+def demo_signals(
+    store: SQLiteStore, channels: Sequence[ConsoleChannel], clock: Clock, out: TextIO
+) -> None:
+    """The providers' status callbacks for the messages the pass sent, as ``cartrescue
+    serve`` records them: every message delivered, the WhatsApp ones read, the last SMS
+    failed; then the delivery and read rates ``cartrescue stats`` shows."""
+    later = clock() + timedelta(minutes=5)
+    for channel in channels:
+        for n in range(1, channel.sent + 1):
+            signal = Signal.READ if channel.kind == "whatsapp" else Signal.DELIVERED
+            if channel.kind == "sms" and n == channel.sent and n > 1:
+                signal = Signal.FAILED
+            record_signal(
+                store, FrozenClock(later), "console", f"console-{channel.kind}-{n}", signal
+            )
+    out.write(
+        "\nThe providers' status callbacks (cartrescue serve verifies and records them):\n"
+        + "\n".join(engagement_lines(store.signal_counts()))
+        + "\n"
+    )
 
 
 def demo_conversation(store: SQLiteStore, clock: Clock, out: TextIO) -> str | None:

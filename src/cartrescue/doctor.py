@@ -38,6 +38,7 @@ __all__ = [
     "SelfCheck",
     "doctor",
     "doctor_problems",
+    "signal_problems",
     "stale_schedule",
     "store_key_problems",
     "web_check",
@@ -202,6 +203,7 @@ def doctor(config: Config) -> DoctorReport:
             )
         )
         problems.extend(_reason_problems(config, web))
+        problems.extend(signal_problems(channels, web))
     except ConfigError as err:
         config_error("web", err)
     try:
@@ -250,6 +252,45 @@ def _reason_problems(config: Config, web: WebSettings | None) -> list[Problem]:
             "warning",
         )
     ]
+
+
+def signal_problems(channels: dict[str, object], web: WebSettings | None) -> list[Problem]:
+    """Warnings for channels whose delivery and read signals cannot reach ``stats``: the
+    provider is not asked for status callbacks, or ``serve`` would not verify them."""
+    url = "<public_url>" if web is None else web.public_url
+    found = []
+    for kind, channel in channels.items():
+        area, provider = f"channels.{kind}", getattr(channel, "provider", None)
+        if provider == "twilio" and not getattr(channel, "status_callback", None):
+            fix = f'set status_callback = "{url}/twilio/status"'
+        elif provider == "twilio" and (web is None or not web.twilio_auth_token):
+            fix = "set [web] twilio_auth_token_env so serve verifies Twilio's status callbacks"
+        elif provider == "vonage" and (web is None or not web.vonage_signature_secret):
+            fix = (
+                "enable signed webhooks, set [web] vonage_signature_secret_env and point "
+                f"status_callback (or the account's delivery receipt URL) at {url}/vonage/dlr"
+            )
+        elif provider == "linkmobility" and not getattr(channel, "delivery_report_gate", None):
+            fix = (
+                f"ask LINK Support for a gate that posts to {url}/linkmobility/dlr with Basic "
+                "auth, and set delivery_report_gate to its id"
+            )
+        elif provider == "linkmobility" and (web is None or not web.linkmobility_gate_password):
+            fix = "set [web] linkmobility_gate_username and linkmobility_gate_password_env"
+        elif provider == "whatsapp" and (web is None or not web.whatsapp_app_secret):
+            fix = f"set [web] whatsapp_app_secret_env; Meta posts statuses to {url}/whatsapp"
+        else:
+            continue
+        found.append(
+            Problem(
+                area,
+                "no status callbacks reach cartrescue: stats and the report show no delivery "
+                "or read rate for this channel",
+                fix,
+                "warning",
+            )
+        )
+    return found
 
 
 def _plugin_problems() -> list[Problem]:

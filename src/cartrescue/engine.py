@@ -34,6 +34,7 @@ from .errors import (
     explain_connector_error,
 )
 from .experiments import ArmCounts, ExperimentPlan, assign, with_arm
+from .history import HistoryCache
 from .links import LinkShortener
 from .logmask import mask_contact, mask_text
 from .models import (
@@ -230,6 +231,8 @@ class Recovery:
         self._contacted: tuple[dict[str, datetime], dict[str, datetime]] = ({}, {})
         """Contacts handed to a channel in the page before and in this one."""
         self._lookup: PurchaseLookup | None = None
+        self.histories: HistoryCache | None = None
+        """The customer histories of the current (or last) pass, when a segment needs them."""
         self._progress: Progress | None = None
         self._decided = 0
         self.experiments = experiments if experiments and experiments.active else None
@@ -237,7 +240,7 @@ class Recovery:
             raise ConfigError(
                 f"{type(store).__name__} cannot record experiment arms",
                 key="experiment",
-                fix="use the SQLite store for holdouts and A/B tests, or remove [experiment]",
+                fix="use the SQLite or PostgreSQL store, or remove [experiment]",
             )
         self._experiment_key = experiment_key
         self._arm_counts: tuple[datetime | None, dict[str, dict[str, ArmCounts]]] = (None, {})
@@ -268,6 +271,7 @@ class Recovery:
         store = self.store  # the Protocol checks are slow: once a pass
         self._conversations = store if isinstance(store, ConversationStore) else None
         self._deferred = []
+        self.histories = HistoryCache.for_pass(connector, self.policy)
         start_at = self.store.start_at(now - self.policy.lookback)
         self._resolve_shop_timezone()
         seen: set[int] = set()
@@ -423,6 +427,8 @@ class Recovery:
             return
         self._purchases = {}
         self._contacted = (self._contacted[1], {})
+        if self.histories is not None:  # one lookup a page, for the people not seen yet
+            page = self.histories.attach(page, self.clock())
         histories = self.store.histories(
             [c.id for c in page], [k for c in page for k in contact_keys(c.customer)]
         )

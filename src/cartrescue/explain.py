@@ -4,7 +4,9 @@ It answers "why didn't Kari get a message?" from what the store remembers and th
 policy, without fetching, sending or recording anything: the segment the cart falls in (and
 why each earlier segment did not match), what was sent before, the steps the policy would
 skip, the step, channel and incentive it would pick now, what holds the message back, the
-experiment arms recorded for the checkout, and why nothing is sent.
+experiment arms recorded for the checkout, and why nothing is sent. When a segment reads
+customer history and a connector is given, the buyer's history is read from the shop (the
+one request explain makes) and shown with their RFM group.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+from .errors import CartRescueError
 from .experiments import ExperimentPlan, assign
+from .history import HistoryCache
 from .models import ChannelKind, Checkout
 from .policy import (
     Action,
@@ -58,6 +62,9 @@ class Explanation:
     """Experiment → arm: recorded, or (for a step about to be sent) the arm the person's
     keyed hash puts them in, which the next pass records."""
     why_nothing_sent: str | None = None
+    history: str | None = None
+    """The buyer's order history and RFM group, or why it is unknown (None: no segment
+    reads history)."""
 
 
 def _stored_checkout(store: Store, checkout_id: str) -> Checkout | None:
@@ -117,6 +124,7 @@ def explain(
     experiments: ExperimentPlan | None = None,
     experiment_key: bytes | None = None,
     shop_name: str = "Shop",
+    connector: object | None = None,
 ) -> Explanation:
     """The decision trail for ``checkout_id`` at ``now``; reads the store and changes
     nothing (but the store's experiment key, created on first use when ``experiments`` is
@@ -138,6 +146,7 @@ def explain(
         if isinstance(store, ConversationStore)
         else None
     )
+    checkout, history = _with_history(checkout, policy, connector, now)
     trail = []
     by_reason = False
     for segment in policy.segments:
@@ -209,7 +218,34 @@ def explain(
         ),
         arms=arms,
         why_nothing_sent=why,
+        history=history,
     )
+
+
+def _with_history(
+    checkout: Checkout, policy: Policy, connector: object | None, now: datetime
+) -> tuple[Checkout, str | None]:
+    """``checkout`` with its buyer's history read from the shop, and it in words."""
+    if not policy.needs_history:
+        return checkout, None
+    cache = HistoryCache.for_pass(connector, policy) if connector is not None else None
+    if cache is None:
+        return checkout, "unknown (the connector cannot read it; history conditions do not match)"
+    try:
+        checkout = cache.attach([checkout], now)[0]
+    except CartRescueError as err:
+        return checkout, f"unknown ({err})"
+    customer = checkout.customer
+    if customer is None or customer.orders_count is None or cache.stats.failed:
+        return checkout, "unknown (the shop could not say; history conditions do not match)"
+    words = [f"{customer.orders_count} order(s)"]
+    if customer.amount_spent is not None:
+        words.append(f"spent {checkout.currency} {customer.amount_spent}")
+    if customer.last_order_at is not None:
+        words.append(f"last {customer.last_order_at.astimezone(UTC):%Y-%m-%d}")
+    if policy.needs_rfm:
+        words.append(f"RFM group {customer.rfm_group or 'unknown'}")
+    return checkout, ", ".join(words)
 
 
 def format_explanation(found: Explanation) -> str:
@@ -226,6 +262,8 @@ def format_explanation(found: Explanation) -> str:
         )
     if found.reason is not None:
         lines.append(f"  stated reason: {REASONS.get(found.reason, found.reason)}")
+    if found.history is not None:
+        lines.append(f"  customer history: {found.history}")
     for name, failed in found.segment_trail:
         lines.append(f"  segment {name}: not matched ({failed})")
     if found.segment is not None:

@@ -21,7 +21,7 @@ from typing import Protocol, runtime_checkable
 
 from .clock import Clock
 from .logmask import mask_contact
-from .store.base import Store
+from .store.base import Signal, SignalOutcome, SignalStore, Store
 
 __all__ = [
     "LOCALE_START_WORDS",
@@ -34,6 +34,7 @@ __all__ = [
     "fold",
     "keyword",
     "record_opt",
+    "record_signal",
     "secret_matches",
 ]
 
@@ -109,6 +110,8 @@ class InboundResponse:
     status: int
     body: bytes = b""
     content_type: str = "text/plain; charset=utf-8"
+    headers: tuple[tuple[str, str], ...] = ()
+    """Further response headers (``WWW-Authenticate`` on a 401)."""
 
     @classmethod
     def text(cls, status: int, text: str) -> InboundResponse:
@@ -188,3 +191,25 @@ def record_opt(
         store.remove_optout(contact, channel)
         store.record_event("opt_in", now, channel=channel, detail=source)
     log.info("web: %s %s %s via %s", mask_contact(contact), word, channel, source)
+
+
+def record_signal(
+    store: Store, clock: Clock, provider: str, provider_id: object, signal: Signal | None
+) -> None:
+    """Record a status callback's ``signal`` on the message ``provider`` accepted as
+    ``provider_id`` (:class:`~cartrescue.store.base.SignalStore`); a status that is not an
+    engagement signal (``None``), a store that keeps none, a repeat or a late status change
+    nothing, and a message id no outbox entry has is ignored with a log line."""
+    if signal is None or not isinstance(store, SignalStore):
+        return
+    if not isinstance(provider_id, str) or not provider_id:
+        log.info("web: %s status %s without a message id ignored", provider, signal.value)
+        return
+    outcome = store.record_signal(provider_id[:200], signal, clock())
+    if outcome is SignalOutcome.UNKNOWN:
+        log.info(
+            "web: %s status %s for unknown message %s ignored",
+            provider,
+            signal.value,
+            provider_id[:64],
+        )

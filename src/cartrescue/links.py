@@ -21,7 +21,7 @@ import re
 import secrets
 import sqlite3
 import string
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Protocol, runtime_checkable
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -31,7 +31,7 @@ from .clock import Clock, utc_now
 from .errors import ConfigError, StoreError
 from .store.base import LinkRecord, Store
 
-__all__ = ["LinkShortener", "SelfHostedLinks", "add_utm", "redirect_app"]
+__all__ = ["LinkShortener", "SelfHostedLinks", "add_utm", "redirect_app", "shops_redirect_app"]
 
 log = logging.getLogger("cartrescue.links")
 
@@ -298,3 +298,24 @@ def _safe(url: str) -> bool:
         and url.isprintable()
         and " " not in url
     )
+
+
+def shops_redirect_app(shops: Sequence[SelfHostedLinks]) -> WSGIApplication:
+    """The redirect app for many shops' links under one ``base_url`` (``[[shops]]`` share
+    ``[links]``): a code is looked up in each shop's store in turn, and the shop that made
+    it answers (codes are random, so two shops never share one in practice)."""
+    apps = [(links.store, links.app()) for links in shops]
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        match = _PATH.fullmatch(str(environ.get("PATH_INFO", "")))
+        if match is not None:
+            for store, redirect in apps:
+                try:
+                    found = store.link(match.group("code")) is not None
+                except StoreError:
+                    found = True  # that shop's app answers 503, as for one shop
+                if found:
+                    return redirect(environ, start_response)
+        return apps[0][1](environ, start_response)  # 404 (or 405), as for one shop
+
+    return app

@@ -22,6 +22,7 @@ __all__ = [
     "Checkout",
     "Content",
     "Customer",
+    "CustomerHistory",
     "Discount",
     "DiscountOffer",
     "IncentiveKind",
@@ -254,9 +255,23 @@ class Customer:
     timezone: str | None = None
     orders_count: int | None = None
     """Paid orders this person placed before, when the platform says (0: a new customer)."""
+    id: str | None = None
+    """The platform's id of this customer account (Shopify's numeric customer id, a
+    WooCommerce customer id), None for a guest; customer history is looked up by it."""
+    amount_spent: Decimal | None = None
+    """What this person spent on paid orders so far (shop currency), when history was read."""
+    last_order_at: datetime | None = None
+    """When this person last ordered, when history was read (None: never, or unknown)."""
+    rfm_group: str | None = None
+    """The RFM group (:mod:`cartrescue.rfm`) the engine put this person in from their
+    history, None when it is unknown."""
 
     def __post_init__(self) -> None:
-        _clean_fields(self, ("first_name", "last_name", "email", "phone", "locale", "timezone"))
+        _clean_fields(
+            self, ("first_name", "last_name", "email", "phone", "locale", "timezone", "id")
+        )
+        if self.last_order_at is not None and self.last_order_at.tzinfo is None:
+            raise ValueError("last_order_at must be timezone-aware")
         if self.phone is not None and not re.fullmatch(r"\+[1-9]\d{6,14}", self.phone):
             raise ValueError(f"phone must be E.164 (use normalize_phone), got {self.phone!r}")
 
@@ -335,6 +350,14 @@ class Checkout:
                 "whatsapp_consent": customer.whatsapp_consent,
                 "timezone": customer.timezone,
                 "orders_count": customer.orders_count,
+                "id": customer.id,
+                "amount_spent": None
+                if customer.amount_spent is None
+                else str(customer.amount_spent),
+                "last_order_at": None
+                if customer.last_order_at is None
+                else customer.last_order_at.isoformat(),
+                "rfm_group": customer.rfm_group,
             },
             "completed_at": self.completed_at.isoformat() if self.completed_at else None,
             "name": self.name,
@@ -365,7 +388,7 @@ class Checkout:
                     )
                     for li in data.get("line_items", ())
                 ),
-                customer=None if customer is None else Customer(**customer),
+                customer=None if customer is None else _customer_from_dict(customer, item),
                 completed_at=parse_time(data["completed_at"], item=item)
                 if data.get("completed_at")
                 else None,
@@ -377,6 +400,15 @@ class Checkout:
             raise
         except (KeyError, TypeError, ValueError) as err:
             raise BadPayloadError(f"cannot read checkout: {err}", item=item) from err
+
+
+def _customer_from_dict(data: Mapping[str, Any], item: str) -> Customer:
+    fields = dict(data)
+    if fields.get("amount_spent") is not None:
+        fields["amount_spent"] = parse_money(fields["amount_spent"], item=item)
+    if fields.get("last_order_at") is not None:
+        fields["last_order_at"] = parse_time(fields["last_order_at"], item=item)
+    return Customer(**fields)
 
 
 @dataclass(frozen=True, slots=True)
@@ -524,6 +556,22 @@ class Purchase:
 
     def __post_init__(self) -> None:
         _clean_fields(self, ("order_id", "currency"))
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerHistory:
+    """What a shop knows of one person's past orders: how many paid orders, what they spent
+    (shop currency; None when the platform does not say) and when they last ordered."""
+
+    orders_count: int
+    amount_spent: Decimal | None = None
+    last_order_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.orders_count < 0:
+            raise ValueError("orders_count must not be negative")
+        if self.last_order_at is not None and self.last_order_at.tzinfo is None:
+            raise ValueError("last_order_at must be timezone-aware")
 
 
 @dataclass(frozen=True, slots=True)

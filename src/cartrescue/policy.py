@@ -19,6 +19,7 @@ import phonenumbers
 from phonenumbers import timezone as phone_timezone
 
 from .models import CHANNEL_KINDS, ChannelKind, Checkout, Customer, DiscountOffer
+from .rfm import Rfm
 from .segments import DEFAULT_SEGMENT, CustomerKind, Segment, customer_kind, first_match
 
 __all__ = [
@@ -105,6 +106,8 @@ class Policy:
     segments: tuple[Segment, ...] = ()
     """Tried in order; the first a cart matches chooses its schedule (see
     :mod:`cartrescue.segments`). A cart none matches gets ``steps``."""
+    rfm: Rfm = field(default_factory=Rfm)
+    """How customers are scored and grouped for the segments' ``rfm`` conditions."""
 
     def __post_init__(self) -> None:
         if not self.steps:
@@ -123,6 +126,23 @@ class Policy:
         names = [s.name for s in self.segments]
         if len(set(names)) != len(names) or DEFAULT_SEGMENT in names:
             raise ValueError(f"segment names must be unique and not {DEFAULT_SEGMENT!r}")
+        for segment in self.segments:
+            unknown = sorted((segment.conditions.rfm or frozenset()) - self.rfm.names)
+            if unknown:
+                raise ValueError(
+                    f"segment {segment.name}: no RFM group named {', '.join(unknown)} "
+                    f"(the groups are {', '.join(sorted(self.rfm.names))})"
+                )
+
+    @property
+    def needs_history(self) -> bool:
+        """Whether a segment reads customer history (so the engine fetches it)."""
+        return any(s.conditions.needs_history for s in self.segments)
+
+    @property
+    def needs_rfm(self) -> bool:
+        """Whether a segment names RFM groups."""
+        return any(s.conditions.rfm is not None for s in self.segments)
 
     def schedules(self) -> tuple[tuple[Step, ...], ...]:
         """Every schedule a cart can get: the policy's and each segment's own."""

@@ -51,8 +51,10 @@ class SegmentConditions:
     currency), as are ``min_items`` and ``max_items`` (the sum of the quantities).
     ``countries`` are ISO 3166-1 alpha-2 codes. ``all_in_stock`` true matches carts whose
     every item the platform reports as in stock; false, carts with at least one item out of
-    stock. ``reasons`` (:data:`~cartrescue.reasons.REASONS` ids) matches carts whose buyer
-    said they left for one of them; a cart whose buyer gave no reason never matches it.
+    stock. ``rfm`` names the RFM groups (:mod:`cartrescue.rfm`) whose people the segment
+    takes; it needs the customer's history, which the engine reads from the platform.
+    ``reasons`` (:data:`~cartrescue.reasons.REASONS` ids) matches carts whose buyer said they
+    left for one of them; a cart whose buyer gave no reason never matches it.
     """
 
     min_value: Decimal | None = None
@@ -62,7 +64,13 @@ class SegmentConditions:
     customer: CustomerKind | None = None
     countries: frozenset[str] | None = None
     all_in_stock: bool | None = None
+    rfm: frozenset[str] | None = None
     reasons: frozenset[str] | None = None
+
+    @property
+    def needs_history(self) -> bool:
+        """Whether a condition reads the customer's order history."""
+        return self.rfm is not None or self.customer is not None
 
     def __post_init__(self) -> None:
         if (
@@ -87,6 +95,10 @@ class SegmentConditions:
                     f"choose from {', '.join(REASONS)}"
                 )
             object.__setattr__(self, "reasons", frozenset(self.reasons))
+        if self.rfm is not None:
+            if not self.rfm:
+                raise ValueError("rfm needs at least one group name")
+            object.__setattr__(self, "rfm", frozenset(self.rfm))
 
     def failed(self, checkout: Checkout, reason: str | None = None) -> str | None:
         """The first condition ``checkout`` does not meet, in words, or None when it meets
@@ -113,6 +125,12 @@ class SegmentConditions:
                 return "unknown country"
             if checkout.country.upper() not in self.countries:
                 return f"country {checkout.country.upper()}"
+        if self.rfm is not None:
+            group = checkout.customer.rfm_group if checkout.customer else None
+            if group is None:
+                return "unknown RFM group (no customer history)"
+            if group not in self.rfm:
+                return f"RFM group {group}"
         if self.all_in_stock is not None:
             stock = [li.in_stock for li in checkout.line_items]
             if not stock or any(s is None for s in stock):

@@ -14,15 +14,24 @@ A file without ``[[shops]]`` is a single-shop file and works as it always has.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import fields
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import quote
 
 from .config import Config, config_from_data
 from .errors import ConfigError, ConfigProblem
-from .store.base import Stats
+from .store.base import BreakdownFacts, DayFacts, GroupFacts, ReportFacts, Stats
 
-__all__ = ["combine_stats", "select_shops", "shop_configs", "shop_data"]
+__all__ = [
+    "combine_facts",
+    "combine_stats",
+    "select_shops",
+    "shop_configs",
+    "shop_data",
+    "shop_url",
+]
 
 _REPLACED = ("connector", "channels")
 _LAID_OVER = ("policy", "templates")
@@ -38,6 +47,11 @@ def shop_data(data: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
         if key in entry:
             shop[key] = entry[key]
     merged["shop"] = shop
+    web = data.get("web")
+    if isinstance(web, dict) and isinstance(web.get("public_url"), str):
+        # One `cartrescue serve` answers every shop, each under its own path: the providers'
+        # webhooks and the unsubscribe links of this shop's messages point there.
+        merged["web"] = {**web, "public_url": shop_url(web["public_url"], entry["name"])}
     for key in _REPLACED:
         if key in entry:
             merged[key] = entry[key]
@@ -45,6 +59,12 @@ def shop_data(data: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
         if key in entry:
             merged[key] = {**(data.get(key) or {}), **entry[key]}
     return merged
+
+
+def shop_url(public_url: str, name: str) -> str:
+    """Where ``cartrescue serve`` answers the shop ``name`` of a ``[[shops]]`` file: its
+    ``/shops/NAME`` under ``[web] public_url``."""
+    return f"{public_url.rstrip('/')}/shops/{quote(name, safe='')}"
 
 
 def shop_configs(config: Config, *, require_secrets: bool = True) -> dict[str, Config]:
@@ -71,10 +91,12 @@ def shop_configs(config: Config, *, require_secrets: bool = True) -> dict[str, C
     return built
 
 
-def select_shops(config: Config, shop: str | None = None, *, every: bool = False) -> list[Config]:
+def select_shops(
+    config: Config, shop: str | None = None, *, every: bool = False, all_allowed: bool = True
+) -> list[Config]:
     """The configurations a command acts on: ``shop`` by name, or ``every`` shop; a
     single-shop file is its own one shop. ConfigError names the shops when the choice is
-    missing or unknown."""
+    missing or unknown (and offers ``--all`` when the command takes it)."""
     if not config.shops:
         if shop is not None:
             raise ConfigError(
@@ -96,7 +118,9 @@ def select_shops(config: Config, shop: str | None = None, *, every: bool = False
     raise ConfigError(
         "this file configures several shops; say which",
         key="shops",
-        fix="pass --shop NAME (one of " + ", ".join(sorted(config.shops)) + ") or --all",
+        fix="pass --shop NAME (one of "
+        + ", ".join(sorted(config.shops))
+        + (") or --all" if all_allowed else ")"),
     )
 
 
@@ -134,4 +158,66 @@ def combine_stats(all_stats: Sequence[Stats]) -> Stats:
         skip_reasons=_add(s.skip_reasons for s in all_stats),
         passes_completed=sum(s.passes_completed for s in all_stats),
         not_rendered=sum(s.not_rendered for s in all_stats),
+    )
+
+
+_Row = TypeVar("_Row", GroupFacts, BreakdownFacts, DayFacts)
+
+
+def _sum_rows(rows: Iterable[_Row], key: Callable[[_Row], tuple[Any, ...]]) -> tuple[_Row, ...]:
+    """Rows with the same key added up, field by field (the key's fields kept)."""
+    merged: dict[tuple[Any, ...], _Row] = {}
+    for row in rows:
+        found = merged.get(key(row))
+        if found is None:
+            merged[key(row)] = row
+            continue
+        values = {
+            f.name: getattr(found, f.name) + getattr(row, f.name)
+            if isinstance(getattr(row, f.name), int | float)
+            and not isinstance(getattr(row, f.name), bool)
+            and f.name != "step"
+            else getattr(found, f.name)
+            for f in fields(row)
+        }
+        merged[key(row)] = type(row)(**values)
+    return tuple(merged[k] for k in sorted(merged, key=_order))
+
+
+def _order(key: tuple[Any, ...]) -> tuple[tuple[int, Any], ...]:
+    # Numbers in numeric order, None first, text in text order: as the stores sort them.
+    return tuple(
+        (1, v) if isinstance(v, int) else (0, "") if v is None else (2, str(v)) for v in key
+    )
+
+
+def combine_facts(all_facts: Sequence[ReportFacts]) -> ReportFacts:
+    """Every shop's report figures added up, for ``report --all``: counts and money summed,
+    arms, breakdown rows and days matched by their keys, the hours to recovery weighted by
+    each shop's attributed purchases. ValueError when the shops sell in different
+    currencies: their money cannot be added."""
+    currencies = sorted({f.currency for f in all_facts if f.currency})
+    if len(currencies) > 1:
+        raise ValueError(f"the shops sell in {', '.join(currencies)}")
+    timed = [(f.hours_to_recovery, f.attributed) for f in all_facts if f.hours_to_recovery]
+    weight = sum(n for _, n in timed)
+    first = all_facts[0]
+    return ReportFacts(
+        since=first.since,
+        until=first.until,
+        abandoned=sum(f.abandoned for f in all_facts),
+        abandoned_value=sum(f.abandoned_value for f in all_facts),
+        abandoned_items=sum(f.abandoned_items for f in all_facts),
+        converted=sum(f.converted for f in all_facts),
+        converted_revenue=sum(f.converted_revenue for f in all_facts),
+        attributed=sum(f.attributed for f in all_facts),
+        attributed_revenue=sum(f.attributed_revenue for f in all_facts),
+        hours_to_recovery=sum(h * n for h, n in timed) / weight if weight else None,
+        currency=currencies[0] if currencies else None,
+        groups=_sum_rows((g for f in all_facts for g in f.groups), lambda g: (g.experiment, g.arm)),
+        breakdown=_sum_rows(
+            (b for f in all_facts for b in f.breakdown),
+            lambda b: (b.step, b.channel, b.locale, b.experiment, b.arm),
+        ),
+        days=_sum_rows((d for f in all_facts for d in f.days), lambda d: (d.day,)),
     )

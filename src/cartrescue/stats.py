@@ -8,7 +8,7 @@ removed or changes meaning.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -17,9 +17,18 @@ from babel.dates import format_timedelta
 from babel.numbers import format_currency
 
 from .reasons import REASONS
-from .store.base import Stats
+from .store.base import SignalCounts, Stats
 
-__all__ = ["STATS_SCHEMA", "humanize_age", "humanize_duration", "stats_document", "stats_table"]
+__all__ = [
+    "STATS_SCHEMA",
+    "add_signals",
+    "engagement_lines",
+    "engagement_rows",
+    "humanize_age",
+    "humanize_duration",
+    "stats_document",
+    "stats_table",
+]
 
 STATS_SCHEMA = 1
 """The version of the ``stats --json`` document."""
@@ -51,15 +60,75 @@ def _money(amount: Decimal, currency: str, locale: str) -> str:
         return f"{amount} {currency}"
 
 
+def add_signals(all_counts: Iterable[Mapping[str, SignalCounts]]) -> dict[str, SignalCounts]:
+    """Several stores' :meth:`~cartrescue.store.base.SignalStore.signal_counts` added up."""
+    total: dict[str, SignalCounts] = {}
+    for counts in all_counts:
+        for channel, c in counts.items():
+            seen = total.get(channel, SignalCounts(channel, 0, 0, 0, 0))
+            total[channel] = SignalCounts(
+                channel,
+                seen.sent + c.sent,
+                seen.delivered + c.delivered,
+                seen.read + c.read,
+                seen.failed + c.failed,
+            )
+    return total
+
+
+def engagement_rows(signals: Mapping[str, SignalCounts]) -> list[dict[str, Any]]:
+    """Per channel, what the providers' status callbacks said: messages the provider
+    accepted (``sent``), ``delivered`` with ``delivery_rate``, ``read`` with ``read_rate``
+    (None, and ``reads_reported`` false, for a channel whose provider reports no reads),
+    ``failed``. ``stats --json`` and the report both show these rows."""
+    return [
+        {
+            "channel": channel,
+            "sent": c.sent,
+            "delivered": c.delivered,
+            "delivery_rate": c.delivery_rate,
+            "read": c.read if c.reads_reported else None,
+            "read_rate": c.read_rate,
+            "reads_reported": c.reads_reported,
+            "failed": c.failed,
+        }
+        for channel, c in sorted(signals.items())
+    ]
+
+
+def engagement_lines(signals: Mapping[str, SignalCounts]) -> list[str]:
+    """The rows of :func:`engagement_rows` as the ``stats`` table prints them."""
+    if not signals:
+        return ["  no status callbacks yet (see the README: status callbacks)"]
+    lines = [f"  {'channel':<10}{'sent':>8}{'delivered':>20}{'read':>20}{'failed':>8}"]
+    for row in engagement_rows(signals):
+        delivered = f"{row['delivered']} ({_percent(row['delivery_rate'])})"
+        read = "-" if row["read"] is None else f"{row['read']} ({_percent(row['read_rate'])})"
+        lines.append(
+            f"  {row['channel']:<10}{row['sent']:>8}{delivered:>20}{read:>20}{row['failed']:>8}"
+        )
+    return lines
+
+
+def _percent(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:.1%}"
+
+
 def _time(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat()
 
 
 def stats_document(
-    stats: Stats, *, now: datetime, stale: str | None, reasons: Mapping[str, int] | None = None
+    stats: Stats,
+    *,
+    now: datetime,
+    stale: str | None,
+    reasons: Mapping[str, int] | None = None,
+    signals: Mapping[str, SignalCounts] | None = None,
 ) -> dict[str, Any]:
     """The ``stats --json`` document (see the README for every field); ``reasons`` counts
-    the checkouts per stated abandonment reason (:data:`~cartrescue.conversations.REASONS`)."""
+    the checkouts per stated abandonment reason (:data:`~cartrescue.conversations.REASONS`),
+    ``signals`` are the engagement signals per channel (:func:`engagement_rows`)."""
     age = None if stats.last_pass_completed is None else now - stats.last_pass_completed
     return {
         "schema": STATS_SCHEMA,
@@ -81,6 +150,7 @@ def stats_document(
         "bad_payloads": stats.bad_payloads,
         "skip_reasons": dict(sorted(stats.skip_reasons.items())),
         "abandonment_reasons": dict(sorted((reasons or {}).items())),
+        "engagement": engagement_rows(signals or {}),
         "not_rendered": stats.not_rendered,
         "passes_completed": stats.passes_completed,
         "last_pass_started": _time(stats.last_pass_started),
@@ -113,12 +183,14 @@ def stats_table(
     locale: str,
     stale: str | None,
     reasons: Mapping[str, int] | None = None,
+    signals: Mapping[str, SignalCounts] | None = None,
 ) -> str:
-    """The ``stats`` table; revenue is formatted for ``locale`` (the shop's); ``reasons`` as
-    for :func:`stats_document`."""
+    """The ``stats`` table; revenue is formatted for ``locale`` (the shop's); ``reasons`` and
+    ``signals`` as for :func:`stats_document`."""
     lines = [f"Checkouts seen:       {stats.checkouts_seen}"]
     lines += [f"  {status:<20}{n}" for status, n in sorted(stats.checkouts_by_status.items())]
     lines += ["", "Messages per step, channel and outcome:", *_matrix(stats), ""]
+    lines += ["Delivery, as the providers report it:", *engagement_lines(signals or {}), ""]
     lines.append("Conversions:")
     for kind, label in _CONVERSIONS.items():
         lines.append(f"  {label:<34}{stats.conversions.get(kind, 0)}")

@@ -3,12 +3,17 @@
 One WSGI application (:func:`make_app`) routes each request, relative to ``public_url``, to
 the :class:`~cartrescue.inbound.InboundHandler` that owns the path:
 
-``POST /twilio/sms``
-    Twilio's incoming messages (:mod:`cartrescue.channels.twilio_inbound`).
-``GET /vonage/sms``, ``POST /vonage/sms``
-    Vonage's inbound SMS, signed (:mod:`cartrescue.channels.vonage_inbound`).
+``POST /twilio/sms``, ``POST /twilio/status``
+    Twilio's incoming messages and status callbacks (:mod:`cartrescue.channels.twilio_inbound`).
+``GET|POST /vonage/sms``, ``GET|POST /vonage/dlr``
+    Vonage's inbound SMS and delivery receipts, signed
+    (:mod:`cartrescue.channels.vonage_inbound`).
 ``GET /whatsapp``, ``POST /whatsapp``
-    The WhatsApp Cloud API webhook (:mod:`cartrescue.channels.whatsapp_inbound`).
+    The WhatsApp Cloud API webhook, messages and statuses
+    (:mod:`cartrescue.channels.whatsapp_inbound`).
+``POST /linkmobility/sms``, ``POST /linkmobility/dlr``
+    LINK Mobility's MO messages and delivery reports, with the gate's Basic auth
+    (:mod:`cartrescue.channels.linkmobility_inbound`).
 ``GET /unsubscribe/<token>``, ``POST /unsubscribe/<token>``
     One-click unsubscribe, RFC 8058 (:mod:`cartrescue.unsubscribe`).
 ``POST /webhooks/checkouts``
@@ -25,6 +30,11 @@ a handler 500 with a bare body (the log names the exception's type and where it 
 its message, which may hold a contact, only at DEBUG and masked). Other WSGI apps (short
 links, say) can be mounted under a path prefix with ``mounts``. ``cartrescue serve`` runs it
 (:mod:`cartrescue.web_server`); its ``[web]`` table is read by :mod:`cartrescue.web_settings`.
+
+With ``[[shops]]``, :func:`make_shops_app` serves many shops from one process: each shop's
+own application (its store, secrets, connector) under ``/shops/NAME/``, so a shop's Twilio
+webhook is ``/shops/NAME/twilio/sms`` and its unsubscribe links
+``/shops/NAME/unsubscribe/…``.
 """
 
 from __future__ import annotations
@@ -35,8 +45,9 @@ from http import HTTPStatus
 from urllib.parse import urlsplit
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-from .channels.twilio_inbound import TwilioInbound
-from .channels.vonage_inbound import VonageInbound
+from .channels.linkmobility_inbound import LinkMobilityInbound, LinkMobilityReports
+from .channels.twilio_inbound import TwilioInbound, TwilioStatus
+from .channels.vonage_inbound import VonageInbound, VonageReceipts
 from .channels.whatsapp_inbound import WhatsAppInbound
 from .clock import Clock, utc_now
 from .connectors.base import WebhookCapable
@@ -50,7 +61,7 @@ from .store.base import ConversationStore, Store
 from .unsubscribe import UnsubscribeHandler, UnsubscribeLinks
 from .web_server import make_server, serve
 
-__all__ = ["make_app", "make_server", "serve"]
+__all__ = ["make_app", "make_server", "make_shops_app", "serve"]
 
 log = logging.getLogger("cartrescue.web")
 
@@ -107,6 +118,7 @@ class _App:
                 ("Content-Type", response.content_type),
                 ("Content-Length", str(len(response.body))),
                 ("Cache-Control", "no-store"),
+                *response.headers,
             ],
         )
         return [response.body]
@@ -199,6 +211,8 @@ def make_app(
     conversations: Conversations | None = None,
     vonage_signature_secret: str | None = None,
     vonage_signature_method: str = "md5hash",
+    linkmobility_gate_username: str | None = None,
+    linkmobility_gate_password: str | None = None,
 ) -> WSGIApplication:
     """The WSGI application described in this module's docstring.
 
@@ -213,7 +227,9 @@ def make_app(
     shop on the unsubscribe page, and its locale is the page's language when the link does
     not carry one. ``conversations`` is what replies that are not keywords go to (recorded,
     paused, forwarded); by default, when ``store`` keeps conversations, they are recorded and
-    pause their checkout for :data:`~cartrescue.conversations.DEFAULT_PAUSE`.
+    pause their checkout for :data:`~cartrescue.conversations.DEFAULT_PAUSE`. LINK
+    Mobility's routes need both ``linkmobility_gate_username`` and ``_password`` (the Basic
+    auth credentials set on the gate).
     """
     if conversations is None and isinstance(store, ConversationStore):
         conversations = Conversations(store, clock=clock)
@@ -224,15 +240,23 @@ def make_app(
         routes.append(
             TwilioInbound(store, twilio_auth_token, clock=clock, conversations=conversations)
         )
+        routes.append(TwilioStatus(store, twilio_auth_token, clock=clock))
     if vonage_signature_secret:
-        routes.append(
-            VonageInbound(
-                store,
-                vonage_signature_secret,
-                method=vonage_signature_method,
-                clock=clock,
-                conversations=conversations,
+        for vonage in (VonageInbound, VonageReceipts):
+            routes.append(
+                vonage(
+                    store,
+                    vonage_signature_secret,
+                    method=vonage_signature_method,
+                    clock=clock,
+                    conversations=conversations,
+                )
             )
+    if linkmobility_gate_username and linkmobility_gate_password:
+        user, password = linkmobility_gate_username, linkmobility_gate_password
+        routes.append(LinkMobilityReports(store, user, password, clock=clock))
+        routes.append(
+            LinkMobilityInbound(store, user, password, clock=clock, conversations=conversations)
         )
     if whatsapp_app_secret:
         routes.append(
@@ -259,3 +283,33 @@ def make_app(
             )
         )
     return _App(public_url, routes, mounts or {})
+
+
+def make_shops_app(
+    shops: Mapping[str, WSGIApplication],
+    *,
+    public_url: str,
+    mounts: Mapping[str, WSGIApplication] | None = None,
+) -> WSGIApplication:
+    """One WSGI application for many shops: ``/shops/NAME/…`` goes to ``shops[NAME]`` (made
+    by :func:`make_app` with ``public_url`` + ``/shops/NAME``), which sees ``/shops/NAME`` in
+    ``SCRIPT_NAME``; ``/healthz`` answers ``ok``; ``mounts`` as in :func:`make_app`; anything
+    else is 404. ``public_url``'s own path may be stripped by a reverse proxy or passed on."""
+    router = _App(public_url, [], mounts or {})
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO") or "/"
+        prefix = router.prefix
+        if prefix and (path == prefix or path.startswith(prefix + "/")):
+            path = path[len(prefix) :] or "/"
+        else:
+            prefix = ""
+        first, _, rest = path[len("/shops/") :].partition("/")
+        if path.startswith("/shops/") and first in shops:
+            inner = dict(environ)
+            inner["SCRIPT_NAME"] = f"{environ.get('SCRIPT_NAME', '')}{prefix}/shops/{first}"
+            inner["PATH_INFO"] = "/" + rest
+            return shops[first](inner, start_response)
+        return router(environ, start_response)
+
+    return app

@@ -28,6 +28,7 @@ _SECRETS = (
     "whatsapp_app_secret",
     "whatsapp_verify_token",
     "vonage_signature_secret",
+    "linkmobility_gate_password",
 )
 
 
@@ -44,6 +45,8 @@ class WebSettings:
     whatsapp_verify_token: str | None = None
     vonage_signature_secret: str | None = None
     vonage_signature_method: str = "md5hash"
+    linkmobility_gate_username: str | None = None
+    linkmobility_gate_password: str | None = None
     host: str = "127.0.0.1"
     port: int = 8080
 
@@ -85,6 +88,8 @@ class WebSettings:
             conversations=conversations,
             vonage_signature_secret=self.vonage_signature_secret,
             vonage_signature_method=self.vonage_signature_method,
+            linkmobility_gate_username=self.linkmobility_gate_username,
+            linkmobility_gate_password=self.linkmobility_gate_password,
         )
 
 
@@ -97,7 +102,8 @@ def web_settings(data: Mapping[str, Any], env: Mapping[str, str]) -> WebSettings
     ``unsubscribe_previous_secrets_env`` (older secrets still accepted after a rotation,
     separated by spaces or commas), ``twilio_auth_token_env``, ``whatsapp_app_secret_env``,
     ``whatsapp_verify_token_env``, ``vonage_signature_secret_env`` (with
-    ``vonage_signature_method``, ``md5hash`` by default).
+    ``vonage_signature_method``, ``md5hash`` by default), ``linkmobility_gate_password_env``
+    (with ``linkmobility_gate_username``: the Basic auth set on LINK Mobility's gate).
     """
     table = data.get("web")
     if table is None:
@@ -110,6 +116,7 @@ def web_settings(data: Mapping[str, Any], env: Mapping[str, str]) -> WebSettings
         "port",
         "unsubscribe_ttl_days",
         "vonage_signature_method",
+        "linkmobility_gate_username",
         *(f"{name}_env" for name in _SECRETS),
     }
     for name in table:
@@ -158,8 +165,18 @@ def web_settings(data: Mapping[str, Any], env: Mapping[str, str]) -> WebSettings
             f"expected one of {', '.join(SIGNATURE_METHODS)}, got {method!r}",
             key="web.vonage_signature_method",
         )
+    gate_user = table.get("linkmobility_gate_username")
+    if gate_user is not None and (not isinstance(gate_user, str) or not gate_user):
+        raise ConfigError("expected the gate's user name", key="web.linkmobility_gate_username")
+    if (gate_user is None) != ("linkmobility_gate_password" not in secrets):
+        raise ConfigError(
+            "LINK Mobility's gate authenticates with both a user name and a password: set "
+            "linkmobility_gate_username and linkmobility_gate_password_env together",
+            key="web.linkmobility_gate_username",
+        )
     settings = WebSettings(
         public_url=url.rstrip("/"),
+        linkmobility_gate_username=gate_user,
         vonage_signature_method=method,
         host=host,
         port=port,

@@ -94,6 +94,7 @@ KARI = Checkout(
         email_consent=True,
         sms_consent=True,
         orders_count=3,
+        id="207119551",
     ),
     name="#450789469",
     country="NO",
@@ -201,6 +202,7 @@ def test_versions_before_2025_04_read_the_legacy_consent_fields():
     page["data"]["abandonedCheckouts"]["pageInfo"]["hasNextPage"] = False
     node = page["data"]["abandonedCheckouts"]["nodes"][0]
     node["customer"] = {
+        "id": "gid://shopify/Customer/207119551",
         "firstName": "Kari",
         "lastName": "Nordmann",
         "locale": "nb",

@@ -20,6 +20,7 @@ import pytest
 from cartrescue.cli import main
 from cartrescue.experiments import Arm, Experiment, ExperimentPlan
 from cartrescue.report import ReportOptions, make_report, render_html
+from cartrescue.store.base import Signal, SignalOutcome
 from cartrescue.store.sqlite import _MIGRATIONS, SQLiteStore
 from cartrescue_testing.simulation import START, simulate
 
@@ -31,7 +32,7 @@ def shop(tmp_path_factory) -> Path:
     """4000 people, half held out; 8 % of held-out and 12 % of messaged people buy."""
     path = tmp_path_factory.mktemp("report") / "shop.sqlite3"
     with SQLiteStore(path) as store:
-        simulate(
+        sent = simulate(
             store,
             checkouts=4000,
             p_held_out=0.08,
@@ -39,6 +40,10 @@ def shop(tmp_path_factory) -> Path:
             plan=ExperimentPlan(holdout=0.5),
             seed=7,
         )
+        # The email provider's status callbacks: nine in ten delivered, the tenth failed.
+        for n in range(1, len(sent.channel.sent) + 1):
+            signal = Signal.FAILED if n % 10 == 0 else Signal.DELIVERED
+            assert store.record_signal(f"mem-{n}", signal, START) is SignalOutcome.RECORDED
     return path
 
 
@@ -60,6 +65,15 @@ def test_the_lift_interval_contains_the_true_lift_and_excludes_zero(report):
     conversions = incremental["conversions"]
     assert conversions["low"] < 0.04 * treated < conversions["high"]
     assert incremental["revenue"]["low"] < incremental["revenue"]["estimate"]
+
+
+def test_the_report_shows_delivery_rates_per_channel(report):
+    (email,) = report["engagement"]
+    assert email["channel"] == "email"
+    assert email["sent"] == report["kpis"]["messages_sent"]
+    assert email["failed"] == email["sent"] // 10
+    assert email["delivery_rate"] == pytest.approx(1 - (email["sent"] // 10) / email["sent"])
+    assert email["read"] is None and email["read_rate"] is None  # email reports no reads
 
 
 def test_held_out_people_are_watched_but_never_messaged(shop, report):

@@ -47,7 +47,7 @@ class ConsoleChannel:
         out.write(clean_text("\n".join(lines), multiline=True) + "\n")
         out.flush()
         self.sent += 1
-        return Receipt(provider="console", provider_id=f"console-{self.sent}")
+        return Receipt(provider="console", provider_id=f"console-{self.kind}-{self.sent}")
 
     def close(self) -> None:
         """Nothing to release."""

@@ -11,6 +11,12 @@ text followed by the signature secret, with the HMAC methods (``md5``, ``sha1``,
 opts the sender (``msisdn``) out of SMS, a START-family keyword back in, "1"–"5" answers why
 they left, other text is a reply for :class:`~cartrescue.conversations.Conversations`. A
 ``messageId`` taken before (Vonage resends until it gets 200) changes nothing.
+
+``GET`` or ``POST /vonage/dlr``: the SMS API's delivery receipts, signed and checked the same
+way (set the account's delivery receipt webhook, or the channel's ``status_callback``, to
+this URL). ``status`` ``delivered`` is an engagement signal, ``accepted`` and ``buffered``
+mean sent, ``expired``, ``failed`` and ``rejected`` mean failed
+(:func:`~cartrescue.inbound.record_signal`, on the message ``messageId`` names).
 """
 
 from __future__ import annotations
@@ -24,19 +30,39 @@ from datetime import timedelta
 from urllib.parse import parse_qsl
 
 from ..clock import Clock, utc_now
-from ..conversations import Conversations, Reply, reason_of
+from ..conversations import Conversations, take_sms
 from ..errors import ConfigError
-from ..inbound import FORBIDDEN, InboundRequest, InboundResponse, keyword, record_opt
+from ..inbound import (
+    FORBIDDEN,
+    InboundRequest,
+    InboundResponse,
+    record_signal,
+)
 from ..models import normalize_phone
-from ..store.base import Store
+from ..store.base import Signal, Store
 
-__all__ = ["SIGNATURE_METHODS", "VonageInbound", "vonage_signature"]
+__all__ = [
+    "SIGNATURE_METHODS",
+    "VONAGE_SIGNALS",
+    "VonageInbound",
+    "VonageReceipts",
+    "vonage_signature",
+]
 
 log = logging.getLogger("cartrescue.web")
 
 SIGNATURE_METHODS = ("md5hash", "md5", "sha1", "sha256", "sha512")
 """The signature methods a Vonage account can choose (``md5hash`` is Vonage's default)."""
 MAX_SKEW = timedelta(minutes=5)
+VONAGE_SIGNALS = {
+    "accepted": Signal.SENT,
+    "buffered": Signal.SENT,
+    "delivered": Signal.DELIVERED,
+    "expired": Signal.FAILED,
+    "failed": Signal.FAILED,
+    "rejected": Signal.FAILED,
+}
+"""A delivery receipt's ``status`` → engagement signal (``unknown`` is none)."""
 
 
 def vonage_signature(secret: str, params: Mapping[str, str], method: str = "md5hash") -> str:
@@ -80,46 +106,61 @@ class VonageInbound:
         self.conversations = conversations
 
     def handle(self, request: InboundRequest) -> InboundResponse:
-        params = _params(request)
-        if params is None:
-            return InboundResponse.text(400, "not form data or JSON\n")
-        given = params.get("sig", "")
-        expected = vonage_signature(self.secret, params, self.method)
-        if not given.isascii() or not hmac.compare_digest(expected, given.lower()):
-            log.warning("web: Vonage request with an invalid signature refused")
-            return FORBIDDEN
-        try:
-            sent = int(params.get("timestamp", ""))
-        except ValueError:
-            return FORBIDDEN
-        if abs(self.clock().timestamp() - sent) > MAX_SKEW.total_seconds():
-            log.warning("web: Vonage request with a stale timestamp refused")
-            return FORBIDDEN
+        params = _verified(request, self.secret, self.method, self.clock)
+        if isinstance(params, InboundResponse):
+            return params
         ok = InboundResponse.text(200, "ok\n")
         message_id = params.get("messageId")
         if message_id and not self.store.record_delivery("vonage", message_id[:200], self.clock()):
             log.info("web: Vonage message delivered again, ignored")
             return ok
-        text = params.get("text", "")
-        word = keyword(text)
-        if word is None and (self.conversations is None or not text.strip()):
-            return ok
         try:
             phone = normalize_phone("+" + params.get("msisdn", "").lstrip("+"))
         except ValueError:
             phone = None
-        if phone is None:
-            return ok if word is None else InboundResponse.text(400, "msisdn is not a number\n")
-        if word is not None:
-            record_opt(self.store, self.clock, phone, "sms", word, "vonage")
-        elif self.conversations is not None:
-            reply = Reply("vonage", "sms", phone, text.strip(), message_id)
-            reason = reason_of(text)
-            if reason is not None:
-                self.conversations.reason(reply, reason)
-            else:
-                self.conversations.reply(reply)
+        text = params.get("text", "")
+        if not take_sms(
+            self.store, self.clock, self.conversations, "vonage", phone, text, message_id
+        ):
+            return InboundResponse.text(400, "msisdn is not a number\n")
         return ok
+
+
+class VonageReceipts(VonageInbound):
+    """The :class:`~cartrescue.inbound.InboundHandler` for Vonage's SMS delivery receipts."""
+
+    route = "/vonage/dlr"
+
+    def handle(self, request: InboundRequest) -> InboundResponse:
+        params = _verified(request, self.secret, self.method, self.clock)
+        if isinstance(params, InboundResponse):
+            return params
+        signal = VONAGE_SIGNALS.get(params.get("status", ""))
+        record_signal(self.store, self.clock, "vonage", params.get("messageId"), signal)
+        return InboundResponse.text(200, "ok\n")
+
+
+def _verified(
+    request: InboundRequest, secret: str, method: str, clock: Clock
+) -> dict[str, str] | InboundResponse:
+    """The signed parameters Vonage sent, or the answer refusing them (unreadable, a bad
+    signature, a timestamp more than :data:`MAX_SKEW` away)."""
+    params = _params(request)
+    if params is None:
+        return InboundResponse.text(400, "not form data or JSON\n")
+    given = params.get("sig", "")
+    expected = vonage_signature(secret, params, method)
+    if not given.isascii() or not hmac.compare_digest(expected, given.lower()):
+        log.warning("web: Vonage request with an invalid signature refused")
+        return FORBIDDEN
+    try:
+        sent = int(params.get("timestamp", ""))
+    except ValueError:
+        return FORBIDDEN
+    if abs(clock().timestamp() - sent) > MAX_SKEW.total_seconds():
+        log.warning("web: Vonage request with a stale timestamp refused")
+        return FORBIDDEN
+    return params
 
 
 def _params(request: InboundRequest) -> dict[str, str] | None:

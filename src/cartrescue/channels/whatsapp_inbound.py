@@ -3,7 +3,9 @@
 ``GET /whatsapp`` answers the ``hub.challenge`` verification handshake when
 ``hub.verify_token`` matches. ``POST /whatsapp`` takes notifications checked with
 ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body, keyed with the app secret>``.
-Failed statuses are recorded (131050 "user stopped marketing messages" is an opt-out; a failed
+Every ``statuses`` item (``sent``, ``delivered``, ``read``, ``failed``) is an engagement
+signal on the message its ``id`` names (:func:`~cartrescue.inbound.record_signal`). Failed
+statuses are also recorded (131050 "user stopped marketing messages" is an opt-out; a failed
 message is marked failed in the outbox); STOP replies, the template's "Stop promotions" button
 and ``user_preferences`` stop/resume change the store's opt-outs. For
 :class:`~cartrescue.conversations.Conversations`: the "Not interested" quick reply ends the
@@ -32,11 +34,12 @@ from ..inbound import (
     InboundResponse,
     keyword,
     record_opt,
+    record_signal,
     secret_matches,
 )
 from ..logmask import mask_contact, mask_text
 from ..models import OutboxKey, normalize_phone
-from ..store.base import Store
+from ..store.base import Signal, Store
 from .whatsapp import whatsapp_error
 
 __all__ = ["WhatsAppInbound", "whatsapp_signature"]
@@ -128,7 +131,12 @@ class WhatsAppInbound:
         return self.store.record_delivery("whatsapp", delivery[:300], self.clock())
 
     def _status(self, status: Mapping[str, Any]) -> None:
-        if status.get("status") != "failed":
+        try:
+            signal = Signal(str(status.get("status")))
+        except ValueError:
+            signal = None  # "deleted", "warning" and the like
+        record_signal(self.store, self.clock, "whatsapp", status.get("id"), signal)
+        if signal is not Signal.FAILED:
             return
         if not self._first(f"{status.get('id')}:failed" if status.get("id") else None):
             return

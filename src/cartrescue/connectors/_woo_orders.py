@@ -362,7 +362,11 @@ class OrderMapper:
         except ValueError:
             problems.append("the billing email is not an email address")
         allowed = self.consent.for_order(order.get("meta_data"))
+        account = order.get("customer_id")
         return Customer(
+            id=str(account)
+            if isinstance(account, int) and not isinstance(account, bool) and account > 0
+            else None,
             first_name=_text_or_empty(billing.get("first_name"))
             or _text_or_empty(shipping.get("first_name"))
             or None,

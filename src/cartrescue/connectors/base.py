@@ -22,14 +22,16 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from ..errors import BadPayloadError, ConnectorError
-from ..models import BadCheckout, Checkout, Discount, DiscountOffer, Purchase
+from ..models import BadCheckout, Checkout, CustomerHistory, Discount, DiscountOffer, Purchase
 
 log = logging.getLogger("cartrescue.connectors")
 
 __all__ = [
     "BulkPurchaseLookup",
     "Connector",
+    "CustomerHistoryLookup",
     "DiscountCapable",
+    "HistoryCheck",
     "PurchaseCheck",
     "PurchaseLookup",
     "ShopTimezone",
@@ -122,6 +124,27 @@ def find_purchases(connector: object, checkouts: Sequence[Checkout]) -> dict[str
                 f"the purchase check failed: {type(err).__name__}"
             )
     return answers
+
+
+HistoryCheck = CustomerHistory | None | ConnectorError
+"""One customer's history: what the shop knows, ``None`` (a guest the shop cannot look up),
+or why the platform could not say (segments on history then do not match that cart)."""
+
+
+@runtime_checkable
+class CustomerHistoryLookup(Protocol):
+    """Capability: the order history of the people behind a page of checkouts.
+
+    ``customer_histories(checkouts)`` answers for every checkout given with its buyer's
+    :class:`~cartrescue.models.CustomerHistory` (paid orders, amount spent, last order
+    date), keyed by checkout id, in as few requests as the platform allows; the engine
+    passes one checkout per person and caches the answers for the pass. Answer ``None`` for
+    a checkout whose buyer cannot be looked up, or the ``ConnectorError`` that one lookup
+    ended with; raise ``ConnectorError`` when the platform cannot be asked at all. The
+    engine calls it only when a segment needs history (``rfm`` or ``customer``).
+    """
+
+    def customer_histories(self, checkouts: Sequence[Checkout]) -> dict[str, HistoryCheck]: ...
 
 
 @runtime_checkable

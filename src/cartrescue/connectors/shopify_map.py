@@ -105,6 +105,7 @@ def _contact(
     sms_consent: bool,
     problems: list[str],
     orders_count: object = None,
+    customer_id: object = None,
 ) -> Customer:
     try:
         email_value = normalize_email(_text_or_none(email))
@@ -125,6 +126,7 @@ def _contact(
         email_consent=email_consent and email_value is not None,
         sms_consent=sms_consent and phone_value is not None,
         orders_count=_count(orders_count),
+        id=numeric_id(customer_id) or None,
     )
 
 
@@ -246,6 +248,7 @@ def from_graphql(node: Mapping[str, Any]) -> Checkout:
             sms_consent=_subscribed(sms_state),
             problems=problems,
             orders_count=raw_customer.get("numberOfOrders"),
+            customer_id=raw_customer.get("id"),
         )
     completed = node.get("completedAt")
     return Checkout(
@@ -323,6 +326,7 @@ def from_rest(raw: Mapping[str, Any], *, shop_currency: str | None = None) -> Ch
             sms_consent=sms_consent,
             problems=problems,
             orders_count=raw_customer.get("orders_count"),
+            customer_id=raw_customer.get("id"),
         )
     completed = raw.get("completed_at")
     return Checkout(

@@ -23,6 +23,8 @@ __all__ = [
     "CONNECTION_COST",
     "DISCOUNT_MUTATION",
     "FREE_SHIPPING_MUTATION",
+    "HISTORY_CHUNK",
+    "HISTORY_QUERY",
     "MAX_QUERY_COST",
     "NODE_BASE_COST",
     "PURCHASE_QUERY",
@@ -30,6 +32,7 @@ __all__ = [
     "checkouts_query",
     "has_default_contact_fields",
     "has_discount_context",
+    "history_cost",
     "node_cost",
 ]
 
@@ -44,6 +47,7 @@ plus the ``lineItems`` connection's own 2."""
 _MONEY = "presentmentMoney { amount currencyCode }"
 
 _CUSTOMER_2025_04 = """
+        id
         firstName
         lastName
         locale
@@ -52,6 +56,7 @@ _CUSTOMER_2025_04 = """
         defaultPhoneNumber { phoneNumber marketingState }"""
 
 _CUSTOMER_LEGACY = """
+        id
         firstName
         lastName
         locale
@@ -190,3 +195,27 @@ def purchases_cost(count: int) -> int:
     node, 1 an abandonment (504 for 50 checkouts, under ``MAX_QUERY_COST``)."""
     node = 1 + 2  # the node, totalPriceSet, presentmentMoney
     return (CONNECTION_COST + count * node) + (CONNECTION_COST + PURCHASES_ORDERS * node) + count
+
+
+HISTORY_CHUNK = 100
+"""Customers asked about in one history query (Shopify takes at most 250 ids)."""
+
+HISTORY_QUERY = """query Histories($ids: [ID!]!) {
+  nodes(ids: $ids) {
+    ... on Customer {
+      id
+      numberOfOrders
+      amountSpent { amount currencyCode }
+      lastOrder { createdAt }
+    }
+  }
+}"""
+"""Customers by id: paid orders (``numberOfOrders``), lifetime ``amountSpent`` and the
+``lastOrder``'s creation time (``read_customers``; ``lastOrder`` also ``read_orders``)."""
+
+
+def history_cost(count: int) -> int:
+    """The requested cost of :data:`HISTORY_QUERY` for ``count`` ids: ``nodes`` returns an
+    interface, priced at its most expensive selection (a customer: itself, ``amountSpent``
+    and ``lastOrder``, 3), once per id."""
+    return 3 * count

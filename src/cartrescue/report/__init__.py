@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from ..store.base import ExperimentStore, Store
+from ..store.base import ExperimentStore, ReportFacts, SignalCounts, SignalStore, Store
 from .build import Costs, ReportOptions, build_report
 
 if TYPE_CHECKING:
@@ -25,6 +25,8 @@ __all__ = [
     "build_report",
     "make_report",
     "options_from",
+    "read_facts",
+    "read_signals",
     "render_html",
     "write_csv",
 ]
@@ -56,15 +58,34 @@ def make_report(
     store: Store, options: ReportOptions, *, since: datetime, until: datetime, now: datetime
 ) -> dict[str, Any]:
     """The report of checkouts abandoned in [since, until)."""
+    return build_report(
+        read_facts(store, options, since=since, until=until),
+        options,
+        generated_at=now,
+        signals=read_signals(store, since=since, until=until),
+    )
+
+
+def read_facts(
+    store: Store, options: ReportOptions, *, since: datetime, until: datetime
+) -> ReportFacts:
+    """The store's aggregates of checkouts abandoned in [since, until), for
+    :func:`build_report` (or added up over shops first)."""
     if not isinstance(store, ExperimentStore):
         raise ConfigError(
             f"{type(store).__name__} cannot aggregate the report's figures",
             key="store",
-            fix="run cartrescue report against the SQLite store",
+            fix="run cartrescue report against a SQLite or PostgreSQL store",
         )
-    return build_report(
-        store.report_facts(since, until, options.windows), options, generated_at=now
-    )
+    return store.report_facts(since, until, options.windows)
+
+
+def read_signals(
+    store: Store, *, since: datetime, until: datetime
+) -> dict[str, SignalCounts] | None:
+    """What the providers' status callbacks said about the messages for checkouts abandoned
+    in [since, until), per channel; None for a store that keeps no signals."""
+    return store.signal_counts(since, until) if isinstance(store, SignalStore) else None
 
 
 def render_html(report: dict[str, Any]) -> str:
@@ -110,6 +131,7 @@ def write_csv(report: dict[str, Any], directory: Path) -> list[Path]:
         "arms": arms,
         "comparisons": comparisons,
         "days": report["days"],
+        "engagement": report["engagement"],
         **{f"by_{key}": rows for key, rows in report["breakdown"].items()},
     }
     written = []

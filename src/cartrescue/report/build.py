@@ -10,7 +10,14 @@ from decimal import Decimal
 from typing import Any
 
 from ..experiments import HOLDOUT, HOLDOUT_EXPERIMENT, TREATED
-from ..store.base import AttributionWindows, BreakdownFacts, GroupFacts, ReportFacts
+from ..stats import engagement_rows
+from ..store.base import (
+    AttributionWindows,
+    BreakdownFacts,
+    GroupFacts,
+    ReportFacts,
+    SignalCounts,
+)
 from .stats import (
     Interval,
     difference_interval,
@@ -205,10 +212,15 @@ def _days(facts: ReportFacts) -> list[dict[str, Any]]:
 
 
 def build_report(
-    facts: ReportFacts, options: ReportOptions, *, generated_at: datetime
+    facts: ReportFacts,
+    options: ReportOptions,
+    *,
+    generated_at: datetime,
+    signals: Mapping[str, SignalCounts] | None = None,
 ) -> dict[str, Any]:
     """Every figure of the report, JSON-safe (numbers, strings, None; rates as fractions,
-    money in the shop's currency)."""
+    money in the shop's currency); ``signals`` are the engagement signals of the messages
+    for the same checkouts (``engagement``, as ``stats --json`` shows them)."""
     groups: dict[str, dict[str, GroupFacts]] = {}
     for group in facts.groups:
         groups.setdefault(group.experiment, {})[group.arm] = group
@@ -293,6 +305,7 @@ def build_report(
             for key in ("step", "channel", "locale", "arm")
         },
         "days": _days(facts),
+        "engagement": engagement_rows(signals or {}),
     }
 
 

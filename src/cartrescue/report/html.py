@@ -257,6 +257,37 @@ def _comparison(c: dict[str, Any], path: str, f: _Fmt) -> str:
     return "".join(parts)
 
 
+def _engagement(report: dict[str, Any], f: _Fmt) -> list[str]:
+    rows = report["engagement"]
+    if not rows:
+        return [
+            "<h2>Delivery and reads</h2>",
+            '<p class="note">No status callbacks yet: point the providers\' status callbacks '
+            "at <code>cartrescue serve</code> to see delivery and read rates.</p>",
+        ]
+    table = []
+    for i, r in enumerate(rows):
+        p = f"engagement[{i}]"
+        table.append(
+            [
+                escape(str(r["channel"])),
+                _figure(f"{p}.sent", r["sent"], f.number(r["sent"])),
+                _figure(f"{p}.delivered", r["delivered"], f.number(r["delivered"])),
+                _figure(f"{p}.delivery_rate", r["delivery_rate"], f.percent(r["delivery_rate"])),
+                _figure(f"{p}.read", r["read"], f.number(r["read"])),
+                _figure(f"{p}.read_rate", r["read_rate"], f.percent(r["read_rate"])),
+                _figure(f"{p}.failed", r["failed"], f.number(r["failed"])),
+            ]
+        )
+    head = ["channel", "sent", "delivered", "delivery rate", "read", "read rate", "failed"]
+    return [
+        "<h2>Delivery and reads</h2>",
+        '<p class="note">As the providers\' status callbacks report them; "sent" counts the '
+        "messages a provider accepted; – where a channel reports no reads.</p>",
+        _table(head, table),
+    ]
+
+
 def render_html(report: dict[str, Any]) -> str:
     """The page for a report built by :func:`~cartrescue.report.build.build_report`."""
     f = _Fmt(report["locale"], report["currency"])
@@ -383,6 +414,7 @@ def render_html(report: dict[str, Any]) -> str:
                 ]
             table.append(cells)
         body += [f"<h2>By {key}</h2>", _table(head, table)]
+    body += _engagement(report, f)
     return (
         '<!DOCTYPE html>\n<html lang="'
         + escape(report["locale"])

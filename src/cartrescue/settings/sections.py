@@ -31,6 +31,8 @@ __all__ = [
     "ExperimentTestSettings",
     "LinksSettings",
     "PolicySettings",
+    "RfmGroupSettings",
+    "RfmSettings",
     "RunSettings",
     "SegmentSettings",
     "ShopEntrySettings",
@@ -210,6 +212,13 @@ class WebSettingsModel(SettingsModel):
     whatsapp_verify_token: SecretFromEnv | None = None
     vonage_signature_secret: SecretFromEnv | None = None
     vonage_signature_method: Literal["md5hash", "md5", "sha1", "sha256", "sha512"] = "md5hash"
+    linkmobility_gate_username: str | None = Field(
+        default=None,
+        min_length=1,
+        description="the Basic auth user name set on LINK Mobility's gate (with "
+        "linkmobility_gate_password_env)",
+    )
+    linkmobility_gate_password: SecretFromEnv | None = None
 
 
 class ConversationsSettings(SettingsModel):
@@ -383,6 +392,13 @@ class SegmentSettings(SettingsModel):
     all_in_stock: bool | None = Field(
         default=None, description="true: every item in stock; false: some item out of stock"
     )
+    rfm: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        default=None,
+        min_length=1,
+        examples=[["champions", "loyal"]],
+        description="the customer is in one of these RFM groups (names from [rfm]); needs "
+        "the customer's order history, which is read from the platform",
+    )
     reasons: list[Reason] | None = Field(
         default=None,
         min_length=1,
@@ -402,6 +418,78 @@ class SegmentSettings(SettingsModel):
             if lo is not None and hi is not None and lo >= hi:
                 raise invalid(f"{low} must be below {high}", f"lower {low}", key=low)
         return self
+
+
+def _require_unique(names: list[str], what: str, table: str, key: str) -> None:
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise invalid(
+            f"{what} names must be unique; found {', '.join(twice)} more than once",
+            f"give each {table} its own name",
+            key=key,
+        )
+
+
+Score = Annotated[int, Field(ge=0, le=3)]
+
+
+class RfmGroupSettings(SettingsModel):
+    """One ``[[rfm.groups]]``: a named group and the scores (0 never bought, 1 to 3) it
+    takes on each axis; an axis left out takes any score. The first group that fits wins."""
+
+    name: str = Field(min_length=1, examples=["champions"])
+    recency: list[Score] | None = Field(default=None, min_length=1, examples=[[3]])
+    frequency: list[Score] | None = Field(default=None, min_length=1, examples=[[2, 3]])
+    monetary: list[Score] | None = Field(default=None, min_length=1, examples=[[2, 3]])
+
+
+def _two_ascending(value: list[Any]) -> list[Any]:
+    if len(value) != 2 or value[0] > value[1]:
+        raise invalid("expected two cut-offs, the first not above the second", "write [low, high]")
+    return value
+
+
+class RfmSettings(SettingsModel):
+    """``[rfm]``: how customers are scored from their order history and grouped, for the
+    segments' ``rfm`` condition. Recency scores 3 for a last order at most
+    ``recency_days[0]`` days ago, 2 at most ``recency_days[1]``, else 1; frequency 3 from
+    ``orders[1]`` paid orders, 2 from ``orders[0]``, else 1; monetary 3 from
+    ``amount_spent[1]`` (shop currency), 2 from ``amount_spent[0]``, else 1; never bought is
+    0 on all three. ``method = "quantiles"`` uses the terciles over the buyers the pass has
+    seen instead, once there are ``min_customers`` of them."""
+
+    method: Literal["thresholds", "quantiles"] = "thresholds"
+    recency_days: Annotated[list[Annotated[float, Field(ge=0)]], AfterValidator(_two_ascending)] = (
+        Field(default_factory=lambda: [30.0, 90.0], examples=[[30, 90]])
+    )
+    orders: Annotated[list[Annotated[int, Field(ge=1)]], AfterValidator(_two_ascending)] = Field(
+        default_factory=lambda: [2, 5], examples=[[2, 5]]
+    )
+    amount_spent: Annotated[
+        list[Annotated[Decimal, Field(ge=0, strict=False)]], AfterValidator(_two_ascending)
+    ] = Field(default_factory=lambda: [Decimal(100), Decimal(500)], examples=[[100, 500]])
+    min_customers: int = Field(default=20, ge=3)
+    groups: list[RfmGroupSettings] | None = Field(
+        default=None,
+        min_length=1,
+        description="named groups, tried in order (default: champions, loyal, new, at risk, "
+        "hibernating, others)",
+    )
+
+    @model_validator(mode="after")
+    def _unique_groups(self) -> RfmSettings:
+        _require_unique(
+            [g.name for g in self.groups or ()], "RFM group", "[[rfm.groups]]", "groups"
+        )
+        return self
+
+    def group_names(self) -> list[str]:
+        """The names segments may use."""
+        if self.groups is not None:
+            return [g.name for g in self.groups]
+        from ..rfm import DEFAULT_GROUPS
+
+        return [g.name for g in DEFAULT_GROUPS]
 
 
 class ArmSettings(SettingsModel):
@@ -536,17 +624,11 @@ class ConfigSettings(SettingsModel):
 
     @model_validator(mode="after")
     def _unique_shops(self) -> ConfigSettings:
-        names = [shop.name for shop in self.shops]
-        twice = sorted({name for name in names if names.count(name) > 1})
-        if twice:
-            raise invalid(
-                f"shop names must be unique; found {', '.join(twice)} more than once",
-                "give each [[shops]] entry its own name",
-                key="shops",
-            )
+        _require_unique([shop.name for shop in self.shops], "shop", "[[shops]] entry", "shops")
         return self
 
     segments: list[SegmentSettings] = Field(default_factory=list)
+    rfm: RfmSettings = RfmSettings()
 
     @model_validator(mode="after")
     def _unique_segments(self) -> ConfigSettings:
@@ -555,4 +637,13 @@ class ConfigSettings(SettingsModel):
             if name == "default" or names.count(name) > 1:
                 fix = "give each [[segments]] its own name (not 'default')"
                 raise invalid(f"segment name {name!r} is taken", fix, key="segments")
+        groups = self.rfm.group_names()
+        for segment in self.segments:
+            unknown = [g for g in segment.rfm or () if g not in groups]
+            if unknown:
+                raise invalid(
+                    f"segment {segment.name!r}: no RFM group named {', '.join(map(repr, unknown))}",
+                    f"use one of {', '.join(map(repr, groups))}, or add it under [[rfm.groups]]",
+                    key="segments",
+                )
         return self

@@ -14,8 +14,11 @@ be reasoned about (and tested) a job at a time:
 - :class:`LinkStore` — short links and their clicks, for the web redirect.
 - :class:`ReportStore` — events, conversions and stats: what ``stats`` and reports read.
   Append-only from the pass's point of view.
-- :class:`ConversationStore` (optional, outside :class:`Store`) — the replies a buyer wrote
-  and the pause they put on their checkout's reminders.
+- :class:`ExperimentStore` and :class:`ConversationStore` (optional, outside :class:`Store`)
+  — experiment arms and the report's aggregates; the replies a buyer wrote and the pause
+  they put on their checkout's reminders. Both built-in stores have them.
+- :class:`SignalStore` (optional, outside :class:`Store`) — what the providers' status
+  callbacks said about each message sent (delivered, read, failed).
 
 The cut follows who reads and writes what: the web process needs links and opt-outs only,
 the send path outbox and opt-outs, reporting only the last. ``forget`` and ``close`` cross
@@ -33,11 +36,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from enum import StrEnum
 from typing import Literal, Protocol, runtime_checkable
 
 from ..models import Checkout, Purchase
 
 __all__ = [
+    "READS_REPORTED",
     "RELEASED",
     "AttributionWindows",
     "BreakdownFacts",
@@ -58,6 +63,10 @@ __all__ = [
     "OutboxStore",
     "ReportFacts",
     "ReportStore",
+    "Signal",
+    "SignalCounts",
+    "SignalOutcome",
+    "SignalStore",
     "Stats",
     "Store",
 ]
@@ -441,8 +450,8 @@ class Store(OutboxStore, CheckoutStore, OptOutStore, LinkStore, ReportStore, Pro
 @runtime_checkable
 class ExperimentStore(Protocol):
     """What holdouts, A/B tests and ``cartrescue report`` need of a store, besides
-    :class:`Store`. :class:`~cartrescue.store.sqlite.SQLiteStore` has it; a store without it
-    runs passes but not experiments or reports."""
+    :class:`Store`. ``SQLiteStore`` and ``PostgresStore`` have it; a store without it runs
+    passes but not experiments or reports."""
 
     def assignment_key(self) -> bytes:
         """A random secret kept in the store, created on first use, keying experiment
@@ -491,8 +500,8 @@ class ConversationEntry:
 @runtime_checkable
 class ConversationStore(Protocol):
     """What conversations (replies that are not keywords) need of a store, besides
-    :class:`Store`. :class:`~cartrescue.store.sqlite.SQLiteStore` has it; with a store
-    without it replies are still verified and keywords still act, but other replies are
+    :class:`Store`. ``SQLiteStore`` and ``PostgresStore`` have it; with a store without
+    it replies are still verified and keywords still act, but other replies are
     neither recorded nor pause anything."""
 
     def checkout_for_contact(self, contact: str) -> Checkout | None:
@@ -532,10 +541,89 @@ class ConversationStore(Protocol):
         ...
 
     def reasons(self, checkout_ids: Sequence[str]) -> Mapping[str, str]:
-        """The stated abandonment reason id of each of these checkouts that has one, read in
-        one query."""
+        """The stated abandonment reason id of each of these checkouts that has one, read
+        in one query."""
         ...
 
     def reason_counts(self) -> dict[str, int]:
         """Reason → how many checkouts gave it."""
+        ...
+
+
+class Signal(StrEnum):
+    """What a provider's status callback says about a message it accepted. A message's
+    signal only moves forward (:meth:`rank`): ``sent`` → ``delivered`` or ``failed`` →
+    ``read``; a late ``delivered`` never replaces ``read``, and ``delivered`` and ``failed``
+    (both final outcomes of a delivery attempt) never replace each other."""
+
+    SENT = "sent"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    READ = "read"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+
+_RANK = {Signal.SENT: 1, Signal.DELIVERED: 2, Signal.FAILED: 2, Signal.READ: 3}
+
+
+class SignalOutcome(StrEnum):
+    """What :meth:`SignalStore.record_signal` did."""
+
+    RECORDED = "recorded"
+    """The message's signal moved forward."""
+    UNCHANGED = "unchanged"
+    """The message already had this signal or a later one (a redelivery, or out of order)."""
+    UNKNOWN = "unknown"
+    """No message sent has this provider id."""
+
+
+READS_REPORTED = frozenset({"whatsapp"})
+"""The channel kinds whose providers report that a message was read."""
+
+
+@dataclass(frozen=True, slots=True)
+class SignalCounts:
+    """One channel's messages accepted by the provider (``sent``), and of those how many it
+    reported delivered (read ones included), read and failed."""
+
+    channel: str
+    sent: int
+    delivered: int
+    read: int
+    failed: int
+
+    @property
+    def reads_reported(self) -> bool:
+        return self.channel in READS_REPORTED
+
+    @property
+    def delivery_rate(self) -> float | None:
+        return self.delivered / self.sent if self.sent else None
+
+    @property
+    def read_rate(self) -> float | None:
+        """None when nothing was sent or the channel does not report reads."""
+        return self.read / self.sent if self.sent and self.reads_reported else None
+
+
+@runtime_checkable
+class SignalStore(Protocol):
+    """What engagement signals need of a store, besides :class:`Store`. Both built-in stores
+    have it; with a store without it status callbacks are verified and ignored."""
+
+    def record_signal(self, provider_id: str, signal: Signal, at: datetime) -> SignalOutcome:
+        """Record ``signal`` on the outbox entry the provider accepted as ``provider_id``
+        (:meth:`OutboxStore.finish`), only if it moves the entry's signal forward
+        (:attr:`Signal.rank`), so a redelivered or late callback changes nothing."""
+        ...
+
+    def signal_counts(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> dict[str, SignalCounts]:
+        """Channel → its :class:`SignalCounts`, over every message, or with ``since`` and
+        ``until`` over the messages for checkouts abandoned in [since, until). A channel
+        with no message accepted is missing."""
         ...

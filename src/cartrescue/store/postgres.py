@@ -39,7 +39,7 @@ import logging
 import re
 import secrets
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -52,16 +52,24 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..errors import BadPayloadError, StoreError
 from ..models import Checkout, Purchase
+from ._signals import COUNTS, RANK, counts_from
 from .base import (
+    RELEASED,
+    AttributionWindows,
+    ConversationEntry,
     ConversionKind,
     Histories,
     LinkRecord,
     OptOut,
     OutboxEntry,
     OutboxStatus,
+    ReportFacts,
+    Signal,
+    SignalCounts,
+    SignalOutcome,
     Stats,
 )
-from .sqlite import DELIVERY_MEMORY, _contact_forms
+from .sqlite import DELIVERY_MEMORY, _contact_forms, _facts, _window_cases
 
 log = logging.getLogger("cartrescue.store")
 __all__ = ["PostgresStore", "migrations"]
@@ -75,6 +83,10 @@ _BY_CHECKOUT = (
     ("events", "checkout_id"),
     ("links", "checkout_id"),
     ("clicks", "checkout_id"),
+    ("assignments", "checkout_id"),
+    ("conversation", "checkout_id"),
+    ("pauses", "checkout_id"),
+    ("reasons", "checkout_id"),
     ("bad_checkouts", "id"),
 )
 # The frequency cap's locks: one per contact, taken in the order given (sorted keys), held
@@ -89,9 +101,13 @@ _LOCK_SQL = (
 _CLAIM_SQL = (
     "WITH ins AS ("
     " INSERT INTO outbox AS o (shop, key, checkout_id, step, channel, recipient,"
-    "  status, run_id, claimed_at)"
+    "  status, run_id, claimed_at, experiment, arm)"
     " SELECT %(shop)s, %(key)s, %(checkout_id)s, %(step)s, %(channel)s,"
-    "  %(recipient)s, 'claimed', %(run_id)s, %(at)s"
+    "  %(recipient)s, 'claimed', %(run_id)s, %(at)s, a.experiment, a.arm"
+    # The entry carries the arm of the A/B test covering its step, for the report.
+    " FROM (SELECT 1) one LEFT JOIN LATERAL (SELECT experiment, arm FROM assignments"
+    "  WHERE shop = %(shop)s AND checkout_id = %(checkout_id)s AND experiment <> 'holdout'"
+    "  AND (step IS NULL OR step = %(step)s) ORDER BY at DESC, experiment LIMIT 1) a ON true"
     " WHERE NOT %(capped)s OR NOT EXISTS ("
     "  SELECT 1 FROM touches t JOIN outbox x ON x.shop = t.shop AND x.key = t.key"
     "  WHERE t.shop = %(shop)s AND t.contact = ANY(%(contacts)s::text[])"
@@ -99,8 +115,8 @@ _CLAIM_SQL = (
     " ON CONFLICT (shop, key) DO UPDATE SET status = 'claimed',"
     "  attempts = o.attempts + 1, run_id = excluded.run_id,"
     "  claimed_at = excluded.claimed_at, finished_at = NULL, error = NULL,"
-    "  provider_id = NULL"
-    " WHERE o.status = 'retry'"
+    "  provider_id = NULL, experiment = excluded.experiment, arm = excluded.arm"
+    " WHERE o.status = ANY(%(released)s::text[])"
     " RETURNING o.key),"
     " touched AS ("
     " INSERT INTO touches (shop, contact, key, at)"
@@ -266,6 +282,17 @@ class PostgresStore:
                 (self.shop, secrets.token_hex(16)),
             )
 
+    def _meta_once(self, key: str, value: str) -> str:
+        """The shop's ``key``, set to ``value`` by the first caller ever. Two statements: a
+        conflicting insert committed by another process after this statement's snapshot is
+        not visible to it, but is to the next one."""
+        rows = self._query(
+            "INSERT INTO meta (shop, key, value) VALUES (%s, %s, %s)"
+            " ON CONFLICT (shop, key) DO NOTHING RETURNING value",
+            (self.shop, key, value),
+        )
+        return str(rows[0][0]) if rows else self._meta(key) or value
+
     def _meta(self, key: str) -> str | None:
         rows = self._query("SELECT value FROM meta WHERE shop = %s AND key = %s", (self.shop, key))
         return str(rows[0][0]) if rows else None
@@ -309,14 +336,9 @@ class PostgresStore:
         )
 
     def start_at(self, default: datetime) -> datetime:
-        rows = self._query(
-            "WITH ins AS (INSERT INTO meta (shop, key, value) VALUES (%s, 'start_at', %s)"
-            " ON CONFLICT (shop, key) DO NOTHING RETURNING value)"
-            " SELECT value FROM ins UNION ALL"
-            " SELECT value FROM meta WHERE shop = %s AND key = 'start_at'",
-            (self.shop, _aware(default).astimezone(UTC).isoformat(), self.shop),
+        return datetime.fromisoformat(
+            self._meta_once("start_at", _aware(default).astimezone(UTC).isoformat())
         )
-        return datetime.fromisoformat(str(rows[0][0]))
 
     def watermark(self, connector: str) -> datetime | None:
         rows = self._query(
@@ -539,6 +561,7 @@ class PostgresStore:
             "contacts": contacts,
             "cap_since": cap_since,
             "sent_like": _SENT_LIKE,
+            "released": list(RELEASED),
         }
         # One round trip: BEGIN, the locks, the claim and COMMIT go in one pipeline and the
         # server answers them together. On an error the transaction is left failed and the
@@ -569,6 +592,41 @@ class PostgresStore:
             "UPDATE outbox SET status = %s, finished_at = %s, provider_id = %s, error = %s"
             " WHERE shop = %s AND key = %s",
             (status, _aware(at), provider_id, error, self.shop, key),
+        )
+
+    def record_signal(self, provider_id: str, signal: Signal, at: datetime) -> SignalOutcome:
+        with self._tx() as db:
+            moved = db.execute(
+                cast(
+                    Any,
+                    "UPDATE outbox SET signal = %s, signal_at = %s"
+                    f" WHERE shop = %s AND provider_id = %s AND {RANK} < %s",
+                ),
+                (signal.value, _aware(at), self.shop, provider_id, signal.rank),
+            ).rowcount
+            if moved:
+                return SignalOutcome.RECORDED
+            known = db.execute(
+                "SELECT 1 FROM outbox WHERE shop = %s AND provider_id = %s LIMIT 1",
+                (self.shop, provider_id),
+            ).fetchone()
+        return SignalOutcome.UNCHANGED if known else SignalOutcome.UNKNOWN
+
+    def signal_counts(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> dict[str, SignalCounts]:
+        if since is None or until is None:
+            return counts_from(
+                self._query(COUNTS.format(join="", where=" AND o.shop = %s"), (self.shop,))
+            )
+        return counts_from(
+            self._query(
+                COUNTS.format(
+                    join=" JOIN checkouts c ON c.shop = o.shop AND c.id = o.checkout_id",
+                    where=" AND o.shop = %s AND c.abandoned_at >= %s AND c.abandoned_at < %s",
+                ),
+                (self.shop, _aware(since), _aware(until)),
+            )
         )
 
     def last_contacted(self, contacts: Sequence[str]) -> datetime | None:
@@ -761,10 +819,11 @@ class PostgresStore:
             " (SELECT max(finished_at) FROM runs WHERE shop = %(s)s"
             "  AND finished_at IS NOT NULL AND error IS NULL),"
             " (SELECT count(*) FROM runs WHERE shop = %(s)s"
-            "  AND finished_at IS NOT NULL AND error IS NULL)",
+            "  AND finished_at IS NOT NULL AND error IS NULL),"
+            " (SELECT count(*) FROM outbox WHERE shop = %(s)s AND status = 'not_rendered')",
             {"s": self.shop},
         )[0]
-        messaged, clicks, opt_outs, bad, last_done, passes_completed = counts
+        messaged, clicks, opt_outs, bad, last_done, passes_completed, not_rendered = counts
         conversions = {
             str(k): int(n)
             for k, n in self._query(
@@ -815,6 +874,7 @@ class PostgresStore:
             else str(last_start[0][1]),
             skip_reasons=dict(skips),
             passes_completed=int(passes_completed),
+            not_rendered=int(not_rendered),
         )
 
     def forget(self, contact: str) -> int:
@@ -952,6 +1012,283 @@ class PostgresStore:
             " WHERE shop = %s AND code = %s",
             (_aware(at), self.shop, code),
         )
+
+    # -- experiments ------------------------------------------------------------------------
+    def assignment_key(self) -> bytes:
+        return self._meta_once("assignment_key", secrets.token_hex(32)).encode()
+
+    def assignments(self, checkout_id: str) -> dict[str, str]:
+        rows = self._query(
+            "SELECT experiment, arm FROM assignments WHERE shop = %s AND checkout_id = %s",
+            (self.shop, checkout_id),
+        )
+        return {str(r[0]): str(r[1]) for r in rows}
+
+    def record_assignments(
+        self,
+        checkout_id: str,
+        arms: Sequence[tuple[str, str, int | None]],
+        at: datetime,
+    ) -> None:
+        if not arms:
+            return
+        self._run(
+            "INSERT INTO assignments (shop, checkout_id, experiment, arm, step, at)"
+            " SELECT %s, %s, e, a, s, %s"
+            " FROM unnest(%s::text[], %s::text[], %s::integer[]) AS t(e, a, s)"
+            " ON CONFLICT (shop, checkout_id, experiment) DO NOTHING",
+            (
+                self.shop,
+                checkout_id,
+                _aware(at),
+                [e for e, _, _ in arms],
+                [a for _, a, _ in arms],
+                [s for _, _, s in arms],
+            ),
+        )
+
+    def arm_counts(self, experiment: str) -> dict[str, tuple[int, int]]:
+        rows = self._query(
+            "SELECT a.arm, count(*), count(k.checkout_id) FROM assignments a"
+            " LEFT JOIN conversions k ON k.shop = a.shop AND k.checkout_id = a.checkout_id"
+            " WHERE a.shop = %s AND a.experiment = %s GROUP BY a.arm",
+            (self.shop, experiment),
+        )
+        return {str(r[0]): (int(r[1]), int(r[2])) for r in rows}
+
+    def report_facts(
+        self, since: datetime, until: datetime, windows: AttributionWindows
+    ) -> ReportFacts:
+        """The same figures as :meth:`SQLiteStore.report_facts`, computed by the server in a
+        few aggregate queries of this shop's rows."""
+        with self._tx() as db:
+            # One snapshot for every figure, and hash joins: these are aggregates over the
+            # whole span, and a table filled since it was last analysed looks empty to the
+            # planner, whose nested loops then grow with the square of the rows.
+            db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            db.execute("SET LOCAL enable_nestloop = off")
+
+            def read(query: str, params: Mapping[str, object]) -> list[tuple[Any, ...]]:
+                return db.execute(cast(Any, query), params).fetchall()
+
+            return self._report_facts(read, since, until, windows)
+
+    def _report_facts(
+        self,
+        read: Callable[[str, Mapping[str, object]], list[tuple[Any, ...]]],
+        since: datetime,
+        until: datetime,
+        windows: AttributionWindows,
+    ) -> ReportFacts:
+        span = {"s": self.shop, "since": _aware(since), "until": _aware(until)}
+        click_days, send_days = _window_cases(windows)
+        # A message qualifies for a purchase when the purchase came within its channel's
+        # send window after it was sent, or within the click window after its link was
+        # clicked; the last qualifying message before the purchase gets the credit.
+        qualifies = (
+            "(o{n}.status IN ('sent', 'unknown', 'claimed') AND o{n}.claimed_at <= k.at AND ("
+            f"k.at - o{{n}}.claimed_at <= {send_days.format(c='o{n}')} * interval '1 day'"
+            " OR EXISTS (SELECT 1 FROM clicks l WHERE l.shop = o{n}.shop"
+            " AND l.checkout_id = o{n}.checkout_id AND l.step = o{n}.step"
+            " AND l.channel = o{n}.channel AND l.at <= k.at AND"
+            f" k.at - l.at <= {click_days.format(c='o{n}')} * interval '1 day')))"
+        )
+        q1, q2 = qualifies.format(n=1), qualifies.format(n=2)
+        attributed_checkout = (
+            "EXISTS (SELECT 1 FROM outbox o1 WHERE o1.shop = c.shop"
+            f" AND o1.checkout_id = c.id AND {q1})"
+        )
+        opted = (
+            "EXISTS (SELECT 1 FROM optouts p WHERE p.shop = c.shop AND (p.contact = c.email"
+            " OR p.contact = lower(c.phone)))"
+        )
+        # Every query reads the checkouts once, joined by key to what it groups by; a
+        # subquery joined to another table may be computed again for each row it meets.
+        base = (
+            "SELECT c.id AS id, c.abandoned_at AS abandoned_at, k.at AS conv_at, c.data AS data,"
+            "{columns}"
+            " (k.checkout_id IS NOT NULL)::int AS converted,"
+            " coalesce(k.total::float8, 0) AS total,"
+            f" (k.checkout_id IS NOT NULL AND {attributed_checkout})::int AS attributed,"
+            " EXISTS (SELECT 1 FROM outbox m WHERE m.shop = c.shop AND m.checkout_id = c.id"
+            " AND m.status IN ('sent', 'unknown', 'claimed'))::int AS messaged,"
+            " EXISTS (SELECT 1 FROM clicks l WHERE l.shop = c.shop"
+            " AND l.checkout_id = c.id)::int AS clicked,"
+            f" {opted}::int AS opted"
+            " FROM checkouts c{join} LEFT JOIN conversions k ON k.shop = c.shop"
+            " AND k.checkout_id = c.id"
+            " WHERE c.shop = %(s)s AND c.abandoned_at >= %(since)s AND c.abandoned_at < %(until)s"
+        )
+        checkouts = base.format(columns="", join="")
+        assigned = base.format(
+            columns=" a.experiment AS experiment, a.arm AS arm, a.at AS assigned_at,",
+            join=" JOIN assignments a ON a.shop = c.shop AND a.checkout_id = c.id",
+        )
+        totals = read(
+            "SELECT count(*), coalesce(sum((b.data::jsonb ->> 'total')::float8), 0),"
+            " coalesce(sum((SELECT sum((i ->> 'quantity')::bigint)"
+            " FROM jsonb_array_elements(coalesce(b.data::jsonb -> 'line_items', '[]')) i)), 0),"
+            " coalesce(sum(b.converted), 0), coalesce(sum(b.total), 0),"
+            " coalesce(sum(b.attributed), 0),"
+            " coalesce(sum(CASE WHEN b.attributed = 1 THEN b.total ELSE 0 END), 0),"
+            " avg(CASE WHEN b.attributed = 1 THEN"
+            " extract(epoch FROM b.conv_at - b.abandoned_at) / 3600 END)"
+            f" FROM ({checkouts}) b",
+            span,
+        )[0]
+        currency = read(
+            "SELECT data::jsonb ->> 'currency' AS cur, count(*) AS n FROM checkouts"
+            " WHERE shop = %(s)s AND abandoned_at >= %(since)s AND abandoned_at < %(until)s"
+            " GROUP BY cur ORDER BY n DESC, cur LIMIT 1",
+            span,
+        )
+        groups = read(
+            "SELECT b.experiment, b.arm, count(*), sum(b.messaged), sum(b.clicked),"
+            " sum(b.converted), sum(b.attributed), sum(b.total), sum(b.total * b.total),"
+            f" sum(b.opted) FROM ({assigned}) b"
+            " GROUP BY b.experiment, b.arm ORDER BY b.experiment, b.arm",
+            span,
+        )
+        credited = (
+            f"(k.checkout_id IS NOT NULL AND {q1} AND NOT EXISTS (SELECT 1 FROM outbox o2"
+            " WHERE o2.shop = o1.shop AND o2.checkout_id = o1.checkout_id"
+            f" AND o2.claimed_at > o1.claimed_at AND {q2}))"
+        )
+        breakdown = read(
+            "SELECT o1.step, o1.channel,"
+            " coalesce(c.data::jsonb -> 'customer' ->> 'locale', '') AS locale,"
+            " o1.experiment, o1.arm, count(*),"
+            " count(DISTINCT (o1.recipient, (o1.claimed_at AT TIME ZONE 'UTC')::date)),"
+            " sum(EXISTS (SELECT 1 FROM clicks l WHERE l.shop = o1.shop"
+            " AND l.checkout_id = o1.checkout_id"
+            " AND l.step = o1.step AND l.channel = o1.channel)::int),"
+            f" sum({credited}::int),"
+            f" sum(CASE WHEN {credited} THEN coalesce(k.total::float8, 0) ELSE 0 END),"
+            f" sum({opted}::int)"
+            " FROM outbox o1 JOIN checkouts c ON c.shop = o1.shop AND c.id = o1.checkout_id"
+            " LEFT JOIN conversions k ON k.shop = o1.shop AND k.checkout_id = o1.checkout_id"
+            " WHERE o1.shop = %(s)s AND o1.status IN ('sent', 'unknown', 'claimed')"
+            " AND c.abandoned_at >= %(since)s AND c.abandoned_at < %(until)s"
+            " GROUP BY o1.step, o1.channel, locale, o1.experiment, o1.arm"
+            " ORDER BY o1.step, o1.channel, locale, o1.experiment, o1.arm",
+            span,
+        )
+        attributed_days = read(
+            "SELECT to_char(b.conv_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, count(*),"
+            f" sum(b.total) FROM ({checkouts}) b WHERE b.attributed = 1 GROUP BY day",
+            span,
+        )
+        holdout_days = read(
+            "SELECT to_char(b.assigned_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, b.arm,"
+            f" count(*), sum(b.total) FROM ({assigned}) b WHERE b.experiment = 'holdout'"
+            " GROUP BY day, b.arm",
+            span,
+        )
+        return _facts(
+            since, until, totals, currency, groups, breakdown, attributed_days, holdout_days
+        )
+
+    # -- conversations ----------------------------------------------------------------------
+    def checkout_for_contact(self, contact: str) -> Checkout | None:
+        rows = self._query(
+            "SELECT data FROM checkouts WHERE shop = %s AND (phone = %s OR email = %s)"
+            " ORDER BY status = 'open' DESC, abandoned_at DESC, id DESC LIMIT 1",
+            (self.shop, contact, contact.lower()),
+        )
+        try:
+            return Checkout.from_dict(json.loads(str(rows[0][0]))) if rows else None
+        except (BadPayloadError, ValueError, RecursionError):
+            return None
+
+    def add_conversation_entry(self, entry: ConversationEntry, message_id: str | None) -> bool:
+        # The unique (shop, source, message_id) makes a redelivered reply a no-op, however
+        # many processes take it at once; entries without an id are all kept.
+        return bool(
+            self._run(
+                "INSERT INTO conversation (shop, checkout_id, at, channel, direction, text,"
+                " source, message_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT DO NOTHING",
+                (
+                    self.shop,
+                    entry.checkout_id,
+                    _aware(entry.at),
+                    entry.channel,
+                    entry.direction,
+                    entry.text,
+                    entry.source,
+                    message_id,
+                ),
+            )
+        )
+
+    def conversation(self, checkout_id: str) -> list[ConversationEntry]:
+        rows = self._query(
+            "SELECT at, channel, direction, text, source FROM conversation"
+            " WHERE shop = %s AND checkout_id = %s ORDER BY id",
+            (self.shop, checkout_id),
+        )
+        return [
+            ConversationEntry(
+                checkout_id,
+                at.astimezone(UTC),
+                str(channel),
+                "out" if direction == "out" else "in",
+                str(text),
+                str(source),
+            )
+            for at, channel, direction, text, source in rows
+        ]
+
+    def pause_checkout(self, checkout_id: str, until: datetime | None, at: datetime) -> None:
+        self._run(
+            "INSERT INTO pauses (shop, checkout_id, until, at) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (shop, checkout_id) DO UPDATE SET until = excluded.until,"
+            " at = excluded.at",
+            (self.shop, checkout_id, None if until is None else _aware(until), _aware(at)),
+        )
+
+    def paused_until(self, checkout_id: str) -> datetime | None:
+        return self.pauses([checkout_id]).get(checkout_id)
+
+    def pauses(self, checkout_ids: Sequence[str]) -> dict[str, datetime]:
+        ids = list(dict.fromkeys(checkout_ids))
+        if not ids:
+            return {}
+        rows = self._query(
+            "SELECT checkout_id, until FROM pauses WHERE shop = %s AND checkout_id = ANY(%s)",
+            (self.shop, ids),
+        )
+        forever = datetime.max.replace(tzinfo=UTC)
+        return {
+            str(cid): forever if until is None else until.astimezone(UTC) for cid, until in rows
+        }
+
+    def record_reason(self, checkout_id: str, reason: str, at: datetime) -> None:
+        self._run(
+            "INSERT INTO reasons (shop, checkout_id, reason, at) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (shop, checkout_id) DO UPDATE SET reason = excluded.reason,"
+            " at = excluded.at",
+            (self.shop, checkout_id, reason, _aware(at)),
+        )
+
+    def abandonment_reason(self, checkout_id: str) -> str | None:
+        return self.reasons([checkout_id]).get(checkout_id)
+
+    def reasons(self, checkout_ids: Sequence[str]) -> Mapping[str, str]:
+        ids = list(dict.fromkeys(checkout_ids))
+        if not ids:
+            return {}
+        rows = self._query(
+            "SELECT checkout_id, reason FROM reasons WHERE shop = %s AND checkout_id = ANY(%s)",
+            (self.shop, ids),
+        )
+        return {str(cid): str(reason) for cid, reason in rows}
+
+    def reason_counts(self) -> dict[str, int]:
+        rows = self._query(
+            "SELECT reason, count(*) FROM reasons WHERE shop = %s GROUP BY reason", (self.shop,)
+        )
+        return {str(reason): int(n) for reason, n in rows}
 
 
 def _redacted(url: str) -> str:

@@ -28,6 +28,7 @@ from typing import Any, cast
 
 from ..errors import BadPayloadError, StoreError
 from ..models import Checkout, Purchase, normalize_phone
+from ._signals import COUNTS, RANK, counts_from
 from .base import (
     RELEASED,
     AttributionWindows,
@@ -42,6 +43,9 @@ from .base import (
     OutboxEntry,
     OutboxStatus,
     ReportFacts,
+    Signal,
+    SignalCounts,
+    SignalOutcome,
     Stats,
 )
 
@@ -200,6 +204,13 @@ _MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE reasons (
         checkout_id TEXT PRIMARY KEY, reason TEXT NOT NULL, at TEXT NOT NULL
     );
+    """,
+    # 5: engagement signals: what the provider's status callbacks said about each message,
+    # found by the provider's message id.
+    """
+    ALTER TABLE outbox ADD COLUMN signal TEXT;
+    ALTER TABLE outbox ADD COLUMN signal_at TEXT;
+    CREATE INDEX outbox_provider_id ON outbox (provider_id);
     """,
 )
 DELIVERY_MEMORY = timedelta(days=7)
@@ -650,11 +661,14 @@ class SQLiteStore:
     def reasons(self, checkout_ids: Sequence[str]) -> Mapping[str, str]:
         found: dict[str, str] = {}
         for chunk in _chunks(list(dict.fromkeys(checkout_ids))):
-            for checkout_id, reason in self._query(
-                f"SELECT checkout_id, reason FROM reasons WHERE checkout_id IN ({_marks(chunk)})",
-                chunk,
-            ):
-                found[str(checkout_id)] = str(reason)
+            found.update(
+                (str(checkout_id), str(reason))
+                for checkout_id, reason in self._query(
+                    f"SELECT checkout_id, reason FROM reasons WHERE checkout_id IN"
+                    f" ({_marks(chunk)})",
+                    chunk,
+                )
+            )
         return found
 
     def reason_counts(self) -> dict[str, int]:
@@ -861,6 +875,34 @@ class SQLiteStore:
             "UPDATE outbox SET status = ?, finished_at = ?, provider_id = ?, error = ? "
             "WHERE key = ?",
             (status, _ts(at), provider_id, error, key),
+        )
+
+    def record_signal(self, provider_id: str, signal: Signal, at: datetime) -> SignalOutcome:
+        with self._tx() as db:
+            moved = db.execute(
+                f"UPDATE outbox SET signal = ?, signal_at = ? WHERE provider_id = ? AND {RANK} < ?",
+                (signal.value, _ts(at), provider_id, signal.rank),
+            ).rowcount
+            if moved:
+                return SignalOutcome.RECORDED
+            known = db.execute(
+                "SELECT 1 FROM outbox WHERE provider_id = ? LIMIT 1", (provider_id,)
+            ).fetchone()
+        return SignalOutcome.UNCHANGED if known else SignalOutcome.UNKNOWN
+
+    def signal_counts(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> dict[str, SignalCounts]:
+        if since is None or until is None:
+            return counts_from(self._query(COUNTS.format(join="", where="")))
+        return counts_from(
+            self._query(
+                COUNTS.format(
+                    join=" JOIN checkouts c ON c.id = o.checkout_id",
+                    where=" AND c.abandoned_at >= ? AND c.abandoned_at < ?",
+                ),
+                (_ts(since), _ts(until)),
+            )
         )
 
     def last_contacted(self, contacts: Sequence[str]) -> datetime | None:
@@ -1353,16 +1395,7 @@ class SQLiteStore:
             " FROM checkouts c LEFT JOIN conversions k ON k.checkout_id = c.id"
             " WHERE c.abandoned_at >= ? AND c.abandoned_at < ?"
         )
-        (
-            abandoned,
-            value,
-            items,
-            converted,
-            converted_revenue,
-            attributed,
-            attributed_revenue,
-            hours,
-        ) = self._query(
+        totals = self._query(
             "SELECT count(*), coalesce(sum(CAST(json_extract(c.data, '$.total') AS REAL)), 0),"
             " coalesce(sum((SELECT sum(CAST(json_extract(i.value, '$.quantity') AS INTEGER))"
             " FROM json_each(c.data, '$.line_items') i)), 0),"
@@ -1379,107 +1412,48 @@ class SQLiteStore:
             " WHERE abandoned_at >= ? AND abandoned_at < ? GROUP BY cur ORDER BY n DESC LIMIT 1",
             span,
         )
-        groups = tuple(
-            GroupFacts(
-                experiment=str(r[0]),
-                arm=str(r[1]),
-                eligible=int(r[2]),
-                messaged=int(r[3]),
-                clicked=int(r[4]),
-                converted=int(r[5]),
-                attributed=int(r[6]),
-                revenue=float(r[7]),
-                revenue_squares=float(r[8]),
-                opted_out=int(r[9]),
-            )
-            for r in self._query(
-                "SELECT a.experiment, a.arm, count(*), sum(b.messaged), sum(b.clicked),"
-                " sum(b.converted), sum(b.attributed), sum(b.total), sum(b.total * b.total),"
-                f" sum(b.opted) FROM assignments a JOIN ({base}) b ON b.id = a.checkout_id"
-                " GROUP BY a.experiment, a.arm ORDER BY a.experiment, a.arm",
-                span,
-            )
+        groups = self._query(
+            "SELECT a.experiment, a.arm, count(*), sum(b.messaged), sum(b.clicked),"
+            " sum(b.converted), sum(b.attributed), sum(b.total), sum(b.total * b.total),"
+            f" sum(b.opted) FROM assignments a JOIN ({base}) b ON b.id = a.checkout_id"
+            " GROUP BY a.experiment, a.arm ORDER BY a.experiment, a.arm",
+            span,
         )
         credited = (
             f"(k.checkout_id IS NOT NULL AND {q1} AND NOT EXISTS (SELECT 1 FROM outbox o2"
             f" WHERE o2.checkout_id = o1.checkout_id AND o2.claimed_at > o1.claimed_at AND {q2}))"
         )
-        breakdown = tuple(
-            BreakdownFacts(
-                step=int(r[0]),
-                channel=str(r[1]),
-                locale=str(r[2]),
-                experiment=None if r[3] is None else str(r[3]),
-                arm=None if r[4] is None else str(r[4]),
-                sent=int(r[5]),
-                recipients_days=int(r[6]),
-                clicked=int(r[7]),
-                attributed=int(r[8]),
-                revenue=float(r[9]),
-                opted_out=int(r[10]),
-            )
-            for r in self._query(
-                "SELECT o1.step, o1.channel,"
-                " coalesce(json_extract(c.data, '$.customer.locale'), '') AS locale,"
-                " o1.experiment, o1.arm, count(*),"
-                " count(DISTINCT o1.recipient || date(o1.claimed_at)),"
-                " sum(EXISTS (SELECT 1 FROM clicks l WHERE l.checkout_id = o1.checkout_id"
-                " AND l.step = o1.step AND l.channel = o1.channel)),"
-                f" sum({credited}),"
-                f" sum(CASE WHEN {credited} THEN coalesce(CAST(k.total AS REAL), 0) ELSE 0 END),"
-                f" sum({opted})"
-                " FROM outbox o1 JOIN checkouts c ON c.id = o1.checkout_id"
-                " LEFT JOIN conversions k ON k.checkout_id = o1.checkout_id"
-                " WHERE o1.status IN ('sent', 'unknown', 'claimed')"
-                " AND c.abandoned_at >= ? AND c.abandoned_at < ?"
-                " GROUP BY o1.step, o1.channel, locale, o1.experiment, o1.arm"
-                " ORDER BY o1.step, o1.channel, locale, o1.experiment, o1.arm",
-                span,
-            )
+        breakdown = self._query(
+            "SELECT o1.step, o1.channel,"
+            " coalesce(json_extract(c.data, '$.customer.locale'), '') AS locale,"
+            " o1.experiment, o1.arm, count(*),"
+            " count(DISTINCT o1.recipient || date(o1.claimed_at)),"
+            " sum(EXISTS (SELECT 1 FROM clicks l WHERE l.checkout_id = o1.checkout_id"
+            " AND l.step = o1.step AND l.channel = o1.channel)),"
+            f" sum({credited}),"
+            f" sum(CASE WHEN {credited} THEN coalesce(CAST(k.total AS REAL), 0) ELSE 0 END),"
+            f" sum({opted})"
+            " FROM outbox o1 JOIN checkouts c ON c.id = o1.checkout_id"
+            " LEFT JOIN conversions k ON k.checkout_id = o1.checkout_id"
+            " WHERE o1.status IN ('sent', 'unknown', 'claimed')"
+            " AND c.abandoned_at >= ? AND c.abandoned_at < ?"
+            " GROUP BY o1.step, o1.channel, locale, o1.experiment, o1.arm"
+            " ORDER BY o1.step, o1.channel, locale, o1.experiment, o1.arm",
+            span,
         )
-        by_day: dict[str, list[float]] = {}
-        for day, n, revenue in self._query(
+        attributed_days = self._query(
             "SELECT date(b.conv_at), count(*), sum(b.total) FROM"
             f" ({base}) b WHERE b.attributed GROUP BY date(b.conv_at)",
             span,
-        ):
-            by_day.setdefault(str(day), [0, 0, 0, 0, 0, 0])[0:2] = [int(n), float(revenue)]
-        for day, arm, n, revenue in self._query(
+        )
+        holdout_days = self._query(
             "SELECT date(a.at), a.arm, count(*), sum(b.total) FROM assignments a"
             f" JOIN ({base}) b ON b.id = a.checkout_id WHERE a.experiment = 'holdout'"
             " GROUP BY date(a.at), a.arm",
             span,
-        ):
-            row = by_day.setdefault(str(day), [0, 0, 0, 0, 0, 0])
-            at = 2 if arm == "treated" else 4
-            row[at : at + 2] = [int(n), float(revenue)]
-        days = tuple(
-            DayFacts(
-                day=day,
-                attributed=int(r[0]),
-                attributed_revenue=r[1],
-                treated=int(r[2]),
-                treated_revenue=r[3],
-                held_out=int(r[4]),
-                held_out_revenue=r[5],
-            )
-            for day, r in sorted(by_day.items())
         )
-        return ReportFacts(
-            since=since,
-            until=until,
-            abandoned=int(abandoned),
-            abandoned_value=float(value),
-            abandoned_items=int(items),
-            converted=int(converted),
-            converted_revenue=float(converted_revenue),
-            attributed=int(attributed),
-            attributed_revenue=float(attributed_revenue),
-            hours_to_recovery=None if hours is None else float(hours),
-            currency=str(currency[0][0]) if currency and currency[0][0] else None,
-            groups=groups,
-            breakdown=breakdown,
-            days=days,
+        return _facts(
+            since, until, totals, currency, groups, breakdown, attributed_days, holdout_days
         )
 
 
@@ -1501,4 +1475,89 @@ def _window_cases(windows: AttributionWindows) -> tuple[str, str]:
     return (
         f"(CASE {{c}}.channel {' '.join(click)} ELSE {_days(windows.click)} END)",
         f"(CASE {{c}}.channel {' '.join(send)} ELSE {_days(windows.send)} END)",
+    )
+
+
+Rows = Sequence[Sequence[Any]]
+
+
+def _facts(
+    since: datetime,
+    until: datetime,
+    totals: Sequence[Any],
+    currency: Rows,
+    groups: Rows,
+    breakdown: Rows,
+    attributed_days: Rows,
+    holdout_days: Rows,
+) -> ReportFacts:
+    """:class:`ReportFacts` from the rows of the report's queries, which both stores ask in
+    their own SQL and answer in the same columns: ``totals`` (abandoned, value, items,
+    converted, converted revenue, attributed, attributed revenue, hours to recovery), the
+    most common ``currency``, ``groups`` and ``breakdown`` in :class:`GroupFacts` and
+    :class:`BreakdownFacts` order, and (day, n, revenue) of attributed purchases and (day,
+    arm, n, revenue) of the holdout's assignments."""
+    by_day: dict[str, list[float]] = {}
+    for day, n, revenue in attributed_days:
+        by_day.setdefault(str(day), [0, 0, 0, 0, 0, 0])[0:2] = [int(n), float(revenue)]
+    for day, arm, n, revenue in holdout_days:
+        row = by_day.setdefault(str(day), [0, 0, 0, 0, 0, 0])
+        at = 2 if arm == "treated" else 4
+        row[at : at + 2] = [int(n), float(revenue)]
+    abandoned, value, items, converted, converted_revenue, attributed, revenue, hours = totals
+    return ReportFacts(
+        since=since,
+        until=until,
+        abandoned=int(abandoned),
+        abandoned_value=float(value),
+        abandoned_items=int(items),
+        converted=int(converted),
+        converted_revenue=float(converted_revenue),
+        attributed=int(attributed),
+        attributed_revenue=float(revenue),
+        hours_to_recovery=None if hours is None else float(hours),
+        currency=str(currency[0][0]) if currency and currency[0][0] else None,
+        groups=tuple(
+            GroupFacts(
+                experiment=str(r[0]),
+                arm=str(r[1]),
+                eligible=int(r[2]),
+                messaged=int(r[3]),
+                clicked=int(r[4]),
+                converted=int(r[5]),
+                attributed=int(r[6]),
+                revenue=float(r[7]),
+                revenue_squares=float(r[8]),
+                opted_out=int(r[9]),
+            )
+            for r in groups
+        ),
+        breakdown=tuple(
+            BreakdownFacts(
+                step=int(r[0]),
+                channel=str(r[1]),
+                locale=str(r[2]),
+                experiment=None if r[3] is None else str(r[3]),
+                arm=None if r[4] is None else str(r[4]),
+                sent=int(r[5]),
+                recipients_days=int(r[6]),
+                clicked=int(r[7]),
+                attributed=int(r[8]),
+                revenue=float(r[9]),
+                opted_out=int(r[10]),
+            )
+            for r in breakdown
+        ),
+        days=tuple(
+            DayFacts(
+                day=day,
+                attributed=int(r[0]),
+                attributed_revenue=r[1],
+                treated=int(r[2]),
+                treated_revenue=r[3],
+                held_out=int(r[4]),
+                held_out_revenue=r[5],
+            )
+            for day, r in sorted(by_day.items())
+        ),
     )

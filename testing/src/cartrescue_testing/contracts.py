@@ -51,11 +51,13 @@ import pytest
 from cartrescue.channels.base import KINDS, BatchChannel, Channel
 from cartrescue.connectors.base import (
     Connector,
+    CustomerHistoryLookup,
     DiscountCapable,
     PurchaseLookup,
     ShopTimezone,
 )
 from cartrescue.errors import (
+    ConnectorError,
     PermanentSendError,
     SendError,
     SendOutcomeUnknown,
@@ -66,6 +68,7 @@ from cartrescue.models import (
     ChannelKind,
     Checkout,
     Content,
+    CustomerHistory,
     Discount,
     DiscountOffer,
     Message,
@@ -572,7 +575,8 @@ class ConnectorContract:
     one checkout, each well formed (unique id, aware times, an http(s) recovery URL, an ISO
     currency, non-negative money, normalised contacts); a second pass sees the same
     checkouts; a ``since`` in the future yields none; a bad item is reported and the others
-    still come; the optional capabilities it has answer in the documented shapes.
+    still come; the optional capabilities it has answer in the documented shapes (customer
+    history: an answer for every checkout asked about, in one call).
     """
 
     filters_by_since: ClassVar[bool] = True
@@ -657,6 +661,14 @@ class ConnectorContract:
                     ZoneInfo(zone)
                 except (ZoneInfoNotFoundError, ValueError):
                     pytest.fail(f"shop_timezone() gave {zone!r}, not an IANA zone")
+        if isinstance(connector, CustomerHistoryLookup):
+            checkouts = self.checkouts(connector)
+            histories = connector.customer_histories(checkouts)
+            assert set(histories) == {c.id for c in checkouts}, "answer for every checkout"
+            for answer in histories.values():
+                assert answer is None or isinstance(answer, CustomerHistory | ConnectorError)
+                if isinstance(answer, CustomerHistory) and answer.last_order_at is not None:
+                    assert answer.last_order_at.utcoffset() is not None
         if isinstance(connector, DiscountCapable):
             offer = DiscountOffer(Decimal(10), 3600)
             discount = connector.create_discount(checkout, offer)

@@ -8,9 +8,13 @@ answers like Shopify, as its documentation describes it:
   ``Customer.defaultEmailAddress`` before 2025-04) is an error as it would be. Queries:
   ``abandonedCheckouts`` (``query`` filter ``updated_at``/``created_at``/``status``/``id``,
   cursor pagination, ``first`` ≤ 250), ``abandonmentByAbandonedCheckoutId``, ``orders``,
-  ``shop``, ``currentAppInstallation``; mutation ``discountCodeBasicCreate``. Every answer
+  ``shop``, ``currentAppInstallation``, ``nodes(ids:)`` (customers by global id, with
+  ``numberOfOrders``, ``amountSpent`` and ``lastOrder``; at most 250 ids, as Shopify caps
+  every input array, else ``MAX_INPUT_SIZE_EXCEEDED``; an id that is not a global id is an
+  error, one of no customer is ``null``); mutation ``discountCodeBasicCreate``. Every answer
   carries ``extensions.cost``: the requested cost computed before running (object 1,
-  connection 2 + ``first`` × node, scalar 0, mutation 10), the actual cost of what was
+  connection 2 + ``first`` × node, scalar 0, mutation 10, an interface the most expensive
+  of its possible selections, ``nodes`` that once per id), the actual cost of what was
   returned, and the state of a leaky bucket whose size and restore rate are parameters. A
   query that does not fit the bucket gets ``THROTTLED`` (HTTP 200 by default; 429 with
   ``throttled_status=429``); one over ``max_query_cost`` gets ``MAX_COST_EXCEEDED``.
@@ -49,6 +53,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any
@@ -62,6 +67,7 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLInterfaceType,
     GraphQLObjectType,
     GraphQLResolveInfo,
     GraphQLSchema,
@@ -128,7 +134,9 @@ type QueryRoot {
          sortKey: OrderSortKeys = ID): OrderConnection!
   shop: Shop!
   currentAppInstallation: AppInstallation!
+  nodes(ids: [ID!]!): [Node]!
 }
+interface Node { id: ID! }
 type Mutation {
   discountCodeBasicCreate(basicCodeDiscount: DiscountCodeBasicInput!):
     DiscountCodeBasicCreatePayload
@@ -165,9 +173,10 @@ type ProductVariant { id: ID! availableForSale: Boolean! }
 type MoneyBag { shopMoney: MoneyV2! presentmentMoney: MoneyV2! }
 type MoneyV2 { amount: Decimal! currencyCode: String! }
 type MailingAddress { countryCodeV2: String country: String city: String zip: String }
-type Customer {
+type Customer implements Node {
   id: ID! firstName: String lastName: String displayName: String! locale: String!
   email: String phone: String numberOfOrders: UnsignedInt64!
+  amountSpent: MoneyV2! lastOrder: Order
   emailMarketingConsent: CustomerEmailMarketingConsentState
   smsMarketingConsent: CustomerSmsMarketingConsentState
   @DEFAULT_CONTACTS
@@ -334,7 +343,10 @@ class _Cost:
             d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
         }
 
-    def _fields(self, selection_set: SelectionSetNode | None) -> Iterable[FieldNode]:
+    def _fields(
+        self, selection_set: SelectionSetNode | None, on: GraphQLObjectType | None = None
+    ) -> Iterable[FieldNode]:
+        """The fields selected, with fragments that apply to ``on`` (all when None)."""
         for selection in selection_set.selections if selection_set else ():
             if isinstance(selection, FieldNode):
                 skip = get_directive_values(GraphQLSkipDirective, selection, self.variables)
@@ -343,20 +355,47 @@ class _Cost:
                     continue
                 yield selection
             elif isinstance(selection, InlineFragmentNode):
-                yield from self._fields(selection.selection_set)
+                if self._applies(selection.type_condition, on):
+                    yield from self._fields(selection.selection_set, on)
             elif isinstance(selection, FragmentSpreadNode):
-                yield from self._fields(self.fragments[selection.name.value].selection_set)
+                fragment = self.fragments[selection.name.value]
+                if self._applies(fragment.type_condition, on):
+                    yield from self._fields(fragment.selection_set, on)
+
+    @staticmethod
+    def _applies(condition: Any, on: GraphQLObjectType | None) -> bool:
+        if condition is None or on is None:
+            return True
+        name = condition.name.value
+        return name == on.name or any(i.name == name for i in on.interfaces)
+
+    def _interface(
+        self,
+        interface: GraphQLInterfaceType,
+        selection_set: SelectionSetNode | None,
+        measure: Callable[[GraphQLObjectType, SelectionSetNode | None], int],
+    ) -> int:
+        """Shopify prices an interface at the most expensive of its possible selections."""
+        return max(
+            (1 + measure(t, selection_set) for t in self.schema.get_possible_types(interface)),
+            default=1,
+        )
 
     def _args(self, parent: GraphQLObjectType, field: FieldNode) -> dict[str, Any]:
         return get_argument_values(parent.fields[field.name.value], field, self.variables)
 
     def requested(self, parent: GraphQLObjectType, selection_set: SelectionSetNode | None) -> int:
         total = 0
-        for field in self._fields(selection_set):
+        for field in self._fields(selection_set, parent):
             name = field.name.value
             if name.startswith("__"):
                 continue
             named = get_named_type(parent.fields[name].type)
+            if isinstance(named, GraphQLInterfaceType):
+                ids = self._args(parent, field).get("ids")
+                each = self._interface(named, field.selection_set, self.requested)
+                total += each * (len(ids) if isinstance(ids, list) else 1)
+                continue
             if is_leaf_type(named) or not isinstance(named, GraphQLObjectType):
                 continue
             if parent is self.schema.mutation_type:
@@ -379,21 +418,33 @@ class _Cost:
                 cost = max(cost, 1 + measure(node_type, part.selection_set))
         return cost
 
+    def _actual_of(
+        self, data: Any, parent: GraphQLObjectType, selection_set: SelectionSetNode | None
+    ) -> int:
+        return self.actual(parent, selection_set, data)
+
     def actual(
         self, parent: GraphQLObjectType, selection_set: SelectionSetNode | None, data: Any
     ) -> int:
         if not isinstance(data, dict):
             return 0
         total = 0
-        for field in self._fields(selection_set):
+        for field in self._fields(selection_set, parent):
             name = field.name.value
             key = field.alias.value if field.alias else name
             if name.startswith("__") or data.get(key) is None:
                 continue
             named = get_named_type(parent.fields[name].type)
+            value = data[key]
+            if isinstance(named, GraphQLInterfaceType):
+                for item in value if isinstance(value, list) else [value]:
+                    if item is not None:
+                        total += self._interface(
+                            named, field.selection_set, partial(self._actual_of, item)
+                        )
+                continue
             if is_leaf_type(named) or not isinstance(named, GraphQLObjectType):
                 continue
-            value = data[key]
             if parent is self.schema.mutation_type:
                 total += 10
             elif named.name.endswith("Connection"):
@@ -406,7 +457,9 @@ class _Cost:
                         for node in value.get(part_key) or ():
                             total += 1 + self.actual(node_type, part.selection_set, node)
             elif isinstance(value, list):
-                total += sum(1 + self.actual(named, field.selection_set, v) for v in value)
+                total += sum(
+                    1 + self.actual(named, field.selection_set, v) for v in value if v is not None
+                )
             else:
                 total += 1 + self.actual(named, field.selection_set, value)
         return total
@@ -418,7 +471,9 @@ class FakeShopify:
 
     ``checkouts`` are REST-shaped records (``id``, ``created_at``, ``updated_at``,
     ``abandoned_checkout_url``, ``total_price``, ``currency``, ``line_items``,
-    ``customer`` …). ``bucket_size``/``restore_rate`` shape the GraphQL cost bucket
+    ``customer`` …; a customer's ``orders_count``, ``total_spent`` and ``last_order_at``
+    are its history, answered by ``nodes(ids:)``, which finds customers by id through an
+    index). ``bucket_size``/``restore_rate`` shape the GraphQL cost bucket
     (Shopify's standard plan restores 100 points a second); ``throttle=False`` keeps it
     always full. ``rest_bucket_size``/``rest_leak_rate`` shape the REST call bucket (40 and
     2/s on the standard plan). ``now`` is the monotonic clock the buckets run on.
@@ -473,6 +528,8 @@ class FakeShopify:
         self._indexed_orders = 0
         self._by_email: dict[str, list[dict[str, Any]]] = {}
         self._by_phone: dict[str, list[dict[str, Any]]] = {}
+        self._customers: dict[int, int] = {}
+        """Customer id → the checkout record that last named the customer."""
         self.discounts: list[dict[str, Any]] = []
         self.stats: Counter[str] = Counter()
         self.points_spent = 0.0
@@ -544,10 +601,14 @@ class FakeShopify:
                 sms_marketing_phone=customer.phone if customer.sms_consent else None,
                 billing_address={"country_code": country} if country else None,
                 customer={
-                    "id": 500000 + len(self.checkouts),
+                    "id": int(customer.id)
+                    if customer.id and customer.id.isdigit()
+                    else 500000 + len(self.checkouts),
                     "first_name": customer.first_name,
                     "last_name": customer.last_name,
                     "orders_count": customer.orders_count or 0,
+                    "total_spent": str(customer.amount_spent or "0.00"),
+                    "last_order_at": _utc(customer.last_order_at),
                     "email": customer.email,
                     "phone": customer.phone,
                     "email_marketing_consent": {
@@ -571,6 +632,9 @@ class FakeShopify:
             if int(data["id"]) not in self.checkouts:
                 self._sorted_ids = None
             self.checkouts[int(data["id"])] = data
+            customer = data.get("customer")
+            if isinstance(customer, Mapping) and customer.get("id") is not None:
+                self._customers[int(customer["id"])] = int(data["id"])
 
     def add_order(
         self,
@@ -683,6 +747,39 @@ class FakeShopify:
             }
         return view
 
+    def _last_order(self, customer: Mapping[str, Any]) -> Any:
+        at = customer.get("last_order_at")
+        if not at:
+            return None
+        if "read_orders" not in self.scopes:
+            return _denied(self, "lastOrder", _ORDERS_SCOPE)
+        number = int(customer.get("id") or 0)
+        return {
+            "id": _GID.format("Order", 9000000 + number),
+            "name": f"#C{number}",
+            "email": customer.get("email"),
+            "createdAt": at,
+            "totalPriceSet": self._money("0.00", self.currency),
+        }
+
+    def customer_node(self, gid: str) -> dict[str, Any] | None:
+        """The ``Customer`` a global id names, looked up by key as Shopify does, or None."""
+        match = re.fullmatch(r"gid://shopify/(\w+)/(\d+)", gid)
+        if match is None:
+            raise GraphQLError(
+                f"Invalid global id '{gid}'",
+                extensions={"code": "argumentLiteralsIncompatible", "typeName": "CoercionError"},
+            )
+        if match.group(1) != "Customer":
+            return None
+        with self._lock:
+            record_id = self._customers.get(int(match.group(2)))
+            record = dict(self.checkouts[record_id]) if record_id is not None else None
+        if record is None:
+            return None
+        node = self.graphql_view(record, "unstable")["customer"]
+        return None if node is None else {**node, "__typename": "Customer"}
+
     def _money(self, amount: object, currency: str) -> dict[str, Any]:
         money = {"amount": str(amount), "currencyCode": currency}
         return {"presentmentMoney": money, "shopMoney": money}
@@ -706,6 +803,11 @@ class FakeShopify:
                 or (email or ""),
                 "locale": record.get("customer_locale") or self.locale,
                 "numberOfOrders": str(customer.get("orders_count") or 0),
+                "amountSpent": {
+                    "amount": str(customer.get("total_spent") or "0.00"),
+                    "currencyCode": self.currency,
+                },
+                "lastOrder": self._last_order(customer),
                 "email": email,
                 "phone": phone,
                 "emailMarketingConsent": {"marketingState": email_state} if email else None,
@@ -920,6 +1022,7 @@ class FakeShopify:
         if isinstance(coerced, list):
             return 200, {"errors": [e.formatted for e in coerced]}
         try:
+            _check_input_sizes(coerced.coerced)
             cost = _Cost(schema, document, coerced)
             requested = cost.requested(root, operation.selection_set)
         except GraphQLError as err:
@@ -1243,6 +1346,13 @@ class _Root:
         ]
         return {"nodes": nodes, "pageInfo": _page_info(len(found) > first, None)}
 
+    def nodes(self, info: GraphQLResolveInfo[Any], ids: list[str]) -> list[Any]:
+        _check_input_sizes({"ids": ids})
+        found = [self.fake.customer_node(gid) for gid in ids]
+        if any(node is not None for node in found):
+            self._require("read_customers", "nodes", "`read_customers` access scope.")
+        return found
+
     def shop(self, info: GraphQLResolveInfo[Any]) -> dict[str, Any]:
         return {
             "name": self.fake.shop_name,
@@ -1276,6 +1386,27 @@ class _Root:
         return self.fake.create_discount(
             freeShippingCodeDiscount, argument="freeShippingCodeDiscount"
         )
+
+
+_MAX_INPUT = 250
+"""Shopify's cap on the items of any input array."""
+
+
+def _check_input_sizes(values: Mapping[str, Any]) -> None:
+    for value in values.values():
+        if isinstance(value, list) and len(value) > _MAX_INPUT:
+            raise GraphQLError(
+                f"The input array size of {len(value)} is greater than the maximum allowed "
+                f"of {_MAX_INPUT}.",
+                extensions={"code": "MAX_INPUT_SIZE_EXCEEDED"},
+            )
+
+
+def _denied(fake: FakeShopify, field: str, scope: str) -> Callable[..., None]:
+    def resolve(info: GraphQLResolveInfo[Any], **_: Any) -> None:
+        raise fake.access_denied(field, scope)
+
+    return resolve
 
 
 def _denied_customer(fake: FakeShopify) -> Callable[[GraphQLResolveInfo[Any]], None]:

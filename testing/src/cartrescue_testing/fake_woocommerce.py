@@ -536,6 +536,8 @@ class FakeWooCommerce:
         }
         if checkout.id.isdigit():
             fields["id"] = int(checkout.id)
+        if customer is not None and customer.id and customer.id.isdigit():
+            fields["customer_id"] = int(customer.id)
         return self.add_order(**fields)
 
     def add_checkouts(self, checkouts: Iterable[object], **options: Any) -> list[dict[str, Any]]:

@@ -15,7 +15,11 @@ connections, reopening to check migrations) call it more than once::
 
 The ``store`` fixture (one handle from ``open_store``, closed afterwards) may be overridden
 too. A store that has ``rows_naming(contact) -> int`` (how many rows still name a contact in
-any column) is also checked with it after ``forget``.
+any column) is also checked with it after ``forget``. The tests of
+:class:`~cartrescue.store.base.ExperimentStore` (arms, ``cartrescue report``'s aggregates),
+:class:`~cartrescue.store.base.ConversationStore` (replies, pauses, stated reasons) and
+:class:`~cartrescue.store.base.SignalStore` (engagement signals) skip for a store that does
+not have that protocol.
 
 Part of the ``cartrescue-testing`` distribution.
 """
@@ -26,23 +30,31 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar, cast
 
 import pytest
 
 from cartrescue.models import Checkout, Customer, LineItem, Purchase
 from cartrescue.store.base import (
+    AttributionWindows,
     CheckoutStore,
+    ConversationEntry,
     ConversationStore,
+    ExperimentStore,
     LinkRecord,
     LinkStore,
     OptOutStore,
     OutboxStore,
     ReportStore,
+    Signal,
+    SignalOutcome,
+    SignalStore,
     Store,
 )
 
 __all__ = ["StoreContract"]
+
+T = TypeVar("T")
 
 NOON = datetime(2026, 3, 11, 12, 0, tzinfo=UTC)
 EMAIL = "kari.nordmann@example.no"
@@ -87,10 +99,10 @@ def _claim(
     )
 
 
-def _race(calls: Sequence[Callable[[], bool]]) -> list[bool]:
+def _race(calls: Sequence[Callable[[], T]]) -> list[T]:
     """Run every call at the same instant, each in its own thread; their results."""
     barrier = threading.Barrier(len(calls))
-    results: list[bool | BaseException] = [False] * len(calls)
+    results: list[T | BaseException | None] = [None] * len(calls)
 
     def run(i: int) -> None:
         barrier.wait()
@@ -104,10 +116,30 @@ def _race(calls: Sequence[Callable[[], bool]]) -> list[bool]:
         t.start()
     for t in threads:
         t.join(timeout=60)
+    done: list[T] = []
     for r in results:
         if isinstance(r, BaseException):
             raise r
-    return [bool(r) for r in results]
+        done.append(cast(T, r))
+    return done
+
+
+def _experiments(store: object) -> ExperimentStore:
+    """``store`` as an :class:`ExperimentStore`; the test skips for a store without it."""
+    if not isinstance(store, ExperimentStore):
+        pytest.skip(f"{type(store).__name__} is not an ExperimentStore")
+    return store
+
+
+def _conversations(store: object) -> ConversationStore:
+    """``store`` as a :class:`ConversationStore`; the test skips for a store without it."""
+    if not isinstance(store, ConversationStore):
+        pytest.skip(f"{type(store).__name__} is not a ConversationStore")
+    return store
+
+
+def _reply(checkout_id: str, text: str, at: datetime, source: str = "twilio") -> ConversationEntry:
+    return ConversationEntry(checkout_id, at, "sms", "in", text, source)
 
 
 def _link(code: str, checkout_id: str, step: int = 1, channel: str = "sms") -> LinkRecord:
@@ -517,19 +549,271 @@ class StoreContract:
         assert store.forget("stranger@example.no") == 0
         assert store.checkout_status("c1") == "open"
 
-    # -- conversations (a store without them is skipped) ------------------------------------
-    def test_reasons_of_a_page_read_together(self, store: Store) -> None:
-        if not isinstance(store, ConversationStore):
-            pytest.skip(f"{type(store).__name__} keeps no conversations")
-        for checkout_id in ("c1", "c2", "c3"):
-            store.upsert_checkout(_checkout(checkout_id), NOON)
-        store.record_reason("c1", "price", NOON)
-        store.record_reason("c2", "price", NOON)
-        store.record_reason("c2", "shipping_cost", NOON + timedelta(minutes=1))  # replaces
-        assert dict(store.reasons(["c1", "c2", "c3", "c1", "missing"])) == {
-            "c1": "price",
+    # -- engagement signals -----------------------------------------------------------------
+    def _signals(self, store: Store) -> SignalStore:
+        if not isinstance(store, SignalStore):
+            pytest.skip(f"{type(store).__name__} does not keep engagement signals")
+        store.upsert_checkout(_checkout("c1"), NOON)
+        store.upsert_checkout(_checkout("c2", at=NOON + timedelta(days=2)), NOON)
+        for key, provider_id in (
+            ("c1:1:sms", "SM1"),
+            ("c1:2:whatsapp", "wamid.1"),
+            ("c2:1:sms", "SM2"),
+            ("c2:2:whatsapp", "wamid.2"),
+        ):
+            assert _claim(store, key)
+            store.finish(key, "sent", NOON, provider_id=provider_id)
+        assert _claim(store, "c2:3:email")
+        store.finish("c2:3:email", "failed", NOON, error="refused")
+        return store
+
+    def test_a_signal_moves_forward_only(self, store: Store) -> None:
+        signals = self._signals(store)
+        later = NOON + timedelta(minutes=1)
+        assert signals.record_signal("wamid.1", Signal.SENT, NOON) is SignalOutcome.RECORDED
+        assert signals.record_signal("wamid.1", Signal.READ, later) is SignalOutcome.RECORDED
+        # A late "delivered" and a redelivered "read" change nothing.
+        assert signals.record_signal("wamid.1", Signal.DELIVERED, later) is SignalOutcome.UNCHANGED
+        assert signals.record_signal("wamid.1", Signal.READ, later) is SignalOutcome.UNCHANGED
+        assert signals.record_signal("SM1", Signal.DELIVERED, NOON) is SignalOutcome.RECORDED
+        assert signals.record_signal("SM1", Signal.FAILED, later) is SignalOutcome.UNCHANGED
+        assert signals.record_signal("SM2", Signal.FAILED, NOON) is SignalOutcome.RECORDED
+        assert signals.record_signal("SM2", Signal.DELIVERED, later) is SignalOutcome.UNCHANGED
+        assert signals.record_signal("nobody", Signal.READ, NOON) is SignalOutcome.UNKNOWN
+        counts = signals.signal_counts()
+        assert set(counts) == {"sms", "whatsapp"}
+        sms, whatsapp = counts["sms"], counts["whatsapp"]
+        assert (sms.sent, sms.delivered, sms.read, sms.failed) == (2, 1, 0, 1)
+        assert (whatsapp.sent, whatsapp.delivered, whatsapp.read, whatsapp.failed) == (2, 1, 1, 0)
+        assert sms.delivery_rate == 0.5
+        assert sms.read_rate is None
+        assert whatsapp.read_rate == 0.5
+
+    def test_a_failed_delivery_stays_counted_as_sent(self, store: Store) -> None:
+        signals = self._signals(store)
+        signals.record_signal("wamid.2", Signal.FAILED, NOON)
+        store.finish("c2:2:whatsapp", "failed", NOON, error="WhatsApp 131026")
+        whatsapp = signals.signal_counts()["whatsapp"]
+        assert (whatsapp.sent, whatsapp.failed) == (2, 1)
+
+    def test_signal_counts_for_checkouts_abandoned_in_a_span(self, store: Store) -> None:
+        signals = self._signals(store)
+        signals.record_signal("SM2", Signal.DELIVERED, NOON)
+        span = signals.signal_counts(NOON + timedelta(days=1), NOON + timedelta(days=3))
+        assert (span["sms"].sent, span["sms"].delivered) == (1, 1)
+        assert signals.signal_counts(NOON - timedelta(days=9), NOON - timedelta(days=8)) == {}
+
+    # -- experiments (ExperimentStore) ------------------------------------------------------
+    def test_assignment_key_is_made_once_and_shared(
+        self, store: Store, open_store: Callable[[], Store]
+    ) -> None:
+        ex = _experiments(store)
+        handles = [open_store() for _ in range(4)]
+        try:
+            keys = _race([lambda h=h: h.assignment_key() for h in handles])  # type: ignore[misc]
+        finally:
+            for h in handles:
+                h.close()
+        assert len(set(keys)) == 1  # every process keys the assignment the same way
+        (key,) = set(keys)
+        assert len(key) >= 32
+        assert ex.assignment_key() == key
+
+    def test_the_first_arm_recorded_stays(self, store: Store) -> None:
+        ex = _experiments(store)
+        assert ex.assignments("c1") == {}
+        ex.record_assignments("c1", [("holdout", "treated", None), ("offer", "b", 1)], NOON)
+        ex.record_assignments("c1", [("offer", "a", 1), ("wording", "short", 2)], NOON)
+        ex.record_assignments("c2", [], NOON)
+        assert ex.assignments("c1") == {"holdout": "treated", "offer": "b", "wording": "short"}
+        assert ex.assignments("c2") == {}
+
+    def test_two_connections_assigning_one_checkout_agree(
+        self, open_store: Callable[[], Store]
+    ) -> None:
+        handles = [open_store() for _ in range(4)]
+        try:
+            stores = [_experiments(h) for h in handles]
+            _race(
+                [
+                    lambda x=x, i=i: x.record_assignments("c1", [("offer", f"arm{i}", None)], NOON)  # type: ignore[misc]
+                    for i, x in enumerate(stores)
+                ]
+            )
+            seen = {str(x.assignments("c1")) for x in stores}
+        finally:
+            for h in handles:
+                h.close()
+        assert len(seen) == 1
+
+    def test_arm_counts(self, store: Store) -> None:
+        ex = _experiments(store)
+        for cid, arm in (("c1", "a"), ("c2", "a"), ("c3", "b")):
+            ex.record_assignments(cid, [("offer", arm, None), ("holdout", "treated", None)], NOON)
+        store.record_conversion("c2", "converted", None, NOON, NOON)
+        assert ex.arm_counts("offer") == {"a": (2, 1), "b": (1, 0)}
+        assert ex.arm_counts("holdout") == {"treated": (3, 1)}
+        assert ex.arm_counts("nothing") == {}
+
+    def test_report_facts(self, store: Store) -> None:
+        ex = _experiments(store)
+        for cid in ("c1", "c2", "h1"):
+            store.upsert_checkout(_checkout(cid, email=f"{cid}@example.no", phone=None), NOON)
+        store.upsert_checkout(_checkout("old", at=NOON - timedelta(days=40)), NOON)
+        ex.record_assignments("c1", [("holdout", "treated", None), ("offer", "b", 1)], NOON)
+        ex.record_assignments("c2", [("holdout", "treated", None), ("offer", "a", 2)], NOON)
+        ex.record_assignments("h1", [("holdout", "holdout", None)], NOON)
+        for cid in ("c1", "c2"):
+            key = f"{cid}:1:email"
+            assert _claim(store, key, (f"{cid}@example.no",), at=NOON + timedelta(hours=1))
+            store.finish(key, "sent", NOON + timedelta(hours=1))
+        paid = NOON + timedelta(hours=3)
+        purchase = Purchase("1001", paid, total=Decimal("499.00"), currency="NOK")
+        store.record_conversion("c1", "converted", purchase, paid, NOON)
+        store.record_conversion("h1", "converted_elsewhere", purchase, paid, NOON)
+        store.add_optout("c2@example.no", "*", "reply", paid)
+        facts = ex.report_facts(NOON - timedelta(days=1), NOON + timedelta(days=1), _WINDOWS)
+        assert (facts.abandoned, facts.abandoned_items, facts.currency) == (3, 3, "NOK")
+        assert facts.abandoned_value == 3 * 499.0
+        assert (facts.converted, facts.converted_revenue) == (2, 998.0)
+        assert (facts.attributed, facts.attributed_revenue) == (1, 499.0)
+        assert facts.hours_to_recovery == 3.0
+        groups = {(g.experiment, g.arm): g for g in facts.groups}
+        treated, held = groups["holdout", "treated"], groups["holdout", "holdout"]
+        assert (treated.eligible, treated.messaged, treated.attributed, treated.opted_out) == (
+            2,
+            2,
+            1,
+            1,
+        )
+        assert (held.eligible, held.messaged, held.converted, held.revenue) == (1, 0, 1, 499.0)
+        assert held.revenue_squares == 499.0**2
+        # An outbox entry carries the arm of the test covering its step (c2's covers step 2).
+        rows = {(r.experiment, r.arm): r for r in facts.breakdown}
+        assert set(rows) == {("offer", "b"), (None, None)}
+        assert (rows["offer", "b"].sent, rows["offer", "b"].attributed) == (1, 1)
+        assert rows["offer", "b"].revenue == 499.0
+        assert (rows[None, None].sent, rows[None, None].opted_out) == (1, 1)
+        [day] = facts.days
+        assert (day.day, day.attributed, day.treated, day.held_out) == ("2026-03-11", 1, 2, 1)
+        empty = ex.report_facts(NOON + timedelta(days=5), NOON + timedelta(days=6), _WINDOWS)
+        assert (empty.abandoned, empty.groups, empty.breakdown, empty.days) == (0, (), (), ())
+        assert empty.hours_to_recovery is None
+
+    # -- conversations (ConversationStore) --------------------------------------------------
+    def test_a_reply_finds_the_latest_open_checkout_of_its_contact(self, store: Store) -> None:
+        talk = _conversations(store)
+        assert talk.checkout_for_contact(PHONE) is None
+        store.upsert_checkout(_checkout("old", at=NOON - timedelta(days=2)), NOON)
+        store.upsert_checkout(_checkout("new", at=NOON), NOON)
+        store.upsert_checkout(_checkout("other", email=OTHER, phone=None), NOON)
+        found = talk.checkout_for_contact(PHONE)
+        assert found is not None
+        assert found.id == "new"
+        store.close_checkout("new", "done", "all steps sent", NOON)
+        found = talk.checkout_for_contact(EMAIL)
+        assert found is not None
+        assert found.id == "old"  # open first
+        store.close_checkout("old", "stopped", "no consent", NOON)
+        found = talk.checkout_for_contact(PHONE)
+        assert found is not None
+        assert found.id == "new"  # else the latest
+        found = talk.checkout_for_contact(OTHER)
+        assert found is not None
+        assert found.id == "other"
+        assert talk.checkout_for_contact("nobody@example.no") is None
+
+    def test_a_reply_is_recorded_once_per_provider_message_id(self, store: Store) -> None:
+        talk = _conversations(store)
+        first = _reply("c1", "Is the blue one back?", NOON)
+        assert talk.add_conversation_entry(first, "SM1")
+        assert not talk.add_conversation_entry(first, "SM1")  # the provider retried
+        assert talk.add_conversation_entry(_reply("c1", "Hello?", NOON, "vonage"), "SM1")
+        answer = ConversationEntry("c1", NOON + timedelta(minutes=5), "sms", "out", "Yes!", "shop")
+        assert talk.add_conversation_entry(answer, None)
+        assert talk.add_conversation_entry(answer, None)  # no id: nothing to deduplicate by
+        entries = talk.conversation("c1")
+        assert [(e.direction, e.text, e.source) for e in entries] == [
+            ("in", "Is the blue one back?", "twilio"),
+            ("in", "Hello?", "vonage"),
+            ("out", "Yes!", "shop"),
+            ("out", "Yes!", "shop"),
+        ]
+        assert entries[0] == first
+        assert talk.conversation("c2") == []
+
+    def test_one_connection_records_a_redelivered_reply(
+        self, open_store: Callable[[], Store]
+    ) -> None:
+        handles = [open_store() for _ in range(4)]
+        try:
+            talks = [_conversations(h) for h in handles]
+            results = _race(
+                [
+                    lambda t=t: t.add_conversation_entry(_reply("c1", "hi", NOON), "SM9")  # type: ignore[misc]
+                    for t in talks
+                ]
+            )
+            entries = talks[0].conversation("c1")
+        finally:
+            for h in handles:
+                h.close()
+        assert results.count(True) == 1
+        assert len(entries) == 1
+
+    def test_pauses(self, store: Store) -> None:
+        talk = _conversations(store)
+        forever = datetime.max.replace(tzinfo=UTC)
+        assert talk.paused_until("c1") is None
+        talk.pause_checkout("c1", NOON + timedelta(days=2), NOON)
+        talk.pause_checkout("c2", None, NOON)
+        assert talk.paused_until("c1") == NOON + timedelta(days=2)
+        assert talk.paused_until("c2") == forever
+        talk.pause_checkout("c1", NOON + timedelta(days=5), NOON + timedelta(hours=1))
+        assert talk.pauses(["c1", "c2", "c3", "c1"]) == {
+            "c1": NOON + timedelta(days=5),
+            "c2": forever,
+        }
+        assert talk.pauses([]) == {}
+
+    def test_stated_reasons(self, store: Store) -> None:
+        talk = _conversations(store)
+        assert talk.abandonment_reason("c1") is None
+        assert talk.reasons(["c1"]) == {}
+        talk.record_reason("c1", "price", NOON)
+        talk.record_reason("c2", "shipping_cost", NOON)
+        talk.record_reason("c1", "just_looking", NOON + timedelta(hours=1))  # replaces
+        talk.record_reason("c3", "shipping_cost", NOON)
+        assert talk.abandonment_reason("c1") == "just_looking"
+        assert dict(talk.reasons(["c1", "c2", "nobody", "c1"])) == {
+            "c1": "just_looking",
             "c2": "shipping_cost",
         }
-        assert dict(store.reasons([])) == {}
-        many = [f"x{n}" for n in range(1000)] + ["c2"]  # more than one bound list holds
-        assert dict(store.reasons(many)) == {"c2": "shipping_cost"}
+        assert talk.reasons([]) == {}
+        assert talk.reason_counts() == {"just_looking": 1, "shipping_cost": 2}
+
+    def test_forget_erases_arms_conversations_pauses_and_reasons(self, store: Store) -> None:
+        ex, talk = _experiments(store), _conversations(store)
+        self._fill(store)
+        for cid in ("c1", "other"):
+            ex.record_assignments(cid, [("holdout", "treated", None)], NOON)
+            talk.add_conversation_entry(_reply(cid, f"write to me at {EMAIL}", NOON), f"m-{cid}")
+            talk.pause_checkout(cid, None, NOON)
+            talk.record_reason(cid, "price", NOON)
+        store.forget(EMAIL)
+        store.forget(PHONE)
+        assert ex.assignments("c1") == {}
+        assert talk.conversation("c1") == []
+        assert talk.paused_until("c1") is None
+        assert talk.reasons(["c1"]) == {}
+        rows_naming: Any = getattr(store, "rows_naming", None)
+        if callable(rows_naming):
+            store.forget(OTHER)  # its reply quoted the address too
+            assert rows_naming(EMAIL) == 0
+        else:
+            # Someone else's rows stay.
+            assert ex.assignments("other") == {"holdout": "treated"}
+            assert talk.reason_counts() == {"price": 1}
+
+
+_WINDOWS = AttributionWindows()
