@@ -412,6 +412,8 @@ def test_the_demo_shows_a_conversation():
     assert "Forwarded to the shop" in text
     assert '"reply": "Can I pick it up in the shop?"' in text
     assert "held: conversation" in text
+    # acknowledged once, in the buyer's language, and the forward shows it
+    assert text.count("Takk, vi svarer deg snart.") == 2
     assert "+4791234567" not in text.split("A reply:")[1]  # the forward masks the contact
 
 

@@ -223,6 +223,28 @@ def test_doctor_warns_when_a_users_template_cannot_word_a_kind(config, monkeypat
     assert "[warning] templates: sms/3.en.j2 (en, percent sample" not in out
 
 
+def test_doctor_warns_when_a_reason_segment_can_never_hear_a_reason(config, monkeypatch):
+    monkeypatch.setenv("UNSUB_SECRET", "s" * 40)
+    monkeypatch.setenv("TW_TOKEN", "t" * 32)
+    segment = '[[segments]]\nname = "shipping-cost"\nreasons = ["shipping_cost"]\n'
+    config.write_text(config.read_text() + segment)
+    _code, out = run("doctor", "--config", str(config))
+    assert "[warning] segments: segment shipping-cost matches the buyer's stated reason" in out
+    config.write_text(BASE + WEB + 'twilio_auth_token_env = "TW_TOKEN"\n' + segment)
+    _code, out = run("doctor", "--config", str(config))
+    assert "stated reason" not in out
+
+
+def test_doctor_reports_acknowledge_without_a_channel_that_can(tmp_path, monkeypatch):
+    monkeypatch.setenv("UNSUB_SECRET", "s" * 40)
+    config = tmp_path / "cartrescue.toml"
+    text = BASE.replace('[channels.sms]\ntype = "console"\n', "") + WEB
+    config.write_text(text + "[conversations]\nacknowledge = true\n")
+    code, out = run("doctor", "--config", str(config))
+    assert code != EXIT_OK
+    assert "conversations.acknowledge" in out
+
+
 def test_doctor_warns_about_channels_whose_status_callbacks_cannot_arrive():
     from cartrescue.channels.twilio import TwilioSMS
     from cartrescue.doctor import signal_problems

@@ -9,7 +9,7 @@ import pytest
 from cartrescue.config import load_config
 from cartrescue.errors import ConfigError
 from cartrescue.models import Customer, DiscountOffer, LineItem
-from cartrescue.policy import History, Policy, Step, decide
+from cartrescue.policy import History, Policy, Step, StepRecord, decide
 from cartrescue.segments import (
     DEFAULT_SEGMENT,
     CustomerKind,
@@ -327,3 +327,67 @@ def test_config_reads_skip_sold_out():
     assert load_config(None, text="", env={}).policy.skip_sold_out is True
     text = "[policy]\nskip_sold_out = false\n"
     assert load_config(None, text=text, env={}).policy.skip_sold_out is False
+
+
+# -- the reason the buyer gave for leaving ---------------------------------------------------
+FREE_SHIPPING = DiscountOffer(None, 3600, free_shipping=True)
+PERCENT = DiscountOffer(Decimal(10), 3600)
+BY_REASON = Policy(
+    steps=(
+        Step(1, timedelta(hours=1), ("email",)),
+        Step(2, timedelta(hours=24), ("email",), PERCENT),
+    ),
+    segments=(
+        Segment(
+            "shipping",
+            C(reasons=frozenset({"shipping_cost", "delivery_time"})),
+            steps=(
+                Step(1, timedelta(hours=1), ("email",)),
+                Step(2, timedelta(hours=24), ("email",), FREE_SHIPPING),
+            ),
+        ),
+    ),
+)
+
+
+@pytest.mark.parametrize(
+    ("reason", "segment", "offer"),
+    [
+        ("shipping_cost", "shipping", FREE_SHIPPING),
+        ("delivery_time", "shipping", FREE_SHIPPING),
+        ("price", DEFAULT_SEGMENT, PERCENT),
+        (None, DEFAULT_SEGMENT, PERCENT),
+    ],
+)
+def test_a_stated_reason_chooses_the_next_step(reason, segment, offer):
+    sent_1 = (StepRecord(1, "email", "sent"),)
+    history = History(start_at=START, records=sent_1, reason=reason)
+    d = decide(cart(), history, BY_REASON, CHANNELS, NOON + timedelta(hours=24))
+    # step 1 stays sent under either schedule; the new segment's next pending step applies
+    assert (d.segment, d.action, d.step, d.discount) == (segment, "send", 2, offer)
+
+
+def test_reason_conditions_are_pure_and_name_what_failed():
+    conditions = C(reasons=frozenset({"shipping_cost"}))
+    assert conditions.failed(cart()) == "no stated reason"
+    assert conditions.failed(cart(), "price") == "stated reason price"
+    assert conditions.failed(cart(), "shipping_cost") is None
+    assert first_match(cart(), BY_REASON.segments, "shipping_cost") is BY_REASON.segments[0]
+
+
+def test_an_unknown_reason_names_the_choices():
+    with pytest.raises(ValueError, match=r"shiping.*choose from shipping_cost, price"):
+        C(reasons=frozenset({"shiping"}))
+    text = '[[segments]]\nname = "a"\nreasons = ["shipping_cost", "shiping"]\n'
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, text=text, env={})
+    message = str(caught.value)
+    assert "segments[1].reasons" in message
+    assert "shiping" in message
+    assert "shipping_cost, price, just_browsing, payment_problem, delivery_time, other" in message
+
+
+def test_config_reads_reasons():
+    text = '[[segments]]\nname = "a"\nreasons = ["shipping_cost", "delivery_time"]\n'
+    (segment,) = load_config(None, text=text, env={}).policy.segments
+    assert segment.conditions.reasons == frozenset({"shipping_cost", "delivery_time"})

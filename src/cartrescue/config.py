@@ -32,7 +32,7 @@ from .errors import CartRescueError, ConfigError, ConfigProblem, PluginError
 from .experiments import Arm, Experiment, ExperimentPlan
 from .links import SelfHostedLinks
 from .logsafe import register_secrets
-from .models import CHANNEL_KINDS, DiscountOffer, ShopInfo
+from .models import CHANNEL_KINDS, ChannelKind, DiscountOffer, ShopInfo
 from .policy import Policy, SendWindow, SoldOutItems, Step
 from .registry import CHANNELS, CONNECTORS, load_plugin
 from .render import TemplateRenderer
@@ -341,6 +341,7 @@ def _policy(
                         if segment.product_tags
                         else None,
                         collections=frozenset(segment.collections) if segment.collections else None,
+                        reasons=frozenset(segment.reasons) if segment.reasons else None,
                         rfm=frozenset(segment.rfm) if segment.rfm else None,
                     ),
                     steps=_steps(segment.steps, f"{where}.steps", problems)
@@ -593,8 +594,25 @@ class Config:
             if not isinstance(channel, Channel):
                 raise ConfigError("not a channel", key="channels.email.type")
             forwarders.append(EmailForwarder(channel, settings.email_to))
+        acknowledge: dict[ChannelKind, Channel] = {}
+        if settings.acknowledge:
+            built = self.channels() if self.data.get("channels") else {}
+            acknowledge = {c.kind: c for c in built.values() if c.kind in ("sms", "whatsapp")}
+            if not acknowledge:
+                raise ConfigError(
+                    "acknowledging replies needs an SMS or WhatsApp channel",
+                    key="conversations.acknowledge",
+                    fix="add [channels.sms] or [channels.whatsapp], or remove acknowledge",
+                )
         pause = None if settings.pause == "never" else settings.pause
-        return Conversations(store, pause=pause, forwarders=forwarders, clock=clock)
+        return Conversations(
+            store,
+            pause=pause,
+            forwarders=forwarders,
+            clock=clock,
+            acknowledge=acknowledge,
+            locale=self.shop.locale,
+        )
 
     def recovery(self, *, clock: Clock = utc_now, store: Store | None = None) -> Recovery:
         """Build the whole :class:`~cartrescue.engine.Recovery` this file describes."""

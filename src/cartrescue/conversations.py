@@ -1,5 +1,6 @@
 """Conversations: a reply that is not a keyword is recorded on its checkout, pauses that
-checkout's remaining reminders, and is forwarded to the shop.
+checkout's remaining reminders, and is forwarded to the shop; optionally the buyer gets one
+short acknowledgement in their language.
 
 The inbound handlers (:mod:`cartrescue.channels.twilio_inbound`,
 :mod:`cartrescue.channels.whatsapp_inbound`) hand each verified, first-seen reply to
@@ -8,6 +9,11 @@ in the store (:class:`~cartrescue.store.base.ConversationStore`), the checkout i
 ``pause`` (``None``: until someone resumes it), and each :class:`Forwarder` gets a
 :class:`Forward`: :class:`WebhookForwarder` POSTs it as JSON signed in the Standard Webhooks
 style, :class:`EmailForwarder` mails it to a support address through the email channel.
+
+With ``acknowledge`` channels, the first reply of a pause is answered once with
+:data:`ACKNOWLEDGEMENTS` in the buyer's locale: by SMS, or on WhatsApp as free-form text
+inside the 24-hour customer-service window the reply opened (outside it Meta takes only
+templates, so none is sent). Never to a contact who opted out of the channel.
 """
 
 from __future__ import annotations
@@ -31,22 +37,25 @@ from .errors import CartRescueError, ConfigError
 from .http import HttpClient
 from .inbound import fold, keyword, record_opt
 from .logmask import mask_contact, mask_text
-from .models import ChannelKind, Checkout, Content, Message
+from .models import ChannelKind, Checkout, Content, Message, Receipt
 from .reasons import REASONS, reason_of
 from .store.base import ConversationEntry, ConversationStore, Store
 
 __all__ = [
+    "ACKNOWLEDGEMENTS",
     "DEFAULT_PAUSE",
     "NEVER",
     "NOT_INTERESTED",
     "QUESTION",
     "REASONS",
+    "WHATSAPP_WINDOW",
     "Conversations",
     "EmailForwarder",
     "Forward",
     "Forwarder",
     "Reply",
     "WebhookForwarder",
+    "acknowledgement",
     "quick_reply",
     "reason_of",
     "standard_webhook_signature",
@@ -59,6 +68,36 @@ DEFAULT_PAUSE = timedelta(hours=72)
 """How long a reply holds the checkout's remaining reminders by default."""
 NEVER = datetime.max.replace(tzinfo=UTC)
 """The end of a pause that never ends by itself."""
+
+WHATSAPP_WINDOW = timedelta(hours=24)
+"""How long after a buyer's WhatsApp message a business may answer with free-form text (the
+customer-service window); after it only templates."""
+
+ACKNOWLEDGEMENTS: Mapping[str, str] = {
+    "en": "Thanks, we'll get back to you shortly.",
+    "nb": "Takk, vi svarer deg snart.",
+    "fi": "Kiitos, vastaamme sinulle pian.",
+    "hu": "Köszönjük, hamarosan válaszolunk.",
+    "ar": "شكرًا، سنرد عليك قريبًا.",
+    "pt-BR": "Obrigado, responderemos em breve.",
+}
+"""The acknowledgement of a reply in each shipped locale; each fits one SMS segment."""
+_LANGUAGE_ALIASES = {"no": "nb", "nn": "nb", "pt": "pt-BR"}
+
+
+def acknowledgement(locale: str | None, default: str = "en") -> tuple[str, str]:
+    """``(locale, text)`` of the acknowledgement for a buyer of ``locale``: that locale, else
+    its language (``nb-NO`` → ``nb``, ``pt-PT`` → ``pt-BR``), else ``default``'s, else
+    English."""
+    by_lower = {key.lower(): key for key in ACKNOWLEDGEMENTS}
+    for candidate in (locale, default):
+        tag = (candidate or "").strip().replace("_", "-").lower()
+        language = tag.split("-")[0]
+        found = by_lower.get(tag) or by_lower.get(language) or _LANGUAGE_ALIASES.get(language)
+        if found:
+            return found, ACKNOWLEDGEMENTS[found]
+    return "en", ACKNOWLEDGEMENTS["en"]
+
 
 NOT_INTERESTED = "not_interested"
 """The quick reply that ends the sequence for the checkout (it is not an opt-out)."""
@@ -106,13 +145,15 @@ def quick_reply(payload: str) -> str | None:
 class Reply:
     """A verified reply as an inbound handler hands it over: ``source`` is the provider
     (``twilio``), ``contact`` the sender in E.164 (or a lower-case email), ``message_id`` the
-    provider's id, which makes a second delivery change nothing."""
+    provider's id, which makes a second delivery change nothing, ``sent_at`` when the buyer
+    sent it, if the provider says (WhatsApp's customer-service window runs from then)."""
 
     source: str
     channel: ChannelKind
     contact: str
     text: str
     message_id: str | None = None
+    sent_at: datetime | None = None
 
     def __post_init__(self) -> None:
         # Text from a JSON body may hold lone surrogates, which no store or email can carry.
@@ -305,7 +346,12 @@ class Conversations:
         pause: timedelta | None = DEFAULT_PAUSE,
         forwarders: Sequence[Forwarder] = (),
         clock: Clock = utc_now,
+        acknowledge: Mapping[ChannelKind, Channel] | None = None,
+        locale: str = "en",
     ) -> None:
+        """``acknowledge``: the channels that answer a reply with an acknowledgement (SMS,
+        WhatsApp; none: no acknowledgements); ``locale`` the one used for a buyer whose own
+        is not shipped."""
         if not isinstance(store, ConversationStore):
             raise ConfigError(
                 f"{type(store).__name__} does not keep conversations",
@@ -319,6 +365,15 @@ class Conversations:
         self.pause = pause
         self.forwarders = tuple(forwarders)
         self.clock = clock
+        self.acknowledge: dict[ChannelKind, Channel] = {}
+        for kind, channel in (acknowledge or {}).items():
+            if kind not in _ACKNOWLEDGING or channel.kind != kind:
+                raise ConfigError(
+                    f"replies are acknowledged by SMS or WhatsApp, not by {channel.kind}",
+                    key="conversations.acknowledge",
+                )
+            self.acknowledge[kind] = channel
+        self.locale = locale
 
     def _record(self, reply: Reply) -> Checkout | None:
         """The checkout ``reply`` is about, with the reply recorded on it; None when there is
@@ -375,6 +430,7 @@ class Conversations:
         now = self.clock()
         who = mask_contact(reply.contact)
         until = None if self.pause is None else min(now + self.pause, NEVER)
+        paused = self.conversations.paused_until(checkout.id)
         self.conversations.pause_checkout(checkout.id, until, now)
         self.store.record_event("reply", now, checkout_id=checkout.id, channel=reply.channel)
         log.info(
@@ -385,6 +441,8 @@ class Conversations:
             len(reply.text),
             "for good" if until is None else f"until {until.isoformat()}",
         )
+        if self.acknowledge:
+            self._acknowledge(reply, checkout, paused, now)
         forward = Forward(
             id=_forward_id(reply, checkout.id, now),
             reply=reply,
@@ -407,6 +465,81 @@ class Conversations:
             else:
                 self.store.record_event("forwarded", now, checkout_id=checkout.id, detail=name)
         return True
+
+    def _acknowledge(
+        self, reply: Reply, checkout: Checkout, paused: datetime | None, now: datetime
+    ) -> None:
+        """Answer ``reply`` once for the pause it began (``paused``: when the checkout's
+        pause before it ended, if it had one)."""
+        who = mask_contact(reply.contact)
+        why = self._no_acknowledgement(reply, paused, now)
+        # A claim per pause: two replies handled at once both see the checkout unpaused,
+        # and only one of them answers.
+        claim = f"{checkout.id}\0{'-' if paused is None else paused.isoformat()}"
+        digest = hashlib.sha256(claim.encode()).hexdigest()
+        if why is None and not self.store.record_delivery("acknowledgement", digest, now):
+            why = "this pause was acknowledged already"
+        if why is not None:
+            log.info(
+                "conversation: checkout=%s no acknowledgement to %s: %s", checkout.id, who, why
+            )
+            return
+        customer = checkout.customer
+        locale, text = acknowledgement(customer.locale if customer else None, self.locale)
+        message = Message(
+            key=f"{checkout.id}:acknowledgement:{digest[:16]}",
+            channel=reply.channel,
+            to=reply.contact,
+            checkout_id=checkout.id,
+            step=0,
+            locale=locale,
+            content=Content(text=text, language=locale, free_form=True),
+        )
+        try:
+            receipt: Receipt = self.acknowledge[reply.channel].send(message)
+        except CartRescueError as err:
+            log.error(
+                "conversation: checkout=%s acknowledgement to %s failed: %s",
+                checkout.id,
+                who,
+                mask_text(str(err)),
+            )
+            self.store.record_event(
+                "acknowledgement_failed", now, checkout_id=checkout.id, channel=reply.channel
+            )
+            return
+        entry = ConversationEntry(checkout.id, now, reply.channel, "out", text, receipt.provider)
+        self.conversations.add_conversation_entry(entry, receipt.provider_id)
+        self.store.record_event("acknowledged", now, checkout_id=checkout.id, channel=reply.channel)
+        log.info(
+            "conversation: checkout=%s acknowledged to %s on %s in %s",
+            checkout.id,
+            who,
+            reply.channel,
+            locale,
+        )
+
+    def _no_acknowledgement(
+        self, reply: Reply, paused: datetime | None, now: datetime
+    ) -> str | None:
+        """Why ``reply`` gets no acknowledgement, or None when it gets one."""
+        if reply.channel not in self.acknowledge:
+            return f"no {reply.channel} channel acknowledges replies"
+        if paused is not None and paused > now:
+            return "an earlier reply began this pause"
+        if self.store.optouts_for([reply.contact]) & {reply.channel, "*"}:
+            return f"the contact opted out of {reply.channel}"
+        if reply.channel == "whatsapp":
+            opened = min(reply.sent_at or now, now)
+            if now - opened >= WHATSAPP_WINDOW:
+                return (
+                    "outside WhatsApp's 24-hour customer-service window, where only a "
+                    "template may be sent"
+                )
+        return None
+
+
+_ACKNOWLEDGING: frozenset[ChannelKind] = frozenset({"sms", "whatsapp"})
 
 
 def _forward_id(reply: Reply, checkout_id: str, at: datetime) -> str:

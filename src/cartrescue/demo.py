@@ -251,7 +251,8 @@ def demo_signals(
 
 def demo_conversation(store: SQLiteStore, clock: Clock, out: TextIO) -> str | None:
     """One conversation after the pass: the first buyer who got an SMS writes back; the
-    reply is recorded, forwarded (printed) and their checkout's reminders are held. Returns
+    reply is recorded, acknowledged once in their language ([conversations] acknowledge),
+    forwarded (printed) and their checkout's reminders are held. Returns
     the checkout's id (None when no SMS went out)."""
     now = clock()
     for checkout in store.active_checkouts(now - timedelta(days=30)):
@@ -263,6 +264,7 @@ def demo_conversation(store: SQLiteStore, clock: Clock, out: TextIO) -> str | No
             store,
             forwarders=[_PrintedForward(out)],
             clock=FrozenClock(now + timedelta(minutes=20)),
+            acknowledge={"sms": ConsoleChannel("sms", stream=out)},
         )
         text = "Can I pick it up in the shop?"
         out.write(

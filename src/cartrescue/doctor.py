@@ -209,9 +209,15 @@ def doctor(config: Config) -> DoctorReport:
                 f"{'on' if unsubscribe is not None else 'off'}",
             )
         )
+        problems.extend(_reason_problems(config, web))
         problems.extend(signal_problems(channels, web))
     except ConfigError as err:
         config_error("web", err)
+    try:
+        with SQLiteStore(":memory:") as scratch:
+            config.conversations(scratch)
+    except ConfigError as err:
+        config_error("conversations", err)
     if not config_errors:
         try:  # what run builds, all together: catches what only shows when parts meet
             with SQLiteStore(":memory:") as scratch:
@@ -232,6 +238,27 @@ def doctor(config: Config) -> DoctorReport:
     if last_error:
         problems.append(Problem("last pass", last_error, "see the run's log", "warning"))
     return DoctorReport(tuple(checked), tuple(problems), tuple(config_errors))
+
+
+def _reason_problems(config: Config, web: WebSettings | None) -> list[Problem]:
+    """A segment on the buyer's stated reason that no answer can ever reach: replies come
+    in only through ``cartrescue serve``'s signed SMS and WhatsApp webhooks."""
+    names = [s.name for s in config.policy.segments if s.conditions.reasons is not None]
+    inbound = web is not None and (
+        web.twilio_auth_token or web.whatsapp_app_secret or web.vonage_signature_secret
+    )
+    if not names or inbound:
+        return []
+    return [
+        Problem(
+            "segments",
+            f"segment {', '.join(names)} matches the buyer's stated reason, but no SMS or "
+            "WhatsApp inbound webhook is configured, so no answer ever arrives",
+            "set [web] twilio_auth_token_env, whatsapp_app_secret_env or "
+            "vonage_signature_secret_env and run cartrescue serve",
+            "warning",
+        )
+    ]
 
 
 def signal_problems(channels: dict[str, object], web: WebSettings | None) -> list[Problem]:

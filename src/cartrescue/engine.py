@@ -239,6 +239,7 @@ class Recovery:
         self._bulk = False
         self._conversations: ConversationStore | None = None
         self._pauses: dict[str, datetime] = {}
+        self._reasons: Mapping[str, str] = {}
         self._deferred: list[tuple[Checkout, Decision, datetime]] = []
         self.batch_size = max(1, batch_size)
         """Checkouts stored and decided together (a page); sends are not batched."""
@@ -501,7 +502,9 @@ class Recovery:
             [c.id for c in page], [k for c in page for k in contact_keys(c.customer)]
         )
         conversations = self._conversations
-        self._pauses = conversations.pauses([c.id for c in page]) if conversations else {}
+        ids = [c.id for c in page]
+        self._pauses = conversations.pauses(ids) if conversations else {}
+        self._reasons = conversations.reasons(ids) if conversations else {}
         for checkout in page:
             self._process(checkout, start_at, report, run_id, histories)
             self._decided += 1
@@ -599,6 +602,7 @@ class Recovery:
             last_discount=max((at for at in discounts if at is not None), default=None),
             opted_out=frozenset().union(*(known.optouts.get(c, ()) for c in contacts)),
             paused_until=self._pauses.get(checkout.id),
+            reason=self._reasons.get(checkout.id),
         )
 
     def _process(

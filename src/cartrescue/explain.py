@@ -29,8 +29,9 @@ from .policy import (
     decide,
     offer_withheld,
 )
+from .reasons import REASONS
 from .segments import customer_kind, item_count
-from .store.base import ExperimentStore, OutboxEntry, Store
+from .store.base import ConversationStore, ExperimentStore, OutboxEntry, Store
 
 __all__ = ["Explanation", "explain", "format_explanation"]
 
@@ -46,6 +47,10 @@ class Explanation:
     status: str | None
     checkout: Checkout | None = None
     segment: str | None = None
+    reason: str | None = None
+    """The reason id the buyer stated for leaving, if any (segments may match on it)."""
+    by_reason: bool = False
+    """Whether the segment matched a condition on the stated reason."""
     segment_trail: tuple[tuple[str, str], ...] = ()
     """Each segment tried before the match, with the condition the cart did not meet."""
     outbox: tuple[OutboxEntry, ...] = ()
@@ -69,7 +74,9 @@ def _stored_checkout(store: Store, checkout_id: str) -> Checkout | None:
     return None
 
 
-def _history(store: Store, checkout: Checkout, start_at: datetime, skipped: set[int]) -> History:
+def _history(
+    store: Store, checkout: Checkout, start_at: datetime, skipped: set[int], reason: str | None
+) -> History:
     contacts = contact_keys(checkout.customer)
     return History(
         start_at=start_at,
@@ -80,6 +87,7 @@ def _history(store: Store, checkout: Checkout, start_at: datetime, skipped: set[
         last_contacted=store.last_contacted(contacts),
         last_discount=store.last_discount(contacts),
         opted_out=frozenset(store.optouts_for(contacts)),
+        reason=reason,
     )
 
 
@@ -88,7 +96,7 @@ def _incentive(
 ) -> str | None:
     if decision.action != Action.SEND or decision.step is None:
         return None
-    _, steps = policy.segment_for(checkout)
+    _, steps = policy.segment_for(checkout, history.reason)
     step = next((s for s in steps or () if s.number == decision.step), None)
     offered = step.discount if step is not None else None
     offer = decision.discount
@@ -133,11 +141,18 @@ def explain(
         )
         return Explanation(checkout_id, status, outbox=outbox, arms=arms, why_nothing_sent=missing)
 
+    reason = (
+        store.reasons([checkout_id]).get(checkout_id)
+        if isinstance(store, ConversationStore)
+        else None
+    )
     checkout, history = _with_history(checkout, policy, connector, now)
     trail = []
+    by_reason = False
     for segment in policy.segments:
-        failed = segment.conditions.failed(checkout)
+        failed = segment.conditions.failed(checkout, reason)
         if failed is None:
+            by_reason = segment.conditions.reasons is not None
             break
         trail.append((segment.name, failed))
     start_at = store.start_at(now - policy.lookback)
@@ -147,7 +162,7 @@ def explain(
     for _ in range(policy.max_steps + 1):
         decision = decide(
             checkout,
-            _history(store, checkout, start_at, skipped),
+            _history(store, checkout, start_at, skipped, reason),
             policy,
             channels,
             now,
@@ -192,12 +207,14 @@ def explain(
         status,
         checkout=checkout,
         segment=decision.segment,
+        reason=reason,
+        by_reason=by_reason,
         segment_trail=tuple(trail),
         outbox=outbox,
         skipped=tuple(steps_skipped),
         decision=decision,
         incentive=_incentive(
-            policy, checkout, decision, _history(store, checkout, start_at, skipped), now
+            policy, checkout, decision, _history(store, checkout, start_at, skipped, reason), now
         ),
         arms=arms,
         why_nothing_sent=why,
@@ -253,12 +270,15 @@ def format_explanation(found: Explanation) -> str:
                 facts.append("collections " + (", ".join(li.collections) or "none"))
             if facts:
                 lines.append(f"  item {li.title} × {li.quantity}: {'; '.join(facts)}")
+    if found.reason is not None:
+        lines.append(f"  stated reason: {REASONS.get(found.reason, found.reason)}")
     if found.history is not None:
         lines.append(f"  customer history: {found.history}")
     for name, failed in found.segment_trail:
         lines.append(f"  segment {name}: not matched ({failed})")
     if found.segment is not None:
-        lines.append(f"  segment: {found.segment}")
+        led = " (matched by the stated reason)" if found.by_reason else ""
+        lines.append(f"  segment: {found.segment}{led}")
     for entry in found.outbox:
         lines.append(f"  step {entry.step} on {entry.channel}: {entry.status}")
     for number, reason in found.skipped:

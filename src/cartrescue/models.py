@@ -636,7 +636,10 @@ class Content:
     SMS: ``text``. Email: ``subject``, ``text`` and ``html``. WhatsApp: the approved
     ``template`` name and ``language``, the body ``parameters``, the URL-button
     ``button_parameter`` and the image header's ``header_image``; ``text`` is a readable
-    rendering for logs and previews.
+    rendering for logs and previews. ``free_form``: WhatsApp sends ``text`` as a free-form
+    text message instead of a template, which Meta allows only inside the 24-hour
+    customer-service window a buyer's message opened (an acknowledgement of a reply; never a
+    reminder).
     """
 
     text: str
@@ -648,6 +651,7 @@ class Content:
     button_parameter: str | None = None
     header_image: str | None = None
     """WhatsApp: the ``https://`` link of the template's image header, when it has one."""
+    free_form: bool = False
 
 
 @dataclass(frozen=True, slots=True)

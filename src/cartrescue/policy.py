@@ -201,9 +201,12 @@ class Policy:
         last = max(steps[-1].delay for steps in self.schedules())
         return last + self.max_overdue + timedelta(days=1)
 
-    def segment_for(self, checkout: Checkout) -> tuple[str, tuple[Step, ...] | None]:
-        """The name of ``checkout``'s segment and its schedule (None: skip the cart)."""
-        found = first_match(checkout, self.segments)
+    def segment_for(
+        self, checkout: Checkout, reason: str | None = None
+    ) -> tuple[str, tuple[Step, ...] | None]:
+        """The name of ``checkout``'s segment and its schedule (None: skip the cart);
+        ``reason`` is the one its buyer stated for leaving, if any."""
+        found = first_match(checkout, self.segments, reason)
         if found is None:
             return DEFAULT_SEGMENT, self.steps
         if found.skip:
@@ -233,6 +236,10 @@ class History:
     """Channels the contact opted out of; ``*`` means all."""
     paused_until: datetime | None = None
     """The buyer replied: no reminder before this time (``datetime.max``: until resumed)."""
+    reason: str | None = None
+    """Why the buyer said they left (a :data:`~cartrescue.reasons.REASONS` id): segments
+    may choose the schedule by it. Steps already sent stay sent when it moves the cart to
+    another segment; that schedule's next pending step applies."""
 
 
 class Action(StrEnum):
@@ -419,7 +426,7 @@ def decide(
         return Decision(
             Action.STOP, "abandoned before cartrescue was switched on", status="stopped"
         )
-    segment, steps = policy.segment_for(checkout)
+    segment, steps = policy.segment_for(checkout, history.reason)
     if (
         policy.skip_sold_out
         and checkout.line_items

@@ -17,6 +17,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from .models import Checkout
+from .reasons import REASONS
 
 if TYPE_CHECKING:
     from .policy import Step
@@ -60,6 +61,9 @@ class SegmentConditions:
     name) stand in. A line whose product the platform said nothing about (the connector
     did not read it, or the product is gone) cannot match, so a cart none of whose known
     lines match is not in the segment.
+
+    ``reasons`` (:data:`~cartrescue.reasons.REASONS` ids) matches carts whose buyer said they
+    left for one of them; a cart whose buyer gave no reason never matches it.
     """
 
     min_value: Decimal | None = None
@@ -72,6 +76,7 @@ class SegmentConditions:
     product_tags: frozenset[str] | None = None
     collections: frozenset[str] | None = None
     rfm: frozenset[str] | None = None
+    reasons: frozenset[str] | None = None
 
     @property
     def needs_history(self) -> bool:
@@ -100,14 +105,23 @@ class SegmentConditions:
                 if not folded:
                     raise ValueError(f"{name} needs at least one non-empty name")
                 object.__setattr__(self, name, folded)
+        if self.reasons is not None:
+            unknown = sorted(set(self.reasons) - set(REASONS))
+            if unknown or not self.reasons:
+                raise ValueError(
+                    f"unknown reason {', '.join(map(repr, unknown)) or '(none given)'}: "
+                    f"choose from {', '.join(REASONS)}"
+                )
+            object.__setattr__(self, "reasons", frozenset(self.reasons))
         if self.rfm is not None:
             if not self.rfm:
                 raise ValueError("rfm needs at least one group name")
             object.__setattr__(self, "rfm", frozenset(self.rfm))
 
-    def failed(self, checkout: Checkout) -> str | None:
+    def failed(self, checkout: Checkout, reason: str | None = None) -> str | None:
         """The first condition ``checkout`` does not meet, in words, or None when it meets
-        them all."""
+        them all. ``reason`` is the :data:`~cartrescue.reasons.REASONS` id the buyer gave
+        for leaving (None: they gave none)."""
         total = checkout.total
         if self.min_value is not None and total < self.min_value:
             return f"value {total} below {self.min_value}"
@@ -149,6 +163,11 @@ class SegmentConditions:
             failed = _names_failed(checkout, "collections", self.collections, "collection")
             if failed:
                 return failed
+        if self.reasons is not None:
+            if reason is None:
+                return "no stated reason"
+            if reason not in self.reasons:
+                return f"stated reason {REASONS.get(reason, reason)}"
         return None
 
 
@@ -214,9 +233,12 @@ def customer_kind(checkout: Checkout) -> CustomerKind | None:
     return CustomerKind.RETURNING if customer.orders_count > 0 else CustomerKind.NEW
 
 
-def first_match(checkout: Checkout, segments: Sequence[Segment]) -> Segment | None:
-    """The first of ``segments`` whose conditions ``checkout`` meets, or None."""
+def first_match(
+    checkout: Checkout, segments: Sequence[Segment], reason: str | None = None
+) -> Segment | None:
+    """The first of ``segments`` whose conditions ``checkout`` meets (``reason``: the one its
+    buyer stated for leaving, if any), or None."""
     for segment in segments:
-        if segment.conditions.failed(checkout) is None:
+        if segment.conditions.failed(checkout, reason) is None:
             return segment
     return None

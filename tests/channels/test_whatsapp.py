@@ -211,3 +211,30 @@ def test_an_image_header_that_is_not_https_is_refused_before_sending(whatsapp):
     with pytest.raises(PermanentSendError, match="https"):
         whatsapp.send(wa_message(header_image="http://cdn.shop.example/a.jpg"))
     assert len(responses.calls) == 0
+
+
+@responses.activate
+def test_a_free_form_text_answers_inside_the_window(whatsapp):
+    # a free-form answer is not a marketing template: a US number may get it
+    responses.post(URL, json=load_fixture("whatsapp/sent.json"))
+    message = make_message(
+        "whatsapp", to="+12025550123", key="c1:acknowledgement:ab", text="Thanks!", free_form=True
+    )
+    whatsapp.send(message)
+    (call,) = responses.calls
+    assert json.loads(call.request.body) == {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": "12025550123",
+        "type": "text",
+        "text": {"preview_url": False, "body": "Thanks!"},
+        "biz_opaque_callback_data": "c1:acknowledgement:ab",
+    }
+
+
+@pytest.mark.parametrize("text", ["  ", "x" * 4097])
+def test_a_free_form_text_must_hold_1_to_4096_characters(whatsapp, text):
+    with responses.RequestsMock() as mock:
+        with pytest.raises(PermanentSendError, match="4096"):
+            whatsapp.send(make_message("whatsapp", text=text, free_form=True))
+        assert len(mock.calls) == 0

@@ -10,9 +10,11 @@ HTTPS). Success is
 {"message", "type", "code", "error_data": {"details"}, "fbtrace_id"}}``
 (developers.facebook.com/docs/whatsapp/cloud-api, .../support/error-codes).
 
-Outside the 24-hour customer-service window only approved templates may be sent; a cart
-reminder is a Marketing template, and since 2025-04-01 Meta does not deliver Marketing
-templates to US numbers, so those are refused before sending. The Graph API takes no
+Outside the 24-hour customer-service window only approved templates may be sent; inside it
+(a buyer's message opened it) a free-form ``"type": "text"`` message may answer them
+(:attr:`~cartrescue.models.Content.free_form`). A cart reminder is a Marketing template,
+and since 2025-04-01 Meta does not deliver Marketing templates to US numbers, so those are
+refused before sending. The Graph API takes no
 idempotency key: the message key goes out as ``biz_opaque_callback_data``, which Meta echoes
 in status webhooks (see :mod:`cartrescue.web`).
 """
@@ -55,6 +57,10 @@ CREDENTIALS = {0, 10, 190}
 """Authentication, permission, expired access token."""
 MAYBE_SENT = {1, 2, 131000, 131016}
 """Unknown or service errors: the message may have been taken."""
+
+
+TEXT_LIMIT = 4096
+"""The most characters a free-form text message's body may hold."""
 
 
 def whatsapp_error(code: int) -> tuple[str, dict[str, bool]]:
@@ -151,6 +157,13 @@ class WhatsAppCloud(HttpChannel):
 
     def validate(self, message: Message) -> None:
         self.require_phone(message)
+        if message.content.free_form:
+            if not message.content.text.strip() or len(message.content.text) > TEXT_LIMIT:
+                raise self.error(
+                    PermanentSendError,
+                    f"a free-form text must hold 1 to {TEXT_LIMIT} characters; not sent",
+                )
+            return
         if not message.content.template:
             raise self.error(
                 PermanentSendError,
@@ -179,6 +192,10 @@ class WhatsAppCloud(HttpChannel):
 
     def build_request(self, message: Message) -> HttpRequest:
         content = message.content
+        if content.free_form:
+            return self._request(
+                message, {"type": "text", "text": {"preview_url": False, "body": content.text}}
+            )
         components: list[dict[str, object]] = []
         if content.header_image:
             # a template registered with an IMAGE header takes its picture per message
@@ -209,12 +226,14 @@ class WhatsAppCloud(HttpChannel):
         template: dict[str, object] = {"name": name, "language": {"code": language}}
         if components:
             template["components"] = components
+        return self._request(message, {"type": "template", "template": template})
+
+    def _request(self, message: Message, what: dict[str, object]) -> HttpRequest:
         body = {
             "messaging_product": "whatsapp",
             "recipient_type": "individual",
             "to": message.to.lstrip("+"),
-            "type": "template",
-            "template": template,
+            **what,
             "biz_opaque_callback_data": message.key,
         }
         return HttpRequest(

@@ -22,6 +22,7 @@ import hmac
 import json
 import logging
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -200,6 +201,7 @@ class WhatsAppInbound:
             contact,
             text,
             message_id[:300] if isinstance(message_id, str) else None,
+            _sent_at(message.get("timestamp")),
         )
         if button == NOT_INTERESTED:
             self.conversations.not_interested(reply)
@@ -226,6 +228,14 @@ def _changes(payload: object) -> Iterable[Mapping[str, Any]]:
             value = change.get("value") if isinstance(change, dict) else None
             if isinstance(value, dict):
                 yield value
+
+
+def _sent_at(timestamp: object) -> datetime | None:
+    """When the buyer sent a message: its ``timestamp``, Unix seconds as a string."""
+    try:
+        return datetime.fromtimestamp(int(str(timestamp)), UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 def _list(value: object) -> list[Any]:

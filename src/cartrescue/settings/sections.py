@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, Field, PlainValidator, WithJsonSchema, model_validator
 
 from ..models import ChannelKind
+from ..reasons import REASONS
 from .base import Duration, SecretFromEnv, SettingsModel, _to_duration, invalid
 
 __all__ = [
@@ -224,7 +225,9 @@ class ConversationsSettings(SettingsModel):
     """``[conversations]``: what a reply that is not a keyword does. It is recorded on the
     checkout, holds the checkout's remaining reminders for ``pause`` ("never" resumes them
     never), and is forwarded to the shop: signed JSON to ``webhook_url`` (Standard Webhooks,
-    with a ``whsec_`` secret) and/or an email to ``email_to`` through ``[channels.email]``."""
+    with a ``whsec_`` secret) and/or an email to ``email_to`` through ``[channels.email]``.
+    ``acknowledge`` answers the buyer once per pause (see
+    :class:`~cartrescue.conversations.Conversations`)."""
 
     pause: Duration | Literal["never"] = Field(
         default=_to_duration("72h"), examples=["72h", "never"]
@@ -233,6 +236,12 @@ class ConversationsSettings(SettingsModel):
     webhook_secret: SecretFromEnv | None = None
     email_to: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")] | None = Field(
         default=None, examples=["support@myshop.example"]
+    )
+    acknowledge: bool = Field(
+        default=False,
+        description="answer the first reply of a pause once, in the buyer's language "
+        '("Thanks, we\'ll get back to you shortly"), by SMS, or on WhatsApp inside the '
+        "24-hour window the reply opened; through [channels.sms] / [channels.whatsapp]",
     )
 
     @model_validator(mode="after")
@@ -349,6 +358,22 @@ class PolicySettings(SettingsModel):
     )
 
 
+def _reason(value: str) -> str:
+    if value not in REASONS:
+        raise invalid(
+            f"unknown reason {value!r}",
+            f"use one of {', '.join(REASONS)}",
+        )
+    return value
+
+
+Reason = Annotated[
+    str,
+    AfterValidator(_reason),
+    WithJsonSchema({"type": "string", "enum": list(REASONS)}),
+]
+
+
 class SegmentSettings(SettingsModel):
     """One ``[[segments]]``: the carts that meet every condition given get ``steps`` (the
     ``[policy]`` steps when left out), or no reminder at all with ``skip = true``. The first
@@ -394,6 +419,13 @@ class SegmentSettings(SettingsModel):
         examples=[["champions", "loyal"]],
         description="the customer is in one of these RFM groups (names from [rfm]); needs "
         "the customer's order history, which is read from the platform",
+    )
+    reasons: list[Reason] | None = Field(
+        default=None,
+        min_length=1,
+        examples=[["shipping_cost"]],
+        description="the buyer said they left for one of these (an SMS digit or a WhatsApp "
+        "list reply); carts without a stated reason never match",
     )
     skip: bool = Field(default=False, description="send these carts no reminder")
     steps: list[StepSettings] | None = Field(default=None, min_length=1)
