@@ -126,6 +126,20 @@ _CLAIM_SQL = (
     " ON CONFLICT (shop, contact, key) DO UPDATE SET at = excluded.at)"
     " SELECT count(*) FROM ins"
 )
+# A page of checkouts from arrays, one row each. An older version (a late webhook, a
+# re-poll) never overwrites a newer one; a version that does drops the look-again time.
+_UPSERT_SQL = (
+    "INSERT INTO checkouts (shop, id, data, email, phone, abandoned_at, updated_at,"
+    " first_seen, last_seen)"
+    " SELECT %s, i, d, e, p, a, u, %s::timestamptz, %s::timestamptz"
+    " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[],"
+    "  %s::timestamptz[]) AS t(i, d, e, p, a, u)"
+    " ON CONFLICT (shop, id) DO UPDATE SET data = excluded.data,"
+    " email = excluded.email, phone = excluded.phone,"
+    " abandoned_at = excluded.abandoned_at, updated_at = excluded.updated_at,"
+    " last_seen = excluded.last_seen, look_at = NULL, look_token = NULL"
+    " WHERE checkouts.updated_at <= excluded.updated_at"
+)
 # pg_advisory_xact_lock key for migrations: "cartresc" as a big-endian integer.
 _MIGRATION_LOCK = int.from_bytes(b"cartresc", "big", signed=True)
 
@@ -357,70 +371,123 @@ class PostgresStore:
 
     # -- checkouts --------------------------------------------------------------------------
     def upsert_checkout(self, checkout: Checkout, at: datetime) -> None:
-        customer = checkout.customer
-        email = customer.email.lower() if customer and customer.email else None
-        phone = customer.phone if customer else None
-        data = json.dumps(checkout.to_dict(), sort_keys=True)
-        with self._tx() as db:
-            db.execute(
-                "INSERT INTO checkouts (shop, id, data, email, phone, abandoned_at, updated_at,"
-                " first_seen, last_seen) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT (shop, id) DO UPDATE SET data = excluded.data,"
-                " email = excluded.email, phone = excluded.phone,"
-                " abandoned_at = excluded.abandoned_at, updated_at = excluded.updated_at,"
-                " last_seen = excluded.last_seen, look_at = NULL, look_token = NULL"
-                # an older version (a late webhook, a re-poll) never overwrites a newer one
-                " WHERE checkouts.updated_at <= excluded.updated_at",
-                (
-                    self.shop,
-                    checkout.id,
-                    data,
-                    email,
-                    phone,
-                    _aware(checkout.abandoned_at),
-                    _aware(checkout.updated_at),
-                    _aware(at),
-                    _aware(at),
-                ),
-            )
-            db.execute(
-                "DELETE FROM bad_checkouts WHERE shop = %s AND id = %s", (self.shop, checkout.id)
-            )
+        self.upsert_checkouts([checkout], at)
 
     def upsert_checkouts(self, checkouts: Sequence[Checkout], at: datetime) -> dict[str, str]:
+        """The page in one statement and one round trip: ``BEGIN``, the upsert of every row
+        (from arrays), the bad-payload marks dropped, the statuses read and ``COMMIT`` go in
+        one pipeline."""
+        newest: dict[str, Checkout] = {}
         for checkout in checkouts:
-            self.upsert_checkout(checkout, at)
-        ids = [c.id for c in checkouts]
-        rows = self._query(
-            "SELECT id, status FROM checkouts WHERE shop = %s AND id = ANY(%s)", (self.shop, ids)
-        )
+            # One row per id in the statement (ON CONFLICT cannot touch a row twice): the
+            # version a one-by-one upsert would leave, the last of the newest.
+            kept = newest.get(checkout.id)
+            if kept is None or _aware(kept.updated_at) <= _aware(checkout.updated_at):
+                newest[checkout.id] = checkout
+        if not newest:
+            return {}
+        columns: tuple[list[Any], ...] = ([], [], [], [], [], [])
+        for checkout in newest.values():
+            customer = checkout.customer
+            row = (
+                checkout.id,
+                json.dumps(checkout.to_dict(), sort_keys=True),
+                customer.email.lower() if customer and customer.email else None,
+                customer.phone if customer else None,
+                _aware(checkout.abandoned_at),
+                _aware(checkout.updated_at),
+            )
+            for column, value in zip(columns, row, strict=True):
+                column.append(value)
+        ids = columns[0]
+        try:
+            with self._pool.connection() as db:
+                with db.pipeline():
+                    db.execute("BEGIN")
+                    db.execute(_UPSERT_SQL, (self.shop, _aware(at), _aware(at), *columns))
+                    db.execute(
+                        "DELETE FROM bad_checkouts WHERE shop = %s AND id = ANY(%s::text[])",
+                        (self.shop, ids),
+                    )
+                    found = db.execute(
+                        "SELECT id, status FROM checkouts WHERE shop = %s AND id = ANY(%s::text[])",
+                        (self.shop, ids),
+                    )
+                    db.execute("COMMIT")
+                rows = found.fetchall()
+        except (psycopg.Error, PoolTimeout) as err:
+            raise StoreError(f"store {self._where}: {err}") from err
         return {str(r[0]): str(r[1]) for r in rows}
 
     def histories(self, checkout_ids: Sequence[str], contacts: Sequence[str]) -> Histories:
-        """Built from the one-checkout and one-contact reads (a batched query is a later
-        optimisation for this store; the answers are the same)."""
-        contacts = list(dict.fromkeys(c.lower() for c in contacts if c))
-        steps = {
-            cid: tuple((e.step, e.channel, e.status) for e in self.outbox_for(cid))
-            for cid in dict.fromkeys(checkout_ids)
-        }
-        skipped = {cid: frozenset(self.skipped_steps(cid)) for cid in dict.fromkeys(checkout_ids)}
-        contacted: dict[str, datetime] = {}
-        discounts: dict[str, datetime] = {}
-        optouts: dict[str, frozenset[str]] = {}
-        for contact in contacts:
-            if (when := self.last_contacted([contact])) is not None:
-                contacted[contact] = when
-            if (given := self.last_discount([contact])) is not None:
-                discounts[contact] = given
-            if channels := self.optouts_for([contact]):
-                optouts[contact] = frozenset(channels)
+        """A page's histories in one round trip: a query per kind of fact, for every
+        checkout and contact of the page at once, sent together in one pipeline."""
+        ids = list(dict.fromkeys(checkout_ids))
+        contacts = _lower(contacts)
+        hashes = {h: c for c in contacts for h in self._hashes(c)}
+        shop = self.shop
+        try:
+            with self._pool.connection() as db:
+                with db.pipeline():
+                    outbox = db.execute(
+                        "SELECT checkout_id, step, channel, status FROM outbox"
+                        " WHERE shop = %s AND checkout_id = ANY(%s::text[])"
+                        " ORDER BY claimed_at, key",
+                        (shop, ids),
+                    )
+                    skips = db.execute(
+                        "SELECT checkout_id, step FROM skipped_steps"
+                        " WHERE shop = %s AND checkout_id = ANY(%s::text[])",
+                        (shop, ids),
+                    )
+                    touches = db.execute(
+                        "SELECT t.contact, max(t.at) FROM touches t"
+                        " JOIN outbox o ON o.shop = t.shop AND o.key = t.key"
+                        " WHERE t.shop = %s AND t.contact = ANY(%s::text[])"
+                        " AND o.status = ANY(%s::text[]) GROUP BY t.contact",
+                        (shop, contacts, _SENT_LIKE),
+                    )
+                    given = db.execute(
+                        "SELECT contact, max(at) FROM discounts"
+                        " WHERE shop = %s AND contact = ANY(%s::text[]) GROUP BY contact",
+                        (shop, contacts),
+                    )
+                    opted = db.execute(
+                        "SELECT contact, channel FROM optouts"
+                        " WHERE shop = %s AND contact = ANY(%s::text[])"
+                        " UNION ALL SELECT hash, channel FROM optout_hashes"
+                        " WHERE shop = %s AND hash = ANY(%s::text[])",
+                        (shop, contacts, shop, list(hashes)),
+                    )
+                results = (
+                    outbox.fetchall(),
+                    skips.fetchall(),
+                    touches.fetchall(),
+                    given.fetchall(),
+                    opted.fetchall(),
+                )
+        except (psycopg.Error, PoolTimeout) as err:
+            raise StoreError(f"store {self._where}: {err}") from err
+        outbox_rows, skip_rows, touch_rows, discount_rows, optout_rows = results
+        steps: dict[str, list[tuple[int, str, OutboxStatus]]] = {}
+        for checkout_id, step, channel, status in outbox_rows:
+            steps.setdefault(str(checkout_id), []).append(
+                (int(step), str(channel), cast(OutboxStatus, str(status)))
+            )
+        skipped: dict[str, set[int]] = {}
+        for checkout_id, step in skip_rows:
+            skipped.setdefault(str(checkout_id), set()).add(int(step))
+        optouts: dict[str, set[str]] = {}
+        for name, channel in optout_rows:
+            # A hashed opt-out comes back as its hash: the contact it was looked up for.
+            contact = hashes.get(str(name), str(name))
+            optouts.setdefault(contact, set()).add(str(channel))
         return Histories(
-            steps={k: v for k, v in steps.items() if v},
-            skipped={k: v for k, v in skipped.items() if v},
-            last_contacted=contacted,
-            last_discount=discounts,
-            optouts=optouts,
+            steps={k: tuple(v) for k, v in steps.items()},
+            skipped={k: frozenset(v) for k, v in skipped.items()},
+            last_contacted={str(c): at.astimezone(UTC) for c, at in touch_rows},
+            last_discount={str(c): at.astimezone(UTC) for c, at in discount_rows},
+            optouts={k: frozenset(v) for k, v in optouts.items()},
         )
 
     def record_delivery(self, source: str, delivery_id: str, at: datetime) -> bool:

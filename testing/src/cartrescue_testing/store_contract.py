@@ -102,6 +102,10 @@ def _claim(
     )
 
 
+def _open(store: Store) -> dict[str, Checkout]:
+    return {c.id: c for c in store.active_checkouts(NOON - timedelta(days=1))}
+
+
 def _race(calls: Sequence[Callable[[], T]]) -> list[T]:
     """Run every call at the same instant, each in its own thread; their results."""
     barrier = threading.Barrier(len(calls))
@@ -382,6 +386,72 @@ class StoreContract:
         store.upsert_checkout(replace(newer, name="polled again"), NOON)
         [kept] = store.active_checkouts(NOON - timedelta(days=1))
         assert kept.name == "polled again"
+
+    def test_a_page_is_stored_at_once_and_answers_each_status(self, store: Store) -> None:
+        store.upsert_checkout(_checkout("c1"), NOON)
+        store.close_checkout("c1", "done", "all steps sent", NOON)
+        store.record_bad_checkout("c2", "bad price", NOON)
+        page = [_checkout("c1"), _checkout("c2"), _checkout("c3", email=OTHER, phone=None)]
+        assert store.upsert_checkouts(page, NOON + timedelta(hours=1)) == {
+            "c1": "done",
+            "c2": "open",
+            "c3": "open",
+        }
+        assert store.stats(NOON).bad_payloads == 0
+        assert _open(store)["c3"] == page[2]
+        assert store.upsert_checkouts([], NOON) == {}
+
+    def test_in_a_page_the_newest_version_wins_as_one_by_one(self, store: Store) -> None:
+        from dataclasses import replace
+
+        stored = replace(_checkout("c1"), updated_at=NOON + timedelta(hours=2), name="stored")
+        store.upsert_checkout(stored, NOON)
+        late = replace(stored, updated_at=NOON, name="late webhook")
+        page = [
+            late,
+            replace(_checkout("c2"), name="first"),
+            replace(_checkout("c2"), updated_at=NOON + timedelta(hours=3), name="newest"),
+            replace(_checkout("c2"), updated_at=NOON + timedelta(hours=3), name="polled again"),
+            replace(_checkout("c2"), name="older"),
+        ]
+        store.upsert_checkouts(page, NOON)
+        assert _open(store)["c1"] == stored
+        assert _open(store)["c2"].name == "polled again"
+
+    def test_histories_answer_for_a_page_what_the_single_reads_do(self, store: Store) -> None:
+        assert _claim(store, "c1:1:sms", (PHONE, EMAIL))
+        store.finish("c1:1:sms", "sent", NOON)
+        assert _claim(store, "c1:2:email", (EMAIL,), at=NOON + timedelta(hours=1))
+        store.finish("c1:2:email", "retry", NOON + timedelta(hours=1))
+        assert _claim(store, "c3:1:email", (OTHER,), at=NOON + timedelta(hours=2))
+        store.finish("c3:1:email", "failed", NOON + timedelta(hours=2), error="bounced")
+        store.skip_step("c2", 1, "overdue", NOON)
+        store.skip_step("c2", 2, "overdue", NOON)
+        store.record_discount("c2", [EMAIL], "BACK10", NOON)
+        store.record_discount("c3", [EMAIL], "BACK15", NOON + timedelta(hours=3))
+        store.add_optout(PHONE, "sms", "STOP", NOON)
+        store.add_optout(PHONE, "email", "unsubscribe link", NOON)
+        known = store.histories(
+            ["c1", "c2", "c3", "c4", "c1"], [EMAIL.upper(), PHONE, OTHER, "", PHONE]
+        )
+        assert known.steps == {
+            "c1": ((1, "sms", "sent"), (2, "email", "retry")),
+            "c3": ((1, "email", "failed"),),
+        }
+        assert known.skipped == {"c2": frozenset({1, 2})}
+        assert known.last_contacted == {EMAIL: NOON, PHONE: NOON}
+        assert known.last_contacted[EMAIL] == store.last_contacted([EMAIL])
+        assert known.last_discount == {EMAIL: NOON + timedelta(hours=3)}
+        assert known.optouts == {PHONE: frozenset({"sms", "email"})}
+        nothing = store.histories([], [])
+        assert (nothing.steps, nothing.skipped, nothing.optouts) == ({}, {}, {})
+
+    def test_histories_see_a_forgotten_opt_out_by_its_hash(self, store: Store) -> None:
+        store.add_optout(EMAIL, "*", "STOP", NOON)
+        store.add_optout(OTHER, "sms", "STOP", NOON)
+        store.forget(EMAIL)
+        known = store.histories([], [EMAIL.upper(), OTHER, PHONE])
+        assert known.optouts == {EMAIL: frozenset({"*"}), OTHER: frozenset({"sms"})}
 
     def test_a_delivery_is_taken_once_and_forgotten_after_a_week(self, store: Store) -> None:
         assert store.record_delivery("shopify", "wh-1", NOON) is True
@@ -872,6 +942,16 @@ class StoreContract:
         # armed before the change: the pass that read the old data cannot set a time
         self._looks(store).set_look_again([LookAgain("c1", self.LATER, "waiting")], "cfg", "t1")
         assert self._decide(store) == {"c1": "decide"}
+
+    def test_a_page_with_new_data_drops_the_time_and_an_older_one_does_not(
+        self, store: Store
+    ) -> None:
+        store.upsert_checkouts([_checkout("c1"), _checkout("c2")], NOON)
+        self._wait(store, "c1", "c2")
+        newer = _checkout("c1", at=NOON + timedelta(minutes=5))
+        older = _checkout("c2", at=NOON - timedelta(minutes=5))
+        store.upsert_checkouts([newer, older], NOON)
+        assert self._decide(store) == {"c1": "decide", "c2": "waiting"}
 
     def test_a_send_s_time_needs_its_key_sent(self, store: Store) -> None:
         store.upsert_checkout(_checkout("c1"), NOON)
