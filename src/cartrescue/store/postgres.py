@@ -133,7 +133,7 @@ _UPSERT_SQL = (
     " first_seen, last_seen)"
     " SELECT %s, i, d, e, p, a, u, %s::timestamptz, %s::timestamptz"
     " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[],"
-    "  %s::timestamptz[]) AS t(i, d, e, p, a, u)"
+    "  %s::timestamptz[]) WITH ORDINALITY AS t(i, d, e, p, a, u, n) ORDER BY n"
     " ON CONFLICT (shop, id) DO UPDATE SET data = excluded.data,"
     " email = excluded.email, phone = excluded.phone,"
     " abandoned_at = excluded.abandoned_at, updated_at = excluded.updated_at,"
@@ -387,7 +387,10 @@ class PostgresStore:
         if not newest:
             return {}
         columns: tuple[list[Any], ...] = ([], [], [], [], [], [])
-        for checkout in newest.values():
+        # Rows go in in id order, whose locks two processes' overlapping pages then take in
+        # the same order: they wait for each other, never deadlock.
+        for checkout_id in sorted(newest):
+            checkout = newest[checkout_id]
             customer = checkout.customer
             row = (
                 checkout.id,

@@ -30,6 +30,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any, ClassVar, TypeVar, cast
 
 import pytest
@@ -417,6 +418,22 @@ class StoreContract:
         store.upsert_checkouts(page, NOON)
         assert _open(store)["c1"] == stored
         assert _open(store)["c2"].name == "polled again"
+
+    def test_overlapping_pages_from_two_handles_are_both_stored(
+        self, open_store: Callable[[], Store]
+    ) -> None:
+        # Two workers polling one shop at once, its pages in opposite orders: both finish.
+        page = [_checkout(f"c{n:03d}") for n in range(200)]
+        handles = [open_store() for _ in range(2)]
+        try:
+            for attempt in range(5):
+                at = NOON + timedelta(minutes=attempt)
+                pages = zip(handles, (page, page[::-1]), strict=True)
+                results = _race([partial(h.upsert_checkouts, p, at) for h, p in pages])
+                assert [len(r) for r in results] == [200, 200]
+        finally:
+            for h in handles:
+                h.close()
 
     def test_histories_answer_for_a_page_what_the_single_reads_do(self, store: Store) -> None:
         assert _claim(store, "c1:1:sms", (PHONE, EMAIL))
