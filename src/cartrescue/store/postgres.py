@@ -456,9 +456,9 @@ class PostgresStore:
                         (shop, contacts),
                     )
                     opted = db.execute(
-                        "SELECT contact, channel FROM optouts"
+                        "SELECT contact, channel, false FROM optouts"
                         " WHERE shop = %s AND contact = ANY(%s::text[])"
-                        " UNION ALL SELECT hash, channel FROM optout_hashes"
+                        " UNION ALL SELECT hash, channel, true FROM optout_hashes"
                         " WHERE shop = %s AND hash = ANY(%s::text[])",
                         (shop, contacts, shop, list(hashes)),
                     )
@@ -481,9 +481,9 @@ class PostgresStore:
         for checkout_id, step in skip_rows:
             skipped.setdefault(str(checkout_id), set()).add(int(step))
         optouts: dict[str, set[str]] = {}
-        for name, channel in optout_rows:
+        for name, channel, hashed in optout_rows:
             # A hashed opt-out comes back as its hash: the contact it was looked up for.
-            contact = hashes.get(str(name), str(name))
+            contact = hashes[str(name)] if hashed else str(name)
             optouts.setdefault(contact, set()).add(str(channel))
         return Histories(
             steps={k: tuple(v) for k, v in steps.items()},
