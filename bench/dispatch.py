@@ -1,7 +1,8 @@
 """Dispatch throughput: HttpChannel.send_batch against a loopback fake provider.
 
 The fake answers every request as Twilio's Messages API does (201 with a Message resource)
-after a fixed latency (50 ms by default). For each configuration it sends a batch through
+after a fixed latency (50 ms by default), from a child process (``--provider-in-process``:
+from a thread of this one). For each configuration it sends a batch through
 ``TwilioSMS.send_batch`` and prints the messages per second achieved, the bound
 min(rate limit, concurrency / latency), and their ratio (target >= 0.9).
 
@@ -15,9 +16,11 @@ import argparse
 import sys
 import time
 
+from _provider import BenchProvider
+
 from cartrescue.channels.twilio import TwilioSMS
 from cartrescue.models import Content, Message, Receipt
-from cartrescue_testing.contracts import LoopbackProvider, Recorded, Reply
+from cartrescue_testing.contracts import Recorded, Reply
 
 SID = "AC0123456789abcdef0123456789abcdef"
 DEFAULT_TABLE = [(50.0, 8), (100.0, 4), (1000.0, 10), (20.0, 1)]
@@ -52,8 +55,8 @@ def messages(count: int) -> list[Message]:
     ]
 
 
-def run(rate: float, concurrency: int, count: int, latency: float) -> float:
-    with LoopbackProvider(created, latency=latency) as provider:
+def run(rate: float, concurrency: int, count: int, latency: float, in_process: bool) -> float:
+    with BenchProvider(created, latency, in_process=in_process) as provider:
         channel = TwilioSMS(
             account_sid=SID,
             auth_token="bench-token",
@@ -68,8 +71,8 @@ def run(rate: float, concurrency: int, count: int, latency: float) -> float:
         elapsed = time.perf_counter() - started
         channel.close()
         failed = [r for r in results if not isinstance(r, Receipt)]
-        if failed or len(provider.requests) != count:
-            sys.exit(f"{len(failed)} failed, {len(provider.requests)} requests: {failed[:3]}")
+        if failed or provider.count() != count:
+            sys.exit(f"{len(failed)} failed, {provider.count()} requests: {failed[:3]}")
     return count / elapsed
 
 
@@ -79,6 +82,11 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, help="requests in flight")
     parser.add_argument("--messages", type=int, help="messages per run (default: ~3 s worth)")
     parser.add_argument("--latency", type=float, default=0.05, help="provider latency, seconds")
+    parser.add_argument(
+        "--provider-in-process",
+        action="store_true",
+        help="run the fake provider in this process (its CPU then counts)",
+    )
     args = parser.parse_args()
     table = (
         [(args.rate or 50.0, args.concurrency or 8)]
@@ -90,7 +98,7 @@ def main() -> int:
     for rate, concurrency in table:
         bound = min(rate, concurrency / args.latency)
         count = args.messages or max(40, int(bound * 3))
-        achieved = run(rate, concurrency, count, args.latency)
+        achieved = run(rate, concurrency, count, args.latency, args.provider_in_process)
         ratio = achieved / bound
         worst = min(worst, ratio)
         print(

@@ -20,14 +20,16 @@ they compare across machines:
   (``resource.getrusage`` max RSS after the pass minus the same before it, with a channel that
   keeps nothing; goal: the largest within 20 MB of the smallest);
 - ``Recovery.run()`` dispatch: messages a second of a whole pass through ``TwilioSMS``
-  against a loopback provider answering after 50 ms, vs min(rate limit, concurrency /
-  latency), at concurrency 4, 8 and 16 (goal >= 0.9);
+  against a loopback provider answering after 50 ms (in a child process, as a real provider
+  is not in ours; ``--provider-in-process`` puts it in a thread here), vs min(rate limit,
+  concurrency / latency), at concurrency 4, 8 and 16 (goal >= 0.9);
 - Shopify: a full pass vs fetching the same checkouts through ``ShopifyConnector`` from
   ``FakeShopify`` (no throttle; goal <= 2).
 
     python bench/engine.py            # the whole table (a few minutes)
     python bench/engine.py --quick    # smaller sizes, one repeat less
     python bench/engine.py --only pass,memory
+    python bench/engine.py --only dispatch --provider-in-process
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from _provider import BenchProvider
+
 from cartrescue.channels.twilio import TwilioSMS
 from cartrescue.clock import FrozenClock
 from cartrescue.engine import Recovery
@@ -52,7 +56,7 @@ from cartrescue.models import Checkout, Customer, LineItem, Message, Receipt, Sh
 from cartrescue.policy import contact_keys
 from cartrescue.render import MessageContext, TemplateRenderer
 from cartrescue.store.sqlite import SQLiteStore
-from cartrescue_testing.contracts import LoopbackProvider, Recorded, Reply
+from cartrescue_testing.contracts import Recorded, Reply
 from cartrescue_testing.memory import MemoryChannel
 
 NOW = datetime(2026, 11, 10, 20, 0, tzinfo=UTC)  # noon in San Francisco: inside the window
@@ -294,11 +298,13 @@ def created(request: Recorded) -> Reply:
     return Reply(201, {"sid": "SM" + fields["To"][-12:].rjust(32, "0"), "status": "queued"})
 
 
-def dispatch(concurrency: int, rate: float, latency: float, seconds: float) -> float:
+def dispatch(
+    concurrency: int, rate: float, latency: float, seconds: float, in_process: bool = False
+) -> float:
     bound = min(rate, concurrency / latency)
     count = max(40, int(bound * seconds))
     with (
-        LoopbackProvider(created, latency=latency) as provider,
+        BenchProvider(created, latency, in_process=in_process) as provider,
         tempfile.TemporaryDirectory() as tmp,
     ):
         channel = TwilioSMS(
@@ -315,19 +321,22 @@ def dispatch(concurrency: int, rate: float, latency: float, seconds: float) -> f
         report = engine.run()
         elapsed = time.perf_counter() - started
         store.close()
-        if report.counts["sent"] != count or len(provider.requests) != count:
-            sys.exit(f"dispatch: {dict(report.counts)}, {len(provider.requests)} requests")
+        if report.counts["sent"] != count or provider.count() != count:
+            sys.exit(f"dispatch: {dict(report.counts)}, {provider.count()} requests")
     return count / elapsed / bound
 
 
-def bench_dispatch(repeats: int, seconds: float) -> None:
+def bench_dispatch(repeats: int, seconds: float, in_process: bool) -> None:
     latency, rate = 0.05, 1000.0
+    where = "in this process" if in_process else "in a child process"
     print(
-        "Recovery.run() through TwilioSMS, loopback provider answering after 50 ms,"
-        f" rate {rate:g}/s"
+        "Recovery.run() through TwilioSMS, loopback provider answering after 50 ms"
+        f" ({where}), rate {rate:g}/s"
     )
     for concurrency in (4, 8, 16):
-        ratio = median_of(repeats, lambda c=concurrency: dispatch(c, rate, latency, seconds))
+        ratio = median_of(
+            repeats, lambda c=concurrency: dispatch(c, rate, latency, seconds, in_process)
+        )
         bound = min(rate, concurrency / latency)
         verdict(
             f"  concurrency {concurrency:>2}: {ratio * bound:6.1f} msg/s of {bound:5.0f}, "
@@ -374,6 +383,11 @@ def main() -> int:
     parser.add_argument("--sizes", help="memory sizes, comma-separated (default 1k,10k,100k)")
     parser.add_argument("--repeats", type=int, help="repeats per figure (default 3)")
     parser.add_argument("--only", help=f"comma-separated parts to run: {','.join(ALL)}")
+    parser.add_argument(
+        "--provider-in-process",
+        action="store_true",
+        help="dispatch: run the fake provider in this process (its CPU then counts)",
+    )
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
@@ -393,7 +407,7 @@ def main() -> int:
     if "memory" in parts:
         bench_memory(sizes, 1 if args.quick else repeats)
     if "dispatch" in parts:
-        bench_dispatch(repeats, 1.5 if args.quick else 3.0)
+        bench_dispatch(repeats, 1.5 if args.quick else 3.0, args.provider_in_process)
     if "shopify" in parts:
         bench_shopify(args.shopify or (2_000 if args.quick else 10_000), repeats)
     return 0

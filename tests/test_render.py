@@ -594,3 +594,37 @@ def test_incentive_and_free_shipping_remaining(tmp_path: Path) -> None:
     assert text.strip() == LINK
     other = replace(shop, free_shipping_currency="EUR")
     assert "free shipping" not in renderer.render("sms", 1, context(shop=other, locale="en")).text
+
+
+def test_send_threads_rendering_at_once_compile_a_template_once(tmp_path: Path) -> None:
+    # A pass's send threads all render their first message at the same moment; a template
+    # compiled once per thread would hold the GIL the sends need.
+    import threading
+
+    body = "".join(f"{{% if {n} < 0 %}}{n}{{% endif %}}" for n in range(300))
+    write(tmp_path, "sms/1.en.j2", "Hi " + body + " {{ link }}")
+    renderer = TemplateRenderer([tmp_path])
+    loader = renderer._text_env.loader
+    assert loader is not None
+    loads: list[str] = []
+    original = loader.get_source
+
+    def counted(environment: object, name: str) -> object:
+        loads.append(name)
+        return original(environment, name)  # type: ignore[arg-type]
+
+    loader.get_source = counted  # type: ignore[method-assign,assignment]
+    start = threading.Barrier(8)
+    texts: list[str] = []
+
+    def render() -> None:
+        start.wait()
+        texts.append(renderer.render("sms", 1, context(locale="en")).text)
+
+    threads = [threading.Thread(target=render) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(texts) == 8 and len(set(texts)) == 1
+    assert loads.count("sms/1.en.j2") <= 2  # the template itself, and its parse for parents

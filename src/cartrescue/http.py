@@ -56,6 +56,8 @@ __all__ = [
 DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 30.0)
 """(connect, read) seconds for every call unless configured otherwise."""
 USER_AGENT = f"cartrescue/{__version__}"
+_ENVIRONMENT_OPTIONS = ("proxies", "stream", "verify", "cert")
+"""The options of :meth:`requests.Session.request` that the environment can supply."""
 
 log = logging.getLogger("cartrescue.http")
 
@@ -242,6 +244,7 @@ class HttpClient:
         self.secrets = secrets
         self.sleep = sleep
         self.retry_statuses = frozenset(retry_statuses)
+        self._settings: dict[tuple[str, str], dict[str, Any]] = {}
 
     def url(self, path: str) -> str:
         return (
@@ -281,8 +284,42 @@ class HttpClient:
         kwargs.setdefault("timeout", self.timeout)
         return self.session.request(method, self.url(path), **kwargs)
 
+    def send_prepared(self, prepared: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        """Send a request already prepared by the session (see
+        :meth:`requests.Session.prepare_request`) with the client's timeout; no retry, no
+        checks. ``kwargs`` are the other options of :meth:`requests.Session.request`.
+
+        ``Session.request`` prepares the request again and reads the environment's proxies
+        and CA bundle on every call; under many send threads that costs as much CPU as the
+        call itself. Here they are read once per origin, until :meth:`close`."""
+        kwargs.setdefault("timeout", self.timeout)
+        url = prepared.url or ""
+        explicit = {k: kwargs.pop(k) for k in _ENVIRONMENT_OPTIONS if k in kwargs}
+        settings: dict[str, Any]
+        if explicit:
+            settings = dict(
+                self.session.merge_environment_settings(
+                    url,
+                    explicit.get("proxies") or {},
+                    explicit.get("stream"),
+                    explicit.get("verify"),
+                    explicit.get("cert"),
+                )
+            )
+        else:
+            origin = urllib.parse.urlsplit(url)[:2]
+            cached = self._settings.get(origin)
+            if cached is None:
+                cached = self._settings[origin] = dict(
+                    self.session.merge_environment_settings(url, {}, None, None, None)
+                )
+            settings = {**cached, "proxies": dict(cached["proxies"])}
+        return self.session.send(prepared, **settings, **kwargs)
+
     def close(self) -> None:
-        """Release pooled connections (a session passed in is left to its owner)."""
+        """Release pooled connections (a session passed in is left to its owner) and forget
+        the environment settings read by :meth:`send_prepared`."""
+        self._settings.clear()
         if self.own_session:
             self.session.close()
 

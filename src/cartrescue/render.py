@@ -31,6 +31,7 @@ What a template defines, per channel:
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -346,6 +347,9 @@ class TemplateRenderer:
                 self._available.setdefault(key, set()).add(normalize_locale(locale))
         self._resolved: dict[tuple[str, int, str, str], tuple[str, str]] = {}
         self._compiled: dict[str, _Compiled] = {}
+        # Send threads render concurrently: at the start of a pass each of them would miss
+        # the cache and compile the same template, all holding the GIL the sends need.
+        self._compiling = threading.Lock()
         self._globals: dict[jinja2.Template, dict[str, Any]] = {}
 
     # -- lookup -------------------------------------------------------------------------
@@ -400,6 +404,13 @@ class TemplateRenderer:
         compiled = self._compiled.get(name)
         if compiled is not None:
             return compiled
+        with self._compiling:
+            compiled = self._compiled.get(name)
+            if compiled is None:
+                compiled = self._compiled[name] = self._compile_once(name, locale, channel)
+            return compiled
+
+    def _compile_once(self, name: str, locale: str, channel: str) -> _Compiled:
         import jinja2
 
         try:
@@ -420,9 +431,7 @@ class TemplateRenderer:
         variants = sorted(
             (n for n in text.blocks if _VARIANT.match(n)), key=lambda n: int(n[len("variant") :])
         )
-        compiled = _Compiled(name, locale, text, html, text_parents, html_parents, tuple(variants))
-        self._compiled[name] = compiled
-        return compiled
+        return _Compiled(name, locale, text, html, text_parents, html_parents, tuple(variants))
 
     def _parents(self, name: str) -> list[str] | None:
         """The names ``name`` extends, nearest first, when each of them is static (see

@@ -359,3 +359,21 @@ def test_a_read_timeout_is_unknown_with_no_second_request(name, waits):
         channel.send(make_message(channel.kind))
     assert len(responses.calls) == 1
     assert waits == []
+
+
+def test_the_environment_proxy_is_honoured_and_read_again_after_close(monkeypatch):
+    # Sends reuse the environment's proxy settings within a pass; close() (the end of a
+    # pass) forgets them, so a changed environment is seen by the next pass.
+    with LoopbackProvider() as proxy:
+        proxy.push(Reply(200, {"id": "p1"}))
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        channel = EchoSMS(base_url="http://echo.invalid", attempts=1)
+        assert channel.send(make_message()).provider_id == "p1"
+        assert proxy.requests[0].headers["Host"] == "echo.invalid"
+        channel.close()
+        monkeypatch.setenv("NO_PROXY", "echo.invalid")
+        with pytest.raises(TransientSendError, match="could not connect"):
+            channel.send(make_message())
+        assert len(proxy.requests) == 1

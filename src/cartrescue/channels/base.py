@@ -460,7 +460,8 @@ class HttpChannel:
                 provider=self.provider,
             )
         self.validate(message)
-        request = self._built(message)
+        request, prepared = self._built(message)
+        extra = {k: v for k, v in request.options.items() if k not in _REQUEST_FIELDS}
         retrying = self.http.retrying(
             self.attempts,
             retry_on=RetryableSendError,
@@ -468,7 +469,7 @@ class HttpChannel:
         )
         for attempt in retrying:
             with attempt:
-                receipt = self._once(message, request)
+                receipt = self._once(message, prepared, extra)
         log.debug(
             "%s accepted key=%s to=%s id=%s",
             self.provider,
@@ -478,9 +479,10 @@ class HttpChannel:
         )
         return receipt
 
-    def _built(self, message: Message) -> HttpRequest:
+    def _built(self, message: Message) -> tuple[HttpRequest, requests.PreparedRequest]:
         """The request for ``message``, prepared once here so that whatever cannot be built or
-        encoded fails before anything goes on the wire, as a permanent error."""
+        encoded fails before anything goes on the wire, as a permanent error; every attempt
+        sends this prepared request."""
         try:
             request = self.build_request(message)
             fields = {k: v for k, v in request.options.items() if k in _REQUEST_FIELDS}
@@ -497,7 +499,7 @@ class HttpChannel:
             raise
         except Exception as err:
             raise self.not_built(err) from err
-        return request
+        return request, prepared
 
     def not_built(self, err: Exception) -> PermanentSendError:
         """The error for a message whose request could not be built or encoded: nothing was
@@ -521,10 +523,12 @@ class HttpChannel:
             mask_text(str(error)),
         )
 
-    def _once(self, message: Message, request: HttpRequest) -> Receipt:
+    def _once(
+        self, message: Message, prepared: requests.PreparedRequest, extra: dict[str, Any]
+    ) -> Receipt:
         self.rate_limiter.acquire()
         try:
-            response = self.http.transmit(request.method, request.path, **request.options)
+            response = self.http.send_prepared(prepared, **extra)
         except requests.RequestException as err:
             raise self._transport_error(message, err) from err
         except UnicodeError as err:
