@@ -71,3 +71,24 @@ def test_star_import_gives_every_public_name() -> None:
         "assert all(name in globals() for name in cartrescue.__all__)"
     )
     assert _loaded_after(code, ("cartrescue.config",)) == ["cartrescue.config"]
+
+
+def test_cartrescue_help_loads_no_command_code() -> None:
+    # ``cartrescue --help`` builds the parser only; the commands load once one runs.
+    code = (
+        "import contextlib, io\n"
+        "from cartrescue.cli import main\n"
+        "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+        "    main(['--help'])"
+    )
+    heavy = (*HEAVY[:-4], "cartrescue._commands", "cartrescue.config", "cartrescue.engine")
+    assert _loaded_after(code, tuple(m for m in heavy if m != "phonenumbers")) == []
+
+
+def test_the_commands_stay_importable_from_the_cli_module() -> None:
+    from cartrescue import cli
+
+    assert callable(cli.serve_app)
+    assert cli.init_config_text().startswith("#")
+    with pytest.raises(AttributeError):
+        cli._no_such_name  # noqa: B018
