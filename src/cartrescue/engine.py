@@ -1093,30 +1093,39 @@ class _Sender:
 
     def __init__(self, kind: ChannelKind, workers: int, tally: RunReport) -> None:
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix=f"cartrescue-{kind}")
-        self._room = threading.BoundedSemaphore(max(_QUEUE_PER_WORKER * workers, _QUEUE_MIN))
+        self._room = max(_QUEUE_PER_WORKER * workers, _QUEUE_MIN)
+        self._refill = max(self._room // 2, workers)
+        self._pending = 0
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
         self._tally = tally
         self._failed: BaseException | None = None
 
     def submit(self, job: Callable[[], RunReport]) -> None:
-        self._room.acquire()
-        if self._failed is not None:
-            self._room.release()
-            raise self._failed
+        with self._changed:
+            if self._pending >= self._room:
+                # Wait until the queue is down to ``_refill``, then fill it again in one go:
+                # a pass woken for every freed place would take the GIL from the workers
+                # between each of their store calls.
+                self._changed.wait_for(
+                    lambda: self._pending <= self._refill or self._failed is not None
+                )
+            if self._failed is not None:
+                raise self._failed
+            self._pending += 1
         self._pool.submit(job).add_done_callback(self._done)
 
     def _done(self, future: Future[RunReport]) -> None:
-        try:
-            if future.cancelled():
-                return
-            error = future.exception()
-            if error is not None:
-                self._failed = self._failed or error
-                return
-            with self._lock:
-                self._tally._merge(future.result())
-        finally:
-            self._room.release()
+        with self._changed:
+            self._pending -= 1
+            if not future.cancelled():
+                error = future.exception()
+                if error is not None:
+                    self._failed = self._failed or error
+                else:
+                    self._tally._merge(future.result())
+            if self._pending <= self._refill or self._failed is not None:
+                self._changed.notify()
 
     def finish(self, report: RunReport, *, cancel: bool = False) -> None:
         self._pool.shutdown(wait=True, cancel_futures=cancel or self._failed is not None)
