@@ -24,7 +24,8 @@ they compare across machines:
   is not in ours; ``--provider-in-process`` puts it in a thread here), vs min(rate limit,
   concurrency / latency), at concurrency 4, 8 and 16 (goal >= 0.9);
 - Shopify: a full pass vs fetching the same checkouts through ``ShopifyConnector`` from
-  ``FakeShopify`` (no throttle; goal <= 2).
+  ``FakeShopify`` (no throttle; in a child process, as Shopify is not in ours;
+  ``--shopify-in-process`` puts it in a thread here; goal <= 2).
 
     python bench/engine.py            # the whole table (a few minutes)
     python bench/engine.py --quick    # smaller sizes, one repeat less
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import multiprocessing
 import resource
 import statistics
 import subprocess
@@ -43,8 +45,10 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 from _provider import BenchProvider
@@ -348,20 +352,54 @@ def bench_dispatch(repeats: int, seconds: float, in_process: bool) -> None:
 
 
 # -- shopify ----------------------------------------------------------------------------------
-def bench_shopify(count: int, repeats: int) -> None:
-    from cartrescue.connectors.shopify import ShopifyConnector
+def _serve_shopify(count: int, pipe: Connection) -> None:
+    """In a child process: a ``FakeShopify`` of ``count`` checkouts until told to stop."""
     from cartrescue_testing.fake_shopify import FakeShopify
 
     items = [checkout(n) for n in range(count)]
-    fetches, fulls = [], []
     with FakeShopify.from_checkouts(items, throttle=False) as fake:
+        pipe.send((fake.shop, fake.token, fake.base_url))
+        pipe.recv()
+
+
+@contextmanager
+def shopify_fake(count: int, in_process: bool) -> Iterator[tuple[str, str, str]]:
+    """(shop, token, base URL) of a ``FakeShopify`` holding ``count`` checkouts: in a child
+    process (a real platform's CPU is not ours), or with ``in_process`` in a thread here."""
+    if in_process:
+        from cartrescue_testing.fake_shopify import FakeShopify
+
+        items = [checkout(n) for n in range(count)]
+        with FakeShopify.from_checkouts(items, throttle=False) as fake:
+            yield fake.shop, fake.token, fake.base_url
+        return
+    context = multiprocessing.get_context("spawn")  # no fork of a threaded process
+    pipe, theirs = context.Pipe()
+    child = context.Process(target=_serve_shopify, args=(count, theirs), daemon=True)
+    child.start()
+    theirs.close()  # a child that dies unstarted is an EOFError here, not a hang
+    try:
+        yield pipe.recv()
+    finally:
+        with suppress(OSError):
+            pipe.send("stop")
+        child.join(10)
+        if child.is_alive():
+            child.terminate()
+
+
+def bench_shopify(count: int, repeats: int, in_process: bool) -> None:
+    from cartrescue.connectors.shopify import ShopifyConnector
+
+    fetches, fulls = [], []
+    with shopify_fake(count, in_process) as (shop_name, token, base_url):
         for i in range(repeats):
-            shop = ShopifyConnector(fake.shop, fake.token, base_url=fake.base_url)
+            shop = ShopifyConnector(shop_name, token, base_url=base_url)
             fetches.append(timed(lambda s=shop: sum(1 for _ in s.abandoned_checkouts(None))))
             with tempfile.TemporaryDirectory() as tmp:
                 store = SQLiteStore(Path(tmp) / f"shopify-{i}.db")
                 engine = Recovery(
-                    ShopifyConnector(fake.shop, fake.token, base_url=fake.base_url),
+                    ShopifyConnector(shop_name, token, base_url=base_url),
                     [MemoryChannel("sms")],
                     store,
                     clock=FrozenClock(NOW),
@@ -370,7 +408,8 @@ def bench_shopify(count: int, repeats: int) -> None:
                 fulls.append(timed(engine.run))
                 store.close()
     fetch_s, full_s = statistics.median(fetches), statistics.median(fulls)
-    print(f"Shopify (FakeShopify, no throttle), {count} checkouts")
+    where = "in this process" if in_process else "in a child process"
+    print(f"Shopify (FakeShopify {where}, no throttle), {count} checkouts")
     print(f"  fetch {fetch_s:.3f} s, full pass {full_s:.3f} s")
     verdict(f"  full pass / fetch                {full_s / fetch_s:6.2f}x", full_s / fetch_s, 2.0)
 
@@ -387,6 +426,11 @@ def main() -> int:
         "--provider-in-process",
         action="store_true",
         help="dispatch: run the fake provider in this process (its CPU then counts)",
+    )
+    parser.add_argument(
+        "--shopify-in-process",
+        action="store_true",
+        help="shopify: run FakeShopify in this process (its CPU then counts)",
     )
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -409,7 +453,9 @@ def main() -> int:
     if "dispatch" in parts:
         bench_dispatch(repeats, 1.5 if args.quick else 3.0, args.provider_in_process)
     if "shopify" in parts:
-        bench_shopify(args.shopify or (2_000 if args.quick else 10_000), repeats)
+        bench_shopify(
+            args.shopify or (2_000 if args.quick else 10_000), repeats, args.shopify_in_process
+        )
     return 0
 
 
