@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import logging
+import queue
 import secrets
 import threading
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections import Counter, deque
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -244,7 +246,7 @@ class Recovery:
         self.batch_size = max(1, batch_size)
         """Checkouts stored and decided together (a page); sends are not batched."""
         self._senders: dict[ChannelKind, _Sender] = {}
-        self._connector_lock = threading.Lock()
+        self._connector_lock = _FairLock()
         self._contacted: tuple[dict[str, datetime], dict[str, datetime]] = ({}, {})
         """Contacts handed to a channel in the page before and in this one."""
         self._lookup: PurchaseLookup | None = None
@@ -377,17 +379,21 @@ class Recovery:
         watermark = self.store.watermark(self.connector.name) or start_at
         since = watermark - self.watermark_overlap
         page: dict[str, Checkout] = {}
-        for item in self._items(since):
-            report.fetched += 1
-            if self._progress is not None:
-                self._progress(report, self._decided)
-            if isinstance(item, BadCheckout):
-                self._bad_payload(report, item.id, item.reason, now)
-                continue
-            page[item.id] = item
-            if len(page) >= self.batch_size:
-                self._fetched_page(list(page.values()), report, start_at, now, run_id, seen)
-                page = {}
+        items = self._items(since)
+        try:
+            for item in items:
+                report.fetched += 1
+                if self._progress is not None:
+                    self._progress(report, self._decided)
+                if isinstance(item, BadCheckout):
+                    self._bad_payload(report, item.id, item.reason, now)
+                    continue
+                page[item.id] = item
+                if len(page) >= self.batch_size:
+                    self._fetched_page(list(page.values()), report, start_at, now, run_id, seen)
+                    page = {}
+        finally:
+            items.close()  # a read-ahead thread stops now, not when the traceback goes
         if page:
             self._fetched_page(list(page.values()), report, start_at, now, run_id, seen)
 
@@ -495,7 +501,8 @@ class Recovery:
         self._purchases = {}
         self._contacted = (self._contacted[1], {})
         if self.histories is not None:  # one lookup a page, for the people not seen yet
-            page = self.histories.attach(page, self.clock())
+            with self._connector_lock:
+                page = self.histories.attach(page, self.clock())
         if self._looks is not None and not report.dry_run:  # before the histories are read
             self._looks.arm_look_again([c.id for c in page], self._look_token)
         histories = self.store.histories(
@@ -521,7 +528,8 @@ class Recovery:
         deferred, self._deferred = self._deferred, []
         if not deferred:
             return
-        answers = find_purchases(self.connector, [c for c, _, _ in deferred])
+        with self._connector_lock:  # a read-ahead thread may be fetching the next page
+            answers = find_purchases(self.connector, [c for c, _, _ in deferred])
         for checkout, _, _ in deferred:
             self._purchases[(checkout.id, *contact_keys(checkout.customer))] = answers.get(
                 checkout.id
@@ -537,10 +545,19 @@ class Recovery:
                 log.exception("checkout=%s unexpected error", _printable(checkout.id))
                 self._fail(report, checkout.id, f"unexpected {_describe(err)}")
 
-    def _items(self, since: datetime) -> Iterator[Checkout | BadCheckout]:
+    def _items(self, since: datetime) -> Generator[Checkout | BadCheckout, None, None]:
         """The connector's items; an error it raises for one item becomes a bad payload (a
         generator that raised has ended, so the items after it wait for a later pass)."""
-        items = iter(self.connector.abandoned_checkouts(since))
+        items: Iterator[Checkout | BadCheckout] = iter(self.connector.abandoned_checkouts(since))
+        if getattr(self.connector, "read_ahead", False) is True:
+            items = _ReadAhead(items, self._connector_lock, self.batch_size)
+        try:
+            yield from self._read(items)
+        finally:
+            if isinstance(items, _ReadAhead):
+                items.close()
+
+    def _read(self, items: Iterator[Checkout | BadCheckout]) -> Iterator[Checkout | BadCheckout]:
         errors = 0
         position = 0
         while True:
@@ -732,7 +749,8 @@ class Recovery:
             return None
         cache_key = (checkout.id, *contact_keys(checkout.customer))
         if cache_key not in self._purchases:
-            self._purchases[cache_key] = lookup.find_purchase(checkout)
+            with self._connector_lock:
+                self._purchases[cache_key] = lookup.find_purchase(checkout)
         found = self._purchases[cache_key]
         if isinstance(found, ConnectorError):  # the bulk check failed for this one
             raise found
@@ -964,7 +982,7 @@ class Recovery:
                 )
             else:
                 try:
-                    with self._connector_lock:  # workers of several channels share it
+                    with self._connector_lock:  # never two calls at once (see _ReadAhead)
                         discount = self.connector.create_discount(checkout, decision.discount)
                 except ConnectorError as err:
                     log.warning("checkout=%s no discount code: %s", checkout.id, err)
@@ -1132,6 +1150,123 @@ class _Sender:
         report._merge(self._tally)
         if self._failed is not None:
             raise self._failed
+
+
+class _FairLock:
+    """A lock taken in the order it was asked for. A read-ahead thread takes the connector's
+    lock for every item; with a plain lock it would take it again before a thread woken to
+    wait for it ran, and the pass's own connector calls would wait for pages on end."""
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._held = False
+        self._waiting: deque[threading.Lock] = deque()
+
+    def __enter__(self) -> None:
+        with self._mutex:
+            if not self._held:
+                self._held = True
+                return
+            turn = threading.Lock()
+            turn.acquire()
+            self._waiting.append(turn)
+        turn.acquire()  # released by the holder before us, which hands the lock over
+
+    def __exit__(self, *exc: object) -> None:
+        with self._mutex:
+            if self._waiting:
+                self._waiting.popleft().release()
+            else:
+                self._held = False
+
+
+_END = object()
+"""What a :class:`_ReadAhead` hands over when the connector's iterator has ended."""
+
+
+class _ReadAhead:
+    """A connector's checkouts, fetched in a thread of their own a page ahead of the pass.
+
+    For a connector with ``read_ahead = True``: while the pass stores, decides and sends
+    one page, the next is on its way. Each ``next()`` on the connector's iterator is made
+    holding ``lock``, which every other call of the pass to the connector holds too, so the
+    connector is never called from two threads at once. What the iterator raised is
+    raised again here, in order; at most two chunks of ``chunk`` items wait, so memory
+    stays flat. :meth:`close` stops the thread, which closes the iterator itself."""
+
+    def __init__(
+        self, items: Iterator[Checkout | BadCheckout], lock: _FairLock, chunk: int
+    ) -> None:
+        self._items = items
+        self._lock = lock
+        self._chunk = max(1, chunk)
+        self._handed: queue.Queue[list[object]] = queue.Queue(maxsize=1)
+        self._stop = threading.Event()
+        self._current: list[object] = []
+        self._position = 0
+        self._ended = False
+        self._thread = threading.Thread(
+            target=self._fetch, name="cartrescue-read-ahead", daemon=True
+        )
+        self._thread.start()
+
+    def __iter__(self) -> _ReadAhead:
+        return self
+
+    def __next__(self) -> Checkout | BadCheckout:
+        if self._position >= len(self._current):
+            if self._ended:
+                raise StopIteration
+            self._current, self._position = self._handed.get(), 0
+        outcome = self._current[self._position]
+        self._position += 1
+        if outcome is _END:
+            self._ended = True
+            raise StopIteration
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome  # type: ignore[return-value]
+
+    def _fetch(self) -> None:
+        chunk: list[object] = []
+        try:
+            while not self._stop.is_set():
+                try:
+                    with self._lock:
+                        chunk.append(next(self._items))
+                except StopIteration:
+                    chunk.append(_END)
+                    return
+                except BaseException as err:  # raised again in the pass's thread
+                    chunk.append(err)
+                    if isinstance(err, ConnectorError | StoreError) or not isinstance(
+                        err, Exception
+                    ):
+                        return
+                if len(chunk) >= self._chunk:
+                    self._hand(chunk)
+                    chunk = []
+        finally:
+            if chunk:
+                self._hand(chunk)
+            close = getattr(self._items, "close", None)
+            if callable(close):
+                with self._lock, contextlib.suppress(Exception):
+                    close()
+
+    def _hand(self, chunk: list[object]) -> None:
+        while not self._stop.is_set():
+            try:
+                self._handed.put(chunk, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def close(self) -> None:
+        """Stop fetching (a request under way ends first, in the background)."""
+        self._stop.set()
+        with contextlib.suppress(queue.Empty):
+            self._handed.get_nowait()
 
 
 class _Masked:

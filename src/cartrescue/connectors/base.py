@@ -55,6 +55,12 @@ class Connector(Protocol):
     :class:`~cartrescue.errors.ConnectorError` (or ``ConnectorAuthError``) when the platform
     cannot be read at all, after the retries that were safe to make. It may yield checkouts
     that are already completed (``completed_at`` set): the engine counts them as converted.
+
+    A connector whose reads wait on the network can say ``read_ahead = True`` (a class
+    attribute): the engine then runs ``abandoned_checkouts`` in a thread of its own, a page
+    ahead, so the next page is on its way while the last one is stored, decided and sent.
+    The engine still never calls the connector from two threads at once. Leave it out when
+    the iterator must stay in the thread that made it (a database handle bound to it).
     """
 
     name: str

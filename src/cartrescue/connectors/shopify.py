@@ -188,6 +188,7 @@ class ShopifyConnector:
     settings_model: ClassVar[type[PluginSettings]] = ShopifySettings
 
     name = "shopify"
+    read_ahead = True  # the next page is fetched while the pass works on the last
 
     def __init__(
         self,

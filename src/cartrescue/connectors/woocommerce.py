@@ -168,6 +168,7 @@ class WooCommerceConnector:
     settings_model: ClassVar[type[PluginSettings]] = WooCommerceSettings
 
     name = "woocommerce"
+    read_ahead = True  # the next page is fetched while the pass works on the last
 
     def __init__(
         self,
