@@ -16,13 +16,16 @@ they compare across machines:
     look-again time stands) vs fetch alone (goal <= 1.5);
   * SQL statements per checkout of each pass (a count, so it does not depend on the
     machine's load);
+  * where one full pass goes: the time inside upserts, history reads, the policy, look-again
+    writes, claims, rendering, the channel and finishes, summed over the pass's threads;
 - extra peak RSS of a full pass at each size, each in a fresh subprocess
   (``resource.getrusage`` max RSS after the pass minus the same before it, with a channel that
   keeps nothing; goal: the largest within 20 MB of the smallest);
 - ``Recovery.run()`` dispatch: messages a second of a whole pass through ``TwilioSMS``
   against a loopback provider answering after 50 ms (in a child process, as a real provider
   is not in ours; ``--provider-in-process`` puts it in a thread here), vs min(rate limit,
-  concurrency / latency), at concurrency 4, 8 and 16 (goal >= 0.9);
+  concurrency / latency), at concurrency 4, 8 and 16 (goal >= 0.9), beside the same ratio
+  for plain ``requests`` posting from as many threads (the provider's own floor);
 - Shopify: a full pass vs fetching the same checkouts through ``ShopifyConnector`` from
   ``FakeShopify`` (no throttle; in a child process, as Shopify is not in ours;
   ``--shopify-in-process`` puts it in a thread here; goal <= 2).
@@ -43,6 +46,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -66,7 +70,7 @@ from cartrescue_testing.memory import MemoryChannel
 NOW = datetime(2026, 11, 10, 20, 0, tzinfo=UTC)  # noon in San Francisco: inside the window
 SHOP = ShopInfo(name="Bench shop", locale="en", timezone="America/New_York")
 SID = "AC0123456789abcdef0123456789abcdef"
-ALL = ("pass", "memory", "dispatch", "shopify")
+ALL = ("pass", "breakdown", "memory", "dispatch", "shopify")
 
 
 def updated(n: int, now: datetime = NOW) -> datetime:
@@ -256,6 +260,81 @@ def bench_pass(count: int, repeats: int) -> None:
     print(f"  second pass / full pass          {second_s / full_s:6.2f}")
 
 
+class Inside:
+    """Seconds spent inside some functions during a pass, summed over the threads that
+    call them (the pass decides in its own thread; a channel's worker claims, renders,
+    sends and records)."""
+
+    def __init__(self, targets: dict[str, tuple[object, str]]) -> None:
+        self.seconds = dict.fromkeys(targets, 0.0)
+        self._saved: list[tuple[object, str, object]] = []
+        self._lock = threading.Lock()
+        for label, (owner, name) in targets.items():
+            original = getattr(owner, name)
+            self._saved.append((owner, name, original))
+            setattr(owner, name, self._timed(label, original))
+
+    def _timed(self, label: str, original: Callable[..., object]) -> Callable[..., object]:
+        def timed_call(*args: object, **kwargs: object) -> object:
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                spent = time.perf_counter() - started
+                with self._lock:
+                    self.seconds[label] += spent
+
+        return timed_call
+
+    def restore(self) -> None:
+        for owner, name, original in reversed(self._saved):
+            setattr(owner, name, original)
+
+
+def bench_breakdown(count: int) -> None:
+    """Where one full pass's time goes, and what the pass would cost without the two
+    committed transactions each message needs."""
+    import cartrescue.engine as engine_module
+
+    renderer = TemplateRenderer()
+    fetch_render(50, renderer)
+    fetch_s = timed(lambda: fetch(count))
+    inside = Inside(
+        {
+            "upsert a page": (SQLiteStore, "upsert_checkouts"),
+            "read histories": (SQLiteStore, "histories"),
+            "decide (policy)": (engine_module, "decide"),
+            "look-again writes": (SQLiteStore, "set_look_again"),
+            "claim": (SQLiteStore, "claim"),
+            "render": (TemplateRenderer, "render"),
+            "send (memory)": (MemoryChannel, "send"),
+            "finish": (SQLiteStore, "finish"),
+        }
+    )
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            store = SQLiteStore(Path(tmp) / "breakdown.db")
+            engine = recovery(count, store)
+            engine.renderer = renderer
+            full_s = timed(engine.run)
+            store.close()
+    finally:
+        inside.restore()
+    print(f"where a full pass of {count} goes (time inside, summed over its threads)")
+    print(f"  {'full pass (wall)':<22}{full_s:8.3f} s  {full_s / count * 1e6:7.1f} µs each")
+    print(f"  {'fetch (measured alone)':<22}{fetch_s:8.3f} s  {fetch_s / count * 1e6:7.1f} µs each")
+    for label, seconds in inside.seconds.items():
+        print(
+            f"  {label:<22}{seconds:8.3f} s  {seconds / count * 1e6:7.1f} µs each"
+            f"  {seconds / full_s:6.1%} of the pass"
+        )
+    store_s = inside.seconds["claim"] + inside.seconds["finish"]
+    print(
+        f"  claim + finish are {store_s / full_s:.0%} of the pass; the pass without them would"
+        f" be {(full_s - store_s) / full_s:.0%} of it"
+    )
+
+
 def verdict(line: str, value: float, limit: float, *, at_least: bool = False) -> None:
     ok = value >= limit if at_least else value <= limit
     goal = f"{'>=' if at_least else '<='} {limit:g}"
@@ -330,6 +409,30 @@ def dispatch(
     return count / elapsed / bound
 
 
+def requests_alone(concurrency: int, latency: float, seconds: float, in_process: bool) -> float:
+    """The same provider, asked by ``concurrency`` threads posting with plain ``requests``
+    as fast as it answers: the floor under the dispatch ratio (the provider's own time)."""
+    import requests
+
+    per_thread = max(10, int(seconds / latency))
+    with BenchProvider(created, latency, in_process=in_process) as provider:
+        url = f"{provider.url}/2010-04-01/Accounts/{SID}/Messages.json"
+
+        def post_all() -> None:
+            with requests.Session() as session:
+                for _ in range(per_thread):
+                    session.post(url, data={"To": "+14155550100", "Body": "x"}, auth=(SID, "t"))
+
+        threads = [threading.Thread(target=post_all) for _ in range(concurrency)]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - started
+    return concurrency * per_thread / elapsed / (concurrency / latency)
+
+
 def bench_dispatch(repeats: int, seconds: float, in_process: bool) -> None:
     latency, rate = 0.05, 1000.0
     where = "in this process" if in_process else "in a child process"
@@ -342,9 +445,10 @@ def bench_dispatch(repeats: int, seconds: float, in_process: bool) -> None:
             repeats, lambda c=concurrency: dispatch(c, rate, latency, seconds, in_process)
         )
         bound = min(rate, concurrency / latency)
+        floor = requests_alone(concurrency, latency, seconds / 2, in_process)
         verdict(
             f"  concurrency {concurrency:>2}: {ratio * bound:6.1f} msg/s of {bound:5.0f}, "
-            f"ratio {ratio:5.3f}",
+            f"ratio {ratio:5.3f} (plain requests alone {floor:5.3f})",
             ratio,
             0.9,
             at_least=True,
@@ -448,6 +552,8 @@ def main() -> int:
     print(f"bench/engine.py: medians of {repeats}; Python {sys.version.split()[0]}")
     if "pass" in parts:
         bench_pass(count, repeats)
+    if "breakdown" in parts:
+        bench_breakdown(count)
     if "memory" in parts:
         bench_memory(sizes, 1 if args.quick else repeats)
     if "dispatch" in parts:
