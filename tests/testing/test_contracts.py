@@ -300,6 +300,25 @@ class Broken:
 """,
             ["test_checkouts_are_well_formed", "test_since_in_the_future_yields_no_checkouts"],
         ),
+        (  # says it reads ahead, but its rows come from a handle bound to the thread that made it
+            """
+import sqlite3
+
+class Broken:
+    name = "broken"
+    read_ahead = True
+    def __init__(self, bad=False):
+        self.bad = bad
+        self.db = sqlite3.connect(":memory:")
+    def abandoned_checkouts(self, since):
+        for (id,) in self.db.execute("SELECT '1'"):
+            if since is None or since <= T:
+                yield checkout(id)
+        if self.bad:
+            yield BadCheckout("2", "bad")
+""",
+            ["test_read_ahead_reads_the_same_from_another_thread"],
+        ),
     ],
 )
 def test_the_kit_fails_a_connector_that_breaks_a_rule(pytester, body, failing):

@@ -574,9 +574,10 @@ class ConnectorContract:
     ``abandoned_checkouts`` is lazy, yields only ``Checkout`` and ``BadCheckout``, at least
     one checkout, each well formed (unique id, aware times, an http(s) recovery URL, an ISO
     currency, non-negative money, normalised contacts); a second pass sees the same
-    checkouts; a ``since`` in the future yields none; a bad item is reported and the others
-    still come; the optional capabilities it has answer in the documented shapes (customer
-    history: an answer for every checkout asked about, in one call).
+    checkouts; one that says ``read_ahead = True`` reads the same from another thread; a
+    ``since`` in the future yields none; a bad item is reported and the others still come;
+    the optional capabilities it has answer in the documented shapes (customer history: an
+    answer for every checkout asked about, in one call).
     """
 
     filters_by_since: ClassVar[bool] = True
@@ -639,6 +640,29 @@ class ConnectorContract:
             pytest.skip("filters_by_since is off")
         future = datetime.now(UTC) + timedelta(days=365)
         assert self.checkouts(connector, future) == []
+
+    def test_read_ahead_reads_the_same_from_another_thread(self, connector: Connector) -> None:
+        read_ahead = getattr(connector, "read_ahead", False)
+        assert isinstance(read_ahead, bool), "read_ahead is True or False"
+        if not read_ahead:
+            pytest.skip("the connector does not read ahead")
+        here = [c.id for c in self.checkouts(connector)]
+        there: list[Checkout] = []
+        raised: list[BaseException] = []
+
+        def read() -> None:
+            try:
+                there.extend(self.checkouts(connector))
+            except BaseException as err:  # reported below, in the test's thread
+                raised.append(err)
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        reader.join(60)
+        assert not reader.is_alive(), "reading in another thread did not end"
+        why = "read_ahead = True: the engine reads in a thread of its own"
+        assert not raised, f"{why}, and there the connector raised {raised[0]!r}"
+        assert [c.id for c in there] == here, f"{why}, and must see the same checkouts there"
 
     def test_bad_item_is_reported_and_the_rest_goes_on(
         self, connector_with_bad_item: Connector
