@@ -19,8 +19,9 @@ they compare across machines:
   * where one full pass goes: the time inside upserts, history reads, the policy, look-again
     writes, claims, rendering, the channel and finishes, summed over the pass's threads;
 - extra peak RSS of a full pass at each size, each in a fresh subprocess
-  (``resource.getrusage`` max RSS after the pass minus the same before it, with a channel that
-  keeps nothing; goal: the largest within 20 MB of the smallest);
+  (``resource.getrusage`` max RSS after the pass minus the resident set right before it, with
+  a channel that keeps nothing; goal: the largest within 20 MB of the smallest), and once a
+  size the peak of Python's own allocations during a pass (``tracemalloc``);
 - ``Recovery.run()`` dispatch: messages a second of a whole pass through ``TwilioSMS``
   against a loopback provider answering after 50 ms (in a child process, as a real provider
   is not in ours; ``--provider-in-process`` puts it in a thread here), vs min(rate limit,
@@ -342,35 +343,64 @@ def verdict(line: str, value: float, limit: float, *, at_least: bool = False) ->
 
 
 # -- memory -----------------------------------------------------------------------------------
-def memory_child(count: int) -> None:
-    """In a fresh process: one full pass of ``count`` checkouts; print the extra peak RSS."""
+def rss_now() -> float:
+    """This process's resident set now, in KiB (Linux; elsewhere its peak so far)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return float(line.split()[1])
+    except OSError:
+        pass
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def memory_child(count: int, traced: bool) -> None:
+    """In a fresh process: one full pass of ``count`` checkouts; print its peak RSS above
+    the resident set right before it (MB) and, with ``traced``, the peak of the Python
+    memory a second pass allocates (``tracemalloc``, MB; slower, so once a size)."""
+    import tracemalloc
+
     with tempfile.TemporaryDirectory() as tmp:
-        store = SQLiteStore(Path(tmp) / "memory.db")
         fetch_render(50, TemplateRenderer())
         recovery(50, SQLiteStore(":memory:")).run()  # warm every code path up
         gc.collect()
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        store = SQLiteStore(Path(tmp) / "memory.db")
+        before = rss_now()
         recovery(count, store, ForgetfulChannel("sms")).run()
-        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
         store.close()
-    print((after - before) / 1024)  # ru_maxrss is in KiB on Linux
+        peak = float("nan")
+        if traced:
+            store = SQLiteStore(Path(tmp) / "traced.db")
+            gc.collect()
+            tracemalloc.start()
+            recovery(count, store, ForgetfulChannel("sms")).run()
+            peak = tracemalloc.get_traced_memory()[1] / 2**20
+            tracemalloc.stop()
+            store.close()
+    print(max(0.0, after - before) / 1024, peak)
 
 
 def bench_memory(sizes: list[int], repeats: int) -> None:
-    print("extra peak RSS of a full pass (fresh process each)")
+    print("extra peak RSS of a full pass over the resident set before it (fresh process each)")
     figures = {}
     for size in sizes:
-        samples = []
-        for _ in range(repeats):
+        samples, traced = [], float("nan")
+        for index in range(repeats):
+            command = [sys.executable, __file__, "--memory-child", str(size)]
             out = subprocess.run(
-                [sys.executable, __file__, "--memory-child", str(size)],
+                [*command, "--traced"] if index == 0 else command,
                 check=True,
                 capture_output=True,
                 text=True,
-            ).stdout
-            samples.append(float(out.split()[-1]))
+            ).stdout.split()
+            samples.append(float(out[-2]))
+            traced = traced if index else float(out[-1])
         figures[size] = statistics.median(samples)
-        print(f"  {size:>7} checkouts: {figures[size]:7.1f} MB")
+        print(
+            f"  {size:>7} checkouts: {figures[size]:7.1f} MB"
+            f"   (Python's own peak during a pass, tracemalloc: {traced:6.1f} MB)"
+        )
     spread = figures[max(sizes)] - figures[min(sizes)]
     verdict(f"  {max(sizes)} minus {min(sizes)}: {spread:7.1f} MB", spread, 20.0)
 
@@ -537,9 +567,10 @@ def main() -> int:
         help="shopify: run FakeShopify in this process (its CPU then counts)",
     )
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--traced", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
-        memory_child(args.memory_child)
+        memory_child(args.memory_child, args.traced)
         return 0
     repeats = args.repeats or (2 if args.quick else 3)
     count = args.checkouts or (2_000 if args.quick else 10_000)
