@@ -1112,7 +1112,7 @@ class _Sender:
     def __init__(self, kind: ChannelKind, workers: int, tally: RunReport) -> None:
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix=f"cartrescue-{kind}")
         self._room = max(_QUEUE_PER_WORKER * workers, _QUEUE_MIN)
-        self._refill = max(self._room // 2, workers)
+        self._refill = (self._room + workers) // 2
         self._pending = 0
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
