@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing
 from collections.abc import Callable
 from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from types import TracebackType
 
 from cartrescue_testing.contracts import LoopbackProvider, Recorded, Reply
@@ -21,6 +22,18 @@ def _serve(respond: Callable[[Recorded], Reply], latency: float, pipe: Connectio
         pipe.send(provider.url)
         pipe.recv()  # asked how many requests came
         pipe.send(len(provider.requests))
+
+
+def spawn(target: Callable[..., None], *args: object) -> tuple[Connection, BaseProcess]:
+    """Start ``target(*args, pipe)`` in a fresh child process (spawned: no fork of a
+    threaded process); return this side's end of the pipe and the child. A child that dies
+    before it answers is an ``EOFError`` on the pipe, not a hang."""
+    context = multiprocessing.get_context("spawn")
+    pipe, theirs = context.Pipe()
+    child = context.Process(target=target, args=(*args, theirs), daemon=True)
+    child.start()
+    theirs.close()
+    return pipe, child
 
 
 class BenchProvider:
@@ -35,20 +48,14 @@ class BenchProvider:
         self.url = ""
         self._local: LoopbackProvider | None = None
         self._pipe: Connection | None = None
-        self._child: multiprocessing.process.BaseProcess | None = None
+        self._child: BaseProcess | None = None
 
     def __enter__(self) -> BenchProvider:
         if self.in_process:
             self._local = LoopbackProvider(self.respond, latency=self.latency).start()
             self.url = self._local.url
             return self
-        context = multiprocessing.get_context("spawn")  # no fork of a threaded process
-        self._pipe, theirs = context.Pipe()
-        self._child = context.Process(
-            target=_serve, args=(self.respond, self.latency, theirs), daemon=True
-        )
-        self._child.start()
-        theirs.close()  # so a child that dies unstarted is an EOFError here, not a hang
+        self._pipe, self._child = spawn(_serve, self.respond, self.latency)
         self.url = self._pipe.recv()
         return self
 

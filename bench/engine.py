@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import multiprocessing
 import resource
 import statistics
 import subprocess
@@ -56,7 +55,7 @@ from decimal import Decimal
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from _provider import BenchProvider
+from _provider import BenchProvider, spawn
 
 from cartrescue.channels.twilio import TwilioSMS
 from cartrescue.clock import FrozenClock
@@ -507,11 +506,7 @@ def shopify_fake(count: int, in_process: bool) -> Iterator[tuple[str, str, str]]
         with FakeShopify.from_checkouts(items, throttle=False) as fake:
             yield fake.shop, fake.token, fake.base_url
         return
-    context = multiprocessing.get_context("spawn")  # no fork of a threaded process
-    pipe, theirs = context.Pipe()
-    child = context.Process(target=_serve_shopify, args=(count, theirs), daemon=True)
-    child.start()
-    theirs.close()  # a child that dies unstarted is an EOFError here, not a hang
+    pipe, child = spawn(_serve_shopify, count)
     try:
         yield pipe.recv()
     finally:

@@ -272,7 +272,8 @@ def test_a_store_that_breaks_while_sending_stops_the_pass_and_keeps_the_key_unkn
     locker.close()
 
 
-def test_keyboard_interrupt_is_not_recorded_as_a_bad_item() -> None:
+@pytest.mark.parametrize("read_ahead", [False, True])  # True: raised in the reading thread
+def test_keyboard_interrupt_is_not_recorded_as_a_bad_item(read_ahead: bool) -> None:
     class Interrupted:
         name = "list"
 
@@ -280,6 +281,7 @@ def test_keyboard_interrupt_is_not_recorded_as_a_bad_item() -> None:
             yield good(1)
             raise KeyboardInterrupt
 
+    Interrupted.read_ahead = read_ahead  # type: ignore[attr-defined]
     with new_store() as store:
         recovery = Recovery(Interrupted(), [MemoryChannel("sms")], store, clock=FrozenClock(T0))
         with pytest.raises(KeyboardInterrupt):

@@ -1,6 +1,7 @@
 """A connector with ``read_ahead = True`` is read a page ahead, in a thread of its own: the
 pass does what it did without it, the connector is never called from two threads at once,
-what it raises is raised in the pass as before, and a pass that stops stops reading."""
+what it raises is raised in the pass as before (a KeyboardInterrupt too: see
+test_engine_faults), and a pass that stops stops reading."""
 
 from __future__ import annotations
 
@@ -17,23 +18,12 @@ from cartrescue.errors import BadPayloadError, ConnectorError, StoreError
 from cartrescue.models import Purchase
 from cartrescue_testing.memory import MemoryChannel
 
-from .conftest import NOON, make_checkout
-from .test_engine_faults import RaisingIterator
+from .conftest import NOON
+from .test_engine_faults import T0, IteratorConnector, good, new_store
 
 pytestmark = pytest.mark.usefixtures("scanned_logs")
 
-T0 = NOON + timedelta(hours=1)  # step 1 of a cart abandoned at NOON is due
 READER = "cartrescue-read-ahead"
-
-
-def good(n: int) -> Checkout:
-    return make_checkout(str(n), phone=f"+479123{n:04d}", email=f"buyer{n}@example.no")
-
-
-def new_store() -> SQLiteStore:
-    store = SQLiteStore(":memory:")
-    store.start_at(NOON - timedelta(days=1))
-    return store
 
 
 class Platform:
@@ -123,17 +113,6 @@ def test_reading_ahead_stays_within_two_batches_of_the_pass() -> None:
     assert 0 < max(ahead) <= 3 * 20
 
 
-class Listed:
-    name = "listed"
-
-    def __init__(self, items: list[Checkout | Exception], *, read_ahead: bool) -> None:
-        self.items = items
-        self.read_ahead = read_ahead
-
-    def abandoned_checkouts(self, since: datetime | None) -> Iterator[Checkout | BadCheckout]:
-        return RaisingIterator(self.items)
-
-
 @pytest.mark.parametrize("read_ahead", [False, True])
 def test_what_a_read_ahead_connector_raises_is_handled_as_before(read_ahead: bool) -> None:
     items: list[Checkout | Exception] = [
@@ -142,14 +121,14 @@ def test_what_a_read_ahead_connector_raises_is_handled_as_before(read_ahead: boo
         good(3),
         TypeError("unhashable type: 'list'"),
         good(5),
-        ConnectorError("platform: 503 after 5 tries", connector="listed"),
+        ConnectorError("platform: 503 after 5 tries", connector="hand-written"),
         good(7),  # never read: the platform could not be read past the error
     ]
+    connector = IteratorConnector(items)
+    connector.read_ahead = read_ahead  # type: ignore[attr-defined]
     with new_store() as store:
         sms = MemoryChannel("sms")
-        recovery = Recovery(
-            Listed(items, read_ahead=read_ahead), [sms], store, clock=FrozenClock(T0)
-        )
+        recovery = Recovery(connector, [sms], store, clock=FrozenClock(T0))
         report = recovery.run()
         assert report.error is not None and "503 after 5 tries" in report.error
         # the batch in hand waits for the next pass, which reads it again
@@ -159,23 +138,7 @@ def test_what_a_read_ahead_connector_raises_is_handled_as_before(read_ahead: boo
             "2": "price 'x' is not a number",
             "#4": "connector raised TypeError: unhashable type: 'list'",
         }
-        assert store.watermark("listed") is None  # an unread platform keeps its watermark
-
-
-def test_a_keyboard_interrupt_in_the_reading_thread_ends_the_pass() -> None:
-    class Interrupted:
-        name = "list"
-        read_ahead = True
-
-        def abandoned_checkouts(self, since: datetime | None) -> Iterator[Checkout]:
-            yield good(1)
-            raise KeyboardInterrupt
-
-    with new_store() as store:
-        recovery = Recovery(Interrupted(), [MemoryChannel("sms")], store, clock=FrozenClock(T0))
-        with pytest.raises(KeyboardInterrupt):
-            recovery.run()
-        assert store.bad_checkouts() == []
+        assert store.watermark(connector.name) is None  # an unread platform keeps its watermark
 
 
 def test_a_pass_that_stops_on_a_broken_store_stops_reading_ahead() -> None:
